@@ -1,0 +1,1 @@
+"""A JAX weight-sharing supernet for neural architecture search."""

@@ -1,0 +1,397 @@
+"""Datasets that need no download, behind a small registry.
+
+    from supernet import data
+    ds = data.get("digits", seed=0)          # -> Dataset
+    ds.train.x, ds.train.y                   # float32 [n, *input_shape], int32 [n]
+    for x, y in data.epoch_batches(ds.train, 64, seed=0, epoch=3): ...
+
+Every dataset has three splits. `val` is always carved out of the original training data
+(deterministically from `seed`), never from test: search uses `val`, final numbers use `test`.
+Inputs are channels-last and standardised per channel (last axis) with the statistics of the
+`train` split; the same statistics are applied to `val` and `test` and kept on the Dataset as
+`mean` / `std`.
+
+Registered names:
+  digits     scikit-learn's bundled 8x8 digits (1,797 images), shape (8, 8, 1).
+  mnist1d    MNIST-1D generated offline by the `mnist1d` package (4,000 train / 1,000 test),
+             shape (40, 1). Generation takes a few seconds; it is cached per process.
+  synthetic  random inputs with learnable labels (argmax of a fixed random linear map).
+  cifar10    CIFAR-10 read from a local `cifar-10-batches-py` directory (option `data_dir`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import os
+import pickle
+import random
+from typing import Callable, Iterator
+
+import numpy as np
+
+__all__ = ["Split", "Dataset", "get", "names", "register", "iterate", "epoch_batches"]
+
+
+# --------------------------------------------------------------------------- containers
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Split:
+    """One split: `x` float32 [n, *input_shape], `y` int32 [n]."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+    """A dataset with `train` / `val` / `test` splits and the train statistics used to scale it."""
+
+    name: str
+    num_classes: int
+    input_shape: tuple
+    train: Split
+    val: Split
+    test: Split
+    mean: np.ndarray  # per-channel train mean (before standardisation), float32 [C]
+    std: np.ndarray  # per-channel train std (before standardisation), float32 [C]
+
+    def split(self, name: str) -> Split:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; valid splits are {', '.join(SPLITS)}.")
+        return getattr(self, name)
+
+
+# --------------------------------------------------------------------------- registry
+
+_REGISTRY: dict[str, Callable[..., Dataset]] = {}
+
+
+def register(name: str):
+    """Decorator: register `builder(seed, **options) -> Dataset` under `name`.
+
+    The builder's keyword-only parameters (with defaults) are the dataset's options.
+    """
+
+    def deco(builder):
+        if name in _REGISTRY:
+            raise ValueError(f"dataset {name!r} is already registered.")
+        _REGISTRY[name] = builder
+        return builder
+
+    return deco
+
+
+def names() -> tuple[str, ...]:
+    """The registered dataset names, sorted."""
+    return tuple(sorted(_REGISTRY))
+
+
+def _options_of(builder) -> tuple[str, ...]:
+    params = inspect.signature(builder).parameters.values()
+    return tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
+def get(name: str, seed: int = 0, **options) -> Dataset:
+    """Build dataset `name`; `seed` fixes the train/val carve (and synthetic data).
+
+    Unknown names raise ValueError listing the registered ones; unknown options raise
+    TypeError listing the dataset's valid options.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown dataset {name!r}; valid names are: {', '.join(names())}.")
+    builder = _REGISTRY[name]
+    valid = _options_of(builder)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise TypeError(
+            f"dataset {name!r} got unknown option(s) {', '.join(unknown)}; "
+            f"valid options are: {', '.join(sorted(valid)) or '(none)'}."
+        )
+    seed = _check_seed(seed, "seed")
+    return builder(seed, **options)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_seed(seed, what: str) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"{what} must be a non-negative integer, got {seed!r}.")
+    return int(seed)
+
+
+def _check_fraction(value, what: str, allow_zero: bool) -> float:
+    lo = "0 <=" if allow_zero else "0 <"
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number with {lo} {what} < 1, got {value!r}.") from None
+    if not ((0.0 <= f if allow_zero else 0.0 < f) and f < 1.0):
+        raise ValueError(f"{what} must satisfy {lo} {what} < 1, got {value!r}.")
+    return f
+
+
+def _check_count(value, what: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{what} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def _carve(n: int, fraction: float, rng: np.random.Generator, what: str, source: str):
+    """Random disjoint index sets (kept, carved) with len(carved) = round(n * fraction).
+
+    Both index sets are sorted, so each split keeps the original order of the examples.
+    """
+    k = int(round(n * fraction))
+    if n - k < 1:
+        raise ValueError(
+            f"{what}={fraction} leaves no {source} examples out of {n}; use a smaller {what}."
+        )
+    perm = rng.permutation(n)
+    return np.sort(perm[k:]), np.sort(perm[:k])
+
+
+def _finish(name, num_classes, x_train, y_train, x_val, y_val, x_test, y_test) -> Dataset:
+    """Standardise with train per-channel stats (last axis) and pack the Dataset."""
+    axes = tuple(range(x_train.ndim - 1))
+    mean = x_train.mean(axis=axes, dtype=np.float64)
+    std = x_train.std(axis=axes, dtype=np.float64)
+    std = np.where(std > 1e-8, std, 1.0)  # a constant channel is only centred
+
+    def scale(x):
+        x = np.asarray(x, dtype=np.float32)
+        x = (x - mean.astype(np.float32)) / std.astype(np.float32)
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def split(x, y):
+        return Split(x=scale(x), y=np.ascontiguousarray(y, dtype=np.int32))
+
+    return Dataset(
+        name=name,
+        num_classes=int(num_classes),
+        input_shape=tuple(int(d) for d in x_train.shape[1:]),
+        train=split(x_train, y_train),
+        val=split(x_val, y_val),
+        test=split(x_test, y_test),
+        mean=mean.astype(np.float32),
+        std=std.astype(np.float32),
+    )
+
+
+def _carve_val(name, num_classes, x, y, x_test, y_test, val_fraction, seed) -> Dataset:
+    val_fraction = _check_fraction(val_fraction, "val_fraction", allow_zero=True)
+    tr, va = _carve(len(y), val_fraction, np.random.default_rng(seed), "val_fraction", "train")
+    return _finish(name, num_classes, x[tr], y[tr], x[va], y[va], x_test, y_test)
+
+
+# --------------------------------------------------------------------------- datasets
+
+# The digits test split is fixed (independent of `seed`) so test numbers are comparable
+# across seeds; only the train/val carve follows `seed`.
+_DIGITS_TEST_SEED = 12345
+
+
+@register("digits")
+def _digits(seed: int, *, val_fraction: float = 0.2, test_fraction: float = 0.2) -> Dataset:
+    from sklearn.datasets import load_digits
+
+    test_fraction = _check_fraction(test_fraction, "test_fraction", allow_zero=False)
+    raw = load_digits()
+    x = raw.images.astype(np.float32).reshape(-1, 8, 8, 1)  # pixel values 0..16
+    y = raw.target.astype(np.int32)
+    rest, test = _carve(
+        len(y), test_fraction, np.random.default_rng(_DIGITS_TEST_SEED), "test_fraction", "train"
+    )
+    return _carve_val("digits", 10, x[rest], y[rest], x[test], y[test], val_fraction, seed)
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist1d_raw():
+    """The official MNIST-1D arrays, generated offline (deterministic, ~5 s, cached per process).
+
+    `make_dataset` reseeds Python's and numpy's global RNGs; their states are restored afterwards
+    so importing the data does not perturb other code.
+    """
+    from mnist1d.data import get_dataset_args, make_dataset  # never get_dataset: it downloads
+
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        d = make_dataset(get_dataset_args())
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+    out = (
+        np.asarray(d["x"], dtype=np.float32),
+        np.asarray(d["y"], dtype=np.int32),
+        np.asarray(d["x_test"], dtype=np.float32),
+        np.asarray(d["y_test"], dtype=np.int32),
+    )
+    for a in out:
+        a.setflags(write=False)
+    return out
+
+
+@register("mnist1d")
+def _mnist1d(seed: int, *, val_fraction: float = 0.2) -> Dataset:
+    x, y, x_test, y_test = _mnist1d_raw()
+    return _carve_val(
+        "mnist1d", 10, x[..., None], y, x_test[..., None], y_test, val_fraction, seed
+    )
+
+
+@register("synthetic")
+def _synthetic(
+    seed: int,
+    *,
+    input_shape: tuple = (32, 32, 3),
+    num_classes: int = 10,
+    num_train: int = 512,
+    num_val: int = 128,
+    num_test: int = 128,
+) -> Dataset:
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = (input_shape,)
+    if not shape or any(
+        isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1 for d in shape
+    ):
+        raise ValueError(
+            f"input_shape must be a non-empty tuple of positive ints (channels last), "
+            f"got {input_shape!r}."
+        )
+    num_classes = _check_count(num_classes, "num_classes", 2)
+    num_train = _check_count(num_train, "num_train", 1)
+    num_val = _check_count(num_val, "num_val", 0)
+    num_test = _check_count(num_test, "num_test", 1)
+
+    rng = np.random.default_rng(seed)
+    n = num_train + num_val + num_test
+    dim = int(np.prod(shape))
+    x = rng.standard_normal((n, dim), dtype=np.float32)
+    w = rng.standard_normal((dim, num_classes), dtype=np.float32)
+    y = np.argmax(x @ w, axis=1).astype(np.int32)  # learnable: a linear classifier is exact
+    x = x.reshape(n, *shape)
+    a, b = num_train, num_train + num_val
+    return _finish("synthetic", num_classes, x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:])
+
+
+CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR10_TEST_FILE = "test_batch"
+
+
+def _cifar_expected() -> str:
+    return (
+        "a directory holding the standard CIFAR-10 python-pickle batches "
+        f"{', '.join(CIFAR10_TRAIN_FILES)} and {CIFAR10_TEST_FILE} "
+        "(the contents of `cifar-10-batches-py` from cifar-10-python.tar.gz)"
+    )
+
+
+def _read_cifar_batch(path: str):
+    with open(path, "rb") as f:
+        d = pickle.load(f, encoding="bytes")
+    if not isinstance(d, dict) or b"data" not in d or b"labels" not in d:
+        raise ValueError(
+            f"{path} is not a CIFAR-10 python batch: expected a pickled dict with keys "
+            "b'data' and b'labels'."
+        )
+    data = np.asarray(d[b"data"], dtype=np.uint8)
+    labels = np.asarray(d[b"labels"], dtype=np.int32)
+    if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"{path}: expected b'data' uint8 [n, 3072] and n labels, got data "
+            f"{data.shape} and {labels.shape[0]} labels."
+        )
+    # channel-major rows (1024 R, 1024 G, 1024 B, each row-major 32x32) -> NHWC
+    x = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return x, labels
+
+
+@register("cifar10")
+def _cifar10(
+    seed: int, *, data_dir: str | None = None, val_fraction: float = 0.1, max_train: int | None = None
+) -> Dataset:
+    if data_dir is None:
+        raise ValueError(f"cifar10 needs option data_dir: {_cifar_expected()}.")
+    data_dir = os.fspath(data_dir)
+    if not os.path.isdir(data_dir):
+        raise ValueError(f"cifar10 data_dir {data_dir!r} is not a directory; expected {_cifar_expected()}.")
+    missing = [
+        f for f in CIFAR10_TRAIN_FILES + (CIFAR10_TEST_FILE,)
+        if not os.path.isfile(os.path.join(data_dir, f))
+    ]
+    if missing:
+        raise ValueError(
+            f"cifar10 data_dir {data_dir!r} lacks {', '.join(missing)}; expected {_cifar_expected()}."
+        )
+    if max_train is not None:
+        max_train = _check_count(max_train, "max_train", 1)
+
+    xs, ys = [], []
+    for f in CIFAR10_TRAIN_FILES:
+        x, y = _read_cifar_batch(os.path.join(data_dir, f))
+        xs.append(x)
+        ys.append(y)
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    if max_train is not None:
+        x, y = x[:max_train], y[:max_train]
+    x_test, y_test = _read_cifar_batch(os.path.join(data_dir, CIFAR10_TEST_FILE))
+    for labels, where in ((y, "training"), (y_test, "test")):
+        if labels.size and (labels.min() < 0 or labels.max() > 9):
+            raise ValueError(f"cifar10 {where} labels must lie in 0..9, found {labels.min()}..{labels.max()}.")
+    x = x.astype(np.float32) / 255.0
+    x_test = x_test.astype(np.float32) / 255.0
+    return _carve_val("cifar10", 10, x, y, x_test, y_test, val_fraction, seed)
+
+
+# --------------------------------------------------------------------------- batching
+
+
+def iterate(
+    split: Split, batch_size: int, rng: np.random.Generator
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """One shuffled epoch of `(x, y)` batches of exactly `batch_size` (the remainder is dropped).
+
+    Arguments are checked when called, not when the first batch is drawn.
+    """
+    n = len(split)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if batch_size > n:
+        raise ValueError(
+            f"batch_size {batch_size} is larger than the split ({n} examples); "
+            f"use batch_size <= {n}."
+        )
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got "
+            f"{type(rng).__name__}; use epoch_batches(split, batch_size, seed, epoch) for a seed."
+        )
+    perm = rng.permutation(n)
+    batch_size = int(batch_size)
+
+    def gen():
+        for i in range(n // batch_size):
+            idx = perm[i * batch_size : (i + 1) * batch_size]
+            yield split.x[idx], split.y[idx]
+
+    return gen()
+
+
+def epoch_batches(
+    split: Split, batch_size: int, seed: int, epoch: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Like `iterate`, with the shuffle fixed by (seed, epoch): a resumed run sees the same batches."""
+    seed = _check_seed(seed, "seed")
+    epoch = _check_seed(epoch, "epoch")
+    return iterate(split, batch_size, np.random.default_rng([seed, epoch]))

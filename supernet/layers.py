@@ -1,0 +1,92 @@
+"""Small building blocks shared by the supernets and the standalone networks.
+
+Every layer works for any number of spatial dimensions (1-D signals such as MNIST-1D, 2-D images):
+inputs are channels-last, `[batch, *spatial, channels]`, and kernels are `[*window, in, out]`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
+
+_SPATIAL = "HWD"
+
+
+def conv(x: jax.Array, kernel: jax.Array, stride: int = 1, groups: int = 1) -> jax.Array:
+    """Convolution with symmetric `k // 2` padding (the PyTorch convention NAS-Bench-201 uses)."""
+    nd = x.ndim - 2
+    letters = _SPATIAL[:nd]
+    padding = [(k // 2, k // 2) for k in kernel.shape[:nd]]
+    return jax.lax.conv_general_dilated(
+        x, kernel, (stride,) * nd, padding, feature_group_count=groups,
+        dimension_numbers=(f"N{letters}C", f"{letters}IO", f"N{letters}C"))
+
+
+def avg_pool3(x: jax.Array) -> jax.Array:
+    """3-wide average pool, stride 1, padding 1, padded cells not counted (NAS-Bench-201's pool)."""
+    nd = x.ndim - 2
+    return nn.avg_pool(x, (3,) * nd, strides=(1,) * nd, padding=[(1, 1)] * nd, count_include_pad=False)
+
+
+def downsample_pool(x: jax.Array) -> jax.Array:
+    """2-wide average pool with stride 2; odd sizes round up, like a stride-2 3x3 conv with padding 1."""
+    nd = x.ndim - 2
+    padding = [(0, d % 2) for d in x.shape[1:-1]]
+    return nn.avg_pool(x, (2,) * nd, strides=(2,) * nd, padding=padding, count_include_pad=False)
+
+
+def global_pool(x: jax.Array) -> jax.Array:
+    return x.mean(axis=tuple(range(1, x.ndim - 1)))
+
+
+class ConvKernel(nn.Module):
+    """Just a conv kernel parameter named like `nn.Conv`'s, so weights copy between networks."""
+    window: int
+    features: int
+    stride: int = 1
+
+    @nn.compact
+    def __call__(self, x):
+        nd = x.ndim - 2
+        kernel = self.param("kernel", nn.initializers.kaiming_normal(),
+                            (self.window,) * nd + (x.shape[-1], self.features))
+        return conv(x, kernel, self.stride)
+
+
+class CalibratedBatchNorm(nn.Module):
+    """Batch norm for weight-sharing supernets; same variable names as `nn.BatchNorm`.
+
+    Training normalises with the batch's own statistics and keeps no running average: in a
+    supernet the statistics differ per architecture, so they are recalibrated per architecture
+    before evaluation. With `use_running_average=False` and `batch_stats` mutable, the batch's
+    statistics are *written* (not averaged), which is what calibration uses.
+    """
+    use_running_average: bool = False
+    use_scale: bool = True
+    epsilon: float = 1e-5
+
+    @nn.compact
+    def __call__(self, x, scale=None, bias=None):
+        axes = tuple(range(x.ndim - 1))
+        features = x.shape[-1]
+        if self.use_running_average:
+            mean = self.get_variable("batch_stats", "mean")
+            var = self.get_variable("batch_stats", "var")
+            if mean is None:
+                raise ValueError("no batch statistics for this architecture: calibrate it first "
+                                 "(supernet.calibrate) or evaluate with train=True.")
+        else:
+            mean = x.mean(axes)
+            var = jnp.maximum((x * x).mean(axes) - mean * mean, 0.0)
+            if self.is_mutable_collection("batch_stats"):
+                self.put_variable("batch_stats", "mean", mean)
+                self.put_variable("batch_stats", "var", var)
+        y = (x - mean) * jax.lax.rsqrt(var + self.epsilon)
+        if self.use_scale:
+            y = y * self.param("scale", nn.initializers.ones, (features,))
+            y = y + self.param("bias", nn.initializers.zeros, (features,))
+        if scale is not None:
+            y = y * scale + bias
+        return y
+

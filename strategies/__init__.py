@@ -1,0 +1,83 @@
+"""Search strategies over architecture arrays: `strategies.get(name, space, **options)`.
+
+    import jax
+    from supernet import spaces
+    import strategies
+
+    space = spaces.get("nas_bench_201")
+    strategy = strategies.get("evolution", space, max_params=800_000)
+    state = strategy.init(jax.random.key(0))
+    archs, state = strategy.ask(jax.random.key(1), state, 4)     # int32[4, 6], all feasible
+    state = strategy.tell(state, archs, fitness)                   # float32[4], higher is better
+    best_arch, best_fitness = strategies.best(state)
+
+See `strategies.base` for the shared machinery and each module for its algorithm.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+from strategies import constraints as _constraints
+from strategies.base import Strategy, best, top_k
+from strategies.constraints import Feasibility, Limit
+
+# name -> module; each module has `make_core(space, capacity, **options)` and `DEFAULT_CAPACITY`.
+_MODULES = {
+    "random": "strategies.random_search",
+    "evolution": "strategies.evolution",
+    "bayesian": "strategies.bayesian",
+    "reinforce": "strategies.reinforce",
+    "autoencoder": "strategies.autoencoder",
+}
+
+
+def names() -> tuple[str, ...]:
+    return tuple(_MODULES)
+
+
+def _module(name: str):
+    if name not in _MODULES:
+        raise ValueError(f"unknown strategy {name!r}; valid strategies: {', '.join(names())}.")
+    return importlib.import_module(_MODULES[name])
+
+
+def algorithm_options(name: str) -> dict:
+    """The named strategy's own options and their defaults."""
+    params = inspect.signature(_module(name).make_core).parameters
+    return {k: p.default for k, p in params.items() if k not in ("space", "capacity")}
+
+
+def get(name: str, space, *, max_flops=None, max_params=None, constraints=(), capacity=None,
+        avoid_repeats: bool = True, enumerate_limit: int = _constraints.DEFAULT_ENUMERATE_LIMIT,
+        **options) -> Strategy:
+    """Builds the named strategy for `space`.
+
+    Common options:
+      max_flops, max_params: upper limits from the space's analytic counts.
+      constraints: more limits, each a `Limit(name, cost, limit)` or `(cost, limit)` with
+        `cost(archs int32[n, D]) -> [n]` (e.g. a latency table lookup).
+      capacity: how many evaluations the state remembers (fixed, for jit); per-strategy default.
+      avoid_repeats: never re-propose an evaluated architecture while fresh feasible ones remain.
+      enumerate_limit: spaces up to this size get constraints tabulated (jittable `ask`).
+    Anything else is the algorithm's own option (see `algorithm_options(name)`); an unknown one
+    raises a TypeError listing the valid ones. A constraint that no architecture meets raises a
+    ValueError here (tabulated spaces) or in `ask` after a bounded search (others).
+    """
+    module = _module(name)
+    valid = algorithm_options(name)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise TypeError(f"strategy {name!r} has no option(s) {', '.join(unknown)}; its options are "
+                        f"{', '.join(valid) or 'none'}, plus max_flops, max_params, constraints, capacity, "
+                        f"avoid_repeats, enumerate_limit.")
+    capacity = int(module.DEFAULT_CAPACITY if capacity is None else capacity)
+    limits = _constraints.make_limits(space, max_flops, max_params, constraints, enumerate_limit)
+    feasibility = Feasibility(space, limits, enumerate_limit=enumerate_limit)
+    core = module.make_core(space, capacity, **options)
+    from strategies import base  # local: keeps the package namespace small
+    return base.build(space, core, feasibility, capacity=capacity, avoid_repeats=avoid_repeats, name=name)
+
+
+__all__ = ["Strategy", "Limit", "Feasibility", "get", "names", "algorithm_options", "best", "top_k"]

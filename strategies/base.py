@@ -1,0 +1,280 @@
+"""The strategy interface and the machinery every strategy shares.
+
+A strategy is three pure functions over an explicit state pytree, in the optax style:
+
+    state = strategy.init(key)
+    archs, state = strategy.ask(key, state, n)        # int32[n, D], all feasible
+    state = strategy.tell(state, archs, fitness)      # fitness float32[n], higher is better
+
+Strategies see architecture arrays and fitness numbers only, never a model.
+
+Each algorithm supplies a small `Core`: `propose` turns the state into a pool of candidate
+architectures with a priority each (its preference order), and `learn` updates the algorithm's own
+fields after new results were recorded. Everything else lives here, once:
+
+* `ask` adds a "fill" of uniform feasible architectures to the pool, drops infeasible candidates
+  and, by default, ones already evaluated or repeated within the batch, and returns the `n` best
+  left by priority (pool before fill). Only if no fresh feasible candidate is left does it fall back
+  to repeating a feasible one, so it never loops and never proposes an infeasible architecture.
+* `tell` checks its inputs, records them in a fixed-capacity `History` ring buffer, then calls
+  `learn`.
+
+Fixed shapes (capacity, pool size) keep `ask` (with `n` static) and `tell` jittable: they compile
+once per `n` instead of once per query. `ask` stays jittable under constraints when the
+constraints could be tabulated over the whole space (see `constraints.Feasibility`); otherwise it
+runs a host-side filter and is not jittable.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from strategies.constraints import Feasibility
+
+# Fill candidates are drawn per requested architecture; more make "all of them were already seen"
+# less likely late in a search, at a negligible cost.
+FILL_PER_ARCH = 8
+MIN_FILL = 64
+
+
+class Strategy(NamedTuple):
+    """`init(key)`, `ask(key, state, n)`, `tell(state, archs, fitness)`; see the module docstring."""
+    init: Callable[[jax.Array], Any]
+    ask: Callable[[jax.Array, Any, int], tuple[jax.Array, Any]]
+    tell: Callable[[Any, Any, Any], Any]
+    name: str = ""
+
+
+class History(NamedTuple):
+    """The last `capacity` evaluations: a ring buffer, slot `i % capacity` holds the i-th result.
+
+    `fitness` is -inf for a failed (NaN) evaluation. `count` is the total number told so far,
+    which may exceed the capacity; `valid_mask` tells which slots hold a result.
+    """
+    archs: jax.Array    # int32[capacity, D]
+    fitness: jax.Array  # float32[capacity]
+    count: jax.Array    # int32 scalar
+
+
+class Core(NamedTuple):
+    """What an algorithm supplies (all jittable, `n` static).
+
+    init(key) -> state: a NamedTuple with a `history` field (use `empty_history`).
+    propose(key, state, n) -> (pool int32[P, D], priority float32[P]): candidates, higher priority
+        preferred. P may depend on n only.
+    learn(state, archs, fitness) -> state: called by `tell` after the history was updated;
+        fitness has -inf for failed evaluations.
+    """
+    init: Callable
+    propose: Callable
+    learn: Callable
+
+
+# -- history --------------------------------------------------------------------------------------
+
+def empty_history(num_decisions: int, capacity: int) -> History:
+    return History(archs=jnp.zeros((capacity, num_decisions), jnp.int32),
+                   fitness=jnp.full((capacity,), -jnp.inf, jnp.float32),
+                   count=jnp.zeros((), jnp.int32))
+
+
+def valid_mask(history: History) -> jax.Array:
+    capacity = history.fitness.shape[0]
+    return jnp.arange(capacity) < jnp.minimum(history.count, capacity)
+
+
+def append(history: History, archs: jax.Array, fitness: jax.Array) -> History:
+    capacity = history.fitness.shape[0]
+    slots = (history.count + jnp.arange(archs.shape[0])) % capacity
+    return History(history.archs.at[slots].set(archs.astype(jnp.int32)),
+                   history.fitness.at[slots].set(fitness.astype(jnp.float32)),
+                   history.count + archs.shape[0])
+
+
+def filled_fitness(history: History) -> jax.Array:
+    """Fitness with failed (-inf) results replaced by the worst finite one and empty slots by 0,
+    for the learners that need finite numbers (regression targets, rewards)."""
+    valid = valid_mask(history)
+    finite = valid & jnp.isfinite(history.fitness)
+    worst = jnp.min(jnp.where(finite, history.fitness, jnp.inf))
+    worst = jnp.where(jnp.any(finite), worst, 0.0)
+    return jnp.where(finite, history.fitness, jnp.where(valid, worst, 0.0))
+
+
+def recent(history: History, k: int) -> tuple[jax.Array, jax.Array]:
+    """The last `k` results (k <= capacity) as (slot indices int32[k], present bool[k]), newest
+    last; `present` is False for slots before the first result. Regularized evolution's population."""
+    capacity = history.fitness.shape[0]
+    order = history.count - k + jnp.arange(k)
+    return order % capacity, order >= 0
+
+
+def top_k(state, k: int) -> tuple[jax.Array, jax.Array]:
+    """The `k` best architectures in the state's history, best first: (int32[k, D], float32[k]).
+
+    Works for every strategy's state. With fewer than `k` results, the tail has fitness -inf.
+    Jittable (k static). The ensembling helpers in `strategies.ensemble` take these.
+    """
+    history = state.history
+    fitness = jnp.where(valid_mask(history), history.fitness, -jnp.inf)
+    best, slots = jax.lax.top_k(fitness, k)
+    return history.archs[slots], best
+
+
+def best(state) -> tuple[jax.Array, jax.Array]:
+    """The best architecture seen so far and its fitness: (int32[D], float32 scalar)."""
+    archs, fitness = top_k(state, 1)
+    return archs[0], fitness[0]
+
+
+# -- encodings ------------------------------------------------------------------------------------
+
+def one_hot(archs: jax.Array, num_choices) -> jax.Array:
+    """int32[..., D] -> float32[..., sum(num_choices)]: the choices one-hot, decision by decision."""
+    offsets = jnp.asarray(np.concatenate([[0], np.cumsum(num_choices)[:-1]]), jnp.int32)
+    return jax.nn.one_hot(archs + offsets, int(sum(num_choices)), dtype=jnp.float32).sum(-2)
+
+
+def option_mask(num_choices) -> np.ndarray:
+    """bool[D, max K]: which padded option slots exist, for per-decision logits of equal width."""
+    num_choices = np.asarray(num_choices)
+    return np.arange(num_choices.max())[None, :] < num_choices[:, None]
+
+
+def mutate(key: jax.Array, archs: jax.Array, num_choices) -> jax.Array:
+    """Changes exactly one uniformly chosen decision of each architecture to a different option.
+    A decision with a single option cannot change; architectures whose chosen decision has one
+    option come back unchanged (rare, and the caller's novelty filter drops them)."""
+    n, d = archs.shape
+    k_decision, k_offset = jax.random.split(key)
+    sizes = jnp.asarray(num_choices, jnp.int32)
+    decision = jax.random.randint(k_decision, (n,), 0, d)
+    size = sizes[decision]
+    # A shift in 1..size-1 modulo size always lands on a different option.
+    shift = jax.random.randint(k_offset, (n,), 1, jnp.maximum(size, 2))
+    current = archs[jnp.arange(n), decision]
+    new = jnp.where(size > 1, (current + shift) % jnp.maximum(size, 1), current)
+    return archs.at[jnp.arange(n), decision].set(new)
+
+
+# -- choosing among candidates --------------------------------------------------------------------
+
+def _matches(a: jax.Array, b: jax.Array) -> jax.Array:
+    """bool[len(a), len(b)]: a[i] equals b[j]."""
+    return jnp.all(a[:, None, :] == b[None, :, :], axis=-1)
+
+
+def select(candidates, priority, from_pool, feasible, history: History, n: int, avoid_repeats: bool):
+    """The `n` best candidates: feasible first, then fresh (not in the history, not repeated in the
+    batch) first, then pool before fill, then by priority. Jittable."""
+    m = candidates.shape[0]
+    priority = jnp.where(jnp.isnan(priority), -jnp.inf, priority)
+    # First order: among equal architectures the best-ranked copy comes first, so that the
+    # in-batch duplicate test below keeps that one.
+    first = jnp.lexsort((-priority, ~from_pool, ~feasible))
+    candidates, feasible = candidates[first], feasible[first]
+    if avoid_repeats:
+        same = _matches(candidates, candidates)
+        repeated_in_batch = jnp.any(jnp.tril(same, k=-1), axis=1)
+        seen = jnp.any(_matches(candidates, history.archs) & valid_mask(history)[None, :], axis=1)
+        fresh = ~(repeated_in_batch | seen)
+    else:
+        fresh = jnp.ones((m,), bool)
+    rank = jnp.arange(m) + m * (~fresh) + 2 * m * (~feasible)
+    chosen = jnp.argsort(rank)[:n]
+    return candidates[chosen], feasible[chosen]
+
+
+# -- building a strategy from a core -------------------------------------------------------------
+
+def check_tell_inputs(space, archs, fitness, capacity: int):
+    """Shapes always; values when they are concrete (not traced by an outer jit/vmap)."""
+    a_shape, f_shape = np.shape(archs), np.shape(fitness)
+    if len(a_shape) != 2 or a_shape[1] != space.num_decisions:
+        raise ValueError(f"tell: architectures must be int[n, {space.num_decisions}] for {space.name}, "
+                         f"got shape {a_shape}.")
+    if f_shape != (a_shape[0],):
+        raise ValueError(f"tell: got {a_shape[0]} architectures but fitness of shape {f_shape}; "
+                         f"give one fitness value per architecture.")
+    if a_shape[0] > capacity:
+        raise ValueError(f"tell: {a_shape[0]} results at once exceed the history capacity {capacity}; "
+                         f"tell them in smaller batches or raise `capacity`.")
+    if isinstance(archs, jax.core.Tracer) or isinstance(fitness, jax.core.Tracer):
+        return jnp.asarray(archs, jnp.int32), jnp.asarray(fitness, jnp.float32)
+    archs = space.validate(np.asarray(archs))
+    fitness = np.asarray(fitness, np.float64)
+    if np.any(np.isinf(fitness)):
+        raise ValueError(f"tell: fitness must be finite, got {fitness[np.isinf(fitness)][:5]} at positions "
+                         f"{np.flatnonzero(np.isinf(fitness))[:5].tolist()}. Report a failed evaluation as NaN.")
+    if np.any(np.isnan(fitness)):
+        warnings.warn(f"tell: {int(np.isnan(fitness).sum())} NaN fitness value(s) treated as the worst "
+                      f"result (a failed evaluation).", RuntimeWarning, stacklevel=3)
+    return archs, fitness.astype(np.float32)
+
+
+def build(space, core: Core, feasibility: Feasibility, *, capacity: int, avoid_repeats: bool,
+          name: str) -> Strategy:
+    """Wraps a `Core` into a `Strategy` with input checks, constraints and the novelty filter."""
+    if capacity < 1:
+        raise ValueError(f"{name}: capacity must be at least 1, got {capacity}.")
+
+    def init(key):
+        return core.init(key)
+
+    def propose_with_fill(key, state, n):
+        k_pool, k_fill = jax.random.split(key)
+        pool, priority = core.propose(k_pool, state, n)
+        fill = feasibility.sample(k_fill, max(FILL_PER_ARCH * n, MIN_FILL)) if feasibility.jittable else None
+        return pool, priority.astype(jnp.float32), fill
+
+    def combine(pool, priority, fill):
+        candidates = jnp.concatenate([pool.astype(jnp.int32), fill.astype(jnp.int32)])
+        priority = jnp.concatenate([priority, jnp.zeros((fill.shape[0],), jnp.float32)])
+        from_pool = jnp.arange(candidates.shape[0]) < pool.shape[0]
+        return candidates, priority, from_pool
+
+    @functools.partial(jax.jit, static_argnums=2)
+    def ask_jittable(key, state, n):
+        pool, priority, fill = propose_with_fill(key, state, n)
+        candidates, priority, from_pool = combine(pool, priority, fill)
+        chosen, _ = select(candidates, priority, from_pool, feasibility.check(candidates),
+                           state.history, n, avoid_repeats)
+        return chosen, state
+
+    propose_jit = jax.jit(propose_with_fill, static_argnums=2)
+    select_jit = jax.jit(select, static_argnums=(5, 6))
+
+    def ask_on_host(key, state, n):
+        if isinstance(key, jax.core.Tracer):
+            raise TypeError(f"{name}: `ask` cannot run under jit with constraints that are Python "
+                            f"functions over a space too large to tabulate; call it without jit.")
+        pool, priority, _ = propose_jit(key, state, n)
+        fill = feasibility.sample(jax.random.fold_in(key, 1), n)  # host rejection sampling, bounded
+        candidates, priority, from_pool = combine(pool, priority, fill)
+        feasible = jnp.asarray(feasibility.check(np.asarray(candidates)))
+        chosen, _ = select_jit(candidates, priority, from_pool, feasible, state.history, n, avoid_repeats)
+        return chosen, state
+
+    def ask(key, state, n):
+        n = int(n)
+        if n < 1:
+            raise ValueError(f"{name}: ask for at least one architecture, got n={n}.")
+        return ask_jittable(key, state, n) if feasibility.jittable else ask_on_host(key, state, n)
+
+    @jax.jit
+    def tell_jit(state, archs, fitness):
+        fitness = jnp.where(jnp.isnan(fitness), -jnp.inf, fitness)
+        state = state._replace(history=append(state.history, archs, fitness))
+        return core.learn(state, archs, fitness)
+
+    def tell(state, archs, fitness):
+        archs, fitness = check_tell_inputs(space, archs, fitness, capacity)
+        return tell_jit(state, archs, fitness)
+
+    return Strategy(init=init, ask=ask, tell=tell, name=name)

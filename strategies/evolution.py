@@ -1,0 +1,79 @@
+"""Regularized (aging) evolution, Real et al., "Regularized Evolution for Image Classifier
+Architecture Search" (AAAI 2019).
+
+The population is the last `population_size` evaluated architectures (the history's ring buffer
+already holds them in age order), so aging comes for free: each new result pushes the oldest one
+out. Until the population is full, candidates are uniform random. Then each child comes from a
+tournament: `tournament_size` members drawn without replacement, the fittest is the parent, and
+exactly one of its decisions is changed to a different option. With probability `crossover_rate`
+the child first takes each decision from one of two tournament winners (uniform crossover).
+
+`ask` proposes `children_per_arch` independent children per requested architecture, so that the
+novelty and feasibility filters still find one when the first child is a repeat or over a limit.
+
+Ensembling: `strategies.base.top_k(state, k)` gives the best k evaluated architectures, and
+`strategies.ensemble.combine` averages their logits or lets them vote.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from strategies import base
+
+DEFAULT_CAPACITY = 1000
+
+
+class EvolutionState(NamedTuple):
+    history: base.History
+
+
+def _tournament_winners(key, fitness, present, num_children, tournament_size):
+    """For each child, the population slot that wins a tournament among present members."""
+    population_size = fitness.shape[0]
+    # Random keys, absent members last: the first `tournament_size` are a draw without replacement.
+    noise = jax.random.uniform(key, (num_children, population_size)) + (~present)[None, :]
+    contestants = jnp.argsort(noise, axis=1)[:, :tournament_size]
+    contestant_fitness = jnp.where(present[contestants], fitness[contestants], -jnp.inf)
+    return contestants[jnp.arange(num_children), jnp.argmax(contestant_fitness, axis=1)]
+
+
+def make_core(space, capacity: int, population_size: int = 20, tournament_size: int = 5,
+              crossover_rate: float = 0.0, children_per_arch: int = 16) -> base.Core:
+    if not 1 <= population_size <= capacity:
+        raise ValueError(f"evolution: population_size must be in 1..capacity ({capacity}), got {population_size}.")
+    if not 1 <= tournament_size <= population_size:
+        raise ValueError(f"evolution: tournament_size must be in 1..population_size ({population_size}), "
+                         f"got {tournament_size}.")
+    if not 0.0 <= crossover_rate <= 1.0:
+        raise ValueError(f"evolution: crossover_rate must be in [0, 1], got {crossover_rate}.")
+    num_choices = space.num_choices
+
+    def init(key):
+        del key
+        return EvolutionState(base.empty_history(space.num_decisions, capacity))
+
+    def propose(key, state, n):
+        history = state.history
+        m = n * children_per_arch
+        k_random, k_first, k_second, k_cross, k_use, k_mutate = jax.random.split(key, 6)
+        slots, present = base.recent(history, population_size)
+        fitness = history.fitness[slots]
+        first = history.archs[slots[_tournament_winners(k_first, fitness, present, m, tournament_size)]]
+        second = history.archs[slots[_tournament_winners(k_second, fitness, present, m, tournament_size)]]
+        from_first = jax.random.bernoulli(k_cross, 0.5, first.shape)
+        use_crossover = jax.random.bernoulli(k_use, crossover_rate, (m, 1))
+        parents = jnp.where(use_crossover & ~from_first, second, first)
+        children = base.mutate(k_mutate, parents, num_choices)
+        warming_up = history.count < population_size
+        pool = jnp.where(warming_up, space.sample(k_random, m), children)
+        return pool, jnp.zeros((m,), jnp.float32)
+
+    def learn(state, archs, fitness):
+        del archs, fitness
+        return state
+
+    return base.Core(init, propose, learn)

@@ -1,0 +1,38 @@
+"""Random search: uniform over the space, or over its feasible part under constraints.
+
+The pool it proposes is empty: `ask`'s fill of uniform feasible architectures is the whole
+algorithm. With `avoid_repeats` (the default) it samples without replacement from what was already
+evaluated, which is still uniform over the architectures not yet seen.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+from strategies import base
+
+DEFAULT_CAPACITY = 1000
+
+
+class RandomState(NamedTuple):
+    history: base.History
+
+
+def make_core(space, capacity: int) -> base.Core:
+    num_decisions = space.num_decisions
+
+    def init(key):
+        del key  # nothing random to set up
+        return RandomState(base.empty_history(num_decisions, capacity))
+
+    def propose(key, state, n):
+        del key, state, n
+        return jnp.zeros((0, num_decisions), jnp.int32), jnp.zeros((0,), jnp.float32)
+
+    def learn(state, archs, fitness):
+        del archs, fitness
+        return state
+
+    return base.Core(init, propose, learn)

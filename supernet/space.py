@@ -43,6 +43,10 @@ class Space:
     def size(self) -> int:
         return math.prod(self.num_choices)
 
+    def option_mask(self) -> np.ndarray:
+        """bool[D, K]: which of the K = max(num_choices) one-hot slots are real options."""
+        return np.arange(max(self.num_choices))[None, :] < np.asarray(self.num_choices)[:, None]
+
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         """`n` architectures drawn uniformly, int32[n, D]. Jittable (n static)."""
         maxval = jnp.asarray(self.num_choices, jnp.int32)

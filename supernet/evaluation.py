@@ -1,0 +1,99 @@
+"""Scoring architectures with shared weights: per-architecture BN recalibration, then accuracy.
+
+`evaluate_population` scores a whole batch of architectures on the same data in one `vmap`-ed,
+jitted call per data batch: the architectures are data, so one compilation serves every population
+of the same size.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh
+
+from supernet import sharding
+from supernet.space import Space
+from supernet.training import one_hot
+
+
+def calibrate(model, params, weights: jax.Array, x: jax.Array):
+    """Batch statistics of architecture `weights` on calibration inputs `x` (train-mode forward)."""
+    _, mutated = model.apply({"params": params}, x, weights, train=True, mutable=["batch_stats"])
+    return mutated["batch_stats"]
+
+
+def predict(model, params, batch_stats, weights: jax.Array, x: jax.Array) -> jax.Array:
+    return model.apply({"params": params, "batch_stats": batch_stats}, x, weights, train=False)
+
+
+@functools.lru_cache(maxsize=32)
+def _population_fns(space: Space, model):
+    """Jitted, vmapped (calibrate, score) for this space/model/mesh; cached so repeated calls
+    with the same population size reuse one compilation."""
+
+    def calibrate_all(params, archs, x):
+        return jax.vmap(lambda a: calibrate(model, params, one_hot(space, a), x))(archs)
+
+    def score_all(params, stats, archs, x, y, mask):
+        def score(s, a):
+            logits = predict(model, params, s, one_hot(space, a), x)
+            losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+            return ((logits.argmax(-1) == y) * mask).sum(), (losses * mask).sum()
+        return jax.vmap(score)(stats, archs)
+
+    return jax.jit(calibrate_all), jax.jit(score_all)
+
+
+def evaluate_population(space: Space, model, params, archs, calib_x: np.ndarray, x: np.ndarray,
+                        y: np.ndarray, *, mesh: Mesh, batch_size: int = 256,
+                        chunk_size: int | None = None) -> dict:
+    """Accuracy and mean loss of every architecture in `archs` (int32[P, D]) on all of (x, y).
+
+    Each architecture's BN statistics are first recalibrated on `calib_x` (training inputs), then
+    the data are scored in batches of `batch_size` (the last one padded and masked). `chunk_size`
+    bounds how many architectures share one vmapped call, to bound memory. Returns
+    {"accuracy": float[P], "loss": float[P]} as numpy arrays.
+    """
+    archs = jnp.asarray(space.validate(archs).reshape(-1, space.num_decisions))
+    sharding.check_batch_size(batch_size, mesh, "evaluation batch size")
+    sharding.check_batch_size(len(calib_x), mesh, "calibration batch size")
+    calibrate_all, score_all = _population_fns(space, model)
+    calib = sharding.shard_batch(mesh, np.asarray(calib_x))
+    batches = [sharding.shard_batch(mesh, *_padded(x, y, i, batch_size)) for i in range(0, len(x), batch_size)]
+    chunk = chunk_size or len(archs)
+    correct, loss = [], []
+    for start in range(0, len(archs), chunk):
+        part = archs[start:start + chunk]
+        stats = calibrate_all(params, part, calib)
+        totals = [score_all(params, stats, part, *batch) for batch in batches]
+        correct.append(sum(np.asarray(c) for c, _ in totals))
+        loss.append(sum(np.asarray(l) for _, l in totals))
+    return {"accuracy": np.concatenate(correct) / len(x), "loss": np.concatenate(loss) / len(x)}
+
+
+def _padded(x, y, start, batch_size):
+    """Batch `start` of (x, y), zero-padded to `batch_size`, with a 0/1 mask of real examples."""
+    bx, by = x[start:start + batch_size], y[start:start + batch_size]
+    pad = batch_size - len(bx)
+    mask = np.concatenate([np.ones(len(bx), np.float32), np.zeros(pad, np.float32)])
+    return (np.concatenate([bx, np.zeros((pad, *bx.shape[1:]), bx.dtype)]),
+            np.concatenate([by, np.zeros(pad, by.dtype)]), mask)
+
+
+def extract(space: Space, params, arch, calib_x: np.ndarray | None = None, model=None):
+    """(supernet weights, architecture) -> (standalone Flax module, its variables).
+
+    With `calib_x`, the architecture's BN statistics are recalibrated on it first, so the
+    standalone network reproduces the supernet's evaluation outputs. The module is a plain network
+    (`supernet.networks`); `module.init` gives fresh weights to retrain it from scratch.
+    """
+    arch = space.validate(arch)
+    variables = {"params": params}
+    if calib_x is not None:
+        model = model or space.supernet()
+        variables["batch_stats"] = calibrate(model, params, one_hot(space, jnp.asarray(arch)), jnp.asarray(calib_x))
+    return space.standalone(arch), space.extract_variables(variables, arch)

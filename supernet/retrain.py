@@ -1,0 +1,68 @@
+"""Training a standalone network from scratch and scoring it: the honest number for a winner."""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh
+from tqdm.auto import tqdm
+
+from supernet import data, records, sharding
+from supernet.training import cross_entropy, step_batches
+
+
+def init_variables(module, key: jax.Array, input_shape) -> dict:
+    return dict(module.init(key, jnp.zeros((2, *input_shape), jnp.float32), train=False))
+
+
+def make_standalone_step(module, optimizer: optax.GradientTransformation):
+    """`step((params, batch_stats, opt_state), x, y) -> (new triple, loss)`, jitted."""
+
+    def step(carry, x, y):
+        params, batch_stats, opt_state = carry
+
+        def loss_fn(p):
+            logits, updated = module.apply({"params": p, "batch_stats": batch_stats}, x, train=True,
+                                           mutable=["batch_stats"])
+            return cross_entropy(logits, y), updated["batch_stats"]
+
+        (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), batch_stats, opt_state), loss
+
+    return jax.jit(step, donate_argnums=0)
+
+
+def train_standalone(module, train: data.Split, *, steps: int, batch_size: int,
+                     optimizer: optax.GradientTransformation, key: jax.Array, mesh: Mesh,
+                     variables: dict | None = None, progress: bool = True, desc: str = "retrain",
+                     log: records.MetricsLog | None = None, log_every: int = 100) -> dict:
+    """Trains `module` (fresh weights from `key` unless `variables` is given); returns its variables."""
+    sharding.check_batch_size(batch_size, mesh)
+    init_key, data_key = jax.random.split(key)
+    variables = variables or init_variables(module, init_key, train.x.shape[1:])
+    carry = sharding.replicate(mesh, (variables["params"], variables.get("batch_stats", {}),
+                                      optimizer.init(variables["params"])))
+    step = make_standalone_step(module, optimizer)
+    batches = step_batches(train, batch_size, int(jax.random.randint(data_key, (), 0, 2**31 - 1)), 0)
+    tic, losses = time.perf_counter(), []
+    for t in tqdm(range(steps), desc=desc, disable=not progress):
+        carry, loss = step(carry, *sharding.shard_batch(mesh, *next(batches)))
+        losses.append(loss)
+        if log and ((t + 1) % log_every == 0 or t + 1 == steps):
+            log.write(phase=desc, step=t + 1, loss=float(np.mean(losses)), seconds=time.perf_counter() - tic)
+            losses = []
+    params, batch_stats, _ = carry
+    return {"params": params, "batch_stats": batch_stats}
+
+
+def accuracy(module, variables: dict, split: data.Split, batch_size: int = 500) -> float:
+    """Top-1 accuracy of a standalone network on every example of `split`."""
+    predict = jax.jit(lambda v, x: module.apply(v, x, train=False).argmax(-1))
+    correct = sum(int((np.asarray(predict(variables, split.x[i:i + batch_size])) == split.y[i:i + batch_size]).sum())
+                  for i in range(0, len(split), batch_size))
+    return correct / len(split)

@@ -53,8 +53,11 @@ def create_state(space: Space, model, optimizer: optax.GradientTransformation, k
 def make_optimizer(learning_rate: float = 0.05, momentum: float = 0.9, weight_decay: float = 5e-4,
                    steps: int = 1000, warmup_steps: int = 0) -> optax.GradientTransformation:
     """SGD with Nesterov momentum, decoupled weight decay and a cosine schedule (NAS-Bench-201's recipe)."""
-    schedule = optax.warmup_cosine_decay_schedule(0.0 if warmup_steps else learning_rate, learning_rate,
-                                                  max(warmup_steps, 0), max(steps, warmup_steps + 1))
+    steps = max(steps, 1)
+    if warmup_steps:
+        schedule = optax.warmup_cosine_decay_schedule(0.0, learning_rate, warmup_steps, max(steps, warmup_steps + 1))
+    else:
+        schedule = optax.cosine_decay_schedule(learning_rate, steps)
     return optax.chain(optax.add_decayed_weights(weight_decay),
                        optax.sgd(schedule, momentum=momentum, nesterov=True))
 

@@ -1,0 +1,93 @@
+"""Side-by-side speed measurements of the NAS-Bench-201 supernet, in one process.
+
+* train_step_ratio: per random architecture, the supernet's training step (architecture traced)
+  over the same architecture's standalone network's step, same batch and optimiser; the median.
+* train_step_compiles: XLA compilations while taking `compile_steps` supernet steps, each with a
+  different architecture.
+* population vs loop evaluation: architectures scored per second by one `evaluate_population`
+  call versus a Python loop of single-architecture calls, same data and calibration.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from supernet import evaluation, profiling, retrain, sharding, spaces, training
+
+
+def run(*, channels: int, cells_per_stage: int, input_shape: tuple, batch_size: int, num_archs: int,
+        repeats: int, compile_steps: int, population: int, seed: int = 0, progress: bool = True) -> dict:
+    space = spaces.get("nas_bench_201", num_classes=10, input_shape=input_shape, channels=channels,
+                       cells_per_stage=cells_per_stage)
+    mesh = sharding.make_mesh(1)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch_size, *input_shape)).astype(np.float32)
+    y = rng.integers(0, 10, batch_size).astype(np.int32)
+    archs = np.asarray(space.sample(jax.random.key(seed), max(num_archs, compile_steps, population)))
+    optimizer = training.make_optimizer(0.05, steps=1000)
+    model = space.supernet()
+
+    state = sharding.replicate(mesh, training.create_state(space, model, optimizer, jax.random.key(seed), input_shape))
+    xs, ys = sharding.shard_batch(mesh, x, y)
+    step = training.make_train_step(space, model, optimizer)
+
+    tic = time.perf_counter()
+    with profiling.count_compilations() as compiles:
+        for t in tqdm(range(compile_steps), desc="compile count", disable=not progress):
+            state, metrics = step(state, xs, ys, archs[t:t + 1])
+        jax.block_until_ready(metrics)
+    first_loop_s = time.perf_counter() - tic
+
+    def supernet_step(arch):
+        nonlocal state
+        state, m = step(state, xs, ys, arch[None])
+        return m
+
+    ratios, rows = [], []
+    for arch in tqdm(archs[:num_archs], desc="step ratio", disable=not progress):
+        t_super = profiling.median_seconds(supernet_step, arch, repeats=repeats)
+        network = space.standalone(arch)
+        variables = retrain.init_variables(network, jax.random.key(seed), input_shape)
+        carry = [(variables["params"], variables["batch_stats"], optimizer.init(variables["params"]))]
+        standalone_step = retrain.make_standalone_step(network, optimizer)
+
+        def run_standalone():
+            carry[0], loss = standalone_step(carry[0], xs, ys)
+            return loss
+
+        jax.block_until_ready(run_standalone())  # compile
+        t_alone = profiling.median_seconds(run_standalone, repeats=repeats)
+        ratios.append(t_super / t_alone)
+        rows.append({"arch": space.to_string(arch), "supernet_ms": 1e3 * t_super, "standalone_ms": 1e3 * t_alone,
+                     "ratio": t_super / t_alone})
+
+    pop = archs[:population]
+    calib = x[: (batch_size // 2) or 1]
+    evaluate = lambda a: evaluation.evaluate_population(space, model, state.params, a, calib, x, y, mesh=mesh,
+                                                        batch_size=batch_size)
+    evaluate(pop), evaluate(pop[:1])  # compile both sizes
+    t_pop = profiling.median_seconds(lambda: evaluate(pop), repeats=max(1, repeats // 2))
+    t_loop = profiling.median_seconds(lambda: [evaluate(a[None]) for a in pop], repeats=max(1, repeats // 2))
+
+    return {
+        "space": space.describe() | {"channels": channels, "cells_per_stage": cells_per_stage},
+        "input_shape": list(input_shape), "batch_size": batch_size,
+        "train_step_ratio": float(np.median(ratios)),
+        "train_step_ratio_min_max": [float(np.min(ratios)), float(np.max(ratios))],
+        "train_step_ratio_archs": len(ratios),
+        "train_step_compiles": compiles.count,
+        "train_step_compile_loop_steps": compile_steps,
+        "train_step_compile_loop_s": first_loop_s,
+        "population_size": int(len(pop)),
+        "population_eval_archs_per_s": len(pop) / t_pop,
+        "loop_eval_archs_per_s": len(pop) / t_loop,
+        "per_arch": rows,
+        "machine": {"backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
+                    "cpu_count": __import__("os").cpu_count(), "platform": platform.platform(),
+                    "jax": jax.__version__},
+    }

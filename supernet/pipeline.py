@@ -1,0 +1,116 @@
+"""The one-shot NAS pipeline: train the supernet, search it with a strategy, retrain the winner.
+
+Splits are used honestly: supernet weights train on `train`, the search's fitness is accuracy on
+`val` (with BN recalibrated on `train` inputs), and the reported number is the winner's `test`
+accuracy after retraining it from scratch as a standalone network.
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import numpy as np
+import optax
+from jax.sharding import Mesh
+from tqdm.auto import tqdm
+
+from supernet import data, evaluation, records, retrain, training
+from supernet.space import Space
+
+
+def calibration_inputs(train: data.Split, size: int, seed: int, mesh: Mesh) -> np.ndarray:
+    """A fixed random subset of training inputs for BN recalibration (size rounded to the mesh)."""
+    n_dev = mesh.devices.size
+    size = max(n_dev, min(size, len(train)) // n_dev * n_dev)
+    idx = np.random.default_rng(seed).choice(len(train), size, replace=False)
+    return train.x[np.sort(idx)]
+
+
+def search(space: Space, model, params, strategy, val: data.Split, calib_x: np.ndarray, *,
+           budget: int, population: int, key: jax.Array, mesh: Mesh, eval_batch_size: int = 256,
+           log: records.MetricsLog | None = None, progress: bool = True) -> dict:
+    """Asks `strategy` for `population` architectures at a time, scores them with
+    `evaluate_population` on `val`, tells it the accuracies, until `budget` evaluations."""
+    init_key, ask_key = jax.random.split(key)
+    state = strategy.init(init_key)
+    archs_seen, fitness_seen = [], []
+    bar = tqdm(total=budget, desc="search", disable=not progress)
+    round_index = 0
+    while len(fitness_seen) < budget:
+        n = min(population, budget - len(fitness_seen))
+        archs, state = strategy.ask(jax.random.fold_in(ask_key, round_index), state, n)
+        scores = evaluation.evaluate_population(space, model, params, np.asarray(archs), calib_x,
+                                                val.x, val.y, mesh=mesh, batch_size=eval_batch_size)
+        state = strategy.tell(state, archs, scores["accuracy"].astype(np.float32))
+        archs_seen.extend(np.asarray(archs).tolist())
+        fitness_seen.extend(scores["accuracy"].tolist())
+        best = int(np.argmax(fitness_seen))
+        if log:
+            log.write(phase="search", round=round_index, evaluated=len(fitness_seen),
+                      best_val_accuracy=fitness_seen[best], best_arch=space.to_string(archs_seen[best]))
+        bar.update(n)
+        bar.set_postfix(best_val=f"{fitness_seen[best]:.3f}")
+        round_index += 1
+    bar.close()
+    best = int(np.argmax(fitness_seen))
+    return {"archs": np.asarray(archs_seen, np.int32), "val_accuracy": np.asarray(fitness_seen),
+            "best_arch": np.asarray(archs_seen[best], np.int32), "best_val_accuracy": fitness_seen[best]}
+
+
+def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, mesh: Mesh, key: jax.Array,
+                     supernet_steps: int, batch_size: int, supernet_optimizer: optax.GradientTransformation,
+                     sandwich: bool, budget: int, population: int, calib_size: int,
+                     retrain_steps: int, retrain_optimizer: optax.GradientTransformation,
+                     workdir: str, eval_batch_size: int = 256, checkpoint_every: int = 0,
+                     progress: bool = True) -> dict:
+    """Supernet training -> search on val -> retraining the winner from scratch -> test accuracy.
+    Writes `workdir/metrics.jsonl` as it goes and returns the results dict (not yet written)."""
+    train_key, search_key, retrain_key, calib_key = jax.random.split(key, 4)
+    log = records.MetricsLog(workdir)
+    model = space.supernet()
+    timings = {}
+
+    tic = time.perf_counter()
+    state = training.train_supernet(space, model, dataset.train, steps=supernet_steps, batch_size=batch_size,
+                                    optimizer=supernet_optimizer, key=train_key, mesh=mesh, sandwich=sandwich,
+                                    workdir=workdir, checkpoint_every=checkpoint_every, progress=progress)
+    timings["supernet_training_s"] = time.perf_counter() - tic
+
+    tic = time.perf_counter()
+    calib_x = calibration_inputs(dataset.train, calib_size, int(jax.random.randint(calib_key, (), 0, 2**31 - 1)), mesh)
+    found = search(space, model, state.params, strategy, dataset.val, calib_x, budget=budget,
+                   population=population, key=search_key, mesh=mesh, eval_batch_size=eval_batch_size,
+                   log=log, progress=progress)
+    timings["search_s"] = time.perf_counter() - tic
+
+    best = found["best_arch"]
+    network, inherited = evaluation.extract(space, state.params, best, calib_x, model=model)
+    inherited_test = retrain.accuracy(network, inherited, dataset.test)
+
+    tic = time.perf_counter()
+    fresh = retrain.train_standalone(network, dataset.train, steps=retrain_steps, batch_size=batch_size,
+                                     optimizer=retrain_optimizer, key=retrain_key, mesh=mesh,
+                                     progress=progress, log=log)
+    timings["retrain_s"] = time.perf_counter() - tic
+    test_accuracy = retrain.accuracy(network, fresh, dataset.test)
+
+    order = np.argsort(-found["val_accuracy"])[:10]
+    return {
+        "best_arch": space.to_string(best),
+        "best_arch_int": best,
+        "best_accuracy": test_accuracy,
+        "best_accuracy_meaning": "test accuracy of the winner retrained from scratch as a standalone network",
+        "supernet_val_accuracy": found["best_val_accuracy"],
+        "inherited_weights_test_accuracy": inherited_test,
+        "params": space.params(best),
+        "flops": space.flops(best),
+        "evaluated": len(found["val_accuracy"]),
+        "top10": [{"arch": space.to_string(found["archs"][i]), "val_accuracy": float(found["val_accuracy"][i])}
+                  for i in order],
+        "space": space.describe(),
+        "dataset": {"name": dataset.name, "train": len(dataset.train), "val": len(dataset.val),
+                    "test": len(dataset.test)},
+        "devices": int(mesh.devices.size),
+        "timings": timings,
+    }

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from supernet.mobilenet import MobileNetSpace
 from supernet.nas_bench_201 import NasBench201Space
 from supernet.space import Space
 
 SPACES = {
     "nas_bench_201": NasBench201Space,
+    "mobilenet": MobileNetSpace,
 }
 
 

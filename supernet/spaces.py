@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from supernet.chain import ChainSpace
 from supernet.mobilenet import MobileNetSpace
 from supernet.nas_bench_201 import NasBench201Space
 from supernet.space import Space
@@ -9,6 +10,7 @@ from supernet.space import Space
 SPACES = {
     "nas_bench_201": NasBench201Space,
     "mobilenet": MobileNetSpace,
+    "chain": ChainSpace,
 }
 
 

@@ -1,0 +1,315 @@
+"""User-defined chain spaces: pick one operation per position of a simple chain network.
+
+    space = spaces.get("chain", choices={"block1": ["conv", "maxpool"], "block2": ["residual"],
+                                         "block3": ["linear", "mlp"]}, channels=16)
+
+The network is a stem (3x3 conv to `channels`, BN, ReLU), then one block per decision in the dict's
+order, then global average pool and a dense classifier. Every operation maps
+[batch, *spatial, channels] to the same shape (stride 1, same channels), so any sequence is valid,
+for 1-D, 2-D or 3-D inputs. The operations (the `OPERATIONS` registry; "C" is `channels`):
+
+    conv       3x3 conv, BN, ReLU
+    conv1x1    1x1 conv, BN, ReLU
+    conv5x5    5x5 conv, BN, ReLU
+    sepconv    depthwise 3x3 conv, pointwise 1x1 conv, BN, ReLU
+    residual   ResNet basic block: 3x3 conv, BN, ReLU, 3x3 conv, BN, identity skip, ReLU
+    maxpool    3x3 max pool, stride 1
+    avgpool    3x3 average pool, stride 1 (padding not counted)
+    identity   the input unchanged
+    linear     pointwise dense layer (a 1x1 conv with bias), no norm, no activation
+    mlp        pointwise dense to 2C, ReLU, pointwise dense back to C (with biases)
+
+There is no `zero` operation: in a chain it would cut the signal and leave a constant network.
+
+The supernet: the candidates of one decision are structurally different, so it computes *every*
+candidate and returns `sum_k w_k * op_k(x)` (candidates with zero weight are still computed). A
+step therefore costs the sum of all candidates' costs, unlike NAS-Bench-201's folded edge, which
+costs one convolution whatever it picks. With one-hot weights the output is exactly the chosen
+path; with soft weights it is the DARTS mixture.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Mapping
+
+import flax.linen as nn
+import numpy as np
+
+from supernet.layers import ConvKernel, avg_pool3, conv, global_pool
+from supernet.networks import batch_norm
+from supernet.space import Space
+
+
+class ConvOp(nn.Module):
+    """k x k conv (same channels), BN, ReLU."""
+    window: int
+    calibrated: bool = False
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        x = ConvKernel(self.window, x.shape[-1], name="conv")(x)
+        return nn.relu(batch_norm(self.calibrated, train, "bn")(x))
+
+
+class SepConvOp(nn.Module):
+    """Depthwise 3x3, pointwise 1x1, BN, ReLU."""
+    calibrated: bool = False
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        nd, c = x.ndim - 2, x.shape[-1]
+        depthwise = self.param("depthwise", nn.initializers.kaiming_normal(), (3,) * nd + (1, c))
+        x = ConvKernel(1, c, name="pointwise")(conv(x, depthwise, groups=c))
+        return nn.relu(batch_norm(self.calibrated, train, "bn")(x))
+
+
+class ResidualOp(nn.Module):
+    """A ResNet basic block with an identity skip."""
+    calibrated: bool = False
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        c = x.shape[-1]
+        y = nn.relu(batch_norm(self.calibrated, train, "bn_a")(ConvKernel(3, c, name="conv_a")(x)))
+        y = batch_norm(self.calibrated, train, "bn_b")(ConvKernel(3, c, name="conv_b")(y))
+        return nn.relu(x + y)
+
+
+class MLPOp(nn.Module):
+    """Two pointwise dense layers, C -> 2C -> C, ReLU between."""
+    calibrated: bool = False  # unused: no normalisation; kept for a uniform constructor
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        c = x.shape[-1]
+        return nn.Dense(c, name="fc2")(nn.relu(nn.Dense(2 * c, name="fc1")(x)))
+
+
+class LinearOp(nn.Module):
+    calibrated: bool = False  # unused: no normalisation
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        return nn.Dense(x.shape[-1], name="dense")(x)
+
+
+def _max_pool3(x):
+    nd = x.ndim - 2
+    return nn.max_pool(x, (3,) * nd, strides=(1,) * nd, padding=[(1, 1)] * nd)
+
+
+@dataclasses.dataclass(frozen=True)
+class Operation:
+    """A named block: `make(calibrated, name)` returns a callable `(x, train) -> y` (a Flax module
+    for ops with weights); `params(c, nd)` its trainable parameters; `macs(c, nd)` its
+    multiply-adds per spatial position, for `c` channels and `nd` spatial dims."""
+    description: str
+    make: Callable
+    params: Callable[[int, int], int]
+    macs: Callable[[int, int], int]
+
+
+def _stateless(fn):
+    return lambda calibrated, name: (lambda x, train: fn(x))
+
+
+def _conv_op(window):
+    return Operation(f"{window}x{window} conv, BN, ReLU",
+                     lambda calibrated, name: ConvOp(window, calibrated, name=name),
+                     lambda c, nd: window ** nd * c * c + 2 * c,
+                     lambda c, nd: window ** nd * c * c)
+
+
+OPERATIONS: dict[str, Operation] = {
+    "conv": _conv_op(3),
+    "conv1x1": _conv_op(1),
+    "conv5x5": _conv_op(5),
+    "sepconv": Operation("depthwise 3x3 conv, pointwise 1x1 conv, BN, ReLU",
+                         lambda calibrated, name: SepConvOp(calibrated, name=name),
+                         lambda c, nd: 3 ** nd * c + c * c + 2 * c,
+                         lambda c, nd: 3 ** nd * c + c * c),
+    "residual": Operation("3x3 conv, BN, ReLU, 3x3 conv, BN, identity skip, ReLU",
+                          lambda calibrated, name: ResidualOp(calibrated, name=name),
+                          lambda c, nd: 2 * (3 ** nd * c * c + 2 * c),
+                          lambda c, nd: 2 * 3 ** nd * c * c),
+    "maxpool": Operation("3x3 max pool, stride 1", _stateless(_max_pool3), lambda c, nd: 0, lambda c, nd: 0),
+    "avgpool": Operation("3x3 average pool, stride 1", _stateless(avg_pool3), lambda c, nd: 0, lambda c, nd: 0),
+    "identity": Operation("the input unchanged", _stateless(lambda x: x), lambda c, nd: 0, lambda c, nd: 0),
+    "linear": Operation("pointwise dense layer with bias, no norm or activation",
+                        lambda calibrated, name: LinearOp(calibrated, name=name),
+                        lambda c, nd: c * c + c, lambda c, nd: c * c),
+    "mlp": Operation("pointwise dense C->2C, ReLU, dense 2C->C",
+                     lambda calibrated, name: MLPOp(calibrated, name=name),
+                     lambda c, nd: 4 * c * c + 3 * c, lambda c, nd: 4 * c * c),
+}
+
+RESERVED_NAMES = ("stem", "stem_bn", "head")  # module names of the fixed layers
+
+
+def _stem(x, calibrated, train, channels):
+    x = ConvKernel(3, channels, name="stem")(x)
+    return nn.relu(batch_norm(calibrated, train, "stem_bn")(x))
+
+
+class MixedOp(nn.Module):
+    """Every candidate of one decision, combined as sum_k w_k * op_k(x)."""
+    options: tuple
+
+    @nn.compact
+    def __call__(self, x, weights, train: bool):
+        total = 0.0
+        for k, op in enumerate(self.options):
+            total = total + weights[k] * OPERATIONS[op].make(True, op)(x, train)
+        return total
+
+
+class ChainSupernet(nn.Module):
+    """Takes `weights` float[D, K]: one-hot rows (a single path) or soft mixture weights."""
+    decisions: tuple  # (decision name, option names) per decision
+    channels: int
+    num_classes: int = 10
+
+    @nn.compact
+    def __call__(self, x, weights, train: bool = False):
+        x = _stem(x, True, train, self.channels)
+        for d, (name, options) in enumerate(self.decisions):
+            x = MixedOp(options, name=name)(x, weights[d], train)
+        return nn.Dense(self.num_classes, name="head")(global_pool(x))
+
+
+class ChainNetwork(nn.Module):
+    """The standalone network: `ops` is (decision name, operation name) per block."""
+    ops: tuple
+    channels: int
+    num_classes: int = 10
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = _stem(x, False, train, self.channels)
+        for name, op in self.ops:
+            x = OPERATIONS[op].make(False, name)(x, train)
+        return nn.Dense(self.num_classes, name="head")(global_pool(x))
+
+
+def check_choices(choices) -> list[tuple[str, tuple[str, ...]]]:
+    """The user's {decision: [operation, ...]} as a list of pairs; ValueError naming the problem."""
+    valid = ", ".join(OPERATIONS)
+    example = '{"block1": ["conv", "maxpool"], "block2": ["residual"]}'
+    if not isinstance(choices, Mapping):
+        raise ValueError(f"chain: `choices` must be a dict of decision name -> list of operations, "
+                         f"e.g. {example}; got {type(choices).__name__}.")
+    if not choices:
+        raise ValueError(f"chain: `choices` is empty; give at least one decision, e.g. {example}.")
+    decisions = []
+    for name, options in choices.items():
+        if not isinstance(name, str) or not name or any(ch in name for ch in ",=/"):
+            raise ValueError(f"chain: decision name {name!r} must be a non-empty string without ',', '=' or '/'.")
+        if name in RESERVED_NAMES:
+            raise ValueError(f"chain: decision name {name!r} is reserved for a fixed layer "
+                             f"({', '.join(RESERVED_NAMES)}); rename it, e.g. 'block_{name}'.")
+        if not isinstance(options, (list, tuple)):
+            raise ValueError(f"chain: decision {name!r} must map to a list of operation names, got "
+                             f"{type(options).__name__} {options!r}; write e.g. {name!r}: ['conv'].")
+        if not options:
+            raise ValueError(f"chain: decision {name!r} has an empty list; give at least one of: {valid}.")
+        for op in options:
+            if not isinstance(op, str):
+                raise ValueError(f"chain: decision {name!r} has a non-string option {op!r}; "
+                                 f"options are operation names: {valid}.")
+            if op not in OPERATIONS:
+                raise ValueError(f"chain: decision {name!r} has unknown operation {op!r}; valid operations: {valid}.")
+        if len(set(options)) != len(options):
+            raise ValueError(f"chain: decision {name!r} lists an operation twice ({list(options)}); "
+                             f"list each operation once.")
+        decisions.append((name, tuple(options)))
+    return decisions
+
+
+class ChainSpace(Space):
+    """A chain of user-chosen operations; see the module docstring for the operation library."""
+
+    name = "chain"
+
+    def __init__(self, choices, channels: int = 16, num_classes: int = 10, input_shape=(32, 32, 3)):
+        super().__init__(check_choices(choices))
+        if channels < 1 or num_classes < 2:
+            raise ValueError(f"chain: need channels >= 1 and num_classes >= 2, got {channels}, {num_classes}.")
+        self.channels = int(channels)
+        self.num_classes = int(num_classes)
+        self.input_shape = tuple(int(d) for d in input_shape)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "channels": self.channels}
+
+    def _op_params(self) -> np.ndarray:
+        """float[D, K]: parameters of each candidate (inf in padded slots)."""
+        nd = len(self.input_shape) - 1
+        table = np.full((self.num_decisions, max(self.num_choices)), np.inf)
+        for d, opts in enumerate(self.options):
+            table[d, :len(opts)] = [OPERATIONS[op].params(self.channels, nd) for op in opts]
+        return table
+
+    def largest(self) -> np.ndarray:
+        """Per decision the candidate with the most parameters (first on ties)."""
+        table = self._op_params()
+        return np.where(np.isinf(table), -1, table).argmax(1).astype(np.int32)
+
+    def smallest(self) -> np.ndarray:
+        return self._op_params().argmin(1).astype(np.int32)
+
+    def parameter_free(self, arch) -> np.ndarray:
+        """Per decision: True where the chosen operation has no weights (pool, identity)."""
+        a = self.validate(arch)
+        return self._op_params()[np.arange(self.num_decisions), a] == 0  # broadcasts over [n, D]
+
+    # -- networks --------------------------------------------------------------------------------
+    def supernet(self, mixed: bool = False) -> ChainSupernet:
+        """`mixed` is accepted for interface compatibility: the chain supernet always computes
+        every candidate, which is already the mixed (DARTS) form."""
+        del mixed
+        return ChainSupernet(decisions=tuple(zip(self.decision_names, self.options)),
+                             channels=self.channels, num_classes=self.num_classes)
+
+    def _ops(self, arch):
+        a = self.validate(arch)
+        if a.ndim != 1:
+            raise ValueError(f"{self.name}: expected one architecture, got shape {a.shape}.")
+        return tuple((name, opts[c]) for name, opts, c in zip(self.decision_names, self.options, a))
+
+    def standalone(self, arch) -> ChainNetwork:
+        return ChainNetwork(ops=self._ops(arch), channels=self.channels, num_classes=self.num_classes)
+
+    def extract_variables(self, variables, arch):
+        """Supernet variables (path mode, calibrated for `arch`) -> the standalone network's:
+        the fixed layers as they are, and of each decision only the chosen candidate's."""
+        chosen = dict(self._ops(arch))
+        result = {}
+        for collection in ("params", "batch_stats"):
+            if collection not in variables:
+                continue
+            out = {}
+            for name, value in variables[collection].items():
+                if name not in chosen:
+                    out[name] = value  # stem, stem_bn, head
+                elif chosen[name] in value:
+                    out[name] = value[chosen[name]]
+            result[collection] = out
+        return result
+
+    # -- analytic cost ---------------------------------------------------------------------------
+    def params(self, arch) -> int:
+        """Trainable parameters of the standalone network (BN running statistics excluded)."""
+        nd, c, cin = len(self.input_shape) - 1, self.channels, self.input_shape[-1]
+        stem = 3 ** nd * cin * c + 2 * c
+        head = c * self.num_classes + self.num_classes
+        return stem + head + sum(OPERATIONS[op].params(c, nd) for _, op in self._ops(arch))
+
+    def flops(self, arch) -> int:
+        """Forward FLOPs per example: 2 x multiply-adds of convs and dense layers (pooling,
+        identity, BN, activations and additions count 0)."""
+        nd, c, cin = len(self.input_shape) - 1, self.channels, self.input_shape[-1]
+        positions = math.prod(self.input_shape[:-1])
+        macs = positions * (3 ** nd * cin * c + sum(OPERATIONS[op].macs(c, nd) for _, op in self._ops(arch)))
+        return 2 * (macs + c * self.num_classes)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import flax.linen as nn
 
 _SPATIAL = "HWD"
@@ -23,17 +24,32 @@ def conv(x: jax.Array, kernel: jax.Array, stride: int = 1, groups: int = 1) -> j
         dimension_numbers=(f"N{letters}C", f"{letters}IO", f"N{letters}C"))
 
 
+def _window_counts(spatial: tuple, window: int, stride: int, padding) -> np.ndarray:
+    """How many real (unpadded) cells each pooling window covers. Computed on the host: letting XLA
+    constant-fold a pool over ones took seconds of compile time per pool."""
+    counts = np.ones((), np.float32)
+    for size, (lo, hi) in zip(spatial, padding):
+        ones = np.pad(np.ones(size, np.float32), (lo, hi))
+        per_axis = np.array([ones[i:i + window].sum() for i in range(0, len(ones) - window + 1, stride)])
+        counts = np.multiply.outer(counts, per_axis)
+    return counts[..., None]
+
+
+def _average_pool(x: jax.Array, window: int, stride: int, padding) -> jax.Array:
+    nd = x.ndim - 2
+    total = jax.lax.reduce_window(x, 0.0, jax.lax.add, (1,) + (window,) * nd + (1,),
+                                  (1,) + (stride,) * nd + (1,), [(0, 0)] + list(padding) + [(0, 0)])
+    return total / _window_counts(x.shape[1:-1], window, stride, padding)
+
+
 def avg_pool3(x: jax.Array) -> jax.Array:
     """3-wide average pool, stride 1, padding 1, padded cells not counted (NAS-Bench-201's pool)."""
-    nd = x.ndim - 2
-    return nn.avg_pool(x, (3,) * nd, strides=(1,) * nd, padding=[(1, 1)] * nd, count_include_pad=False)
+    return _average_pool(x, 3, 1, [(1, 1)] * (x.ndim - 2))
 
 
 def downsample_pool(x: jax.Array) -> jax.Array:
     """2-wide average pool with stride 2; odd sizes round up, like a stride-2 3x3 conv with padding 1."""
-    nd = x.ndim - 2
-    padding = [(0, d % 2) for d in x.shape[1:-1]]
-    return nn.avg_pool(x, (2,) * nd, strides=(2,) * nd, padding=padding, count_include_pad=False)
+    return _average_pool(x, 2, 2, [(0, d % 2) for d in x.shape[1:-1]])
 
 
 def global_pool(x: jax.Array) -> jax.Array:

@@ -8,9 +8,9 @@ Why the edge is written the way it is (measured, see README "Design"): picking a
 `jax.lax.switch` or `lax.cond` on a traced index makes the CPU backward pass many times slower, and
 computing all five candidates costs ~3-5x. Here the two convolutions are *folded* into one: the 1x1
 kernel is zero-padded into the centre of the 3x3 slot and the two kernels (and their BN affine
-parameters) are mixed by the one-hot choice, so an edge costs one conv whatever it picks; skip and
-pool are cheap elementwise terms weighted by their one-hot entries. With a one-hot choice this is
-exactly the chosen operation. `mixed=True` instead computes every candidate separately and sums them
+parameters) are mixed by the one-hot choice, and the edges leaving one node share one convolution
+(see `SharedCell`); skip and pool are cheap elementwise terms weighted by their one-hot entries.
+With a one-hot choice this is exactly the chosen operation. `mixed=True` instead computes every candidate separately and sums them
 with soft weights: the continuous relaxation that DARTS needs.
 """
 
@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from supernet.layers import CalibratedBatchNorm, ConvKernel, avg_pool3, conv
+from supernet.layers import CalibratedBatchNorm, avg_pool3, conv
 from supernet.networks import (NB201_EDGES, NB201_OPS, ConvBN, Head, NasBench201Network,
                                ResidualReduction)
 from supernet.space import Space
@@ -29,33 +29,79 @@ from supernet.space import Space
 NONE, SKIP, CONV1, CONV3, POOL = range(5)
 
 
-class SharedEdge(nn.Module):
-    """All five candidate operations of one edge, with shared-shape conv weights."""
+class EdgeParams(nn.Module):
+    """The weights of one edge's two convolutions (and their BN affines); no computation."""
+    features: int
+
+    @nn.compact
+    def __call__(self, cin: int, nd: int) -> dict:
+        kaiming, ones, zeros = nn.initializers.kaiming_normal(), nn.initializers.ones, nn.initializers.zeros
+        shapes = {"w_3x3": (kaiming, (3,) * nd + (cin, self.features)),
+                  "w_1x1": (kaiming, (1,) * nd + (cin, self.features)),
+                  "scale_3x3": (ones, (self.features,)), "bias_3x3": (zeros, (self.features,)),
+                  "scale_1x1": (ones, (self.features,)), "bias_1x1": (zeros, (self.features,))}
+        return {name: self.param(name, init, shape) for name, (init, shape) in shapes.items()}
+
+
+def _edges_from(source: int) -> list[int]:
+    return [e for e, (i, _) in enumerate(NB201_EDGES) if i == source]
+
+
+class SharedCell(nn.Module):
+    """One cell holding every candidate of its 6 edges; `weights` float[6, 5] picks or mixes them.
+
+    Single path (`mixed=False`): per edge the 1x1 kernel is zero-padded into the 3x3 slot and the
+    two kernels, and their BN affines, are mixed by the weights; the edges leaving the same node
+    are then computed as ONE convolution with their kernels concatenated along the output
+    channels, and one BN over the result (BN is per channel, so this equals per-edge BN). A cell
+    therefore costs 3 convolutions whatever it picks. Skip and pool add cheap weighted terms. With
+    one-hot weights each edge is exactly the chosen operation.
+    `mixed=True`: every candidate computed separately and summed with the weights (DARTS).
+    """
     features: int
     mixed: bool = False
 
     @nn.compact
     def __call__(self, x, weights, train: bool):
         nd = x.ndim - 2
-        cin = x.shape[-1]
-        init = nn.initializers.kaiming_normal()
-        w3 = self.param("w_3x3", init, (3,) * nd + (cin, self.features))
-        w1 = self.param("w_1x1", init, (1,) * nd + (cin, self.features))
-        affine = {f"{p}_{k}": self.param(f"{p}_{k}", i, (self.features,))
-                  for k in ("1x1", "3x3") for p, i in (("scale", nn.initializers.ones), ("bias", nn.initializers.zeros))}
-        h = nn.relu(x)
-        if self.mixed:
-            out1 = CalibratedBatchNorm(not train, use_scale=False, name="norm_1x1")(
-                conv(h, w1), affine["scale_1x1"], affine["bias_1x1"])
-            out3 = CalibratedBatchNorm(not train, use_scale=False, name="norm_3x3")(
-                conv(h, w3), affine["scale_3x3"], affine["bias_3x3"])
-            conv_part = weights[CONV1] * out1 + weights[CONV3] * out3
-        else:
-            kernel = weights[CONV3] * w3 + weights[CONV1] * jnp.pad(w1, [(1, 1)] * nd + [(0, 0), (0, 0)])
-            scale = weights[CONV3] * affine["scale_3x3"] + weights[CONV1] * affine["scale_1x1"]
-            bias = weights[CONV3] * affine["bias_3x3"] + weights[CONV1] * affine["bias_1x1"]
-            conv_part = CalibratedBatchNorm(not train, use_scale=False, name="norm")(conv(h, kernel), scale, bias)
-        return conv_part + weights[SKIP] * x + weights[POOL] * avg_pool3(x)
+        params = [EdgeParams(self.features, name=f"edge{e}")(x.shape[-1], nd) for e in range(6)]
+        contributions = {e: [] for e in range(6)}
+        nodes = [x]
+        for source in range(3):
+            h = nodes[source]
+            edges = _edges_from(source)
+            outs = self._mixed(h, edges, params, weights, train) if self.mixed else \
+                self._folded(h, source, edges, params, weights, train)
+            pooled = avg_pool3(h)
+            for e, out in zip(edges, outs):
+                contributions[e] = out + weights[e, SKIP] * h + weights[e, POOL] * pooled
+            target = source + 1
+            nodes.append(sum(contributions[e] for e, (_, j) in enumerate(NB201_EDGES) if j == target))
+        return nodes[-1]
+
+    def _folded(self, h, source, edges, params, weights, train):
+        nd = h.ndim - 2
+        pad = [(1, 1)] * nd + [(0, 0), (0, 0)]
+        mix = lambda e, name: weights[e, CONV3] * params[e][f"{name}_3x3"] + weights[e, CONV1] * (
+            jnp.pad(params[e]["w_1x1"], pad) if name == "w" else params[e][f"{name}_1x1"])
+        kernel = jnp.concatenate([mix(e, "w") for e in edges], axis=-1)
+        scale = jnp.concatenate([mix(e, "scale") for e in edges])
+        bias = jnp.concatenate([mix(e, "bias") for e in edges])
+        y = CalibratedBatchNorm(not train, use_scale=False, name=f"norm_from{source}")(
+            conv(nn.relu(h), kernel), scale, bias)
+        return jnp.split(y, len(edges), axis=-1)
+
+    def _mixed(self, h, edges, params, weights, train):
+        outs = []
+        for e in edges:
+            out = 0.0
+            for op, tag in ((CONV1, "1x1"), (CONV3, "3x3")):
+                y = conv(nn.relu(h), params[e][f"w_{tag}"])
+                y = CalibratedBatchNorm(not train, use_scale=False, name=f"edge{e}_norm_{tag}")(
+                    y, params[e][f"scale_{tag}"], params[e][f"bias_{tag}"])
+                out = out + weights[e, op] * y
+            outs.append(out)
+        return outs
 
 
 class NasBench201Supernet(nn.Module):
@@ -63,25 +109,18 @@ class NasBench201Supernet(nn.Module):
     num_classes: int = 10
     channels: int = 16
     cells_per_stage: int = 5
+    stages: int = 3
     mixed: bool = False
 
     @nn.compact
     def __call__(self, x, weights, train: bool = False):
         x = ConvBN(self.channels, 3, pre_relu=False, calibrated=True, name="stem")(x, train)
-        for stage in range(3):
+        for stage in range(self.stages):
             width = self.channels * 2 ** stage
             if stage:
                 x = ResidualReduction(width, calibrated=True, name=f"reduce{stage}")(x, train)
             for i in range(self.cells_per_stage):
-                nodes = [x]
-                for target in range(1, 4):
-                    total = 0.0
-                    for edge, (source, to) in enumerate(NB201_EDGES):
-                        if to == target:
-                            op = SharedEdge(width, self.mixed, name=f"stage{stage}_cell{i}_edge{edge}")
-                            total = total + op(nodes[source], weights[edge], train)
-                    nodes.append(total)
-                x = nodes[-1]
+                x = SharedCell(width, self.mixed, name=f"stage{stage}_cell{i}")(x, weights, train)
         return Head(self.num_classes, calibrated=True, name="head")(x, train)
 
 
@@ -91,15 +130,16 @@ class NasBench201Space(Space):
     name = "nas_bench_201"
 
     def __init__(self, num_classes: int = 10, input_shape=(32, 32, 3), channels: int = 16,
-                 cells_per_stage: int = 5):
+                 cells_per_stage: int = 5, stages: int = 3):
         super().__init__([(f"edge{k}_{i}to{j}", NB201_OPS) for k, (i, j) in enumerate(NB201_EDGES)])
-        if channels < 1 or cells_per_stage < 0 or num_classes < 2:
-            raise ValueError(f"nas_bench_201: need channels >= 1, cells_per_stage >= 0, num_classes >= 2; "
-                             f"got {channels}, {cells_per_stage}, {num_classes}.")
+        if channels < 1 or cells_per_stage < 1 or num_classes < 2 or not 1 <= stages <= 3:
+            raise ValueError(f"nas_bench_201: need channels >= 1, cells_per_stage >= 1, num_classes >= 2 and "
+                             f"1 <= stages <= 3; got {channels}, {cells_per_stage}, {num_classes}, {stages}.")
         self.num_classes = int(num_classes)
         self.input_shape = tuple(int(d) for d in input_shape)
         self.channels = int(channels)
         self.cells_per_stage = int(cells_per_stage)
+        self.stages = int(stages)  # the benchmark has 3; fewer make tiny test networks
 
     # -- the benchmark's official strings --------------------------------------------------------
     def to_string(self, arch) -> str:
@@ -142,7 +182,8 @@ class NasBench201Space(Space):
 
     # -- networks ----------------------------------------------------------------------------------
     def _net_args(self):
-        return dict(num_classes=self.num_classes, channels=self.channels, cells_per_stage=self.cells_per_stage)
+        return dict(num_classes=self.num_classes, channels=self.channels, cells_per_stage=self.cells_per_stage,
+                    stages=self.stages)
 
     def supernet(self, mixed: bool = False) -> NasBench201Supernet:
         return NasBench201Supernet(mixed=mixed, **self._net_args())
@@ -154,25 +195,35 @@ class NasBench201Space(Space):
     def extract_variables(self, variables, arch):
         """Supernet variables (path mode, calibrated for `arch`) -> the standalone network's."""
         a = self.validate(arch)
-        params, stats = dict(variables["params"]), dict(variables.get("batch_stats", {}))
+        params, stats = variables["params"], variables.get("batch_stats", {})
         out_params, out_stats = {}, {}
         for name, value in params.items():
-            if "_edge" not in name:
+            if "_cell" not in name:
                 out_params[name] = value
                 if name in stats:
                     out_stats[name] = stats[name]
                 continue
-            op = a[int(name.rsplit("_edge", 1)[1])]
-            if op in (CONV1, CONV3):
+            for e, op in enumerate(a):
+                if op not in (CONV1, CONV3):
+                    continue
                 tag = "1x1" if op == CONV1 else "3x3"
-                out_params[name] = {"conv": {"kernel": value[f"w_{tag}"]},
-                                    "bn": {"scale": value[f"scale_{tag}"], "bias": value[f"bias_{tag}"]}}
+                edge = value[f"edge{e}"]
+                out_params[f"{name}_edge{e}"] = {"conv": {"kernel": edge[f"w_{tag}"]},
+                                                 "bn": {"scale": edge[f"scale_{tag}"], "bias": edge[f"bias_{tag}"]}}
                 if name in stats:
-                    out_stats[name] = {"bn": stats[name]["norm"]}
+                    out_stats[f"{name}_edge{e}"] = {"bn": self._edge_stats(stats[name], e)}
         result = {"params": out_params}
         if stats:
             result["batch_stats"] = out_stats
         return result
+
+    @staticmethod
+    def _edge_stats(cell_stats, edge):
+        """Edge `edge`'s slice of the grouped BN statistics of its source node."""
+        source = NB201_EDGES[edge][0]
+        group = _edges_from(source)
+        chunks = {k: jnp.split(v, len(group)) for k, v in cell_stats[f"norm_from{source}"].items()}
+        return {k: v[group.index(edge)] for k, v in chunks.items()}
 
     # -- analytic cost -------------------------------------------------------------------------------
     def _layers(self, arch):
@@ -183,7 +234,7 @@ class NasBench201Space(Space):
         size = list(self.input_shape[:-1])
         c = self.channels
         layers = [(self.input_shape[-1], c, 3 ** nd, int(np.prod(size)), 2 * c)]  # stem conv + BN
-        for stage in range(3):
+        for stage in range(self.stages):
             width = c * 2 ** stage
             if stage:
                 size = [(d + 1) // 2 for d in size]
@@ -193,7 +244,8 @@ class NasBench201Space(Space):
             cell = [(width, width, 3 ** nd if op == CONV3 else 1, int(np.prod(size)), 2 * width)
                     for op in a if op in (CONV1, CONV3)]
             layers += cell * self.cells_per_stage
-        layers.append((4 * c, self.num_classes, 1, 1, self.num_classes + 2 * 4 * c))  # head BN + dense
+        top = c * 2 ** (self.stages - 1)
+        layers.append((top, self.num_classes, 1, 1, self.num_classes + 2 * top))  # head BN + dense
         return layers
 
     def params(self, arch) -> int:

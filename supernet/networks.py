@@ -74,11 +74,12 @@ class NasBench201Network(nn.Module):
     num_classes: int = 10
     channels: int = 16
     cells_per_stage: int = 5
+    stages: int = 3
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         x = ConvBN(self.channels, 3, pre_relu=False, name="stem")(x, train)
-        for stage in range(3):
+        for stage in range(self.stages):
             width = self.channels * 2 ** stage
             if stage:
                 x = ResidualReduction(width, name=f"reduce{stage}")(x, train)

@@ -227,32 +227,45 @@ class NasBench201Space(Space):
 
     # -- analytic cost -------------------------------------------------------------------------------
     def _layers(self, arch):
-        """(in_ch, out_ch, window, output_positions, other_params) per conv / dense layer, where
+        """(in_ch, out_ch, window, stride, input_size, other_params) per conv / dense layer, where
         other_params counts the BN affine or bias that belongs to it."""
         a = self.validate(arch)
-        nd = len(self.input_shape) - 1
-        size = list(self.input_shape[:-1])
+        size = tuple(self.input_shape[:-1])
         c = self.channels
-        layers = [(self.input_shape[-1], c, 3 ** nd, int(np.prod(size)), 2 * c)]  # stem conv + BN
+        layers = [(self.input_shape[-1], c, 3, 1, size, 2 * c)]  # stem conv + BN
         for stage in range(self.stages):
             width = c * 2 ** stage
             if stage:
-                size = [(d + 1) // 2 for d in size]
-                layers += [(width // 2, width, 3 ** nd, int(np.prod(size)), 2 * width),  # conv_a + BN
-                           (width, width, 3 ** nd, int(np.prod(size)), 2 * width),       # conv_b + BN
-                           (width // 2, width, 1, int(np.prod(size)), 0)]                # 1x1 shortcut
-            cell = [(width, width, 3 ** nd if op == CONV3 else 1, int(np.prod(size)), 2 * width)
-                    for op in a if op in (CONV1, CONV3)]
+                half = tuple((d + 1) // 2 for d in size)
+                layers += [(width // 2, width, 3, 2, size, 2 * width),  # conv_a + BN
+                           (width, width, 3, 1, half, 2 * width),       # conv_b + BN
+                           (width // 2, width, 1, 1, half, 0)]          # 1x1 shortcut after the pool
+                size = half
+            cell = [(width, width, 3 if op == CONV3 else 1, 1, size, 2 * width) for op in a if op in (CONV1, CONV3)]
             layers += cell * self.cells_per_stage
         top = c * 2 ** (self.stages - 1)
-        layers.append((top, self.num_classes, 1, 1, self.num_classes + 2 * top))  # head BN + dense
+        layers.append((top, self.num_classes, 1, 1, (), self.num_classes + 2 * top))  # head BN + dense
         return layers
 
     def params(self, arch) -> int:
         """Trainable parameters of the architecture's standalone network (BN running stats excluded)."""
-        return sum(cin * cout * window + other for cin, cout, window, _, other in self._layers(arch))
+        return sum(cin * cout * window ** len(size) + other
+                   for cin, cout, window, _, size, other in self._layers(arch))
 
     def flops(self, arch) -> int:
-        """Forward FLOPs for one example: 2 x multiply-adds of every conv and dense layer
-        (element-wise work such as BN, ReLU, pooling and additions is not counted)."""
-        return sum(2 * cin * cout * window * pos for cin, cout, window, pos, _ in self._layers(arch))
+        """Forward FLOPs for one example: 2 x the multiply-adds of every conv and dense layer, counting
+        only taps that fall on real (not zero-padded) inputs, as XLA's cost analysis does.
+        Element-wise work (BN, ReLU, pooling, additions) is not counted."""
+        return sum(2 * cin * cout * conv_taps(size, window, stride)
+                   for cin, cout, window, stride, size, _ in self._layers(arch))
+
+
+def conv_taps(size: tuple, window: int, stride: int) -> int:
+    """Multiply-adds per (input, output) channel pair of a conv with padding window // 2: the number
+    of (output position, kernel tap) pairs that land inside the input. A dense layer has size ()."""
+    total = 1
+    pad = window // 2
+    for n in size:
+        outputs = (n + 2 * pad - window) // stride + 1
+        total *= sum(1 for o in range(outputs) for t in range(window) if 0 <= o * stride - pad + t < n)
+    return total

@@ -1,0 +1,204 @@
+"""Search in a learned latent space, after NAO (Luo et al., NeurIPS 2018) and arch2vec (Yan et al.,
+NeurIPS 2020).
+
+Model (Flax): an encoder maps an architecture's choice sequence (one-hot, decision by decision) to
+a latent vector z; a decoder maps z back to one categorical distribution per decision, with exactly
+as many outputs as that decision has options, so the decoded argmax is always a valid architecture;
+a predictor head maps z to (standardised) fitness.
+
+Training, after every `tell`: `train_steps` Adam steps, warm-started from the previous ones, each
+on `batch_size` evaluated architectures drawn from the history and `num_unlabeled` fresh uniform
+samples (fixed shapes: the cost per `tell` does not grow with the history), of
+    reconstruction cross-entropy on both (arch2vec's point: the latent space should cover the
+    whole space, not only the few evaluated points)
+  + `predictor_weight` * squared error of the predicted (standardised) fitness on the evaluated ones
+  + `latent_weight` * |z|^2 (keeps the latent space compact, so step sizes mean something).
+
+Proposals: the `num_incumbents` best architectures are encoded, then moved by `ascent_steps`
+normalised gradient steps of size `step_size` on the predicted fitness (NAO's update), from their
+own code and from `noisy_starts` jittered copies of it. Every point along each path is decoded;
+candidates are ranked by the predicted fitness of the decoded architecture (re-encoded), and
+`ask`'s filter drops evaluated ones, so nothing is proposed twice. The first `num_initial`
+proposals are uniform random.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from strategies import base
+
+DEFAULT_CAPACITY = 1000
+
+
+class ArchAutoencoder(nn.Module):
+    num_choices: Sequence[int]
+    latent: int = 16
+    hidden: int = 64
+
+    def setup(self):
+        self.encoder = [nn.Dense(self.hidden), nn.Dense(self.hidden), nn.Dense(self.latent)]
+        self.decoder = [nn.Dense(self.hidden), nn.Dense(self.hidden)]
+        self.heads = [nn.Dense(k, name=f"head{d}") for d, k in enumerate(self.num_choices)]
+        self.predictor = [nn.Dense(self.hidden), nn.Dense(1)]
+
+    def encode(self, archs):
+        x = base.one_hot(archs, self.num_choices)
+        for layer in self.encoder[:-1]:
+            x = nn.relu(layer(x))
+        return self.encoder[-1](x)
+
+    def decode_logits(self, z):
+        """A list with one float[n, num_choices[d]] logits array per decision."""
+        x = z
+        for layer in self.decoder:
+            x = nn.relu(layer(x))
+        return [head(x) for head in self.heads]
+
+    def decode(self, z):
+        return jnp.stack([jnp.argmax(l, axis=-1) for l in self.decode_logits(z)], axis=1).astype(jnp.int32)
+
+    def predict(self, z):
+        x = nn.relu(self.predictor[0](z))
+        return self.predictor[1](x)[:, 0]
+
+    def __call__(self, archs):
+        z = self.encode(archs)
+        return z, self.decode_logits(z), self.predict(z)
+
+
+class AutoencoderState(NamedTuple):
+    history: base.History
+    params: dict
+    opt_state: optax.OptState
+    rng: jax.Array        # raw key data; training draws its unlabeled samples from it
+    y_mean: jax.Array     # standardisation of the predictor's targets
+    y_std: jax.Array
+
+
+def model_for(space, state: AutoencoderState) -> ArchAutoencoder:
+    """The module matching a state's parameters (for inspecting the model)."""
+    params = state.params["params"]
+    return ArchAutoencoder(tuple(space.num_choices), latent=params["encoder_2"]["kernel"].shape[1],
+                           hidden=params["encoder_0"]["kernel"].shape[1])
+
+
+def reconstruct(space, state: AutoencoderState, archs) -> jax.Array:
+    """decode(encode(archs)): int32[n, D]."""
+    model = model_for(space, state)
+    z = model.apply(state.params, jnp.asarray(archs, jnp.int32), method=ArchAutoencoder.encode)
+    return model.apply(state.params, z, method=ArchAutoencoder.decode)
+
+
+def predicted_fitness(space, state: AutoencoderState, archs) -> jax.Array:
+    """The predictor head's fitness for each architecture, in fitness units."""
+    model = model_for(space, state)
+    z = model.apply(state.params, jnp.asarray(archs, jnp.int32), method=ArchAutoencoder.encode)
+    return state.y_mean + state.y_std * model.apply(state.params, z, method=ArchAutoencoder.predict)
+
+
+def _raw_key(key):
+    """uint32 key data (serialisable) from a typed key or a raw `PRNGKey`."""
+    return jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+
+
+def _reconstruction_loss(logits_list, archs):
+    loss = 0.0
+    for d, logits in enumerate(logits_list):
+        loss = loss + optax.softmax_cross_entropy_with_integer_labels(logits, archs[:, d])
+    return loss
+
+
+def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning_rate: float = 3e-3,
+              train_steps: int = 20, batch_size: int = 64, num_unlabeled: int = 64,
+              predictor_weight: float = 1.0, latent_weight: float = 1e-3, num_initial: int = 10,
+              num_incumbents: int = 10, ascent_steps: int = 10, step_size: float = 0.5,
+              noisy_starts: int = 3, noise_scale: float = 0.5) -> base.Core:
+    if batch_size < 1 or num_unlabeled < 0 or train_steps < 0:
+        raise ValueError(f"autoencoder: need batch_size >= 1, num_unlabeled >= 0, train_steps >= 0; got "
+                         f"{batch_size}, {num_unlabeled}, {train_steps}.")
+    if not 1 <= num_incumbents <= capacity:
+        raise ValueError(f"autoencoder: num_incumbents must be in 1..capacity ({capacity}), got {num_incumbents}.")
+    model = ArchAutoencoder(tuple(space.num_choices), latent, hidden)
+    optimizer = optax.adam(learning_rate)
+
+    def init(key):
+        k_params, k_rng = jax.random.split(key)
+        params = model.init(k_params, jnp.zeros((1, space.num_decisions), jnp.int32))
+        return AutoencoderState(history=base.empty_history(space.num_decisions, capacity), params=params,
+                                opt_state=optimizer.init(params), rng=_raw_key(k_rng),
+                                y_mean=jnp.zeros(()), y_std=jnp.ones(()))
+
+    def encode(params, archs):
+        return model.apply(params, archs, method=ArchAutoencoder.encode)
+
+    def decode(params, z):
+        return model.apply(params, z, method=ArchAutoencoder.decode)
+
+    def predict(params, z):
+        return model.apply(params, z, method=ArchAutoencoder.predict)
+
+    def ascend(params, z):
+        """NAO's move: `ascent_steps` normalised gradient steps on the predicted fitness."""
+        grad = jax.vmap(jax.grad(lambda one: predict(params, one[None])[0]))
+
+        def step(z, _):
+            g = grad(z)
+            z = z + step_size * g / (jnp.linalg.norm(g, axis=-1, keepdims=True) + 1e-8)
+            return z, z
+
+        _, path = jax.lax.scan(step, z, None, length=ascent_steps)
+        return path.reshape(-1, z.shape[-1])
+
+    def propose(key, state, n):
+        del n  # the pool is large enough for any batch; `ask` keeps its top n
+        k_noise, k_random = jax.random.split(key)
+        incumbents, _ = base.top_k(state, num_incumbents)
+        z0 = encode(state.params, incumbents)
+        jitter = noise_scale * jax.random.normal(k_noise, (noisy_starts,) + z0.shape)
+        starts = jnp.concatenate([z0, (z0[None] + jitter).reshape(-1, z0.shape[-1])])
+        candidates = decode(state.params, ascend(state.params, starts))
+        score = predict(state.params, encode(state.params, candidates))
+        initial = state.history.count < num_initial
+        random = space.sample(k_random, candidates.shape[0])
+        pool = jnp.where(initial, random, candidates)
+        return pool, jnp.where(initial, 0.0, score)
+
+    def loss_fn(params, labeled, y, unlabeled):
+        archs = jnp.concatenate([labeled, unlabeled])
+        z, logits, prediction = model.apply(params, archs)
+        reconstruction = jnp.mean(_reconstruction_loss(logits, archs))
+        prediction_error = jnp.mean((prediction[:labeled.shape[0]] - y) ** 2)
+        return reconstruction + predictor_weight * prediction_error + latent_weight * jnp.mean(z ** 2)
+
+    def learn(state, archs, fitness):
+        del archs, fitness
+        history = state.history
+        filled, valid = base.filled_fitness(history), base.valid_mask(history)
+        count = jnp.maximum(jnp.sum(valid), 1)
+        y_mean = jnp.sum(jnp.where(valid, filled, 0.0)) / count
+        y_std = jnp.sqrt(jnp.sum(jnp.where(valid, (filled - y_mean) ** 2, 0.0)) / count)
+        y_std = jnp.where(y_std > 0, y_std, 1.0)
+        y = (filled - y_mean) / y_std
+        key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), history.count)
+
+        def step(carry, step_key):
+            params, opt_state = carry
+            k_labeled, k_unlabeled = jax.random.split(step_key)
+            # The valid slots are a prefix of the ring buffer: 0 .. count-1.
+            rows = jax.random.randint(k_labeled, (batch_size,), 0, count)
+            unlabeled = space.sample(k_unlabeled, num_unlabeled)
+            grads = jax.grad(loss_fn)(params, history.archs[rows], y[rows], unlabeled)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), None
+
+        (params, opt_state), _ = jax.lax.scan(step, (state.params, state.opt_state),
+                                              jax.random.split(key, train_steps))
+        return state._replace(params=params, opt_state=opt_state, y_mean=y_mean, y_std=y_std)
+
+    return base.Core(init, propose, learn)

@@ -1,0 +1,167 @@
+"""Bayesian optimisation with a Gaussian process over categorical architecture choices.
+
+Surrogate: an exact GP on standardised fitness with a categorical (overlap) kernel
+    k(a, b) = s * exp(-hamming(a, b) / (D * lengthscale)),
+a product over decisions of "1 if equal, exp(-1/(D*lengthscale)) if not" factors, hence positive
+definite for any option counts. After every `tell` the lengthscale and the noise ratio are chosen
+on a small grid by marginal likelihood (the signal variance `s` has a closed-form maximiser), all
+grid points factorised in one batched Cholesky.
+
+Fixed shapes: the GP is fitted on at most `gp_size` results - all of them while there are fewer,
+then the best `gp_size` (the region a late search cares about); every `tell` costs a few
+`gp_size`^3 Cholesky factorisations whatever the count. Empty slots get an identity kernel row and zero target, which leaves the posterior and the
+likelihood comparison unchanged.
+
+Acquisition (`acquisition="ei"`, expected improvement over the best observed fitness, or `"ucb"`,
+mean + `ucb_beta` * std) is maximised over a candidate pool: `mutations_per_incumbent` one- and
+two-decision mutations of each of the `num_incumbents` best architectures, plus `num_random`
+uniform ones. The first `num_initial` proposals are uniform random.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from strategies import base
+
+DEFAULT_CAPACITY = 1000
+LENGTHSCALES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+NOISE_RATIOS = (1e-3, 1e-2, 1e-1)
+JITTER = 1e-5
+
+
+class GaussianProcess(NamedTuple):
+    """A fitted GP posterior in standardised units (y = (fitness - y_mean) / y_std)."""
+    archs: jax.Array       # int32[G, D] training inputs
+    mask: jax.Array        # bool[G] which are real
+    chol: jax.Array        # float32[G, G] Cholesky factor of s * (C + noise I), identity on pads
+    alpha: jax.Array       # float32[G] K^-1 y
+    signal: jax.Array      # s
+    lengthscale: jax.Array
+    noise: jax.Array       # noise ratio (noise variance / s)
+    y_mean: jax.Array
+    y_std: jax.Array
+    best_y: jax.Array      # best standardised training target
+
+
+class BayesianState(NamedTuple):
+    history: base.History
+    gp: GaussianProcess
+
+
+def _correlation(a, b, lengthscale):
+    """exp(-fraction of differing decisions / lengthscale): float32[len(a), len(b)]."""
+    differing = jnp.mean((a[:, None, :] != b[None, :, :]).astype(jnp.float32), axis=-1)
+    return jnp.exp(-differing / lengthscale)
+
+
+def _masked_matrix(correlation, mask, noise):
+    # Pads: no correlation with anything and unit variance, so they change neither the posterior
+    # nor (with a zero target) the likelihood.
+    both = (mask[:, None] & mask[None, :]).astype(jnp.float32)
+    return correlation * both + jnp.diag(jnp.where(mask, noise + JITTER, 1.0))
+
+
+def _profile_fit(correlation, y, mask, noise):
+    """Factorises C + noise I; returns (log marginal likelihood at the best s, chol, alpha, s)."""
+    chol = jnp.linalg.cholesky(_masked_matrix(correlation, mask, noise))
+    alpha0 = jax.scipy.linalg.cho_solve((chol, True), y)
+    count = jnp.maximum(jnp.sum(mask), 1)
+    signal = jnp.maximum(jnp.dot(y, alpha0) / count, 1e-6)
+    log_likelihood = -0.5 * count * jnp.log(signal) - jnp.sum(jnp.log(jnp.diag(chol)))
+    log_likelihood = jnp.where(jnp.all(jnp.isfinite(chol)), log_likelihood, -jnp.inf)
+    return log_likelihood, chol, alpha0, signal
+
+
+def _training_set(history, gp_size):
+    """The slots the GP learns from: every result while there are at most gp_size, then the best."""
+    fitness = base.filled_fitness(history)
+    valid = base.valid_mask(history)
+    _, slots = jax.lax.top_k(jnp.where(valid, fitness, -jnp.inf), gp_size)
+    return slots, valid[slots], fitness[slots]
+
+
+def fit(history: base.History, gp_size: int) -> GaussianProcess:
+    slots, mask, fitness = _training_set(history, gp_size)
+    archs = history.archs[slots]
+    count = jnp.maximum(jnp.sum(mask), 1)
+    y_mean = jnp.sum(jnp.where(mask, fitness, 0.0)) / count
+    y_std = jnp.sqrt(jnp.sum(jnp.where(mask, (fitness - y_mean) ** 2, 0.0)) / count)
+    y_std = jnp.where(y_std > 0, y_std, 1.0)
+    y = jnp.where(mask, (fitness - y_mean) / y_std, 0.0)
+    grid = jnp.asarray([(ls, nr) for ls in LENGTHSCALES for nr in NOISE_RATIOS], jnp.float32)
+
+    def at(point):
+        return _profile_fit(_correlation(archs, archs, point[0]), y, mask, point[1])
+
+    log_likelihood, chols, alphas, signals = jax.vmap(at)(grid)
+    i = jnp.argmax(log_likelihood)
+    signal = signals[i]
+    return GaussianProcess(archs=archs, mask=mask,
+                           chol=chols[i] * jnp.sqrt(signal), alpha=alphas[i] / signal, signal=signal,
+                           lengthscale=grid[:, 0][i], noise=grid[:, 1][i], y_mean=y_mean, y_std=y_std,
+                           best_y=jnp.max(jnp.where(mask, y, -jnp.inf)))
+
+
+def predict(gp: GaussianProcess, archs):
+    """Posterior mean and standard deviation of the latent fitness, in fitness units."""
+    k = gp.signal * _correlation(archs, gp.archs, gp.lengthscale) * gp.mask[None, :]
+    mean = k @ gp.alpha
+    v = jax.scipy.linalg.solve_triangular(gp.chol, k.T, lower=True)
+    variance = jnp.maximum(gp.signal - jnp.sum(v * v, axis=0), 1e-12)
+    return gp.y_mean + gp.y_std * mean, gp.y_std * jnp.sqrt(variance)
+
+
+def expected_improvement(mean, std, best):
+    z = (mean - best) / std
+    return (mean - best) * jax.scipy.stats.norm.cdf(z) + std * jax.scipy.stats.norm.pdf(z)
+
+
+def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2.0, num_initial: int = 10,
+              num_incumbents: int = 10, mutations_per_incumbent: int = 30, num_random: int = 200,
+              gp_size: int = 300) -> base.Core:
+    if acquisition not in ("ei", "ucb"):
+        raise ValueError(f"bayesian: acquisition must be 'ei' or 'ucb', got {acquisition!r}.")
+    if not 1 <= gp_size <= capacity:
+        raise ValueError(f"bayesian: gp_size must be in 1..capacity ({capacity}), got {gp_size}.")
+    if not 1 <= num_incumbents <= capacity:
+        raise ValueError(f"bayesian: num_incumbents must be in 1..capacity ({capacity}), got {num_incumbents}.")
+    num_choices, num_decisions = space.num_choices, space.num_decisions
+
+    def init(key):
+        del key
+        history = base.empty_history(num_decisions, capacity)
+        return BayesianState(history, fit(history, gp_size))
+
+    def acquire(gp, archs):
+        mean, std = predict(gp, archs)
+        if acquisition == "ucb":
+            return mean + ucb_beta * std
+        best = gp.y_mean + gp.y_std * gp.best_y
+        return expected_improvement(mean, std, best)
+
+    def propose(key, state, n):
+        del n  # the pool is large enough for any batch; `ask` keeps its top n
+        k_one, k_two, k_again, k_random = jax.random.split(key, 4)
+        incumbents, _ = base.top_k(state, num_incumbents)
+        parents = jnp.repeat(incumbents, mutations_per_incumbent, axis=0)
+        half = parents.shape[0] // 2
+        one_step = base.mutate(k_one, parents[:half], num_choices)
+        two_steps = base.mutate(k_again, base.mutate(k_two, parents[half:], num_choices), num_choices)
+        random = space.sample(k_random, num_random)
+        pool = jnp.concatenate([one_step, two_steps, random])
+        is_random = jnp.arange(pool.shape[0]) >= parents.shape[0]
+        initial = state.history.count < num_initial
+        # During the initial design only the random part counts (incumbents are not meaningful yet).
+        priority = jnp.where(initial, jnp.where(is_random, 0.0, -1.0), acquire(state.gp, pool))
+        return pool, priority
+
+    def learn(state, archs, fitness):
+        del archs, fitness
+        return state._replace(gp=fit(state.history, gp_size))
+
+    return base.Core(init, propose, learn)

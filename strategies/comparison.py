@@ -1,0 +1,269 @@
+"""Comparing strategies against a lookup table (e.g. NAS-Bench-201), with explicit arguments.
+
+`run_comparison` runs every strategy for every seed up to the largest budget, feeding it the
+table's `fitness_column` (e.g. validation accuracy) as fitness. For each budget B, the architecture
+a run "returns" is its best by fitness among its first B queries (so one seed's budgets share a
+trajectory, as in a best-so-far curve), and it is judged on `report_column` (e.g. test accuracy).
+
+Seeds run side by side: when `ask` and `tell` are jittable (no host-side constraints) they are
+vmapped over the seeds, one call per query for all seeds; otherwise seeds run one after another.
+
+Outputs in `workdir`: `results.json` (the table, the reference architecture, per-strategy wall
+time, the Pareto fronts when a latency limit is given), `metrics.jsonl` (one line per
+(strategy, budget, seed) run) and `best_so_far.png` (plus `pareto.png` with a latency limit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import strategies as registry
+from strategies import base, pareto
+from strategies.constraints import Limit
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Pins OpenBLAS (used by JAX's CPU linear algebra) to one thread while the comparison runs.
+
+    Measured: on a 2-core machine shared with other jobs, a threaded 256x256 Cholesky took
+    100-1000x longer than a single-threaded one. A no-op when threadpoolctl is not installed.
+    """
+    try:
+        import threadpoolctl
+    except ImportError:
+        yield
+        return
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def _seed_list(seeds):
+    return list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+
+
+def _progress_bar(total, enabled, description):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=description, unit="query")
+
+
+def run_search(strategy, objective, seeds, budget: int, batch_size: int = 1, progress=None):
+    """Runs `strategy` against `objective` for each seed; returns int32[S, budget, D] queried
+    architectures in query order. `progress`: an optional tqdm bar, advanced once per query of
+    each seed."""
+    seeds = _seed_list(seeds)
+    keys = jnp.stack([jax.random.key(s) for s in seeds])
+    steps = -(-budget // batch_size)
+    try:
+        init = jax.vmap(strategy.init)
+        ask = jax.jit(jax.vmap(strategy.ask, in_axes=(0, 0, None)), static_argnums=2)
+        tell = jax.jit(jax.vmap(strategy.tell))
+        states = init(jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys))
+        ask(keys, states, batch_size)  # fails fast when `ask` filters on the host
+    except TypeError:
+        return np.stack([run_search(strategy, objective, [s], budget, batch_size, progress)[0] for s in seeds])
+    queried = []
+    for step in range(steps):
+        step_keys = jax.vmap(lambda k: jax.random.fold_in(k, step + 1))(keys)
+        archs, states = ask(step_keys, states, batch_size)
+        archs_np = np.asarray(archs)
+        fitness = np.asarray(objective(archs_np.reshape(-1, archs_np.shape[-1])), np.float32)
+        states = tell(states, archs, fitness.reshape(archs_np.shape[:2]))
+        queried.append(archs_np)
+        if progress is not None:
+            progress.update(batch_size * len(seeds))
+    return np.concatenate(queried, axis=1)[:, :budget]
+
+
+def best_so_far(fitness, report):
+    """For each prefix length t, `report` of the best-by-`fitness` among the first t: [..., T]."""
+    fitness = np.where(np.isnan(fitness), -np.inf, fitness)
+    running = np.maximum.accumulate(fitness, axis=-1)
+    previous = np.concatenate([np.full(fitness.shape[:-1] + (1,), -np.inf), running[..., :-1]], axis=-1)
+    # The first query to beat every earlier one is the architecture returned from then on.
+    is_new_best = (fitness > previous) | (np.arange(fitness.shape[-1]) == 0)
+    index = np.where(is_new_best, np.arange(fitness.shape[-1]), 0)
+    index = np.maximum.accumulate(index, axis=-1)
+    return np.take_along_axis(report, index, axis=-1)
+
+
+def _latency_limit(latency_table, latency_column, latency_limit):
+    if latency_table is None or latency_limit is None:
+        return None
+    name = f"{latency_column} latency (ms)"
+    return Limit(name, lambda archs: latency_table.metric(archs, latency_column), float(latency_limit))
+
+
+def run_comparison(space, table, strategy_names, budgets, seeds, workdir, *, fitness_column="cifar10-val",
+                   report_column="cifar10-test", strategy_options=None, batch_size: int = 1,
+                   latency_table=None, latency_column="pixel3", latency_limit=None,
+                   progress: bool = True) -> dict:
+    """Runs the comparison and writes its outputs to `workdir`; returns what `results.json` holds.
+
+    Args:
+      space: the search space. table: a `tabular.TabularObjective` over it.
+      strategy_names: registry names. budgets: query counts (ints). seeds: a count or a list.
+      fitness_column / report_column: what strategies optimise / what the result is judged on.
+      strategy_options: {name: {option: value}} passed to `strategies.get`.
+      batch_size: architectures per `ask`.
+      latency_table, latency_column, latency_limit: when all given, every strategy is constrained
+        to `latency_table.metric(arch, latency_column) <= latency_limit`, the reference becomes the
+        best feasible architecture, and Pareto fronts of (fitness, latency) are reported.
+    """
+    os.makedirs(workdir, exist_ok=True)
+    seeds, budgets = _seed_list(seeds), sorted(int(b) for b in budgets)
+    horizon, options = budgets[-1], dict(strategy_options or {})
+    limit = _latency_limit(latency_table, latency_column, latency_limit)
+    reference = _reference(table, fitness_column, report_column, limit)
+    curves, summary, fronts, wall = {}, {}, {}, {}
+    metrics_path = os.path.join(workdir, "metrics.jsonl")
+    bar = _progress_bar(len(strategy_names) * horizon * len(seeds), progress, "strategies")
+    with open(metrics_path, "w") as metrics, single_threaded_blas():
+        for name in strategy_names:
+            if bar is not None:
+                bar.set_postfix_str(name)
+            strategy = registry.get(name, space, constraints=[limit] if limit else (), **options.get(name, {}))
+            start = time.time()
+            queried = run_search(strategy, table_objective(table, fitness_column), seeds, horizon, batch_size, bar)
+            wall[name] = time.time() - start
+            flat = queried.reshape(-1, space.num_decisions)
+            fitness = table.metric(flat, fitness_column).reshape(queried.shape[:2])
+            report = table.metric(flat, report_column).reshape(queried.shape[:2])
+            curves[name] = best_so_far(fitness, report)
+            summary[name] = _summarise(curves[name], budgets)
+            _write_metrics(metrics, name, seeds, budgets, queried, fitness, report, space, wall[name])
+            if limit is not None:
+                fronts[name] = _front(queried, fitness, report, limit, space)
+    if bar is not None:
+        bar.close()
+    results = {
+        "space": space.name, "fitness_column": fitness_column, "report_column": report_column,
+        "budgets": budgets, "seeds": seeds, "batch_size": batch_size, "strategy_options": options,
+        "reference": reference, "table": summary, "wall_seconds": wall,
+        "targets": _targets(summary, budgets, reference),
+        "plot": "best_so_far.png",
+    }
+    if limit is not None:
+        results["latency_limit"] = {"column": latency_column, "limit_ms": float(latency_limit)}
+        results["pareto"] = fronts
+        results["pareto_plot"] = "pareto.png"
+        _plot_pareto(fronts, limit, os.path.join(workdir, "pareto.png"))
+    _plot_curves(curves, reference, report_column, os.path.join(workdir, "best_so_far.png"))
+    with open(os.path.join(workdir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    return results
+
+
+def table_objective(table, column):
+    return lambda archs: table.metric(archs, column)
+
+
+def _reference(table, fitness_column, report_column, limit):
+    feasible = None
+    if limit is not None:
+        feasible = np.asarray(limit.cost(table.archs)) <= limit.limit
+    arch = table.best(fitness_column, feasible)
+    return {"arch": table.space.to_string(arch), "fitness": float(table.metric(arch, fitness_column)[0]),
+            "report": float(table.metric(arch, report_column)[0]),
+            "best_report_in_table": float(np.max(np.where(feasible if feasible is not None else True,
+                                                          table.values(report_column), -np.inf))),
+            "feasible_fraction": None if feasible is None else float(np.mean(feasible))}
+
+
+def _summarise(curve, budgets):
+    return {str(b): {"mean": float(np.mean(curve[:, b - 1])), "std": float(np.std(curve[:, b - 1])),
+                     "n": int(curve.shape[0])} for b in budgets}
+
+
+def _targets(summary, budgets, reference):
+    """The issue's targets: each strategy vs random at the smallest budget; the best vs the reference."""
+    low, high = str(budgets[0]), str(budgets[-1])
+    targets = {}
+    if "random" in summary:
+        random_mean = summary["random"][low]["mean"]
+        targets[f"beats_random_at_{low}"] = {n: s[low]["mean"] > random_mean for n, s in summary.items()
+                                             if n != "random"}
+    best_name = max(summary, key=lambda n: summary[n][high]["mean"])
+    gap = reference["report"] - summary[best_name][high]["mean"]
+    targets[f"best_at_{high}"] = {"strategy": best_name, "gap_to_reference": gap, "within_0.3": gap <= 0.3}
+    return targets
+
+
+def _write_metrics(stream, name, seeds, budgets, queried, fitness, report, space, seconds):
+    for budget in budgets:
+        prefix = np.where(np.isnan(fitness[:, :budget]), -np.inf, fitness[:, :budget])
+        best = np.argmax(prefix, axis=1)
+        for i, seed in enumerate(seeds):
+            stream.write(json.dumps({
+                "strategy": name, "budget": budget, "seed": seed,
+                "arch": space.to_string(queried[i, best[i]]), "fitness": float(fitness[i, best[i]]),
+                "report": float(report[i, best[i]]), "unique_queries": int(len(np.unique(queried[i, :budget], axis=0))),
+                "strategy_wall_seconds_all_seeds": seconds}) + "\n")
+    stream.flush()
+
+
+def _front(queried, fitness, report, limit, space):
+    """The Pareto front of (fitness, latency) over every architecture any seed queried."""
+    archs, first = np.unique(queried.reshape(-1, queried.shape[-1]), axis=0, return_index=True)
+    fit, rep = fitness.reshape(-1)[first], report.reshape(-1)[first]
+    cost = np.asarray(limit.cost(archs), np.float64)
+    front = pareto.pareto_front(fit, cost)
+    return {"violations": int(np.sum(cost > limit.limit)),
+            "points": [{"arch": space.to_string(archs[i]), "fitness": float(fit[i]), "report": float(rep[i]),
+                        "cost": float(cost[i])} for i in front]}
+
+
+def _plot_curves(curves, reference, report_column, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, curve in curves.items():
+        queries = np.arange(1, curve.shape[1] + 1)
+        mean, std = curve.mean(0), curve.std(0)
+        ax.plot(queries, mean, label=name)
+        ax.fill_between(queries, mean - std, mean + std, alpha=0.15)
+    ax.axhline(reference["report"], color="k", ls="--", lw=1, label="best by fitness in table")
+    ax.set_xlabel("queries")
+    ax.set_ylabel(f"{report_column} of best-so-far (mean ± std over seeds)")
+    lo = min(np.percentile(c.mean(0), 5) for c in curves.values())
+    ax.set_ylim(lo - 0.5, reference["best_report_in_table"] + 0.3)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _plot_pareto(fronts, limit, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, front in fronts.items():
+        cost = [p["cost"] for p in front["points"]]
+        fit = [p["fitness"] for p in front["points"]]
+        ax.step(cost, fit, where="post", marker="o", ms=3, label=name)
+    ax.axvline(limit.limit, color="k", ls="--", lw=1, label="limit")
+    ax.set_xlabel(limit.name)
+    ax.set_ylabel("fitness")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+__all__ = ["run_comparison", "run_search", "best_so_far", "single_threaded_blas", "table_objective"]

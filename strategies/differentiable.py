@@ -1,0 +1,525 @@
+"""Differentiable architecture search on the weight-sharing supernet: DARTS and GDAS.
+
+The architecture parameters ("alphas") are their own pytree, one logit vector per decision stored
+as a float32[D, K] array (K = the most options of any decision; the padded slots are masked out of
+every softmax), with their own optax optimiser next to the supernet weights':
+
+    alphas = init_alphas(space, key)
+    weights = arch_weights(space, alphas)        # float32[D, K], rows sum to 1, padded slots 0
+
+Both methods are bilevel: the supernet weights take a step on the `train` split, the alphas a step
+on the `val` split.
+
+* DARTS (Liu et al., 2019) feeds the softmax weights to the *mixed* supernet, which computes every
+  candidate and sums them (the continuous relaxation). First order uses the alphas' gradient at the
+  current weights; second order differentiates through one virtual weight step
+  `w' = w - xi * grad_w L_train(w, a)`, with the mixed second derivative applied to a vector by
+  forward-over-reverse differentiation (`jax.jvp` of `jax.grad`) instead of DARTS's finite
+  difference.
+* GDAS (Dong & Yang, 2019) draws a Gumbel-softmax sample per decision and uses its hard one-hot
+  with a straight-through gradient, on the *single-path* supernet: every step runs one path only.
+
+`derive` turns the weights into the discrete architecture (argmax per decision, never an option
+labelled `none`, as NAS-Bench-201's reference code does). DARTS tends to collapse onto
+parameter-free operations; the share of them in the derived architecture is logged over time, and
+two published remedies are options: `early_stop` (DARTS+, Liang et al., 2019: stop once the share
+passes a limit) and `aux_skip` (DARTS-, Chu et al., 2021: an auxiliary skip branch whose strength
+decays from 1 to 0 over the search).
+
+Data parallelism works as in single-path training: everything is replicated, batches are split over
+the mesh, and jit averages both gradients across devices, so every device holds the same alphas.
+
+`run_differentiable_search` runs a whole search and writes `results.json`, `metrics.jsonl` and
+`arch_weights.png`; `compare_with_random` retrains the result and random architectures from
+scratch. `make_core` exposes a finished search to the strategy registry (ask returns the derived
+architecture first, then samples from the learned distribution).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Callable
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh
+from tqdm.auto import tqdm
+
+from supernet import records, retrain, sharding
+from supernet.training import cross_entropy, init_params, make_optimizer, step_batches
+
+METHODS = ("darts", "gdas")
+REMEDIES = ("none", "early_stop", "aux_skip")
+# Options never chosen by `derive` (the NAS-Bench-201 reference drops `none` when deriving).
+EXCLUDED_LABELS = ("none",)
+# Options that the DARTS- auxiliary branch strengthens: the identity in each space's vocabulary.
+SKIP_LABELS = ("skip_connect", "skip", "identity")
+
+
+# -- architecture parameters ------------------------------------------------------------------------
+
+def init_alphas(space, key: jax.Array | None = None, scale: float = 1e-3) -> jax.Array:
+    """float32[D, K] logits, small random values (DARTS's 1e-3 * N(0, 1)); padded slots are 0."""
+    shape = space.option_mask().shape
+    if key is None:
+        return jnp.zeros(shape, jnp.float32)
+    return scale * jax.random.normal(key, shape, jnp.float32) * space.option_mask()
+
+
+def masked_softmax(logits: jax.Array, mask) -> jax.Array:
+    """Softmax over the last axis that gives masked-out slots exactly zero weight (and no gradient)."""
+    mask = jnp.asarray(mask, bool)
+    logits = jnp.where(mask, logits, -jnp.inf)
+    # The max is over real slots only; `where` keeps NaN/inf gradients out of the padded slots.
+    shifted = logits - jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
+    exp = jnp.where(mask, jnp.exp(jnp.where(mask, shifted, 0.0)), 0.0)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def arch_weights(space, alphas: jax.Array) -> jax.Array:
+    """The softmax weights of the alphas, float32[D, K]."""
+    return masked_softmax(alphas, space.option_mask())
+
+
+def make_alpha_optimizer(learning_rate: float = 3e-4, weight_decay: float = 1e-3,
+                         b1: float = 0.5, b2: float = 0.999) -> optax.GradientTransformation:
+    """Adam with L2 decay added to the gradient, DARTS's and GDAS's recipe for the alphas."""
+    return optax.chain(optax.add_decayed_weights(weight_decay), optax.adam(learning_rate, b1=b1, b2=b2))
+
+
+def make_weight_optimizer(learning_rate: float, momentum: float, weight_decay: float, steps: int,
+                          grad_clip: float) -> optax.GradientTransformation:
+    """The single-path recipe (SGD, Nesterov, cosine) with DARTS's gradient-norm clipping in front."""
+    base = make_optimizer(learning_rate, momentum, weight_decay, steps)
+    return optax.chain(optax.clip_by_global_norm(grad_clip), base) if grad_clip else base
+
+
+# -- deriving the architecture ----------------------------------------------------------------------
+
+def excluded_options(space, labels=EXCLUDED_LABELS) -> np.ndarray:
+    """bool[D, K]: options `derive` must not pick (a decision keeps them if it has nothing else)."""
+    mask = space.option_mask()
+    excluded = np.zeros_like(mask)
+    for d, options in enumerate(space.options):
+        for k, label in enumerate(options):
+            excluded[d, k] = label in labels
+        if excluded[d].sum() == len(options):  # e.g. a decision whose only option is `none`
+            excluded[d] = False
+    return excluded
+
+
+def derive(space, weights, labels=EXCLUDED_LABELS) -> np.ndarray:
+    """The discrete architecture int32[D]: per decision, the heaviest option not labelled `none`."""
+    allowed = space.option_mask() & ~excluded_options(space, labels)
+    scores = np.where(allowed, np.asarray(weights, np.float64), -np.inf)
+    return space.validate(scores.argmax(axis=-1))
+
+
+def parameter_free_share(space, arch) -> float | None:
+    """Share of decisions whose chosen operation has no weights (DARTS's collapse signal), for
+    spaces that can tell (`space.parameter_free`); None for the others."""
+    if not hasattr(space, "parameter_free"):
+        return None
+    return float(np.mean(space.parameter_free(arch)))
+
+
+def skip_options(space) -> np.ndarray:
+    """float32[D, K]: 1 at each skip / identity option, for the DARTS- auxiliary branch."""
+    skip = np.zeros(space.option_mask().shape, np.float32)
+    for d, options in enumerate(space.options):
+        for k, label in enumerate(options):
+            skip[d, k] = label in SKIP_LABELS
+    return skip
+
+
+# -- search state and steps -------------------------------------------------------------------------
+
+@flax.struct.dataclass
+class SearchState:
+    step: jax.Array
+    params: Any
+    opt_state: Any
+    alphas: jax.Array
+    alpha_opt_state: Any
+
+
+def make_loss(model) -> Callable:
+    """`loss(params, weights, x, y) -> (mean cross-entropy, accuracy)`; the supernet is linear in
+    `weights` per decision, so soft (DARTS), hard (GDAS) and shifted (DARTS-) weights all work."""
+
+    def loss(params, weights, x, y):
+        logits = model.apply({"params": params}, x, weights, train=True)
+        return cross_entropy(logits, y), (logits.argmax(-1) == y).mean()
+
+    return loss
+
+
+def unrolled_alpha_grad(loss, params, alphas, to_weights, train_batch, val_batch, xi: float):
+    """DARTS's second-order architecture gradient of L_val(w - xi * grad_w L_train(w, a), a).
+
+    d/da = grad_a L_val(w', a) - xi * (d^2 L_train / da dw) . grad_w' L_val(w', a); the mixed
+    second derivative times that vector is the forward-mode derivative (jvp), along the vector,
+    of the reverse-mode gradient in `a`: forward-over-reverse, exact and one extra pass.
+    Returns (gradient, (val loss, val accuracy) at w').
+    """
+    def scalar(p, a, batch):
+        return loss(p, to_weights(a), *batch)[0]
+
+    grad_w_train = jax.grad(scalar)(params, alphas, train_batch)
+    virtual = jax.tree.map(lambda w, g: w - xi * g, params, grad_w_train)
+    (val_loss, val_acc), (g_w, g_a) = jax.value_and_grad(
+        lambda p, a: loss(p, to_weights(a), *val_batch), argnums=(0, 1), has_aux=True)(virtual, alphas)
+    grad_a_train = lambda p: jax.grad(scalar, argnums=1)(p, alphas, train_batch)
+    _, mixed = jax.jvp(grad_a_train, (params,), (g_w,))
+    return g_a - xi * mixed, (val_loss, val_acc)
+
+
+def make_darts_step(space, model, weight_optimizer, alpha_optimizer, *, order: int = 1,
+                    xi: float = 0.0):
+    """`step(state, train_x, train_y, val_x, val_y, beta) -> (state, metrics)`, jitted.
+
+    The alphas step first (on val), then the weights (on train, with the updated alphas), as in
+    DARTS. `beta` is the DARTS- auxiliary skip strength (0 without that remedy): it is added to
+    the skip options' weights, which for a supernet linear in the weights is exactly `+ beta * x`.
+    """
+    if order not in (1, 2):
+        raise ValueError(f"DARTS order must be 1 (first order) or 2 (unrolled), got {order!r}.")
+    loss = make_loss(model)
+    skip = jnp.asarray(skip_options(space))
+
+    def step(state: SearchState, train_x, train_y, val_x, val_y, beta):
+        to_weights = lambda a: arch_weights(space, a) + beta * skip
+        if order == 1:
+            (val_loss, val_acc), g_a = jax.value_and_grad(
+                lambda a: loss(state.params, to_weights(a), val_x, val_y), has_aux=True)(state.alphas)
+        else:
+            g_a, (val_loss, val_acc) = unrolled_alpha_grad(
+                loss, state.params, state.alphas, to_weights, (train_x, train_y), (val_x, val_y), xi)
+        a_updates, alpha_opt_state = alpha_optimizer.update(g_a, state.alpha_opt_state, state.alphas)
+        alphas = optax.apply_updates(state.alphas, a_updates)
+
+        weights = jax.lax.stop_gradient(to_weights(alphas))
+        (train_loss, train_acc), g_w = jax.value_and_grad(
+            lambda p: loss(p, weights, train_x, train_y), has_aux=True)(state.params)
+        updates, opt_state = weight_optimizer.update(g_w, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        new = SearchState(state.step + 1, params, opt_state, alphas, alpha_opt_state)
+        return new, {"train_loss": train_loss, "train_accuracy": train_acc,
+                     "val_loss": val_loss, "val_accuracy": val_acc}
+
+    return jax.jit(step, donate_argnums=0)
+
+
+def gumbel_hard(space, key: jax.Array, alphas: jax.Array, tau) -> jax.Array:
+    """A Gumbel-softmax sample per decision, hard one-hot forward, soft gradient backward
+    (straight-through). Padded slots are never drawn."""
+    gumbel = jax.random.gumbel(key, alphas.shape, alphas.dtype)
+    soft = masked_softmax((alphas + gumbel) / tau, space.option_mask())
+    hard = jax.nn.one_hot(soft.argmax(-1), soft.shape[-1], dtype=soft.dtype)
+    return hard + soft - jax.lax.stop_gradient(soft)
+
+
+def make_gdas_step(space, model, weight_optimizer, alpha_optimizer):
+    """`step(state, train_x, train_y, val_x, val_y, key, tau) -> (state, metrics)`, jitted.
+
+    `model` should be the single-path supernet: with a hard one-hot it computes only the sampled
+    operation per decision. The weights step with one sample on train, the alphas with another on
+    val (their gradient reaches the logits through the soft part of the straight-through sample).
+    """
+    loss = make_loss(model)
+
+    def step(state: SearchState, train_x, train_y, val_x, val_y, key, tau):
+        key_a, key_w = jax.random.split(key)
+        (val_loss, val_acc), g_a = jax.value_and_grad(
+            lambda a: loss(state.params, gumbel_hard(space, key_a, a, tau), val_x, val_y),
+            has_aux=True)(state.alphas)
+        a_updates, alpha_opt_state = alpha_optimizer.update(g_a, state.alpha_opt_state, state.alphas)
+        alphas = optax.apply_updates(state.alphas, a_updates)
+
+        path = jax.lax.stop_gradient(gumbel_hard(space, key_w, alphas, tau))
+        (train_loss, train_acc), g_w = jax.value_and_grad(
+            lambda p: loss(p, path, train_x, train_y), has_aux=True)(state.params)
+        updates, opt_state = weight_optimizer.update(g_w, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        new = SearchState(state.step + 1, params, opt_state, alphas, alpha_opt_state)
+        return new, {"train_loss": train_loss, "train_accuracy": train_acc,
+                     "val_loss": val_loss, "val_accuracy": val_acc}
+
+    return jax.jit(step, donate_argnums=0)
+
+
+def create_search_state(space, model, weight_optimizer, alpha_optimizer, key: jax.Array,
+                        input_shape) -> SearchState:
+    init_key, alpha_key = jax.random.split(key)
+    params = init_params(space, model, init_key, input_shape)
+    alphas = init_alphas(space, alpha_key)
+    return SearchState(jnp.zeros((), jnp.int32), params, weight_optimizer.init(params), alphas,
+                       alpha_optimizer.init(alphas))
+
+
+# -- schedules ----------------------------------------------------------------------------------------
+
+def gdas_temperature(step: int, steps: int, tau_max: float, tau_min: float) -> float:
+    """GDAS's temperature, linear from tau_max to tau_min over the search."""
+    return tau_max - (tau_max - tau_min) * step / max(steps - 1, 1)
+
+
+def aux_skip_beta(step: int, steps: int) -> float:
+    """DARTS-'s auxiliary skip strength, linear from 1 to 0 over the search."""
+    return 1.0 - step / max(steps - 1, 1)
+
+
+# -- the whole search ---------------------------------------------------------------------------------
+
+def run_differentiable_search(space, dataset, *, method: str = "darts", order: int = 1, steps: int = 200,
+                              batch_size: int = 64, val_batch_size: int | None = None,
+                              weight_lr: float = 0.025, weight_momentum: float = 0.9,
+                              weight_decay: float = 3e-4, grad_clip: float = 5.0,
+                              alpha_lr: float = 3e-4, alpha_weight_decay: float = 1e-3,
+                              xi: float | None = None, tau_max: float = 10.0, tau_min: float = 0.1,
+                              remedy: str = "none", max_param_free_share: float = 0.5,
+                              min_stop_fraction: float = 0.25, log_every: int = 10,
+                              key: jax.Array, mesh: Mesh | None = None, workdir: str | None = None,
+                              progress: bool = True) -> dict:
+    """Searches `space` on `dataset` (weights on `train`, alphas on `val`) and derives the result.
+
+    method: "darts" (mixed supernet, `order` 1 or 2) or "gdas" (single path, Gumbel temperature
+      linear from `tau_max` to `tau_min`).
+    xi: the virtual step size of second-order DARTS (default: `weight_lr`, as in DARTS).
+    remedy: "none"; "early_stop" stops once the derived architecture's share of parameter-free
+      operations exceeds `max_param_free_share` (checked every `log_every` steps after
+      `min_stop_fraction` of the steps) and keeps the last architecture within the limit;
+      "aux_skip" adds DARTS-'s decaying skip branch.
+    Returns a JSON-friendly dict: `arch` (int list), `arch_string`, `weights` (final softmax,
+    [D][K]), `alphas`, `param_free_share`, timing (`search_seconds`, `step_seconds`), `history`.
+    With `workdir`, writes results.json, metrics.jsonl and arch_weights.png there.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown differentiable method {method!r}; valid: {', '.join(METHODS)}.")
+    if remedy not in REMEDIES:
+        raise ValueError(f"unknown remedy {remedy!r}; valid: {', '.join(REMEDIES)}.")
+    if remedy == "early_stop" and not hasattr(space, "parameter_free"):
+        raise ValueError(f"remedy 'early_stop' needs `parameter_free` on the {space.name} space.")
+    if remedy == "aux_skip" and not skip_options(space).any():
+        raise ValueError(f"remedy 'aux_skip' needs a skip option ({', '.join(SKIP_LABELS)}); "
+                         f"the {space.name} space has none.")
+    mesh = mesh or sharding.make_mesh()
+    val_batch_size = val_batch_size or batch_size
+    sharding.check_batch_size(batch_size, mesh)
+    sharding.check_batch_size(val_batch_size, mesh, "val batch size")
+    xi = weight_lr if xi is None else xi
+
+    model = space.supernet(mixed=(method == "darts"))
+    weight_optimizer = make_weight_optimizer(weight_lr, weight_momentum, weight_decay, steps, grad_clip)
+    alpha_optimizer = make_alpha_optimizer(alpha_lr, alpha_weight_decay)
+    init_key, step_key, data_key = jax.random.split(key, 3)
+    state = create_search_state(space, model, weight_optimizer, alpha_optimizer, init_key, dataset.input_shape)
+    state = sharding.replicate(mesh, state)
+    if method == "darts":
+        step_fn = make_darts_step(space, model, weight_optimizer, alpha_optimizer, order=order, xi=xi)
+    else:
+        step_fn = make_gdas_step(space, model, weight_optimizer, alpha_optimizer)
+
+    seed = int(jax.random.randint(data_key, (), 0, 2**31 - 2))
+    train_batches = step_batches(dataset.train, batch_size, seed, 0)
+    val_batches = step_batches(dataset.val, val_batch_size, seed + 1, 0)
+    log = records.MetricsLog(workdir) if workdir else None
+    history = {"step": [], "weights": [], "arch": [], "param_free_share": []}
+    kept = None  # (step, arch, weights) of the last check within the early-stop limit
+    stopped_at = None
+    seen = []
+    tic = time.perf_counter()
+    first_step_seconds = None
+    bar = tqdm(range(steps), desc=method, disable=not progress)
+    for t in bar:
+        tx, ty = sharding.shard_batch(mesh, *next(train_batches))
+        vx, vy = sharding.shard_batch(mesh, *next(val_batches))
+        if method == "darts":
+            beta = aux_skip_beta(t, steps) if remedy == "aux_skip" else 0.0
+            state, metrics = step_fn(state, tx, ty, vx, vy, jnp.float32(beta))
+            extra = {"beta": beta}
+        else:
+            tau = gdas_temperature(t, steps, tau_max, tau_min)
+            state, metrics = step_fn(state, tx, ty, vx, vy, jax.random.fold_in(step_key, t), jnp.float32(tau))
+            extra = {"tau": tau}
+        seen.append(metrics)
+        if t == 0:
+            jax.block_until_ready(state)
+            first_step_seconds = time.perf_counter() - tic  # mostly compilation
+        if (t + 1) % log_every and t + 1 != steps:
+            continue
+        weights = np.asarray(arch_weights(space, state.alphas))
+        arch = derive(space, weights)
+        share = parameter_free_share(space, arch)
+        summary = {k: float(np.mean([m[k] for m in seen])) for k in seen[0]}
+        seen = []
+        for name, value in (("step", t + 1), ("weights", weights), ("arch", arch), ("param_free_share", share)):
+            history[name].append(value)
+        bar.set_postfix(val_acc=f"{summary['val_accuracy']:.3f}", free=share)
+        if log:
+            log.write(phase=f"search_{method}", step=t + 1, seconds=time.perf_counter() - tic, **summary,
+                      **extra, param_free_share=share, arch=arch, arch_string=space.to_string(arch),
+                      weights=weights)
+        if remedy == "early_stop":
+            within = share <= max_param_free_share
+            if within:
+                kept = (t + 1, arch, weights)
+            elif t + 1 >= min_stop_fraction * steps:
+                stopped_at = t + 1
+                break
+    jax.block_until_ready(state)
+    seconds = time.perf_counter() - tic
+    steps_run = stopped_at or steps
+
+    weights = np.asarray(arch_weights(space, state.alphas))
+    arch = derive(space, weights)
+    if stopped_at and kept is not None:
+        _, arch, weights = kept
+    result = {
+        "method": method, "order": order if method == "darts" else None, "remedy": remedy,
+        "space": space.describe(), "dataset": getattr(dataset, "name", None),
+        "arch": arch.tolist(), "arch_string": space.to_string(arch),
+        "weights": weights.tolist(), "alphas": np.asarray(state.alphas).tolist(),
+        "param_free_share": parameter_free_share(space, arch),
+        "params": _maybe(space.params, arch), "flops": _maybe(space.flops, arch),
+        "steps": steps, "steps_run": steps_run, "stopped_early_at": stopped_at,
+        "kept_step": kept[0] if (stopped_at and kept) else None,
+        "search_seconds": seconds, "first_step_seconds": first_step_seconds,
+        # Steady-state time per step (weights + alphas), compilation excluded.
+        "step_seconds": (seconds - first_step_seconds) / max(steps_run - 1, 1),
+        "devices": int(mesh.devices.size),
+        "history": {"step": history["step"], "param_free_share": history["param_free_share"],
+                    "arch": [a.tolist() for a in history["arch"]]},
+    }
+    if workdir:
+        records.write_json(workdir, "results.json", result)
+        plot_weights(space, history, os.path.join(workdir, "arch_weights.png"),
+                     title=f"{method.upper()} on {result['dataset']} ({space.name})")
+    return result
+
+
+def _maybe(fn, arch):
+    try:
+        return int(fn(arch))
+    except NotImplementedError:
+        return None
+
+
+# -- the picture ----------------------------------------------------------------------------------------
+
+def plot_weights(space, history: dict, file: str, title: str = "") -> str:
+    """One panel per decision with each option's softmax weight over the steps, plus the
+    parameter-free share of the derived architecture when the space reports it."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = np.asarray(history["step"])
+    weights = np.asarray(history["weights"])  # [T, D, K]
+    shares = history["param_free_share"]
+    panels = space.num_decisions + (shares and shares[0] is not None)
+    cols = min(panels, 4)
+    rows = -(-panels // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    for d in range(space.num_decisions):
+        ax = axes.flat[d]
+        for k, label in enumerate(space.options[d]):
+            ax.plot(steps, weights[:, d, k], label=label)
+        ax.set_title(space.decision_names[d], fontsize=8)
+        ax.set_ylim(0, None)
+        ax.tick_params(labelsize=7)
+    axes.flat[0].legend(fontsize=6)
+    if panels > space.num_decisions:
+        ax = axes.flat[space.num_decisions]
+        ax.plot(steps, shares, color="black")
+        ax.set_title("parameter-free share of derived arch", fontsize=8)
+        ax.set_ylim(-0.05, 1.05)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[panels:]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    fig.supxlabel("step", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(file, dpi=110)
+    plt.close(fig)
+    return file
+
+
+# -- retraining the result against random architectures ------------------------------------------------
+
+def retrain_archs(space, dataset, archs, *, retrain_steps: int, batch_size: int, learning_rate: float,
+                  weight_decay: float, key: jax.Array, mesh: Mesh | None = None,
+                  log: records.MetricsLog | None = None, progress: bool = False,
+                  names: list[str] | None = None) -> list[dict]:
+    """Trains each architecture from scratch with the same recipe, data order and init key, and
+    scores it on `val` and `test`. Returns one dict per architecture."""
+    mesh = mesh or sharding.make_mesh()
+    out = []
+    for i, arch in enumerate(space.validate(archs).reshape(-1, space.num_decisions)):
+        name = names[i] if names else f"arch{i}"
+        tic = time.perf_counter()
+        module = space.standalone(arch)
+        optimizer = make_optimizer(learning_rate, 0.9, weight_decay, retrain_steps)
+        variables = retrain.train_standalone(module, dataset.train, steps=retrain_steps, batch_size=batch_size,
+                                             optimizer=optimizer, key=key, mesh=mesh, progress=progress,
+                                             desc=f"retrain_{name}", log=log)
+        row = {"name": name, "arch": arch.tolist(), "arch_string": space.to_string(arch),
+               "val_accuracy": retrain.accuracy(module, variables, dataset.val),
+               "test_accuracy": retrain.accuracy(module, variables, dataset.test),
+               "param_free_share": parameter_free_share(space, arch),
+               "params": _maybe(space.params, arch), "seconds": time.perf_counter() - tic}
+        if log:
+            log.write(phase="retrain_result", **row)
+        out.append(row)
+    return out
+
+
+def compare_with_random(space, dataset, derived_arch, *, num_random: int = 10, retrain_steps: int = 500,
+                        batch_size: int = 64, learning_rate: float = 0.05, weight_decay: float = 5e-4,
+                        key: jax.Array, mesh: Mesh | None = None, workdir: str | None = None,
+                        progress: bool = False) -> dict:
+    """Retrains `derived_arch` and `num_random` uniform architectures of `space` from scratch, the
+    same way, and reports their test accuracies: the derived one's against the random mean, spread
+    and rank. With `workdir`, logs to metrics.jsonl and adds a `comparison` entry to results.json."""
+    if num_random < 1:
+        raise ValueError(f"compare_with_random needs at least one random architecture, got {num_random}.")
+    sample_key, train_key = jax.random.split(key)
+    randoms = np.asarray(space.sample(sample_key, num_random))
+    archs = np.concatenate([space.validate(derived_arch)[None], randoms])
+    names = ["derived"] + [f"random{i}" for i in range(num_random)]
+    tic = time.perf_counter()
+    log = records.MetricsLog(workdir) if workdir else None
+    rows = retrain_archs(space, dataset, archs, retrain_steps=retrain_steps, batch_size=batch_size,
+                         learning_rate=learning_rate, weight_decay=weight_decay, key=train_key, mesh=mesh,
+                         log=log, progress=progress, names=names)
+    derived, random_rows = rows[0], rows[1:]
+    test = np.asarray([r["test_accuracy"] for r in random_rows])
+    comparison = {
+        "derived": derived, "random": random_rows,
+        "random_test_mean": float(test.mean()), "random_test_std": float(test.std(ddof=1)) if len(test) > 1 else 0.0,
+        "random_test_min": float(test.min()), "random_test_median": float(np.median(test)),
+        "random_test_max": float(test.max()),
+        # Share of random architectures the derived one beats (ties count half).
+        "derived_percentile": float(np.mean((test < derived["test_accuracy"]) + 0.5 * (test == derived["test_accuracy"]))),
+        "retrain": {"steps": retrain_steps, "batch_size": batch_size, "learning_rate": learning_rate,
+                    "weight_decay": weight_decay},
+        "seconds": time.perf_counter() - tic,
+    }
+    if workdir:
+        _merge_results(workdir, {"comparison": comparison})
+    return comparison
+
+
+def _merge_results(workdir: str, update: dict) -> None:
+    file = os.path.join(workdir, "results.json")
+    content = {}
+    if os.path.exists(file):
+        with open(file) as f:
+            content = json.load(f)
+    content.update(update)
+    records.write_json(workdir, "results.json", content)

@@ -1,0 +1,149 @@
+"""REINFORCE with an autoregressive recurrent controller, as in NASNet / ENAS (Zoph et al. 2017-18,
+Pham et al. 2018).
+
+The policy is an LSTM that emits the decisions one after another: at step d it reads the embedding
+of the choice made at step d-1 (a start token at d = 0) and a per-decision head gives the logits of
+decision d's options. Option counts may differ per decision; the heads have exactly as many outputs.
+
+Each `tell` takes `updates_per_tell` Adam steps (optax) on
+    loss = -mean(advantage * log pi(arch)) - entropy_weight * mean(entropy of pi along arch),
+    advantage = (fitness - baseline) / reward_scale,
+where `baseline` is an exponential moving average of fitness (decay `baseline_decay`) and
+`reward_scale` a moving average of |fitness - baseline|, so the step size does not depend on the
+objective's units. Failed (NaN) evaluations get the worst fitness seen.
+
+`ask` samples `samples_per_arch` architectures per requested one from the policy and keeps, in
+sampling order, those that are feasible and fresh: a draw from the policy conditioned on the
+constraints and on not repeating an evaluated architecture.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from strategies import base
+
+DEFAULT_CAPACITY = 1000
+
+
+class Controller(nn.Module):
+    """An LSTM policy over a sequence of categorical decisions."""
+    num_choices: Sequence[int]
+    hidden: int = 32
+
+    def setup(self):
+        self.cell = nn.OptimizedLSTMCell(self.hidden)
+        # One token per (decision, option), plus the start token.
+        self.embed = nn.Embed(int(sum(self.num_choices)) + 1, self.hidden)
+        self.heads = [nn.Dense(k, name=f"head{d}") for d, k in enumerate(self.num_choices)]
+
+    def _offsets(self):
+        return np.concatenate([[0], np.cumsum(self.num_choices)[:-1]]).astype(np.int32)
+
+    def _unroll(self, n, choose):
+        """Runs the decisions in order; choose(d, logits_d) -> int32[n] picks decision d."""
+        carry = (jnp.zeros((n, self.hidden)), jnp.zeros((n, self.hidden)))
+        tokens = jnp.full((n,), int(sum(self.num_choices)), jnp.int32)
+        choices, logits_all = [], []
+        for d, offset in enumerate(self._offsets()):
+            carry, h = self.cell(carry, self.embed(tokens))
+            logits = self.heads[d](h)
+            choice = choose(d, logits)
+            choices.append(choice)
+            logits_all.append(logits)
+            tokens = offset + choice
+        return jnp.stack(choices, axis=1).astype(jnp.int32), logits_all
+
+    def sample(self, key, n: int):
+        """int32[n, D] drawn from the policy."""
+        keys = jax.random.split(key, len(self.num_choices))
+        archs, _ = self._unroll(n, lambda d, logits: jax.random.categorical(keys[d], logits))
+        return archs
+
+    def __call__(self, archs):
+        """Teacher-forced: (log pi(archs) float[n], summed per-decision entropy float[n])."""
+        _, logits_all = self._unroll(archs.shape[0], lambda d, logits: archs[:, d])
+        log_prob, entropy = 0.0, 0.0
+        for d, logits in enumerate(logits_all):
+            log_p = jax.nn.log_softmax(logits)
+            log_prob = log_prob + jnp.take_along_axis(log_p, archs[:, d:d + 1], axis=1)[:, 0]
+            entropy = entropy - jnp.sum(jnp.exp(log_p) * log_p, axis=1)
+        return log_prob, entropy
+
+
+class ReinforceState(NamedTuple):
+    history: base.History
+    params: dict
+    opt_state: optax.OptState
+    baseline: jax.Array       # moving average of fitness
+    reward_scale: jax.Array   # moving average of |fitness - baseline|
+    updates: jax.Array        # how many tells have trained the policy
+
+
+def controller_for(space, state: ReinforceState) -> Controller:
+    """The Controller module matching a state's parameters (for inspecting the policy)."""
+    hidden = state.params["params"]["embed"]["embedding"].shape[1]
+    return Controller(tuple(space.num_choices), hidden)
+
+
+def log_prob(space, state: ReinforceState, archs) -> jax.Array:
+    """log pi(archs) under the state's policy, float32[n]."""
+    archs = jnp.asarray(archs, jnp.int32)
+    return controller_for(space, state).apply(state.params, archs)[0]
+
+
+def make_core(space, capacity: int, hidden: int = 32, learning_rate: float = 0.05,
+              entropy_weight: float = 1e-3, baseline_decay: float = 0.9, updates_per_tell: int = 1,
+              samples_per_arch: int = 16, advantage_clip: float = 0.0) -> base.Core:
+    if not 0.0 <= baseline_decay < 1.0:
+        raise ValueError(f"reinforce: baseline_decay must be in [0, 1), got {baseline_decay}.")
+    controller = Controller(tuple(space.num_choices), hidden)
+    optimizer = optax.adam(learning_rate)
+
+    def init(key):
+        params = controller.init(key, jnp.zeros((1, space.num_decisions), jnp.int32))
+        return ReinforceState(history=base.empty_history(space.num_decisions, capacity), params=params,
+                              opt_state=optimizer.init(params), baseline=jnp.zeros(()),
+                              reward_scale=jnp.ones(()), updates=jnp.zeros((), jnp.int32))
+
+    def propose(key, state, n):
+        m = n * samples_per_arch
+        return controller.apply(state.params, key, m, method=Controller.sample), jnp.zeros((m,), jnp.float32)
+
+    def loss_fn(params, archs, advantage):
+        log_prob, entropy = controller.apply(params, archs)
+        return -jnp.mean(advantage * log_prob) - entropy_weight * jnp.mean(entropy)
+
+    def learn(state, archs, fitness):
+        # Failed evaluations score as the worst result seen (the history already holds this batch).
+        worst = jnp.min(jnp.where(base.valid_mask(state.history), base.filled_fitness(state.history), jnp.inf))
+        reward = jnp.where(jnp.isfinite(fitness), fitness, worst)
+        first = state.updates == 0
+        # The first batch sets the baseline and scale, so the policy does not chase the raw units.
+        baseline = jnp.where(first, jnp.mean(reward), state.baseline)
+        spread = jnp.mean(jnp.abs(reward - baseline))
+        scale = jnp.where(first, jnp.where(spread > 0, spread, 1.0), state.reward_scale)
+        advantage = (reward - baseline) / jnp.maximum(scale, 1e-8)
+        if advantage_clip > 0:
+            advantage = jnp.clip(advantage, -advantage_clip, advantage_clip)
+
+        def step(carry, _):
+            params, opt_state = carry
+            grads = jax.grad(loss_fn)(params, archs, advantage)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), None
+
+        (params, opt_state), _ = jax.lax.scan(step, (state.params, state.opt_state), None, length=updates_per_tell)
+        decay = baseline_decay
+        new_baseline = decay * baseline + (1 - decay) * jnp.mean(reward)
+        new_scale = decay * scale + (1 - decay) * jnp.maximum(jnp.mean(jnp.abs(reward - baseline)), 1e-8)
+        return state._replace(params=params, opt_state=opt_state, baseline=new_baseline,
+                              reward_scale=new_scale, updates=state.updates + 1)
+
+    return base.Core(init, propose, learn)

@@ -1,0 +1,195 @@
+"""Tests for user-defined chain spaces: errors, strings, exact params / FLOPs, extraction, one compilation."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from supernet import spaces
+from supernet.chain import OPERATIONS, ChainSpace
+from supernet.evaluation import calibrate, predict
+from supernet.training import cross_entropy, one_hot
+
+# every operation of the library appears once
+CHOICES = {"block1": ["conv", "sepconv", "maxpool", "identity"],
+           "block2": ["residual", "conv1x1", "avgpool"],
+           "block3": ("linear", "mlp", "conv5x5")}
+
+
+def tiny(input_shape=(8, 8, 1)):
+    return spaces.get("chain", choices=CHOICES, channels=4, num_classes=10, input_shape=input_shape)
+
+
+def archs(space, n, seed=0):
+    """largest, smallest and n random architectures (numpy: no compilation)."""
+    rng = np.random.default_rng(seed)
+    return [space.largest(), space.smallest()] + list(rng.integers(0, space.num_choices, (n, space.num_decisions)))
+
+
+def normal(*shape, seed=1):
+    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
+
+
+def random_params(model, *args, seed=0):
+    """Parameters drawn with numpy (compiling the random initialisers costs more than the test);
+    BN affine parameters moved away from (1, 0) so that a wrong copy would show."""
+    shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), *args, train=True))["params"]
+    rng = np.random.default_rng(seed)
+
+    def fill(path, leaf):
+        if leaf.ndim == 1:
+            base = 1.0 if "scale" in jax.tree_util.keystr(path) else 0.0
+            return jnp.asarray(base + 0.2 * rng.standard_normal(leaf.shape), jnp.float32)
+        return jnp.asarray(rng.standard_normal(leaf.shape) * math.sqrt(2 / math.prod(leaf.shape[:-1])), jnp.float32)
+    return jax.tree_util.tree_map_with_path(fill, shapes)
+
+
+def abstract_variables(net, input_shape):
+    x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
+    return jax.eval_shape(lambda: net.init(jax.random.PRNGKey(0), x, train=False))
+
+
+def matmul_flops(jaxpr) -> int:
+    """2 x multiply-adds of every conv and dot in a jaxpr (full windows), recursing into sub-jaxprs."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "conv_general_dilated":
+            out, rhs = eqn.outvars[0].aval, eqn.invars[1].aval
+            total += 2 * out.size * rhs.size // out.shape[-1]
+        elif eqn.primitive.name == "dot_general":
+            (contract, _), _ = eqn.params["dimension_numbers"]
+            lhs = eqn.invars[0].aval
+            total += 2 * eqn.outvars[0].aval.size * math.prod(lhs.shape[i] for i in contract)
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(sub, jax.extend.core.ClosedJaxpr):
+                    total += matmul_flops(sub.jaxpr)
+                elif isinstance(sub, jax.extend.core.Jaxpr):
+                    total += matmul_flops(sub)
+    return total
+
+
+def test_registry_and_direct_construction():
+    space = tiny()
+    assert isinstance(space, ChainSpace)
+    assert space.decision_names == ("block1", "block2", "block3")
+    assert space.options[2] == ("linear", "mlp", "conv5x5")
+    direct = ChainSpace(CHOICES, channels=4, input_shape=(8, 8, 1))
+    assert direct.options == space.options and direct.size == 4 * 3 * 3
+    assert set(OPERATIONS) == {"conv", "conv1x1", "conv5x5", "sepconv", "residual", "maxpool",
+                               "avgpool", "identity", "linear", "mlp"}
+
+
+def test_sample_and_string_round_trip():
+    space = tiny()
+    sample = np.asarray(space.sample(jax.random.PRNGKey(0), 40))
+    assert (sample >= 0).all() and (sample < np.asarray(space.num_choices)).all()
+    for arch in sample:
+        assert np.array_equal(space.from_string(space.to_string(arch)), arch)
+    assert space.to_string([0, 0, 1]) == "block1=conv,block2=residual,block3=mlp"
+
+
+def test_largest_smallest_parameter_free():
+    space = tiny()
+    assert space.to_string(space.largest()) == "block1=conv,block2=residual,block3=conv5x5"
+    assert space.to_string(space.smallest()) == "block1=maxpool,block2=avgpool,block3=linear"
+    assert space.parameter_free([2, 2, 0]).tolist() == [True, True, False]
+    assert space.parameter_free([[3, 0, 1], [1, 1, 1]]).tolist() == [[True, False, False], [False] * 3]
+
+
+@pytest.mark.parametrize("choices, message", [
+    ({"b1": ["conv", "warp"]}, r"'b1'.*unknown operation 'warp'.*conv, conv1x1"),
+    ({"b1": []}, r"'b1' has an empty list"),
+    ({"b1": "conv"}, r"'b1' must map to a list.*str"),
+    ({"b1": {"conv": 1}}, r"'b1' must map to a list.*dict"),
+    ({}, r"`choices` is empty"),
+    (["conv"], r"must be a dict"),
+    ({"b1": ["conv", 3]}, r"'b1' has a non-string option 3"),
+    ({"b1": ["conv", "conv"]}, r"'b1' lists an operation twice"),
+    ({"stem": ["conv"]}, r"'stem' is reserved"),
+    ({"a,b": ["conv"]}, r"'a,b' must be a non-empty string"),
+])
+def test_choice_errors_name_the_decision(choices, message):
+    with pytest.raises(ValueError, match=message):
+        spaces.get("chain", choices=choices)
+
+
+def test_validate_errors_name_the_decision():
+    space = tiny()
+    with pytest.raises(ValueError, match="block2"):
+        space.validate([0, 3, 0])
+    with pytest.raises(ValueError, match="block3"):
+        space.from_string("block1=conv,block2=residual,block3=warp")
+
+
+@pytest.mark.parametrize("input_shape", [(8, 8, 1), (12, 3)])
+def test_params_and_flops_match_standalone_network(input_shape):
+    """params: exact count of the initialised standalone net; flops: exactly the conv/dot
+    multiply-adds of its traced forward pass."""
+    space = tiny(input_shape)
+    for arch in archs(space, 4):
+        net = space.standalone(arch)
+        variables = abstract_variables(net, input_shape)
+        assert space.params(arch) == sum(leaf.size for leaf in jax.tree_util.tree_leaves(variables["params"]))
+        jaxpr = jax.make_jaxpr(lambda v, x: net.apply(v, x, train=False))(variables, jnp.zeros((1, *input_shape)))
+        assert space.flops(arch) == matmul_flops(jaxpr.jaxpr), space.to_string(arch)
+
+
+def test_flops_close_to_xla_cost_analysis():
+    """XLA also counts element-wise work (BN, ReLU, the residual add) and leaves out the taps that
+    fall on padding; with 16 channels on 32x32 inputs both stay small for convolutional blocks, so
+    we require 10%. (Pool / identity blocks count 0 here but not in XLA, so they are left out.)"""
+    space = ChainSpace({"a": ["conv"], "b": ["sepconv"], "c": ["residual"], "d": ["mlp"]},
+                       channels=16, input_shape=(32, 32, 3))
+    arch = space.largest()
+    net = space.standalone(arch)
+    variables = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), abstract_variables(net, space.input_shape))
+    x = jnp.zeros((1, *space.input_shape))
+    cost = jax.jit(lambda v, x: net.apply(v, x, train=False)).lower(variables, x).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    assert abs(cost["flops"] / space.flops(arch) - 1) < 0.10, (cost["flops"], space.flops(arch))
+
+
+@pytest.mark.parametrize("input_shape", [(8, 8, 1), (12, 3)])
+def test_extracted_standalone_reproduces_supernet(input_shape):
+    space = tiny(input_shape)
+    model = space.supernet()
+    x = normal(16, *input_shape)
+    params = random_params(model, x, one_hot(space, jnp.asarray(space.largest())))
+
+    @jax.jit
+    def supernet_eval(weights):
+        stats = calibrate(model, params, weights, x)
+        return stats, predict(model, params, stats, weights, x)
+
+    for arch in archs(space, 3, seed=input_shape[0]):
+        stats, expected = supernet_eval(one_hot(space, jnp.asarray(arch)))
+        variables = space.extract_variables({"params": params, "batch_stats": stats}, arch)
+        net = space.standalone(arch)
+        got = jax.jit(lambda v: net.apply(v, x, train=False))(variables)
+        np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5, err_msg=space.to_string(arch))
+
+
+def test_one_compilation_serves_every_architecture_and_soft_weights():
+    space = tiny()
+    model = space.supernet(mixed=True)  # accepted; the chain supernet always mixes every candidate
+    x = normal(4, *space.input_shape)
+    y = jnp.arange(4) % 10
+    params = random_params(model, x, one_hot(space, jnp.asarray(space.largest())))
+    traces = []
+
+    @jax.jit
+    def loss_and_grad(params, weights):
+        traces.append(1)  # runs only while tracing
+        loss = lambda p: cross_entropy(model.apply({"params": p}, x, weights, train=True), y)
+        return jax.value_and_grad(loss)(params)
+
+    for arch in archs(space, 8):
+        loss_and_grad(params, one_hot(space, jnp.asarray(arch)))
+    logits = normal(space.num_decisions, max(space.num_choices), seed=3)
+    soft = jax.nn.softmax(jnp.where(space.option_mask(), logits, -jnp.inf), axis=-1)
+    loss, grads = loss_and_grad(params, soft)
+    assert len(traces) == 1
+    assert np.isfinite(loss) and all(np.isfinite(g).all() for g in jax.tree_util.tree_leaves(grads))

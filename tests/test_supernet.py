@@ -1,0 +1,149 @@
+"""The supernet core on a tiny NAS-Bench-201 network: compile once, exact extraction, population
+evaluation, checkpoint resume, retraining from scratch."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from supernet import checkpoint, data, evaluation, profiling, retrain, sharding, spaces, training
+
+
+@pytest.fixture(scope="module")
+def setup():
+    ds = data.get("digits")
+    space = spaces.get("nas_bench_201", input_shape=ds.input_shape, channels=4, cells_per_stage=1, stages=1)
+    model = space.supernet()
+    mesh = sharding.make_mesh(1)
+    optimizer = training.make_optimizer(0.05, steps=200)
+    return ds, space, model, mesh, optimizer
+
+
+@pytest.fixture(scope="module")
+def trained(setup):
+    ds, space, model, mesh, optimizer = setup
+    return training.train_supernet(space, model, ds.train, steps=30, batch_size=32, optimizer=optimizer,
+                                   key=jax.random.key(0), mesh=mesh, progress=False)
+
+
+def test_one_compilation_for_fifty_architectures(setup):
+    ds, space, model, mesh, optimizer = setup
+    archs = np.asarray(space.sample(jax.random.key(3), 50))
+    assert len({tuple(a) for a in archs}) == 50
+    state = sharding.replicate(mesh, training.create_state(space, model, optimizer, jax.random.key(0), ds.input_shape))
+    x, y = sharding.shard_batch(mesh, ds.train.x[:32], ds.train.y[:32])
+    step = training.make_train_step(space, model, optimizer)
+    losses = []
+    with profiling.count_compilations() as compiles:
+        for arch in archs:
+            state, metrics = step(state, x, y, arch[None])
+            losses.append(float(metrics["loss"]))
+    assert compiles.count == 1
+    assert int(state.step) == 50 and np.all(np.isfinite(losses))
+    assert len(set(np.round(losses, 6))) > 40  # different architectures really ran
+
+
+def test_training_learns(setup, trained):
+    ds, space, model, mesh, _ = setup
+    archs = np.asarray(space.sample(jax.random.key(9), 8))
+    fresh = training.init_params(space, model, jax.random.key(0), ds.input_shape)
+    calib = ds.train.x[:64]
+    before = evaluation.evaluate_population(space, model, fresh, archs, calib, ds.train.x, ds.train.y, mesh=mesh)
+    after = evaluation.evaluate_population(space, model, trained.params, archs, calib, ds.train.x, ds.train.y, mesh=mesh)
+    assert after["loss"].mean() < before["loss"].mean()
+
+
+def test_population_equals_single_evaluations(setup, trained):
+    ds, space, model, mesh, _ = setup
+    archs = np.asarray(space.sample(jax.random.key(5), 6))
+    calib = ds.train.x[:64]
+    together = evaluation.evaluate_population(space, model, trained.params, archs, calib, ds.val.x, ds.val.y,
+                                              mesh=mesh, batch_size=50)
+    alone = [evaluation.evaluate_population(space, model, trained.params, a[None], calib, ds.val.x, ds.val.y,
+                                            mesh=mesh, batch_size=50) for a in archs]
+    np.testing.assert_allclose(together["accuracy"], [a["accuracy"][0] for a in alone], atol=1e-6)
+    np.testing.assert_allclose(together["loss"], [a["loss"][0] for a in alone], rtol=1e-4)
+    # every example counts, the last partial batch too: accuracies are multiples of 1/len(val)
+    n = len(ds.val)
+    assert n % 50
+    np.testing.assert_allclose(together["accuracy"] * n, np.round(together["accuracy"] * n), atol=1e-3)
+
+
+def test_evaluation_needs_calibration(setup, trained):
+    ds, space, model, _, _ = setup
+    with pytest.raises(ValueError, match="calibrate"):
+        evaluation.predict(model, trained.params, {}, training.one_hot(space, jnp.asarray(space.largest())),
+                           ds.val.x[:4])
+
+
+@pytest.mark.parametrize("arch_index", range(3))
+def test_extracted_network_reproduces_supernet(setup, trained, arch_index):
+    ds, space, model, _, _ = setup
+    arch = [space.largest(), space.from_string(
+        "|nor_conv_1x1~0|+|avg_pool_3x3~0|none~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"),
+        np.asarray(space.sample(jax.random.key(11), 1))[0]][arch_index]
+    calib = ds.train.x[:64]
+    network, variables = evaluation.extract(space, trained.params, arch, calib, model=model)
+    assert "SharedCell" not in str(type(network))
+    assert sum(p.size for p in jax.tree.leaves(variables["params"])) == space.params(arch)
+    weights = training.one_hot(space, jnp.asarray(arch))
+    stats = evaluation.calibrate(model, trained.params, weights, calib)
+    expected = evaluation.predict(model, trained.params, stats, weights, ds.val.x)
+    np.testing.assert_allclose(network.apply(variables, ds.val.x, train=False), expected, atol=2e-5)
+
+
+def test_extraction_on_one_dimensional_inputs():
+    space = spaces.get("nas_bench_201", input_shape=(12, 2), channels=4, cells_per_stage=1, stages=2)
+    model = space.supernet()
+    params = training.init_params(space, model, jax.random.key(0), (12, 2))
+    x = np.random.default_rng(0).standard_normal((16, 12, 2)).astype(np.float32)
+    arch = space.from_string("|nor_conv_3x3~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|none~2|")
+    network, variables = evaluation.extract(space, params, arch, x, model=model)
+    weights = training.one_hot(space, jnp.asarray(arch))
+    expected = evaluation.predict(model, params, evaluation.calibrate(model, params, weights, x), weights, x)
+    np.testing.assert_allclose(network.apply(variables, x, train=False), expected, atol=2e-5)
+
+
+def test_sandwich_paths(setup):
+    _, space, _, _, _ = setup
+    paths = np.asarray(training.sample_paths(space, jax.random.key(0), sandwich=True))
+    assert paths.shape == (3, 6)
+    np.testing.assert_array_equal(paths[0], space.largest())
+    np.testing.assert_array_equal(paths[1], space.smallest())
+
+
+def test_resumed_training_continues_exactly(setup, tmp_path):
+    ds, space, model, mesh, optimizer = setup
+    kwargs = dict(batch_size=32, optimizer=optimizer, key=jax.random.key(1), mesh=mesh, progress=False)
+    straight = training.train_supernet(space, model, ds.train, steps=12, **kwargs)
+    training.train_supernet(space, model, ds.train, steps=7, workdir=str(tmp_path), checkpoint_every=7, **kwargs)
+    assert checkpoint.exists(str(tmp_path / "supernet.ckpt"))
+    resumed = training.train_supernet(space, model, ds.train, steps=12, workdir=str(tmp_path), **kwargs)
+    assert int(resumed.step) == 12
+    for a, b in zip(jax.tree.leaves(straight.params), jax.tree.leaves(resumed.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert (tmp_path / "metrics.jsonl").exists()
+
+
+def test_checkpoint_mismatch_is_a_clear_error(setup, tmp_path):
+    _, space, model, _, optimizer = setup
+    checkpoint.save(str(tmp_path / "x.ckpt"), {"a": np.zeros(3)})
+    target = training.create_state(space, model, optimizer, jax.random.key(0), (8, 8, 1))
+    with pytest.raises(ValueError, match="does not match"):
+        checkpoint.restore(str(tmp_path / "x.ckpt"), target)
+
+
+def test_standalone_retrains_from_scratch(setup):
+    ds, space, _, mesh, optimizer = setup
+    network = space.standalone(space.largest())
+    variables = retrain.train_standalone(network, ds.train, steps=200, batch_size=32, optimizer=optimizer,
+                                         key=jax.random.key(0), mesh=mesh, progress=False)
+    fresh = retrain.init_variables(network, jax.random.key(0), ds.input_shape)
+    assert retrain.accuracy(network, variables, ds.test) > retrain.accuracy(network, fresh, ds.test) + 0.3
+
+
+def test_batch_size_must_divide_devices(setup):
+    _, _, _, mesh, _ = setup
+    sharding.check_batch_size(7, mesh)  # one device: anything divides
+    with pytest.raises(ValueError, match="use 1..1"):
+        sharding.make_mesh(2)

@@ -56,7 +56,7 @@ def run_search(config, workdir: str) -> dict:
 def run_benchmark(config, workdir: str) -> dict:
     from supernet import benchmark
     b = config.benchmark
-    results = benchmark.run(channels=b.channels, cells_per_stage=b.cells_per_stage, input_shape=tuple(b.input_shape),
+    results = benchmark.run(channels=b.channels, cells_per_stage=b.cells_per_stage, stages=b.stages, input_shape=tuple(b.input_shape),
                             batch_size=b.batch_size, num_archs=b.num_archs, repeats=b.repeats,
                             compile_steps=b.compile_steps, population=b.population, seed=config.seed,
                             progress=config.progress)

@@ -25,6 +25,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.benchmark = ml_collections.ConfigDict()
     c.benchmark.channels = 8 if runlocal else 16
     c.benchmark.cells_per_stage = 1 if runlocal else 5
+    c.benchmark.stages = 3  # the benchmark's skeleton; fewer only for tests
     c.benchmark.input_shape = (16, 16, 3) if runlocal else (32, 32, 3)
     c.benchmark.batch_size = 32 if runlocal else 64
     c.benchmark.num_archs = 3 if runlocal else 10

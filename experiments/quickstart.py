@@ -26,7 +26,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.dataset = ml_collections.ConfigDict({"name": "digits", "options": {}})
     c.space = ml_collections.ConfigDict({"name": "nas_bench_201",
-                                         "options": {"channels": 8, "cells_per_stage": 1}})
+                                         "options": {"channels": 8, "cells_per_stage": 1, "stages": 3}})
 
     c.supernet = ml_collections.ConfigDict()
     c.supernet.steps = 150 if runlocal else 1200

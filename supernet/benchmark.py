@@ -20,10 +20,10 @@ from tqdm.auto import tqdm
 from supernet import evaluation, profiling, retrain, sharding, spaces, training
 
 
-def run(*, channels: int, cells_per_stage: int, input_shape: tuple, batch_size: int, num_archs: int,
+def run(*, channels: int, cells_per_stage: int, stages: int = 3, input_shape: tuple, batch_size: int, num_archs: int,
         repeats: int, compile_steps: int, population: int, seed: int = 0, progress: bool = True) -> dict:
     space = spaces.get("nas_bench_201", num_classes=10, input_shape=input_shape, channels=channels,
-                       cells_per_stage=cells_per_stage)
+                       cells_per_stage=cells_per_stage, stages=stages)
     mesh = sharding.make_mesh(1)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch_size, *input_shape)).astype(np.float32)
@@ -75,7 +75,7 @@ def run(*, channels: int, cells_per_stage: int, input_shape: tuple, batch_size: 
     t_loop = profiling.median_seconds(lambda: [evaluate(a[None]) for a in pop], repeats=max(1, repeats // 2))
 
     return {
-        "space": space.describe() | {"channels": channels, "cells_per_stage": cells_per_stage},
+        "space": space.describe() | {"channels": channels, "cells_per_stage": cells_per_stage, "stages": stages},
         "input_shape": list(input_shape), "batch_size": batch_size,
         "train_step_ratio": float(np.median(ratios)),
         "train_step_ratio_min_max": [float(np.min(ratios)), float(np.max(ratios))],

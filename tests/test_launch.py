@@ -1,0 +1,54 @@
+"""launch.py end to end on tiny settings: results files, locked configs, the benchmark job."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def launch(*args, timeout=600):
+    return subprocess.run([sys.executable, os.path.join(REPO, "launch.py"), *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+
+
+def test_quickstart_writes_results(tmp_path):
+    tiny = ["--config.supernet.steps=12", "--config.search.budget=6", "--config.search.population=3",
+            "--config.retrain.steps=10", "--config.space.options.channels=4", "--config.space.options.stages=1",
+            "--config.search.calib_size=64", "--config.progress=False"]
+    proc = launch("--config", "experiments/quickstart.py:runlocal", "--workdir", str(tmp_path), *tiny)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["best_arch"].startswith("|") and results["best_arch"].count("~") == 6
+    assert 0.0 <= results["best_accuracy"] <= 1.0 and results["evaluated"] == 6
+    assert results["config"]["supernet"]["steps"] == 12
+    assert set(results["timings"]) >= {"supernet_training_s", "search_s", "retrain_s"}
+    lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert {l["phase"] for l in lines} >= {"supernet", "search", "retrain"}
+    assert "best architecture:" in proc.stdout
+
+
+def test_unknown_config_key_is_an_error(tmp_path):
+    proc = launch("--config", "experiments/quickstart.py:runlocal", "--workdir", str(tmp_path),
+                  "--config.supernet.stpes=3")
+    assert proc.returncode != 0 and "stpes" in proc.stderr
+
+
+def test_unknown_variant_is_an_error(tmp_path):
+    proc = launch("--config", "experiments/quickstart.py:fast", "--workdir", str(tmp_path))
+    assert proc.returncode != 0 and "valid: runlocal" in proc.stderr
+
+
+def test_benchmark_writes_figures(tmp_path):
+    tiny = ["--config.benchmark.channels=4", "--config.benchmark.cells_per_stage=1", "--config.benchmark.stages=1", "--config.benchmark.num_archs=2",
+            "--config.benchmark.repeats=2", "--config.benchmark.compile_steps=5", "--config.benchmark.population=3",
+            "--config.benchmark.input_shape=(8, 8, 3)", "--config.benchmark.batch_size=16", "--config.progress=False"]
+    proc = launch("--config", "experiments/benchmark.py:runlocal", "--workdir", str(tmp_path), *tiny)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    bench = json.loads((tmp_path / "benchmark.json").read_text())
+    assert bench["train_step_compiles"] == 1
+    assert bench["train_step_ratio"] > 0 and len(bench["per_arch"]) == 2
+    assert bench["population_eval_archs_per_s"] > 0 and bench["loop_eval_archs_per_s"] > 0

@@ -27,11 +27,23 @@ def calibration_inputs(train: data.Split, size: int, seed: int, mesh: Mesh) -> n
     return train.x[np.sort(idx)]
 
 
+def supernet_objective(space: Space, model, params, split: data.Split, calib_x: np.ndarray, *, mesh: Mesh,
+                       batch_size: int = 256):
+    """`objective(archs int32[n, D]) -> float32[n]`: accuracy on `split` with shared weights, each
+    architecture's BN recalibrated on `calib_x`. Same shape as the tabular objective."""
+    def objective(archs) -> np.ndarray:
+        scores = evaluation.evaluate_population(space, model, params, np.asarray(archs), calib_x, split.x, split.y,
+                                                mesh=mesh, batch_size=batch_size)
+        return scores["accuracy"].astype(np.float32)
+    return objective
+
+
 def search(space: Space, model, params, strategy, val: data.Split, calib_x: np.ndarray, *,
            budget: int, population: int, key: jax.Array, mesh: Mesh, eval_batch_size: int = 256,
            log: records.MetricsLog | None = None, progress: bool = True) -> dict:
-    """Asks `strategy` for `population` architectures at a time, scores them with
-    `evaluate_population` on `val`, tells it the accuracies, until `budget` evaluations."""
+    """Asks `strategy` for `population` architectures at a time, scores them with the supernet
+    objective on `val`, tells it the accuracies, until `budget` evaluations."""
+    objective = supernet_objective(space, model, params, val, calib_x, mesh=mesh, batch_size=eval_batch_size)
     init_key, ask_key = jax.random.split(key)
     state = strategy.init(init_key)
     archs_seen, fitness_seen = [], []
@@ -40,11 +52,10 @@ def search(space: Space, model, params, strategy, val: data.Split, calib_x: np.n
     while len(fitness_seen) < budget:
         n = min(population, budget - len(fitness_seen))
         archs, state = strategy.ask(jax.random.fold_in(ask_key, round_index), state, n)
-        scores = evaluation.evaluate_population(space, model, params, np.asarray(archs), calib_x,
-                                                val.x, val.y, mesh=mesh, batch_size=eval_batch_size)
-        state = strategy.tell(state, archs, scores["accuracy"].astype(np.float32))
+        fitness = objective(archs)
+        state = strategy.tell(state, archs, fitness)
         archs_seen.extend(np.asarray(archs).tolist())
-        fitness_seen.extend(scores["accuracy"].tolist())
+        fitness_seen.extend(fitness.tolist())
         best = int(np.argmax(fitness_seen))
         if log:
             log.write(phase="search", round=round_index, evaluated=len(fitness_seen),

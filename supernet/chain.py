@@ -37,7 +37,8 @@ from typing import Callable, Mapping
 import flax.linen as nn
 import numpy as np
 
-from supernet.layers import ConvKernel, avg_pool3, conv, global_pool
+from supernet.layers import ConvKernel, avg_pool3, global_pool
+from supernet.mobilenet import depthwise_conv
 from supernet.networks import batch_norm
 from supernet.space import Space
 
@@ -61,7 +62,7 @@ class SepConvOp(nn.Module):
     def __call__(self, x, train: bool):
         nd, c = x.ndim - 2, x.shape[-1]
         depthwise = self.param("depthwise", nn.initializers.kaiming_normal(), (3,) * nd + (1, c))
-        x = ConvKernel(1, c, name="pointwise")(conv(x, depthwise, groups=c))
+        x = ConvKernel(1, c, name="pointwise")(depthwise_conv(x, depthwise))
         return nn.relu(batch_norm(self.calibrated, train, "bn")(x))
 
 

@@ -31,6 +31,7 @@ shared weights into it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Sequence
 
@@ -39,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from supernet.layers import ConvKernel, conv, global_pool
+from supernet.layers import ConvKernel, global_pool
 from supernet.networks import batch_norm
 from supernet.space import Space
 
@@ -82,6 +83,23 @@ def _mix(weights_row, masks: np.ndarray):
     return jnp.tensordot(weights_row[:len(masks)], jnp.asarray(masks), axes=1)
 
 
+def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
+    """Depthwise convolution, kernel `[*window, 1, C]`, symmetric `k // 2` padding: the same
+    result as `conv(x, kernel, stride, groups=C)`, computed as a sum of shifted, scaled copies of
+    the input. Why: XLA:CPU runs grouped convolutions very slowly (measured on a 32x16x16x96
+    input with a 7x7 kernel: ~50x slower forward, ~4x slower forward + backward than this form)."""
+    nd = x.ndim - 2
+    window = kernel.shape[:nd]
+    padded = jnp.pad(x, [(0, 0)] + [(k // 2, k // 2) for k in window] + [(0, 0)])
+    out_size = [(n + 2 * (k // 2) - k) // stride + 1 for n, k in zip(x.shape[1:-1], window)]
+    out = 0.0
+    for tap in itertools.product(*(range(k) for k in window)):
+        limit = (x.shape[0], *(t + stride * (o - 1) + 1 for t, o in zip(tap, out_size)), x.shape[-1])
+        shifted = jax.lax.slice(padded, (0, *tap, 0), limit, (1, *(stride,) * nd, 1))
+        out = out + shifted * kernel[tap + (0,)]
+    return out
+
+
 class Depthwise(nn.Module):
     """A depthwise conv kernel `[*window, 1, C]`, optionally multiplied by a mask before use."""
     window: int
@@ -93,7 +111,7 @@ class Depthwise(nn.Module):
         kernel = self.param("kernel", nn.initializers.kaiming_normal(), (self.window,) * nd + (1, x.shape[-1]))
         if mask is not None:
             kernel = kernel * mask[..., None, None]
-        return conv(x, kernel, self.stride, groups=x.shape[-1])
+        return depthwise_conv(x, kernel, self.stride)
 
 
 class MBConv(nn.Module):

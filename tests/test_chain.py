@@ -10,6 +10,7 @@ import pytest
 from supernet import spaces
 from supernet.chain import OPERATIONS, ChainSpace
 from supernet.evaluation import calibrate, predict
+from supernet.layers import conv
 from supernet.training import cross_entropy, one_hot
 
 # every operation of the library appears once
@@ -49,6 +50,13 @@ def random_params(model, *args, seed=0):
 def abstract_variables(net, input_shape):
     x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
     return jax.eval_shape(lambda: net.init(jax.random.PRNGKey(0), x, train=False))
+
+
+@pytest.fixture
+def grouped_depthwise(monkeypatch):
+    """Trace depthwise convs as XLA grouped convolutions (the reference `depthwise_conv` equals,
+    see test_depthwise_conv_matches_grouped_conv) so that `matmul_flops` sees them."""
+    monkeypatch.setattr("supernet.chain.depthwise_conv", lambda x, k, stride=1: conv(x, k, stride, groups=x.shape[-1]))
 
 
 def matmul_flops(jaxpr) -> int:
@@ -125,7 +133,7 @@ def test_validate_errors_name_the_decision():
 
 
 @pytest.mark.parametrize("input_shape", [(8, 8, 1), (12, 3)])
-def test_params_and_flops_match_standalone_network(input_shape):
+def test_params_and_flops_match_standalone_network(input_shape, grouped_depthwise):
     """params: exact count of the initialised standalone net; flops: exactly the conv/dot
     multiply-adds of its traced forward pass."""
     space = tiny(input_shape)

@@ -9,7 +9,8 @@ import pytest
 
 from supernet import spaces
 from supernet.evaluation import calibrate, predict
-from supernet.mobilenet import MobileNetSpace
+from supernet.layers import conv
+from supernet.mobilenet import MobileNetSpace, depthwise_conv
 from supernet.training import cross_entropy, one_hot
 
 # tiny: 2 stages, elastic everything, a width decision; 8x8 inputs keep every compile short
@@ -50,6 +51,13 @@ def random_params(model, *args, seed=0):
 def abstract_variables(net, input_shape):
     x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
     return jax.eval_shape(lambda: net.init(jax.random.PRNGKey(0), x, train=False))
+
+
+@pytest.fixture
+def grouped_depthwise(monkeypatch):
+    """Trace depthwise convs as XLA grouped convolutions (the reference `depthwise_conv` equals,
+    see test_depthwise_conv_matches_grouped_conv) so that `matmul_flops` sees them."""
+    monkeypatch.setattr("supernet.mobilenet.depthwise_conv", lambda x, k, stride=1: conv(x, k, stride, groups=x.shape[-1]))
 
 
 def matmul_flops(jaxpr) -> int:
@@ -132,8 +140,16 @@ def test_params_match_standalone_network(input_shape):
     assert space.params(space.largest()) > space.params(space.smallest())
 
 
+@pytest.mark.parametrize("shape, window, stride", [((2, 9, 9, 5), 3, 1), ((2, 8, 8, 5), 7, 2), ((2, 11, 3), 5, 2)])
+def test_depthwise_conv_matches_grouped_conv(shape, window, stride):
+    x = normal(*shape)
+    kernel = normal(*(window,) * (len(shape) - 2), 1, shape[-1], seed=2)
+    np.testing.assert_allclose(depthwise_conv(x, kernel, stride), conv(x, kernel, stride, groups=shape[-1]),
+                               atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("input_shape", [(8, 8, 1), (9, 2)])
-def test_flops_match_the_traced_convolutions(input_shape):
+def test_flops_match_the_traced_convolutions(input_shape, grouped_depthwise):
     """Exact: the analytic count equals the conv/dot multiply-adds of the traced standalone net."""
     space = tiny(input_shape)
     for arch in archs(space, 4):
@@ -183,7 +199,8 @@ def test_extracted_standalone_reproduces_supernet(input_shape):
 
 
 def test_one_compilation_serves_every_architecture_and_soft_weights():
-    space = spaces.get("mobilenet", input_shape=(8, 8, 1), **{**TINY, "stages": ((4, 2, 1), (8, 1, 2))})
+    space = spaces.get("mobilenet", input_shape=(8, 8, 1),
+                       **{**TINY, "stages": ((4, 2, 1), (8, 1, 2)), "kernel_sizes": (1, 3)})
     model = space.supernet(mixed=True)  # accepted; the same masked supernet
     x = normal(4, *space.input_shape)
     y = jnp.arange(4) % 10

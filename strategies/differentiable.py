@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import flax
 import jax
@@ -50,6 +50,7 @@ import optax
 from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
+from strategies import base
 from supernet import records, retrain, sharding
 from supernet.training import cross_entropy, init_params, make_optimizer, step_batches
 
@@ -221,7 +222,8 @@ def gumbel_hard(space, key: jax.Array, alphas: jax.Array, tau) -> jax.Array:
     gumbel = jax.random.gumbel(key, alphas.shape, alphas.dtype)
     soft = masked_softmax((alphas + gumbel) / tau, space.option_mask())
     hard = jax.nn.one_hot(soft.argmax(-1), soft.shape[-1], dtype=soft.dtype)
-    return hard + soft - jax.lax.stop_gradient(soft)
+    # soft - soft is exactly 0, so the forward value is exactly the one-hot.
+    return hard + (soft - jax.lax.stop_gradient(soft))
 
 
 def make_gdas_step(space, model, weight_optimizer, alpha_optimizer):
@@ -523,3 +525,59 @@ def _merge_results(workdir: str, update: dict) -> None:
             content = json.load(f)
     content.update(update)
     records.write_json(workdir, "results.json", content)
+
+
+def search_and_compare(space, dataset, *, search: dict, compare: dict | None, key: jax.Array,
+                       mesh: Mesh | None = None, workdir: str | None = None, progress: bool = True) -> dict:
+    """`run_differentiable_search(**search)`, then (unless `compare` is None)
+    `compare_with_random(**compare)` on its derived architecture; returns the search's result
+    with the comparison under `comparison`. Both keyword dicts hold plain values (a launcher
+    passes its config sections as they are)."""
+    search_key, compare_key = jax.random.split(key)
+    result = run_differentiable_search(space, dataset, **search, key=search_key, mesh=mesh, workdir=workdir,
+                                       progress=progress)
+    if compare is not None:
+        result["comparison"] = compare_with_random(space, dataset, np.asarray(result["arch"]), **compare,
+                                                   key=compare_key, mesh=mesh, workdir=workdir, progress=progress)
+    return result
+
+
+# -- as a strategy ------------------------------------------------------------------------------------
+# A finished search hands its result to the rest of the system like any sampler: registered as
+# `"differentiable": "strategies.differentiable"`, `strategies.get("differentiable", space,
+# weights=result["weights"])` asks the derived architecture first, then the most likely draws
+# of the learned distribution (never a `none` option, like `derive`).
+
+DEFAULT_CAPACITY = 1000
+
+
+class DistributionState(NamedTuple):
+    history: base.History
+
+
+def make_core(space, capacity: int, weights=None) -> base.Core:
+    """`weights`: the search's final softmax weights float[D, K] (None: uniform)."""
+    allowed = space.option_mask() & ~excluded_options(space)
+    w = np.where(allowed, 1.0, 0.0) if weights is None else np.where(allowed, np.asarray(weights, np.float64), 0.0)
+    w = w / w.sum(axis=-1, keepdims=True)
+    logits = jnp.asarray(np.where(w > 0, np.log(np.maximum(w, 1e-30)), -np.inf), jnp.float32)
+    derived = jnp.asarray(derive(space, w))[None]
+    rows = jnp.arange(space.num_decisions)
+
+    def init(key):
+        del key
+        return DistributionState(base.empty_history(space.num_decisions, capacity))
+
+    def propose(key, state, n):
+        del state
+        samples = jax.random.categorical(key, logits, shape=(4 * n, space.num_decisions)).astype(jnp.int32)
+        pool = jnp.concatenate([derived, samples])
+        # Log-probability under the learned distribution; the derived architecture always first.
+        priority = logits[rows, pool].sum(-1).at[0].set(jnp.inf)
+        return pool, priority
+
+    def learn(state, archs, fitness):
+        del archs, fitness
+        return state
+
+    return base.Core(init, propose, learn)

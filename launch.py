@@ -45,11 +45,15 @@ def run_search(config, workdir: str) -> dict:
         budget=config.search.budget, population=config.search.population, calib_size=config.search.calib_size,
         eval_batch_size=config.search.eval_batch_size, retrain_steps=r.steps,
         retrain_optimizer=training.make_optimizer(r.learning_rate, s.momentum, r.weight_decay, r.steps),
+        ensemble_size=config.search.ensemble_size, ensemble_method=config.search.ensemble_method,
         workdir=workdir, checkpoint_every=s.checkpoint_every, progress=config.progress)
     print(f"best architecture: {results['best_arch']}\n"
           f"  supernet val accuracy {results['supernet_val_accuracy']:.4f}, "
           f"test accuracy retrained from scratch {results['best_accuracy']:.4f} "
           f"({results['params']:,} params)")
+    if "ensemble" in results:
+        print(f"  ensemble of {len(results['ensemble']['members'])} ({results['ensemble']['method']}): "
+              f"test accuracy {results['ensemble']['test_accuracy']:.4f}")
     return results
 
 

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from supernet import data, evaluation, records, retrain, training
 from supernet.space import Space
+from strategies import ensemble as ensembling
 
 
 def calibration_inputs(train: data.Split, size: int, seed: int, mesh: Mesh) -> np.ndarray:
@@ -74,8 +75,13 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, mesh: Mes
                      sandwich: bool, budget: int, population: int, calib_size: int,
                      retrain_steps: int, retrain_optimizer: optax.GradientTransformation,
                      workdir: str, eval_batch_size: int = 256, checkpoint_every: int = 0,
+                     ensemble_size: int = 0, ensemble_method: str = "average", ensemble_temperature: float = 0.01,
                      progress: bool = True) -> dict:
     """Supernet training -> search on val -> retraining the winner from scratch -> test accuracy.
+
+    With `ensemble_size` k > 1, the k best distinct architectures by validation accuracy are each
+    retrained from scratch and their test predictions combined (`strategies.ensemble`: logits
+    averaged, or votes, weighted by a softmax of validation accuracy at `ensemble_temperature`).
     Writes `workdir/metrics.jsonl` as it goes and returns the results dict (not yet written)."""
     train_key, search_key, retrain_key, calib_key = jax.random.split(key, 4)
     log = records.MetricsLog(workdir)
@@ -100,13 +106,25 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, mesh: Mes
     inherited_test = retrain.accuracy(network, inherited, dataset.test)
 
     tic = time.perf_counter()
-    fresh = retrain.train_standalone(network, dataset.train, steps=retrain_steps, batch_size=batch_size,
-                                     optimizer=retrain_optimizer, key=retrain_key, mesh=mesh,
-                                     progress=progress, log=log)
+    order = np.argsort(-found["val_accuracy"], kind="stable")
+    member_rows = _first_distinct(found["archs"], order, max(ensemble_size, 1))
+    members = found["archs"][member_rows]
+    retrained = [retrain_from_scratch(space, arch, dataset.train, steps=retrain_steps, batch_size=batch_size,
+                                      optimizer=retrain_optimizer, key=jax.random.fold_in(retrain_key, i), mesh=mesh,
+                                      progress=progress, log=log) for i, arch in enumerate(members)]
     timings["retrain_s"] = time.perf_counter() - tic
-    test_accuracy = retrain.accuracy(network, fresh, dataset.test)
+    test_accuracy = retrain.accuracy(*retrained[0], dataset.test)
+    ensemble = {}
+    if ensemble_size > 1:
+        weights = ensembling.weights_from_fitness(found["val_accuracy"][member_rows], ensemble_temperature)
+        logits = np.stack([retrain.logits(net, v, dataset.test.x) for net, v in retrained])
+        predicted = np.asarray(ensembling.predict(logits, weights, ensemble_method))
+        ensemble = {"ensemble": {"members": [space.to_string(m) for m in members], "weights": weights,
+                                 "method": ensemble_method,
+                                 "member_test_accuracies": [retrain.accuracy(n, v, dataset.test) for n, v in retrained],
+                                 "test_accuracy": float((predicted == dataset.test.y).mean())}}
 
-    order = np.argsort(-found["val_accuracy"])[:10]
+    order = order[:10]
     return {
         "best_arch": space.to_string(best),
         "best_arch_int": best,
@@ -124,4 +142,21 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, mesh: Mes
                     "test": len(dataset.test)},
         "devices": int(mesh.devices.size),
         "timings": timings,
+        **ensemble,
     }
+
+
+def _first_distinct(archs: np.ndarray, order: np.ndarray, k: int) -> list[int]:
+    """Rows of `archs`, visited in `order`, of the first `k` distinct architectures."""
+    seen, rows = set(), []
+    for row in order:
+        if tuple(archs[row]) not in seen and len(rows) < k:
+            seen.add(tuple(archs[row]))
+            rows.append(int(row))
+    return rows
+
+
+def retrain_from_scratch(space: Space, arch, train: data.Split, **kwargs):
+    """(standalone network, its variables trained from fresh weights) for `arch`."""
+    network = space.standalone(arch)
+    return network, retrain.train_standalone(network, train, desc=f"retrain {space.to_string(arch)}", **kwargs)

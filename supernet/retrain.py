@@ -54,15 +54,18 @@ def train_standalone(module, train: data.Split, *, steps: int, batch_size: int,
         carry, loss = step(carry, *sharding.shard_batch(mesh, *next(batches)))
         losses.append(loss)
         if log and ((t + 1) % log_every == 0 or t + 1 == steps):
-            log.write(phase=desc, step=t + 1, loss=float(np.mean(losses)), seconds=time.perf_counter() - tic)
+            log.write(phase="retrain", run=desc, step=t + 1, loss=float(np.mean(losses)), seconds=time.perf_counter() - tic)
             losses = []
     params, batch_stats, _ = carry
     return {"params": params, "batch_stats": batch_stats}
 
 
+def logits(module, variables: dict, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
+    """Eval-mode logits of a standalone network for every row of `x`."""
+    apply = jax.jit(lambda v, x: module.apply(v, x, train=False))
+    return np.concatenate([np.asarray(apply(variables, x[i:i + batch_size])) for i in range(0, len(x), batch_size)])
+
+
 def accuracy(module, variables: dict, split: data.Split, batch_size: int = 500) -> float:
     """Top-1 accuracy of a standalone network on every example of `split`."""
-    predict = jax.jit(lambda v, x: module.apply(v, x, train=False).argmax(-1))
-    correct = sum(int((np.asarray(predict(variables, split.x[i:i + batch_size])) == split.y[i:i + batch_size]).sum())
-                  for i in range(0, len(split), batch_size))
-    return correct / len(split)
+    return float((logits(module, variables, split.x, batch_size).argmax(-1) == split.y).mean())

@@ -29,6 +29,10 @@ def test_quickstart_writes_results(tmp_path):
     lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert {l["phase"] for l in lines} >= {"supernet", "search", "retrain"}
     assert "best architecture:" in proc.stdout
+    ensemble = results["ensemble"]
+    assert len(ensemble["members"]) == 3 and len(set(ensemble["members"])) == 3
+    assert ensemble["members"][0] == results["best_arch"]
+    assert abs(sum(ensemble["weights"]) - 1) < 1e-5 and 0 <= ensemble["test_accuracy"] <= 1
 
 
 def test_unknown_config_key_is_an_error(tmp_path):

@@ -51,7 +51,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.search.ensemble_method = "average"  # or "vote"
 
     c.retrain = ml_collections.ConfigDict()
-    c.retrain.steps = 150 if runlocal else 1200
+    c.retrain.steps = 150 if runlocal else 800
     c.retrain.learning_rate = 0.05
     c.retrain.weight_decay = 5e-4
     return c

@@ -23,6 +23,8 @@ Weight sharing (one set of largest-shape weights, masks pick the sub-network):
     the total weight of the depth options that include it (exactly 0 or 1 for one-hot weights).
   * width: a channel mask on the stem, every block output and the head conv, applied after the
     BN / activation so masked channels are zero and stay zero through the residual additions.
+The depthwise conv is computed as a sum of shifted copies (`depthwise_conv`), because XLA:CPU's
+grouped convolutions are very slow.
 The price of one compilation serving every architecture: the supernet always costs as much as the
 *largest* subnet (masks, not smaller shapes). `standalone(arch)` builds the genuinely smaller
 network (only the active blocks, real kernel sizes and widths), and `extract_variables` crops the
@@ -262,6 +264,13 @@ class MobileNetSpace(Space):
                             "head_channels >= 1")
         if problems:
             raise ValueError(f"{self.name}: " + "; ".join(problems) + ".")
+
+    def describe(self) -> dict:
+        config = dict(stages=self.stages, min_depth=self.min_depth, kernel_sizes=self.kernel_sizes,
+                      expand_ratios=self.expand_ratios, width_mults=self.width_mults,
+                      stem_channels=self.stem_channels, stem_stride=self.stem_stride,
+                      head_channels=self.head_channels)
+        return {**super().describe(), **config}
 
     # -- layout ----------------------------------------------------------------------------------
     def full(self, channels: int) -> int:

@@ -56,7 +56,8 @@ def abstract_variables(net, input_shape):
 def grouped_depthwise(monkeypatch):
     """Trace depthwise convs as XLA grouped convolutions (the reference `depthwise_conv` equals,
     see test_depthwise_conv_matches_grouped_conv) so that `matmul_flops` sees them."""
-    monkeypatch.setattr("supernet.chain.depthwise_conv", lambda x, k, stride=1: conv(x, k, stride, groups=x.shape[-1]))
+    reference = lambda x, kernel, stride=1: conv(x, kernel, stride, groups=x.shape[-1])
+    monkeypatch.setattr("supernet.chain.depthwise_conv", reference)
 
 
 def matmul_flops(jaxpr) -> int:
@@ -153,7 +154,8 @@ def test_flops_close_to_xla_cost_analysis():
                        channels=16, input_shape=(32, 32, 3))
     arch = space.largest()
     net = space.standalone(arch)
-    variables = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), abstract_variables(net, space.input_shape))
+    variables = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype),
+                                       abstract_variables(net, space.input_shape))
     x = jnp.zeros((1, *space.input_shape))
     cost = jax.jit(lambda v, x: net.apply(v, x, train=False)).lower(variables, x).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost

@@ -57,7 +57,8 @@ def abstract_variables(net, input_shape):
 def grouped_depthwise(monkeypatch):
     """Trace depthwise convs as XLA grouped convolutions (the reference `depthwise_conv` equals,
     see test_depthwise_conv_matches_grouped_conv) so that `matmul_flops` sees them."""
-    monkeypatch.setattr("supernet.mobilenet.depthwise_conv", lambda x, k, stride=1: conv(x, k, stride, groups=x.shape[-1]))
+    reference = lambda x, kernel, stride=1: conv(x, kernel, stride, groups=x.shape[-1])
+    monkeypatch.setattr("supernet.mobilenet.depthwise_conv", reference)
 
 
 def matmul_flops(jaxpr) -> int:

@@ -4,13 +4,13 @@ Surrogate: an exact GP on standardised fitness with a categorical (overlap) kern
     k(a, b) = s * exp(-hamming(a, b) / (D * lengthscale)),
 a product over decisions of "1 if equal, exp(-1/(D*lengthscale)) if not" factors, hence positive
 definite for any option counts. After every `tell` the lengthscale and the noise ratio are chosen
-on a small grid by marginal likelihood (the signal variance `s` has a closed-form maximiser), all
-grid points factorised in one batched Cholesky.
+on a small grid by marginal likelihood (the signal variance `s` has a closed-form maximiser),
+scored on the best `likelihood_size` results to keep the grid cheap.
 
 Fixed shapes: the GP is fitted on at most `gp_size` results - all of them while there are fewer,
-then the best `gp_size` (the region a late search cares about); every `tell` costs a few
-`gp_size`^3 Cholesky factorisations whatever the count. Empty slots get an identity kernel row and zero target, which leaves the posterior and the
-likelihood comparison unchanged.
+then the best `gp_size` (the region a late search cares about); every `tell` costs one
+`gp_size`-sized Cholesky whatever the count. Empty slots get an identity kernel row and a zero
+target, which leaves the posterior and the likelihood comparison unchanged.
 
 Acquisition (`acquisition="ei"`, expected improvement over the best observed fitness, or `"ucb"`,
 mean + `ucb_beta` * std) is maximised over a candidate pool: `mutations_per_incumbent` one- and
@@ -29,7 +29,9 @@ import numpy as np
 from strategies import base
 
 DEFAULT_CAPACITY = 1000
-LENGTHSCALES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+# On NAS-Bench-201 the marginal likelihood picks long lengthscales (a nearly additive model over
+# the decisions) and small noise.
+LENGTHSCALES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
 NOISE_RATIOS = (1e-3, 1e-2, 1e-1)
 JITTER = 1e-5
 
@@ -53,10 +55,13 @@ class BayesianState(NamedTuple):
     gp: GaussianProcess
 
 
+def _differing(a, b):
+    """Fraction of decisions on which a[i] and b[j] differ: float32[len(a), len(b)]."""
+    return jnp.mean((a[:, None, :] != b[None, :, :]).astype(jnp.float32), axis=-1)
+
+
 def _correlation(a, b, lengthscale):
-    """exp(-fraction of differing decisions / lengthscale): float32[len(a), len(b)]."""
-    differing = jnp.mean((a[:, None, :] != b[None, :, :]).astype(jnp.float32), axis=-1)
-    return jnp.exp(-differing / lengthscale)
+    return jnp.exp(-_differing(a, b) / lengthscale)
 
 
 def _masked_matrix(correlation, mask, noise):
@@ -85,25 +90,35 @@ def _training_set(history, gp_size):
     return slots, valid[slots], fitness[slots]
 
 
-def fit(history: base.History, gp_size: int) -> GaussianProcess:
-    slots, mask, fitness = _training_set(history, gp_size)
-    archs = history.archs[slots]
+def _standardise(values, mask):
     count = jnp.maximum(jnp.sum(mask), 1)
-    y_mean = jnp.sum(jnp.where(mask, fitness, 0.0)) / count
-    y_std = jnp.sqrt(jnp.sum(jnp.where(mask, (fitness - y_mean) ** 2, 0.0)) / count)
-    y_std = jnp.where(y_std > 0, y_std, 1.0)
-    y = jnp.where(mask, (fitness - y_mean) / y_std, 0.0)
+    mean = jnp.sum(jnp.where(mask, values, 0.0)) / count
+    std = jnp.sqrt(jnp.sum(jnp.where(mask, (values - mean) ** 2, 0.0)) / count)
+    std = jnp.where(std > 0, std, 1.0)
+    return jnp.where(mask, (values - mean) / std, 0.0), mean, std
+
+
+def _choose_hyperparameters(differing, y, mask):
+    """(lengthscale, noise ratio) of the grid point with the highest marginal likelihood."""
     grid = jnp.asarray([(ls, nr) for ls in LENGTHSCALES for nr in NOISE_RATIOS], jnp.float32)
+    log_likelihood = jax.vmap(lambda p: _profile_fit(jnp.exp(-differing / p[0]), y, mask, p[1])[0])(grid)
+    return grid[jnp.argmax(log_likelihood)]
 
-    def at(point):
-        return _profile_fit(_correlation(archs, archs, point[0]), y, mask, point[1])
 
-    log_likelihood, chols, alphas, signals = jax.vmap(at)(grid)
-    i = jnp.argmax(log_likelihood)
-    signal = signals[i]
-    return GaussianProcess(archs=archs, mask=mask,
-                           chol=chols[i] * jnp.sqrt(signal), alpha=alphas[i] / signal, signal=signal,
-                           lengthscale=grid[:, 0][i], noise=grid[:, 1][i], y_mean=y_mean, y_std=y_std,
+def fit(history: base.History, gp_size: int, likelihood_size: int = 128) -> GaussianProcess:
+    """Fits the GP to (at most) the best `gp_size` results. The hyperparameter grid is scored on the
+    best `likelihood_size` of them only: one Cholesky per grid point of a small matrix, then a
+    single one of the full size."""
+    slots, mask, fitness = _training_set(history, gp_size)  # best first
+    archs = history.archs[slots]
+    y, y_mean, y_std = _standardise(fitness, mask)
+    differing = _differing(archs, archs)
+    m = min(likelihood_size, gp_size)
+    subset_y, _, _ = _standardise(fitness[:m], mask[:m])
+    lengthscale, noise = _choose_hyperparameters(differing[:m, :m], subset_y, mask[:m])
+    _, chol, alpha0, signal = _profile_fit(jnp.exp(-differing / lengthscale), y, mask, noise)
+    return GaussianProcess(archs=archs, mask=mask, chol=chol * jnp.sqrt(signal), alpha=alpha0 / signal,
+                           signal=signal, lengthscale=lengthscale, noise=noise, y_mean=y_mean, y_std=y_std,
                            best_y=jnp.max(jnp.where(mask, y, -jnp.inf)))
 
 

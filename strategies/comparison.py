@@ -41,6 +41,8 @@ def single_threaded_blas():
     except ImportError:
         yield
         return
+    # threadpoolctl only reaches libraries already loaded: make JAX load its LAPACK first.
+    jnp.linalg.cholesky(jnp.eye(2)).block_until_ready()
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
         yield
 

@@ -1,0 +1,57 @@
+"""Search strategies compared on the NAS-Bench-201 table (no training: fitness is looked up).
+
+Every strategy gets `cifar10-val` as fitness for `budgets` queries and `seeds` seeds; what it
+would return (its best by validation) is judged on `cifar10-test`.
+
+    python launch.py --config experiments/strategies_nb201.py --workdir DIR
+    python launch.py --config experiments/strategies_nb201.py:runlocal --workdir DIR          # < 1 min
+    python launch.py --config experiments/strategies_nb201.py:latency --workdir DIR           # + latency limit
+    python launch.py --config experiments/strategies_nb201.py:runlocal,latency --workdir DIR
+
+Variants (comma-separated in `arg`):
+  runlocal: 3 seeds, budgets 20 and 50, smaller surrogates - a smoke test.
+  latency:  only architectures with Pixel 3 latency <= 10 ms (45% of the space) may be proposed;
+            results.json also holds the Pareto front of (cifar10-val, latency) per strategy.
+
+Writes DIR/results.json, DIR/metrics.jsonl and DIR/best_so_far.png (and DIR/pareto.png).
+Paths in the config are relative to the repository root.
+"""
+
+import ml_collections
+
+STRATEGIES = ("random", "evolution", "bayesian", "reinforce", "autoencoder")
+VARIANTS = ("runlocal", "latency")
+
+
+def get_config(arg=None):
+    variants = [v for v in (arg or "").split(",") if v]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"strategies_nb201: unknown variant(s) {unknown}; valid: {', '.join(VARIANTS)}.")
+
+    config = ml_collections.ConfigDict()
+    config.job = "strategies_nb201"
+    config.space = "nas_bench_201"
+    config.table = "strategies/benchmarks/nas_bench_201_12epoch.csv"
+    config.fitness_column = "cifar10-val"
+    config.report_column = "cifar10-test"
+    config.strategies = STRATEGIES
+    config.budgets = (100, 300)
+    config.seeds = 20
+    config.batch_size = 1
+    # Per-strategy options for strategies.get; empty = the strategy's defaults.
+    config.strategy_options = ml_collections.ConfigDict({name: {} for name in STRATEGIES})
+    # Latency limit: off while latency_table is "".
+    config.latency_table = ""
+    config.latency_column = "pixel3"
+    config.latency_limit = 10.0
+    config.progress = True
+
+    if "runlocal" in variants:
+        config.seeds = 3
+        config.budgets = (20, 50)
+        config.strategy_options.bayesian = {"capacity": 64, "gp_size": 64, "num_random": 64}
+        config.strategy_options.autoencoder = {"capacity": 64, "train_steps": 5}
+    if "latency" in variants:
+        config.latency_table = "strategies/benchmarks/nas_bench_201_latency_ms.csv"
+    return config

@@ -106,3 +106,24 @@ class CalibratedBatchNorm(nn.Module):
             y = y * scale + bias
         return y
 
+
+
+def host_init(abstract_variables, key: jax.Array) -> dict:
+    """Concrete variables for an abstract tree (`jax.eval_shape(module.init, ...)`), drawn with numpy.
+
+    Conv and dense kernels get He-normal values (std sqrt(2 / fan_in)), BN scales and variances
+    ones, biases and means zeros. Why not `module.init`: on the CPU, compiling Flax's truncated-normal
+    initialisers took ~20 s even for a six-edge supernet, eagerly or under jit; this takes
+    milliseconds and is just as deterministic (the numpy generator is seeded from `key`).
+    """
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
+
+    def draw(path, leaf):
+        name = str(getattr(path[-1], "key", path[-1]))
+        if name == "kernel" or name.startswith("w_"):
+            fan_in = int(np.prod(leaf.shape[:-1]))
+            return jnp.asarray(rng.standard_normal(leaf.shape, np.float32) * np.sqrt(2.0 / fan_in), leaf.dtype)
+        fill = 1.0 if name in ("scale", "var") or name.startswith("scale_") else 0.0
+        return jnp.full(leaf.shape, fill, leaf.dtype)
+
+    return jax.tree_util.tree_map_with_path(draw, abstract_variables)

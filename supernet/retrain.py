@@ -12,11 +12,13 @@ from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from supernet import data, records, sharding
+from supernet.layers import host_init
 from supernet.training import cross_entropy, step_batches
 
 
 def init_variables(module, key: jax.Array, input_shape) -> dict:
-    return dict(module.init(key, jnp.zeros((2, *input_shape), jnp.float32), train=False))
+    x = jax.ShapeDtypeStruct((2, *input_shape), jnp.float32)
+    return dict(host_init(jax.eval_shape(lambda: module.init(jax.random.key(0), x, train=False)), key))
 
 
 def make_standalone_step(module, optimizer: optax.GradientTransformation):

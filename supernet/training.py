@@ -19,6 +19,7 @@ from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from supernet import checkpoint, data, records, sharding
+from supernet.layers import host_init
 from supernet.space import Space
 
 
@@ -40,8 +41,10 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 def init_params(space: Space, model, key: jax.Array, input_shape) -> Any:
     """Supernet parameters, initialised with the largest architecture so every weight exists."""
-    x = jnp.zeros((2, *input_shape), jnp.float32)
-    return model.init(key, x, one_hot(space, jnp.asarray(space.largest())), train=True)["params"]
+    x = jax.ShapeDtypeStruct((2, *input_shape), jnp.float32)
+    weights = one_hot(space, jnp.asarray(space.largest()))
+    abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), x, weights, train=True)["params"])
+    return host_init(abstract, key)
 
 
 def create_state(space: Space, model, optimizer: optax.GradientTransformation, key: jax.Array,

@@ -70,9 +70,37 @@ def run_benchmark(config, workdir: str) -> dict:
     return results
 
 
+def run_strategies_nb201(config, workdir: str) -> dict:
+    from strategies import comparison, tabular
+    from supernet import spaces
+    space = spaces.get(config.space)
+    repo = os.path.dirname(os.path.abspath(__file__))
+    table = tabular.TabularObjective(os.path.join(repo, config.table), space, fitness_column=config.fitness_column)
+    latency = (tabular.TabularObjective(os.path.join(repo, config.latency_table), space)
+               if config.latency_table else None)
+    return comparison.run_comparison(
+        space, table, list(config.strategies), list(config.budgets), config.seeds, workdir,
+        fitness_column=config.fitness_column, report_column=config.report_column,
+        strategy_options=config.strategy_options.to_dict(), batch_size=config.batch_size,
+        latency_table=latency, latency_column=config.latency_column,
+        latency_limit=config.latency_limit if latency else None, progress=config.progress)
+
+
+def run_differentiable(config, workdir: str) -> dict:
+    import jax
+    from strategies import differentiable
+    dataset, space, mesh = _setup(config)
+    compare = config.compare.to_dict() if config.compare.num_random else None
+    return differentiable.search_and_compare(space, dataset, search=config.search.to_dict(), compare=compare,
+                                             key=jax.random.key(config.seed), mesh=mesh, workdir=workdir,
+                                             progress=config.progress)
+
+
 JOBS = {
     "search": run_search,
     "benchmark": run_benchmark,
+    "strategies_nb201": run_strategies_nb201,
+    "differentiable": run_differentiable,
 }
 
 

@@ -60,8 +60,10 @@ def test_gumbel_sample_is_one_hot_with_a_straight_through_gradient(toy):
         hard = np.asarray(D.gumbel_hard(space, jax.random.key(seed), alphas, 1.0))
         assert np.array_equal(hard.sum(-1), np.ones(space.num_decisions))  # exactly one op per decision
         assert set(np.unique(hard)) <= {0.0, 1.0} and hard[1, 2] == 0.0   # never a padded slot
-    grad = jax.grad(lambda a: (D.gumbel_hard(space, jax.random.key(0), a, 1.0) * jnp.arange(3.0)).sum())(alphas)
-    assert np.abs(grad[space.option_mask()]).max() > 0 and grad[1, 2] == 0.0
+    for sampled_only in (True, False):
+        value = lambda a: (D.gumbel_hard(space, jax.random.key(0), a, 1.0, sampled_only) * jnp.arange(1.0, 4.0)).sum()
+        grad = jax.grad(value)(alphas)
+        assert np.abs(grad[space.option_mask()]).max() > 0 and grad[1, 2] == 0.0
 
 
 def test_derive_never_picks_none_on_nas_bench_201():

@@ -11,7 +11,8 @@ with random architectures), metrics.jsonl and arch_weights.png.
     python launch.py --config experiments/gdas.py:runlocal --workdir runs/gdas_local
 
 Variants after the colon, comma-separated:
-  runlocal    digits, a one-stage network, 60 steps, 2 random architectures: a smoke run,
+  runlocal    digits, a one-stage network, 60 search steps, 2 random architectures retrained
+              for 200 steps: a smoke run,
               under a minute on 2 idle CPU cores.
   digits      the quick dataset: 300 search steps, 10 random architectures x 500 retrain steps.
   mobilenet   the MobileNet space (kernel / expansion / depth) instead of NAS-Bench-201.
@@ -75,7 +76,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Keyword arguments of strategies.differentiable.compare_with_random; num_random 0: skip.
     r = c.compare = ml_collections.ConfigDict()
     r.num_random = 0 if "nocompare" in variants else 2 if runlocal else 10
-    r.retrain_steps = 60 if runlocal else 500 if quick else 1000
+    r.retrain_steps = 200 if runlocal else 500 if quick else 1000
     r.batch_size = 64
     r.learning_rate = 0.05
     r.weight_decay = 5e-4

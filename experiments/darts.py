@@ -11,8 +11,7 @@ comparison with random architectures), metrics.jsonl and arch_weights.png.
 
 Variants after the colon, comma-separated:
   runlocal    digits, a one-stage network, 60 search steps, 2 random architectures retrained
-              for 200 steps: a smoke run,
-              under a minute on 2 idle CPU cores.
+              for 200 steps: a smoke run, about 30 s on 2 CPU cores.
   digits      the quick dataset: 300 search steps, 10 random architectures x 500 retrain steps.
   order2      second-order (unrolled) architecture gradient instead of first order.
   early_stop  DARTS+ remedy: stop once over half of the derived edges are parameter-free.

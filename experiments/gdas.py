@@ -12,8 +12,7 @@ with random architectures), metrics.jsonl and arch_weights.png.
 
 Variants after the colon, comma-separated:
   runlocal    digits, a one-stage network, 60 search steps, 2 random architectures retrained
-              for 200 steps: a smoke run,
-              under a minute on 2 idle CPU cores.
+              for 200 steps: a smoke run, about 30 s on 2 CPU cores.
   digits      the quick dataset: 300 search steps, 10 random architectures x 500 retrain steps.
   mobilenet   the MobileNet space (kernel / expansion / depth) instead of NAS-Bench-201.
   nocompare   skip the retraining comparison.

@@ -17,6 +17,7 @@ Variants after the colon, comma-separated:
   early_stop  DARTS+ remedy: stop once over half of the derived edges are parameter-free.
   aux_skip    DARTS- remedy: an auxiliary skip branch decaying from 1 to 0.
   mobilenet   the MobileNet space (kernel / expansion / depth) instead of NAS-Bench-201.
+  warmup      train the weights alone for the first 30% of the steps (PC-DARTS's warm-up).
   nocompare   skip the retraining comparison.
 Without a dataset variant the search runs on MNIST-1D (1-D signals, shape (40, 1)).
 """
@@ -24,7 +25,7 @@ Without a dataset variant the search runs on MNIST-1D (1-D signals, shape (40, 1
 import ml_collections
 from ml_collections import config_dict
 
-VARIANTS = {"runlocal", "digits", "order2", "early_stop", "aux_skip", "mobilenet", "nocompare"}
+VARIANTS = {"runlocal", "digits", "order2", "early_stop", "aux_skip", "mobilenet", "warmup", "nocompare"}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -74,6 +75,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     s.remedy = "early_stop" if "early_stop" in variants else "aux_skip" if "aux_skip" in variants else "none"
     s.max_param_free_share = 0.5
     s.min_stop_fraction = 0.25
+    # Weights only for this share of the steps, alphas frozen (PC-DARTS's warm-up).
+    s.warmup_fraction = 0.3 if "warmup" in variants else 0.0
     s.log_every = 10 if runlocal else 20
 
     # Keyword arguments of strategies.differentiable.compare_with_random; num_random 0: skip.

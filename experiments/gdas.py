@@ -15,6 +15,7 @@ Variants after the colon, comma-separated:
               for 200 steps: a smoke run, about 30 s on 2 CPU cores.
   digits      the quick dataset: 300 search steps, 10 random architectures x 500 retrain steps.
   mobilenet   the MobileNet space (kernel / expansion / depth) instead of NAS-Bench-201.
+  warmup      train the weights alone for the first 30% of the steps (PC-DARTS's warm-up).
   nocompare   skip the retraining comparison.
 Without a dataset variant the search runs on MNIST-1D (1-D signals, shape (40, 1)).
 """
@@ -22,7 +23,7 @@ Without a dataset variant the search runs on MNIST-1D (1-D signals, shape (40, 1
 import ml_collections
 from ml_collections import config_dict
 
-VARIANTS = {"runlocal", "digits", "mobilenet", "nocompare"}
+VARIANTS = {"runlocal", "digits", "mobilenet", "warmup", "nocompare"}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -70,6 +71,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     s.remedy = "none"
     s.max_param_free_share = 0.5
     s.min_stop_fraction = 0.25
+    # Weights only for this share of the steps, alphas frozen (PC-DARTS's warm-up).
+    s.warmup_fraction = 0.3 if "warmup" in variants else 0.0
     s.log_every = 10 if runlocal else 20
 
     # Keyword arguments of strategies.differentiable.compare_with_random; num_random 0: skip.

@@ -181,20 +181,30 @@ def unrolled_alpha_grad(loss, params, alphas, to_weights, train_batch, val_batch
     return g_a - xi * mixed, (val_loss, val_acc)
 
 
+def update_alphas(alpha_optimizer, grads, state: SearchState, alpha_on):
+    """One optimiser step on the alphas, or (alpha_on = 0, during a warm-up) no change at all,
+    optimiser state included, so the search starts from fresh moments after the warm-up."""
+    updates, new_opt_state = alpha_optimizer.update(grads, state.alpha_opt_state, state.alphas)
+    alphas = optax.apply_updates(state.alphas, jax.tree.map(lambda u: alpha_on * u, updates))
+    keep = lambda new, old: jnp.where(alpha_on > 0, new, old)
+    return alphas, jax.tree.map(keep, new_opt_state, state.alpha_opt_state)
+
+
 def make_darts_step(space, model, weight_optimizer, alpha_optimizer, *, order: int = 1,
                     xi: float = 0.0):
-    """`step(state, train_x, train_y, val_x, val_y, beta) -> (state, metrics)`, jitted.
+    """`step(state, train_x, train_y, val_x, val_y, beta, alpha_on=1.0) -> (state, metrics)`, jitted.
 
     The alphas step first (on val), then the weights (on train, with the updated alphas), as in
     DARTS. `beta` is the DARTS- auxiliary skip strength (0 without that remedy): it is added to
     the skip options' weights, which for a supernet linear in the weights is exactly `+ beta * x`.
+    `alpha_on` 0 freezes the alphas (warm-up: weights only).
     """
     if order not in (1, 2):
         raise ValueError(f"DARTS order must be 1 (first order) or 2 (unrolled), got {order!r}.")
     loss = make_loss(model)
     skip = jnp.asarray(skip_options(space))
 
-    def step(state: SearchState, train_x, train_y, val_x, val_y, beta):
+    def step(state: SearchState, train_x, train_y, val_x, val_y, beta, alpha_on=1.0):
         to_weights = lambda a: arch_weights(space, a) + beta * skip
         if order == 1:
             (val_loss, val_acc), g_a = jax.value_and_grad(
@@ -202,8 +212,7 @@ def make_darts_step(space, model, weight_optimizer, alpha_optimizer, *, order: i
         else:
             g_a, (val_loss, val_acc) = unrolled_alpha_grad(
                 loss, state.params, state.alphas, to_weights, (train_x, train_y), (val_x, val_y), xi)
-        a_updates, alpha_opt_state = alpha_optimizer.update(g_a, state.alpha_opt_state, state.alphas)
-        alphas = optax.apply_updates(state.alphas, a_updates)
+        alphas, alpha_opt_state = update_alphas(alpha_optimizer, g_a, state, alpha_on)
 
         weights = jax.lax.stop_gradient(to_weights(alphas))
         (train_loss, train_acc), g_w = jax.value_and_grad(
@@ -239,7 +248,7 @@ def gumbel_hard(space, key: jax.Array, alphas: jax.Array, tau, sampled_only: boo
 
 
 def make_gdas_step(space, model, weight_optimizer, alpha_optimizer):
-    """`step(state, train_x, train_y, val_x, val_y, key, tau) -> (state, metrics)`, jitted.
+    """`step(state, train_x, train_y, val_x, val_y, key, tau, alpha_on=1.0) -> (state, metrics)`, jitted.
 
     `model` should be the single-path supernet: with a hard one-hot it computes only the sampled
     operation per decision. The weights step with one sample on train, the alphas with another on
@@ -247,13 +256,12 @@ def make_gdas_step(space, model, weight_optimizer, alpha_optimizer):
     """
     loss = make_loss(model)
 
-    def step(state: SearchState, train_x, train_y, val_x, val_y, key, tau):
+    def step(state: SearchState, train_x, train_y, val_x, val_y, key, tau, alpha_on=1.0):
         key_a, key_w = jax.random.split(key)
         (val_loss, val_acc), g_a = jax.value_and_grad(
             lambda a: loss(state.params, gumbel_hard(space, key_a, a, tau), val_x, val_y),
             has_aux=True)(state.alphas)
-        a_updates, alpha_opt_state = alpha_optimizer.update(g_a, state.alpha_opt_state, state.alphas)
-        alphas = optax.apply_updates(state.alphas, a_updates)
+        alphas, alpha_opt_state = update_alphas(alpha_optimizer, g_a, state, alpha_on)
 
         path = jax.lax.stop_gradient(gumbel_hard(space, key_w, alphas, tau))
         (train_loss, train_acc), g_w = jax.value_and_grad(
@@ -297,7 +305,8 @@ def run_differentiable_search(space, dataset, *, method: str = "darts", order: i
                               alpha_lr: float = 3e-4, alpha_weight_decay: float = 1e-3,
                               xi: float | None = None, tau_max: float = 10.0, tau_min: float = 0.1,
                               remedy: str = "none", max_param_free_share: float = 0.5,
-                              min_stop_fraction: float = 0.25, log_every: int = 10,
+                              min_stop_fraction: float = 0.25, warmup_fraction: float = 0.0,
+                              log_every: int = 10,
                               key: jax.Array, mesh: Mesh | None = None, workdir: str | None = None,
                               progress: bool = True) -> dict:
     """Searches `space` on `dataset` (weights on `train`, alphas on `val`) and derives the result.
@@ -309,6 +318,9 @@ def run_differentiable_search(space, dataset, *, method: str = "darts", order: i
       operations exceeds `max_param_free_share` (checked every `log_every` steps after
       `min_stop_fraction` of the steps) and keeps the last architecture within the limit;
       "aux_skip" adds DARTS-'s decaying skip branch.
+    warmup_fraction: the first steps train the weights only, alphas frozen (PC-DARTS warms up
+      for 15 of 50 epochs), so untrained convolutions do not lose to parameter-free options
+      before they learned anything.
     Returns a JSON-friendly dict: `arch` (int list), `arch_string`, `weights` (final softmax,
     [D][K]), `alphas`, `param_free_share`, timing (`search_seconds`, `step_seconds`), `history`.
     With `workdir`, writes results.json, metrics.jsonl and arch_weights.png there.
@@ -353,13 +365,15 @@ def run_differentiable_search(space, dataset, *, method: str = "darts", order: i
     for t in bar:
         tx, ty = sharding.shard_batch(mesh, *next(train_batches))
         vx, vy = sharding.shard_batch(mesh, *next(val_batches))
+        alpha_on = jnp.float32(t >= warmup_fraction * steps)
         if method == "darts":
             beta = aux_skip_beta(t, steps) if remedy == "aux_skip" else 0.0
-            state, metrics = step_fn(state, tx, ty, vx, vy, jnp.float32(beta))
+            state, metrics = step_fn(state, tx, ty, vx, vy, jnp.float32(beta), alpha_on)
             extra = {"beta": beta}
         else:
             tau = gdas_temperature(t, steps, tau_max, tau_min)
-            state, metrics = step_fn(state, tx, ty, vx, vy, jax.random.fold_in(step_key, t), jnp.float32(tau))
+            state, metrics = step_fn(state, tx, ty, vx, vy, jax.random.fold_in(step_key, t), jnp.float32(tau),
+                                     alpha_on)
             extra = {"tau": tau}
         seen.append(metrics)
         if t == 0:
@@ -383,7 +397,7 @@ def run_differentiable_search(space, dataset, *, method: str = "darts", order: i
             within = share <= max_param_free_share
             if within:
                 kept = (t + 1, arch, weights)
-            elif t + 1 >= min_stop_fraction * steps:
+            elif t + 1 >= max(min_stop_fraction, warmup_fraction) * steps:
                 stopped_at = t + 1
                 break
     jax.block_until_ready(state)
@@ -396,6 +410,7 @@ def run_differentiable_search(space, dataset, *, method: str = "darts", order: i
         _, arch, weights = kept
     result = {
         "method": method, "order": order if method == "darts" else None, "remedy": remedy,
+        "warmup_steps": int(np.ceil(warmup_fraction * steps)),
         "space": space.describe(), "dataset": getattr(dataset, "name", None),
         "arch": arch.tolist(), "arch_string": space.to_string(arch),
         "weights": weights.tolist(), "alphas": np.asarray(state.alphas).tolist(),

@@ -210,6 +210,15 @@ def test_early_stop_keeps_the_last_architecture_within_the_limit(toy):
             assert result["param_free_share"] == 0.0
 
 
+def test_warmup_trains_the_weights_only(toy):
+    space, ds = toy
+    result = D.run_differentiable_search(space, ds, method="gdas", steps=4, batch_size=32, log_every=2,
+                                         alpha_lr=0.5, warmup_fraction=1.0, key=jax.random.key(0), progress=False)
+    initial = D.init_alphas(space, jax.random.split(jax.random.split(jax.random.key(0), 3)[0])[1])
+    np.testing.assert_array_equal(result["alphas"], initial)
+    assert result["warmup_steps"] == 4
+
+
 def test_bad_options_are_explained(toy):
     space, ds = toy
     with pytest.raises(ValueError, match="valid: darts, gdas"):

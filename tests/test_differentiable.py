@@ -98,7 +98,7 @@ def test_gdas_step_runs_exactly_the_sampled_path(toy):
     key, tau = jax.random.key(7), 2.0
     new, metrics = step(state, tx, ty, vx, vy, key, jnp.float32(tau))
     hard = D.gumbel_hard(space, jax.random.split(key)[0], alphas, tau)
-    loss = D.make_loss(model)(params, jax.nn.one_hot(hard.argmax(-1), 3), vx, vy)[0]
+    loss = jax.jit(D.make_loss(model))(params, jax.nn.one_hot(hard.argmax(-1), 3), vx, vy)[0]
     np.testing.assert_allclose(metrics["val_loss"], loss, rtol=1e-5)
     assert not np.allclose(new.alphas, alphas)
 
@@ -132,7 +132,7 @@ def _check_unrolled_gradient(space, ds, xi):
             return loss(virtual, to_weights(a), *val)[0]
 
         grad = jax.jit(lambda a: D.unrolled_alpha_grad(loss, params, a, to_weights, train, val, xi)[0])(alphas)
-        first_order = jax.grad(lambda a: loss(params, to_weights(a), *val)[0])(alphas)
+        first_order = jax.jit(jax.grad(lambda a: loss(params, to_weights(a), *val)[0]))(alphas)
         eps = 1e-5
         fd = np.zeros(alphas.shape)
         for d, k in zip(*np.nonzero(space.option_mask())):
@@ -152,8 +152,8 @@ def test_darts_second_order_step_uses_the_unrolled_gradient(toy):
     wo, ao = make_optimizer(0.05, steps=10), optax.sgd(1.0)
     state = D.create_search_state(space, model, wo, ao, jax.random.key(0), ds.input_shape)
     tx, ty, vx, vy = _batch(ds, 0)
-    expected, _ = D.unrolled_alpha_grad(D.make_loss(model), state.params, state.alphas,
-                                        lambda a: D.arch_weights(space, a), (tx, ty), (vx, vy), 0.05)
+    expected, _ = jax.jit(lambda p, a: D.unrolled_alpha_grad(D.make_loss(model), p, a, lambda b: D.arch_weights(space, b),
+                                                             (tx, ty), (vx, vy), 0.05))(state.params, state.alphas)
     before = np.asarray(state.alphas)  # the step donates its state
     step = D.make_darts_step(space, model, wo, ao, order=2, xi=0.05)
     new, metrics = step(state, tx, ty, vx, vy, jnp.float32(0.0))

@@ -18,14 +18,17 @@ on the `val` split.
   difference.
 * GDAS (Dong & Yang, 2019) draws a Gumbel-softmax sample per decision and uses its hard one-hot
   with a straight-through gradient through the sampled option, on the *single-path* supernet:
-  every step runs one path only.
+  every step runs one path only. (On NAS-Bench-201 that path still costs one 3x3-sized conv per
+  edge whatever was sampled, the folded edge's price; the saving over DARTS is the separate 1x1
+  convs and pools, measured 1.2-1.5x per step on CPU.)
 
 `derive` turns the weights into the discrete architecture (argmax per decision, never an option
 labelled `none`, as NAS-Bench-201's reference code does). DARTS tends to collapse onto
 parameter-free operations; the share of them in the derived architecture is logged over time, and
 two published remedies are options: `early_stop` (DARTS+, Liang et al., 2019: stop once the share
 passes a limit) and `aux_skip` (DARTS-, Chu et al., 2021: an auxiliary skip branch whose strength
-decays from 1 to 0 over the search).
+decays from 1 to 0 over the search). A weights-only warm-up (`warmup_fraction`, as in PC-DARTS)
+is a third option, for either method.
 
 Data parallelism works as in single-path training: everything is replicated, batches are split over
 the mesh, and jit averages both gradients across devices, so every device holds the same alphas.

@@ -30,7 +30,11 @@ _MODULES = {
     "bayesian": "strategies.bayesian",
     "reinforce": "strategies.reinforce",
     "autoencoder": "strategies.autoencoder",
+    # Replays a finished DARTS/GDAS search's learned distribution (see that module).
+    "differentiable": "strategies.differentiable",
 }
+# The five that search from fitness alone (what `experiments/strategies_nb201.py` compares).
+SEARCH_STRATEGIES = ("random", "evolution", "bayesian", "reinforce", "autoencoder")
 
 
 def names() -> tuple[str, ...]:
@@ -80,4 +84,4 @@ def get(name: str, space, *, max_flops=None, max_params=None, constraints=(), ca
     return base.build(space, core, feasibility, capacity=capacity, avoid_repeats=avoid_repeats, name=name)
 
 
-__all__ = ["Strategy", "Limit", "Feasibility", "get", "names", "algorithm_options", "best", "top_k"]
+__all__ = ["SEARCH_STRATEGIES", "Strategy", "Limit", "Feasibility", "get", "names", "algorithm_options", "best", "top_k"]

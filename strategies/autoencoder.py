@@ -129,7 +129,7 @@ def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning
 
     def init(key):
         k_params, k_rng = jax.random.split(key)
-        params = model.init(k_params, jnp.zeros((1, space.num_decisions), jnp.int32))
+        params = base.init_params(model, k_params, jnp.zeros((1, space.num_decisions), jnp.int32))
         return AutoencoderState(history=base.empty_history(space.num_decisions, capacity), params=params,
                                 opt_state=optimizer.init(params), rng=_raw_key(k_rng),
                                 y_mean=jnp.zeros(()), y_std=jnp.ones(()))
@@ -157,17 +157,15 @@ def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning
 
     def propose(key, state, n):
         del n  # the pool is large enough for any batch; `ask` keeps its top n
-        k_noise, k_random = jax.random.split(key)
         incumbents, _ = base.top_k(state, num_incumbents)
         z0 = encode(state.params, incumbents)
-        jitter = noise_scale * jax.random.normal(k_noise, (noisy_starts,) + z0.shape)
+        jitter = noise_scale * jax.random.normal(key, (noisy_starts,) + z0.shape)
         starts = jnp.concatenate([z0, (z0[None] + jitter).reshape(-1, z0.shape[-1])])
         candidates = decode(state.params, ascend(state.params, starts))
         score = predict(state.params, encode(state.params, candidates))
+        # During the initial design nothing is wanted: ask's uniform fill supplies the proposals.
         initial = state.history.count < num_initial
-        random = space.sample(k_random, candidates.shape[0])
-        pool = jnp.where(initial, random, candidates)
-        return pool, jnp.where(initial, 0.0, score)
+        return candidates, jnp.where(initial, -jnp.inf, score)
 
     def loss_fn(params, labeled, y, unlabeled):
         archs = jnp.concatenate([labeled, unlabeled])
@@ -189,10 +187,13 @@ def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning
 
         def step(carry, step_key):
             params, opt_state = carry
-            k_labeled, k_unlabeled = jax.random.split(step_key)
-            # The valid slots are a prefix of the ring buffer: 0 .. count-1.
-            rows = jax.random.randint(k_labeled, (batch_size,), 0, count)
-            unlabeled = space.sample(k_unlabeled, num_unlabeled)
+            # One uniform draw for both: rows of the history (its valid slots are the prefix
+            # 0..count-1) and the decisions of the unlabeled samples.
+            u = jax.random.uniform(step_key, (batch_size + num_unlabeled * space.num_decisions,))
+            rows = jnp.minimum(jnp.floor(u[:batch_size] * count), count - 1).astype(jnp.int32)
+            sizes = jnp.asarray(space.num_choices, jnp.float32)
+            unlabeled = jnp.minimum(jnp.floor(u[batch_size:].reshape(num_unlabeled, -1) * sizes),
+                                    sizes - 1).astype(jnp.int32)
             grads = jax.grad(loss_fn)(params, history.archs[rows], y[rows], unlabeled)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), None

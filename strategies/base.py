@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from strategies import archs as archs_lib
 from strategies.constraints import Feasibility
 
 # Fill candidates are drawn per requested architecture; more make "all of them were already seen"
@@ -67,7 +68,8 @@ class Core(NamedTuple):
 
     init(key) -> state: a NamedTuple with a `history` field (use `empty_history`).
     propose(key, state, n) -> (pool int32[P, D], priority float32[P]): candidates, higher priority
-        preferred. P may depend on n only.
+        preferred; priority -inf marks a candidate as unwanted (it then ranks with the uniform
+        fill, e.g. during a warm-up phase). P may depend on n only.
     learn(state, archs, fitness) -> state: called by `tell` after the history was updated;
         fitness has -inf for failed evaluations.
     """
@@ -133,56 +135,55 @@ def best(state) -> tuple[jax.Array, jax.Array]:
     return archs[0], fitness[0]
 
 
-# -- encodings ------------------------------------------------------------------------------------
+# -- encodings (kept here for the algorithms' convenience) ---------------------------------------
 
-def one_hot(archs: jax.Array, num_choices) -> jax.Array:
-    """int32[..., D] -> float32[..., sum(num_choices)]: the choices one-hot, decision by decision."""
-    offsets = jnp.asarray(np.concatenate([[0], np.cumsum(num_choices)[:-1]]), jnp.int32)
-    return jax.nn.one_hot(archs + offsets, int(sum(num_choices)), dtype=jnp.float32).sum(-2)
-
-
-def option_mask(num_choices) -> np.ndarray:
-    """bool[D, max K]: which padded option slots exist, for per-decision logits of equal width."""
-    num_choices = np.asarray(num_choices)
-    return np.arange(num_choices.max())[None, :] < num_choices[:, None]
+one_hot = archs_lib.one_hot
+mutate = archs_lib.mutate
+uniform = archs_lib.uniform
 
 
-def mutate(key: jax.Array, archs: jax.Array, num_choices) -> jax.Array:
-    """Changes exactly one uniformly chosen decision of each architecture to a different option.
-    A decision with a single option cannot change; architectures whose chosen decision has one
-    option come back unchanged (rare, and the caller's novelty filter drops them)."""
-    n, d = archs.shape
-    k_decision, k_offset = jax.random.split(key)
-    sizes = jnp.asarray(num_choices, jnp.int32)
-    decision = jax.random.randint(k_decision, (n,), 0, d)
-    size = sizes[decision]
-    # A shift in 1..size-1 modulo size always lands on a different option.
-    shift = jax.random.randint(k_offset, (n,), 1, jnp.maximum(size, 2))
-    current = archs[jnp.arange(n), decision]
-    new = jnp.where(size > 1, (current + shift) % jnp.maximum(size, 1), current)
-    return archs.at[jnp.arange(n), decision].set(new)
+def init_params(module, key, *example_inputs):
+    """Flax variables for `module` from one normal draw: weight matrices scaled by 1/sqrt(fan-in)
+    (fan-in = all but the last axis), vectors (biases) zero.
+
+    Flax's own initialisers draw once per parameter, and on CPU every random op costs about half
+    a second of compile time; this keeps `init` cheap to compile.
+    """
+    shapes = jax.eval_shape(module.init, jax.random.key(0), *example_inputs)
+    leaves, treedef = jax.tree.flatten(shapes)
+    sizes = [int(np.prod(leaf.shape)) for leaf in leaves]
+    draw = jax.random.normal(key, (sum(sizes),), jnp.float32)
+    values, start = [], 0
+    for leaf, size in zip(leaves, sizes):
+        if len(leaf.shape) >= 2:
+            fan_in = int(np.prod(leaf.shape[:-1]))
+            values.append((draw[start:start + size] / np.sqrt(fan_in)).reshape(leaf.shape).astype(leaf.dtype))
+        else:
+            values.append(jnp.zeros(leaf.shape, leaf.dtype))
+        start += size
+    return jax.tree.unflatten(treedef, values)
 
 
 # -- choosing among candidates --------------------------------------------------------------------
 
-def _matches(a: jax.Array, b: jax.Array) -> jax.Array:
-    """bool[len(a), len(b)]: a[i] equals b[j]."""
-    return jnp.all(a[:, None, :] == b[None, :, :], axis=-1)
-
-
-def select(candidates, priority, from_pool, feasible, history: History, n: int, avoid_repeats: bool):
+def select(candidates, priority, from_pool, feasible, history: History, n: int, avoid_repeats: bool,
+           num_choices: tuple):
     """The `n` best candidates: feasible first, then fresh (not in the history, not repeated in the
-    batch) first, then pool before fill, then by priority. Jittable."""
+    batch) first, then wanted pool candidates before the fill, then by priority. A pool candidate
+    with priority -inf is not wanted (e.g. during a warm-up phase): it ranks with the fill.
+    Jittable."""
     m = candidates.shape[0]
     priority = jnp.where(jnp.isnan(priority), -jnp.inf, priority)
+    wanted = from_pool & (priority > -jnp.inf)
     # First order: among equal architectures the best-ranked copy comes first, so that the
     # in-batch duplicate test below keeps that one.
-    first = jnp.lexsort((-priority, ~from_pool, ~feasible))
+    first = jnp.lexsort((-priority, ~wanted, ~feasible))
     candidates, feasible = candidates[first], feasible[first]
     if avoid_repeats:
-        same = _matches(candidates, candidates)
+        same = archs_lib.matches(candidates, candidates, num_choices)
         repeated_in_batch = jnp.any(jnp.tril(same, k=-1), axis=1)
-        seen = jnp.any(_matches(candidates, history.archs) & valid_mask(history)[None, :], axis=1)
+        seen = jnp.any(archs_lib.matches(candidates, history.archs, num_choices) & valid_mask(history)[None, :],
+                       axis=1)
         fresh = ~(repeated_in_batch | seen)
     else:
         fresh = jnp.ones((m,), bool)
@@ -223,9 +224,10 @@ def build(space, core: Core, feasibility: Feasibility, *, capacity: int, avoid_r
     """Wraps a `Core` into a `Strategy` with input checks, constraints and the novelty filter."""
     if capacity < 1:
         raise ValueError(f"{name}: capacity must be at least 1, got {capacity}.")
+    num_choices = tuple(space.num_choices)
 
-    def init(key):
-        return core.init(key)
+    # Jitted as a whole: run eagerly, every small op of an initialiser compiles on its own.
+    init = jax.jit(core.init)
 
     def propose_with_fill(key, state, n):
         k_pool, k_fill = jax.random.split(key)
@@ -244,11 +246,11 @@ def build(space, core: Core, feasibility: Feasibility, *, capacity: int, avoid_r
         pool, priority, fill = propose_with_fill(key, state, n)
         candidates, priority, from_pool = combine(pool, priority, fill)
         chosen, _ = select(candidates, priority, from_pool, feasibility.check(candidates),
-                           state.history, n, avoid_repeats)
+                           state.history, n, avoid_repeats, num_choices)
         return chosen, state
 
     propose_jit = jax.jit(propose_with_fill, static_argnums=2)
-    select_jit = jax.jit(select, static_argnums=(5, 6))
+    select_jit = jax.jit(select, static_argnums=(5, 6, 7))
 
     def ask_on_host(key, state, n):
         if isinstance(key, jax.core.Tracer):
@@ -258,7 +260,8 @@ def build(space, core: Core, feasibility: Feasibility, *, capacity: int, avoid_r
         fill = feasibility.sample(jax.random.fold_in(key, 1), n)  # host rejection sampling, bounded
         candidates, priority, from_pool = combine(pool, priority, fill)
         feasible = jnp.asarray(feasibility.check(np.asarray(candidates)))
-        chosen, _ = select_jit(candidates, priority, from_pool, feasible, state.history, n, avoid_repeats)
+        chosen, _ = select_jit(candidates, priority, from_pool, feasible, state.history, n, avoid_repeats,
+                               num_choices)
         return chosen, state
 
     def ask(key, state, n):

@@ -31,7 +31,7 @@ from strategies import base
 DEFAULT_CAPACITY = 1000
 # On NAS-Bench-201 the marginal likelihood picks long lengthscales (a nearly additive model over
 # the decisions) and small noise.
-LENGTHSCALES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
+LENGTHSCALES = (0.1, 0.2, 0.4, 0.8, 1.6)
 NOISE_RATIOS = (1e-3, 1e-2, 1e-1)
 JITTER = 1e-5
 
@@ -55,13 +55,16 @@ class BayesianState(NamedTuple):
     gp: GaussianProcess
 
 
-def _differing(a, b):
-    """Fraction of decisions on which a[i] and b[j] differ: float32[len(a), len(b)]."""
-    return jnp.mean((a[:, None, :] != b[None, :, :]).astype(jnp.float32), axis=-1)
+def _differing(a, b, num_choices):
+    """Fraction of decisions on which a[i] and b[j] differ: float32[len(a), len(b)]. A product of
+    one-hot codes counts the agreeing decisions (one matrix multiply, much faster on CPU than
+    comparing [len(a), len(b), D] elementwise)."""
+    agree = base.one_hot(a, num_choices) @ base.one_hot(b, num_choices).T
+    return 1.0 - agree / a.shape[-1]
 
 
-def _correlation(a, b, lengthscale):
-    return jnp.exp(-_differing(a, b) / lengthscale)
+def _correlation(a, b, lengthscale, num_choices):
+    return jnp.exp(-_differing(a, b, num_choices) / lengthscale)
 
 
 def _masked_matrix(correlation, mask, noise):
@@ -105,14 +108,14 @@ def _choose_hyperparameters(differing, y, mask):
     return grid[jnp.argmax(log_likelihood)]
 
 
-def fit(history: base.History, gp_size: int, likelihood_size: int = 128) -> GaussianProcess:
+def fit(history: base.History, num_choices, gp_size: int, likelihood_size: int = 128) -> GaussianProcess:
     """Fits the GP to (at most) the best `gp_size` results. The hyperparameter grid is scored on the
     best `likelihood_size` of them only: one Cholesky per grid point of a small matrix, then a
     single one of the full size."""
     slots, mask, fitness = _training_set(history, gp_size)  # best first
     archs = history.archs[slots]
     y, y_mean, y_std = _standardise(fitness, mask)
-    differing = _differing(archs, archs)
+    differing = _differing(archs, archs, num_choices)
     m = min(likelihood_size, gp_size)
     subset_y, _, _ = _standardise(fitness[:m], mask[:m])
     lengthscale, noise = _choose_hyperparameters(differing[:m, :m], subset_y, mask[:m])
@@ -122,9 +125,9 @@ def fit(history: base.History, gp_size: int, likelihood_size: int = 128) -> Gaus
                            best_y=jnp.max(jnp.where(mask, y, -jnp.inf)))
 
 
-def predict(gp: GaussianProcess, archs):
+def predict(gp: GaussianProcess, archs, num_choices):
     """Posterior mean and standard deviation of the latent fitness, in fitness units."""
-    k = gp.signal * _correlation(archs, gp.archs, gp.lengthscale) * gp.mask[None, :]
+    k = gp.signal * _correlation(archs, gp.archs, gp.lengthscale, num_choices) * gp.mask[None, :]
     mean = k @ gp.alpha
     v = jax.scipy.linalg.solve_triangular(gp.chol, k.T, lower=True)
     variance = jnp.maximum(gp.signal - jnp.sum(v * v, axis=0), 1e-12)
@@ -150,10 +153,10 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
     def init(key):
         del key
         history = base.empty_history(num_decisions, capacity)
-        return BayesianState(history, fit(history, gp_size))
+        return BayesianState(history, fit(history, num_choices, gp_size))
 
     def acquire(gp, archs):
-        mean, std = predict(gp, archs)
+        mean, std = predict(gp, archs, num_choices)
         if acquisition == "ucb":
             return mean + ucb_beta * std
         best = gp.y_mean + gp.y_std * gp.best_y
@@ -161,22 +164,20 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
 
     def propose(key, state, n):
         del n  # the pool is large enough for any batch; `ask` keeps its top n
-        k_one, k_two, k_again, k_random = jax.random.split(key, 4)
+        k_one, k_two, k_random = jax.random.split(key, 3)
         incumbents, _ = base.top_k(state, num_incumbents)
         parents = jnp.repeat(incumbents, mutations_per_incumbent, axis=0)
-        half = parents.shape[0] // 2
-        one_step = base.mutate(k_one, parents[:half], num_choices)
-        two_steps = base.mutate(k_again, base.mutate(k_two, parents[half:], num_choices), num_choices)
-        random = space.sample(k_random, num_random)
-        pool = jnp.concatenate([one_step, two_steps, random])
-        is_random = jnp.arange(pool.shape[0]) >= parents.shape[0]
+        one_step = base.mutate(k_one, parents, num_choices)
+        # Every other child takes a second step.
+        two_steps = base.mutate(k_two, one_step, num_choices)
+        children = jnp.where((jnp.arange(parents.shape[0]) % 2 == 1)[:, None], two_steps, one_step)
+        pool = jnp.concatenate([children, base.uniform(k_random, num_random, num_choices)])
+        # During the initial design nothing is wanted: ask's uniform fill supplies the proposals.
         initial = state.history.count < num_initial
-        # During the initial design only the random part counts (incumbents are not meaningful yet).
-        priority = jnp.where(initial, jnp.where(is_random, 0.0, -1.0), acquire(state.gp, pool))
-        return pool, priority
+        return pool, jnp.where(initial, -jnp.inf, acquire(state.gp, pool))
 
     def learn(state, archs, fitness):
         del archs, fitness
-        return state._replace(gp=fit(state.history, gp_size))
+        return state._replace(gp=fit(state.history, num_choices, gp_size))
 
     return base.Core(init, propose, learn)

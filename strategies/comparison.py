@@ -61,10 +61,11 @@ def _progress_bar(total, enabled, description):
     return tqdm(total=total, desc=description, unit="query")
 
 
-def run_search(strategy, objective, seeds, budget: int, batch_size: int = 1, progress=None):
+def run_search(strategy, objective, seeds, budget: int, batch_size: int = 1, progress=None, stop_when=None):
     """Runs `strategy` against `objective` for each seed; returns int32[S, budget, D] queried
     architectures in query order. `progress`: an optional tqdm bar, advanced once per query of
-    each seed."""
+    each seed. `stop_when(queried int32[S, t, D]) -> bool` may end the search early (fewer than
+    `budget` queries come back); seeds run one by one (host-side constraints) ignore it."""
     seeds = _seed_list(seeds)
     keys = jnp.stack([jax.random.key(s) for s in seeds])
     steps = -(-budget // batch_size)
@@ -75,7 +76,8 @@ def run_search(strategy, objective, seeds, budget: int, batch_size: int = 1, pro
         states = init(jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys))
         ask(keys, states, batch_size)  # fails fast when `ask` filters on the host
     except TypeError:
-        return np.stack([run_search(strategy, objective, [s], budget, batch_size, progress)[0] for s in seeds])
+        runs = [run_search(strategy, objective, [s], budget, batch_size, progress)[0] for s in seeds]
+        return np.stack(runs)
     queried = []
     for step in range(steps):
         step_keys = jax.vmap(lambda k: jax.random.fold_in(k, step + 1))(keys)
@@ -86,6 +88,8 @@ def run_search(strategy, objective, seeds, budget: int, batch_size: int = 1, pro
         queried.append(archs_np)
         if progress is not None:
             progress.update(batch_size * len(seeds))
+        if stop_when is not None and stop_when(np.concatenate(queried, axis=1)):
+            break
     return np.concatenate(queried, axis=1)[:, :budget]
 
 

@@ -27,6 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from strategies import archs as archs_lib
+
 DEFAULT_ENUMERATE_LIMIT = 100_000
 DEFAULT_MAX_TRIES = 100_000
 _REJECTION_BATCH = 1024
@@ -91,18 +93,14 @@ def make_limits(space, max_flops=None, max_params=None, constraints: Sequence = 
     return limits
 
 
-# -- architecture numbering --------------------------------------------------------------------
+# -- architecture numbering (re-exported for callers of this module) -----------------------------
 
-def radix_strides(num_choices) -> np.ndarray:
-    """Mixed-radix place values, last decision fastest: arch @ strides is its number."""
-    sizes = np.asarray(num_choices, np.int64)
-    return np.concatenate([np.cumprod(sizes[::-1])[::-1][1:], [1]]).astype(np.int64)
+radix_strides = archs_lib.radix_strides
 
 
 def all_architectures(space) -> np.ndarray:
     """int32[space.size, D], row i is architecture number i."""
-    grids = np.unravel_index(np.arange(space.size), space.num_choices)
-    return np.stack(grids, axis=-1).astype(np.int32)
+    return archs_lib.enumerate_all(space.num_choices)
 
 
 def _cost_array(limit: Limit, archs: np.ndarray) -> np.ndarray:
@@ -171,10 +169,11 @@ class Feasibility:
     def sample(self, key, n: int):
         """`n` architectures uniform over the feasible ones: jittable unless filtered on the host."""
         if not self.limits:
-            return self.space.sample(key, n)
+            return archs_lib.uniform(key, n, self.space.num_choices)
         if self.jittable:
-            numbers = jax.random.choice(key, self._feasible_numbers, (n,))
-            return self._unnumber(numbers)
+            count = self._feasible_numbers.shape[0]
+            index = jnp.floor(jax.random.uniform(key, (n,)) * count).astype(jnp.int32)
+            return self._unnumber(self._feasible_numbers[jnp.minimum(index, count - 1)])
         return self._rejection_sample(key, n)
 
     def _unnumber(self, numbers):
@@ -190,7 +189,7 @@ class Feasibility:
                 raise ValueError(f"no feasible architecture of {self.space.name} found in {tried} tries "
                                  f"(needed {n}): {names}.")
             key, sub = jax.random.split(key)
-            archs = np.asarray(self.space.sample(sub, _REJECTION_BATCH))
+            archs = np.asarray(archs_lib.uniform(sub, _REJECTION_BATCH, self.space.num_choices))
             tried += len(archs)
             ok = np.ones(len(archs), bool)
             for i, lim in enumerate(self.limits):

@@ -31,14 +31,15 @@ class EvolutionState(NamedTuple):
     history: base.History
 
 
-def _tournament_winners(key, fitness, present, num_children, tournament_size):
-    """For each child, the population slot that wins a tournament among present members."""
+def _tournament_winners(key, fitness, present, shape, tournament_size):
+    """Population slots int32[shape] that win tournaments among present members."""
     population_size = fitness.shape[0]
     # Random keys, absent members last: the first `tournament_size` are a draw without replacement.
-    noise = jax.random.uniform(key, (num_children, population_size)) + (~present)[None, :]
-    contestants = jnp.argsort(noise, axis=1)[:, :tournament_size]
+    noise = jax.random.uniform(key, shape + (population_size,)) + (~present)
+    contestants = jnp.argsort(noise, axis=-1)[..., :tournament_size]
     contestant_fitness = jnp.where(present[contestants], fitness[contestants], -jnp.inf)
-    return contestants[jnp.arange(num_children), jnp.argmax(contestant_fitness, axis=1)]
+    best = jnp.argmax(contestant_fitness, axis=-1)
+    return jnp.take_along_axis(contestants, best[..., None], axis=-1)[..., 0]
 
 
 def make_core(space, capacity: int, population_size: int = 20, tournament_size: int = 5,
@@ -59,18 +60,21 @@ def make_core(space, capacity: int, population_size: int = 20, tournament_size: 
     def propose(key, state, n):
         history = state.history
         m = n * children_per_arch
-        k_random, k_first, k_second, k_cross, k_use, k_mutate = jax.random.split(key, 6)
+        k_tournament, k_crossover, k_mutate = jax.random.split(key, 3)
         slots, present = base.recent(history, population_size)
         fitness = history.fitness[slots]
-        first = history.archs[slots[_tournament_winners(k_first, fitness, present, m, tournament_size)]]
-        second = history.archs[slots[_tournament_winners(k_second, fitness, present, m, tournament_size)]]
-        from_first = jax.random.bernoulli(k_cross, 0.5, first.shape)
-        use_crossover = jax.random.bernoulli(k_use, crossover_rate, (m, 1))
-        parents = jnp.where(use_crossover & ~from_first, second, first)
-        children = base.mutate(k_mutate, parents, num_choices)
+        parents_per_child = 2 if crossover_rate > 0 else 1
+        winners = _tournament_winners(k_tournament, fitness, present, (parents_per_child, m), tournament_size)
+        parents = history.archs[slots[winners]]  # [parents_per_child, m, D]
+        children = parents[0]
+        if crossover_rate > 0:
+            u = jax.random.uniform(k_crossover, (m, space.num_decisions + 1))
+            from_second = (u[:, :1] < crossover_rate) & (u[:, 1:] < 0.5)  # uniform crossover
+            children = jnp.where(from_second, parents[1], parents[0])
+        children = base.mutate(k_mutate, children, num_choices)
+        # Until the population is full the proposals are uniform: ask's fill supplies them.
         warming_up = history.count < population_size
-        pool = jnp.where(warming_up, space.sample(k_random, m), children)
-        return pool, jnp.zeros((m,), jnp.float32)
+        return children, jnp.where(warming_up, -jnp.inf, jnp.zeros((m,), jnp.float32))
 
     def learn(state, archs, fitness):
         del archs, fitness

@@ -12,17 +12,19 @@ def pareto_front(fitness, costs) -> np.ndarray:
 
     fitness: [n], maximised. costs: [n] or [n, m], each minimised. A point is dominated when
     another is at least as good in every objective and better in one; of identical points only
-    the first is kept. NaN fitness counts as the worst.
+    the first is kept. Failed evaluations (NaN or -inf fitness) are never on the front.
     """
     fitness = np.asarray(fitness, np.float64).reshape(-1)
     costs = np.asarray(costs, np.float64)
     costs = costs[:, None] if costs.ndim == 1 else costs
     if costs.shape[0] != fitness.shape[0]:
         raise ValueError(f"pareto_front: {fitness.shape[0]} fitness values but {costs.shape[0]} costs.")
-    fitness = np.where(np.isnan(fitness), -np.inf, fitness)
+    ok = np.flatnonzero(~np.isnan(fitness) & (fitness > -np.inf))
     if costs.shape[1] == 1:
-        return _front_one_cost(fitness, costs[:, 0])
-    return _front_many_costs(fitness, costs)
+        front = _front_one_cost(fitness[ok], costs[ok, 0])
+    else:
+        front = _front_many_costs(fitness[ok], costs[ok])
+    return ok[front]
 
 
 def _front_one_cost(fitness, cost):

@@ -1,0 +1,358 @@
+"""Tests for strategies: the shared interface (over the whole registry), constraints, bad input,
+jit, checkpoints, and each algorithm's behaviour on a toy objective with a known optimum."""
+
+import functools
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import strategies
+from strategies import autoencoder, base, comparison, ensemble, pareto, reinforce
+from strategies.constraints import Limit
+from supernet import spaces
+from supernet.space import Space
+
+# Small settings so the slow learners stay quick in tests; behaviour, not speed, is under test.
+FAST = {
+    "random": {},
+    "evolution": {"population_size": 10, "tournament_size": 5},  # a small space: a small population
+    "bayesian": {"capacity": 160, "gp_size": 128, "num_random": 100},
+    "reinforce": {},
+    "autoencoder": {"train_steps": 10},
+}
+SEARCH = strategies.SEARCH_STRATEGIES
+N = 2  # architectures per ask everywhere, so each strategy compiles its ask once
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _single_threaded_blas():
+    with comparison.single_threaded_blas():
+        yield
+
+
+@pytest.fixture(scope="module")
+def nb201():
+    return spaces.get("nas_bench_201")
+
+
+class ToySpace(Space):
+    """Unequal option counts on purpose: nothing may assume D x K. Made-up costs for limits."""
+    name = "toy"
+
+    def __init__(self):
+        super().__init__([("a", ["a0", "a1", "a2"]), ("b", ["b0", "b1", "b2", "b3"]),
+                          ("c", ["c0", "c1", "c2", "c3", "c4"]), ("d", ["d0", "d1", "d2", "d3"])])
+
+    def params(self, arch):
+        return int(np.sum(self.validate(arch)) * 100)
+
+    def flops(self, arch):
+        return int(self.validate(arch)[2] * 1000)
+
+
+TOY = ToySpace()
+TOY_OPTIMUM = np.array([2, 1, 3, 0], np.int32)
+TOY_WEIGHTS = np.array([1.0, 2.0, 1.5, 0.5])
+
+
+@functools.lru_cache(maxsize=None)
+def toy_strategy(name):
+    """One instance per strategy for all toy tests: its jitted functions compile once."""
+    return strategies.get(name, TOY, **FAST[name])
+
+
+def toy_objective(archs):
+    """Weighted count of decisions matching the optimum, plus a bonus for matching a and b
+    together (an interaction); unique maximum at TOY_OPTIMUM."""
+    archs = np.asarray(archs)
+    match = archs == TOY_OPTIMUM
+    return (match @ TOY_WEIGHTS + 1.0 * (match[:, 0] & match[:, 1])).astype(np.float32)
+
+
+def queries_to_optimum(queried):
+    """Per seed: 1-based index of the first query equal to the optimum (budget + 1 if never)."""
+    hits = np.all(queried == TOY_OPTIMUM, axis=-1)
+    return np.where(hits.any(1), hits.argmax(1) + 1, queried.shape[1] + 1)
+
+
+def run(strategy, objective, key, queries, n=N):
+    state = strategy.init(key)
+    seen = []
+    for step in range(queries // n):
+        archs, state = strategy.ask(jax.random.fold_in(key, step), state, n)
+        state = strategy.tell(state, archs, objective(archs))
+        seen.append(np.asarray(archs))
+    return np.concatenate(seen), state
+
+
+# -- registry ------------------------------------------------------------------------------------
+
+def test_registry_names_and_unknown_name(nb201):
+    assert SEARCH == ("random", "evolution", "bayesian", "reinforce", "autoencoder")
+    assert set(SEARCH) <= set(strategies.names())
+    with pytest.raises(ValueError, match="valid strategies: random, evolution, bayesian, reinforce, autoencoder"):
+        strategies.get("hill_climbing", nb201)
+
+
+def test_unknown_option_lists_the_valid_ones(nb201):
+    with pytest.raises(TypeError, match="population_size"):
+        strategies.get("evolution", nb201, popsize=10)
+
+
+# -- the interface, for every strategy ------------------------------------------------------------
+
+@pytest.mark.parametrize("name", SEARCH)
+def test_ask_gives_valid_fresh_deterministic_batches(name):
+    strategy = toy_strategy(name)
+    queried, state = run(strategy, toy_objective, jax.random.key(0), 30)
+    assert queried.dtype == np.int32 and queried.shape == (30, 4)
+    TOY.validate(queried)
+    assert len(np.unique(queried, axis=0)) == 30, "avoid_repeats: no architecture proposed twice"
+    again, _ = run(strategy, toy_objective, jax.random.key(0), 30)
+    np.testing.assert_array_equal(queried, again)
+    assert int(state.history.count) == 30
+    _, best_fitness = strategies.best(state)
+    assert best_fitness == toy_objective(queried).max()
+
+
+@pytest.mark.parametrize("name", SEARCH)
+def test_ask_and_tell_run_under_jit(name):
+    strategy = toy_strategy(name)
+    key = jax.random.key(3)
+    _, state = run(strategy, toy_objective, key, 12)
+    archs_jit, _ = jax.jit(strategy.ask, static_argnums=2)(key, state, N)
+    archs, _ = strategy.ask(key, state, N)
+    np.testing.assert_array_equal(archs_jit, archs)
+    fitness = toy_objective(archs)
+    told_jit, told = jax.jit(strategy.tell)(state, archs, fitness), strategy.tell(state, archs, fitness)
+    for a, b in zip(jax.tree.leaves(told_jit), jax.tree.leaves(told)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", SEARCH)
+def test_checkpoint_round_trip(name):
+    strategy = toy_strategy(name)
+    _, state = run(strategy, toy_objective, jax.random.key(1), 14)
+    restored = flax.serialization.from_bytes(strategy.init(jax.random.key(9)), flax.serialization.to_bytes(state))
+    key = jax.random.key(7)
+    archs, _ = strategy.ask(key, state, N)
+    np.testing.assert_array_equal(strategy.ask(key, restored, N)[0], archs)
+    after_restored = strategy.tell(restored, archs, toy_objective(archs))
+    after = strategy.tell(state, archs, toy_objective(archs))
+    np.testing.assert_array_equal(strategy.ask(key, after_restored, N)[0], strategy.ask(key, after, N)[0])
+
+
+@pytest.mark.parametrize("name", SEARCH)
+def test_only_feasible_architectures_under_flops_params_and_user_limits(name):
+    latency = Limit("fake latency", lambda a: np.asarray(a)[:, 1].astype(float), 2.0)
+    strategy = strategies.get(name, TOY, max_params=600, max_flops=3000, constraints=[latency], **FAST[name])
+    queried, _ = run(strategy, toy_objective, jax.random.key(0), 30)
+    assert all(TOY.params(a) <= 600 and TOY.flops(a) <= 3000 for a in queried)
+    assert queried[:, 1].max() <= 2
+
+
+def test_limits_from_the_space_s_own_counts(nb201):
+    strategy = strategies.get("random", nb201, max_params=600_000, max_flops=2.5e8)
+    archs, _ = strategy.ask(jax.random.key(0), strategy.init(jax.random.key(0)), 200)
+    assert all(nb201.params(a) <= 600_000 and nb201.flops(a) <= 2.5e8 for a in np.asarray(archs))
+
+
+@pytest.mark.parametrize("name", SEARCH)
+def test_bad_tell_inputs_get_clear_errors(name):
+    strategy = toy_strategy(name)
+    state = strategy.init(jax.random.key(0))
+    good = np.array([[0, 1, 2, 3], [2, 3, 4, 0]], np.int32)
+    with pytest.raises(ValueError, match=r"decision 2 \('c'\) has choice 5"):
+        strategy.tell(state, np.array([[0, 1, 5, 0]]), np.array([1.0]))
+    with pytest.raises(ValueError, match="got 2 architectures but fitness of shape"):
+        strategy.tell(state, good, np.array([1.0, 2.0, 3.0]))
+    with pytest.raises(ValueError, match=r"architectures must be int\[n, 4\]"):
+        strategy.tell(state, good[:, :3], np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match="fitness must be finite"):
+        strategy.tell(state, good, np.array([1.0, np.inf]))
+
+
+@pytest.mark.parametrize("name", SEARCH)
+def test_nan_fitness_is_the_worst_with_a_warning(name):
+    strategy = toy_strategy(name)
+    state = strategy.init(jax.random.key(0))
+    archs = np.array([[0, 1, 2, 3], [2, 3, 4, 0]], np.int32)
+    state = strategy.tell(state, archs, np.array([1.0, -5.0]))
+    with pytest.warns(RuntimeWarning, match="NaN fitness value"):
+        state = strategy.tell(state, np.array([[1, 1, 1, 1], [2, 2, 2, 2]], np.int32), np.array([np.nan, 0.0]))
+    top, fitness = strategies.top_k(state, 4)
+    np.testing.assert_array_equal(top[-1], [1, 1, 1, 1])
+    assert fitness[-1] == -np.inf
+    for leaf in jax.tree.leaves(state):  # no NaN leaked into learned parameters
+        assert not np.any(np.isnan(np.asarray(leaf, np.float64)))
+    strategy.ask(jax.random.key(1), state, N)  # and the strategy carries on
+
+
+# -- constraints -----------------------------------------------------------------------------------
+
+def test_unsatisfiable_constraint_is_reported_up_front():
+    with pytest.raises(ValueError, match=r"no architecture of toy .* cheapest parameters is 0, the limit is -1"):
+        strategies.get("random", TOY, max_params=-1)
+    both = [Limit("x", lambda a: np.asarray(a)[:, 0], 0.0), Limit("y", lambda a: -np.asarray(a)[:, 0], -1.0)]
+    with pytest.raises(ValueError, match="no architecture meets all of them at once"):
+        strategies.get("evolution", TOY, constraints=both)
+
+
+def test_host_side_constraints_on_untabulated_spaces():
+    """Above `enumerate_limit` constraints are checked on the host, bounded, and not jittable."""
+    limit = [(lambda a: np.asarray(a).sum(1), 4)]
+    strategy = strategies.get("evolution", TOY, constraints=limit, enumerate_limit=0, population_size=5)
+    queried, _ = run(strategy, toy_objective, jax.random.key(0), 12)
+    assert queried.sum(1).max() <= 4
+    with pytest.raises(TypeError, match="cannot run under jit"):
+        jax.jit(strategy.ask, static_argnums=2)(jax.random.key(0), strategy.init(jax.random.key(0)), N)
+    impossible = strategies.get("random", TOY, constraints=[(lambda a: np.asarray(a).sum(1) + 3, 2)],
+                                enumerate_limit=0)
+    with pytest.raises(ValueError, match=r"no feasible architecture .* found in \d+ tries.*cheapest .* costs 3"):
+        impossible.ask(jax.random.key(0), impossible.init(jax.random.key(0)), 1)
+
+
+def test_random_is_uniform_over_the_feasible_part():
+    strategy = strategies.get("random", TOY, constraints=[(lambda a: np.asarray(a)[:, 2], 1)], avoid_repeats=False)
+    archs, _ = strategy.ask(jax.random.key(0), strategy.init(jax.random.key(0)), 4000)
+    archs = np.asarray(archs)
+    for d, k in enumerate(TOY.num_choices):
+        counts = np.bincount(archs[:, d], minlength=k)
+        expected = np.full(k, 4000 / k) if d != 2 else np.array([2000, 2000, 0, 0, 0])  # c <= 1 only
+        np.testing.assert_allclose(counts, expected, atol=200)
+
+
+def test_when_every_feasible_architecture_was_seen_it_repeats_instead_of_looping():
+    strategy = strategies.get("evolution", TOY, constraints=[(lambda a: np.asarray(a)[:, :3].sum(1), 0)],
+                              population_size=2, tournament_size=1)  # 4 feasible architectures
+    queried, _ = run(strategy, toy_objective, jax.random.key(0), 8)
+    assert len(np.unique(queried, axis=0)) == 4 and (queried[:, :3] == 0).all()
+
+
+# -- algorithms on the toy objective ----------------------------------------------------------------
+
+SEEDS = list(range(8))
+TOY_BUDGET = 120
+# Uniform sampling without replacement puts the optimum at a uniform position 1..240, so random
+# search needs E[min(position, budget + 1)] queries (budget + 1 standing for "not found").
+RANDOM_EXPECTED = np.mean(np.minimum(np.arange(1, TOY.size + 1), TOY_BUDGET + 1))
+
+
+def found_everywhere(queried):
+    return bool(np.all(np.any(np.all(queried == TOY_OPTIMUM, axis=-1), axis=1)))
+
+
+def test_random_search_needs_what_uniform_sampling_predicts():
+    strategy = strategies.get("random", TOY)
+    found = queries_to_optimum(comparison.run_search(strategy, toy_objective, range(48), TOY_BUDGET))
+    assert abs(np.mean(found) - RANDOM_EXPECTED) < 8, (np.mean(found), RANDOM_EXPECTED)
+
+
+@pytest.mark.parametrize("name", ["evolution", "bayesian", "reinforce", "autoencoder"])
+def test_finds_the_optimum_in_clearly_fewer_queries_than_random(name):
+    queried = comparison.run_search(toy_strategy(name), toy_objective, SEEDS, TOY_BUDGET,
+                                    stop_when=found_everywhere)
+    found = queries_to_optimum(queried)  # a search stops early only once every seed found it
+    assert np.mean(found) < 0.5 * RANDOM_EXPECTED, (name, found, RANDOM_EXPECTED)
+
+
+def test_reinforce_policy_concentrates_on_the_optimum():
+    # The default learning rate suits 100-300 query budgets on NAS-Bench-201 and moves slowly here;
+    # a faster one needs the stronger entropy bonus, or seeds collapse onto a near-optimum.
+    strategy = strategies.get("reinforce", TOY, avoid_repeats=False, learning_rate=0.03, entropy_weight=0.01)
+    _, state = run(strategy, toy_objective, jax.random.key(0), 200)
+    before = reinforce.log_prob(TOY, strategy.init(jax.random.key(0)), TOY_OPTIMUM[None])[0]
+    after = reinforce.log_prob(TOY, state, TOY_OPTIMUM[None])[0]
+    assert np.exp(before) < 0.01 and np.exp(after) > 0.5
+    samples = reinforce.controller_for(TOY, state).apply(state.params, jax.random.key(5), 50,
+                                                         method=reinforce.Controller.sample)
+    assert np.mean(np.all(np.asarray(samples) == TOY_OPTIMUM, axis=1)) > 0.5
+
+
+def test_autoencoder_reconstructs_what_it_was_trained_on():
+    strategy = toy_strategy("autoencoder")
+    queried, state = run(strategy, toy_objective, jax.random.key(0), 40)
+    np.testing.assert_array_equal(autoencoder.reconstruct(TOY, state, queried), queried)
+    predicted = autoencoder.predicted_fitness(TOY, state, queried)
+    assert np.corrcoef(predicted, toy_objective(queried))[0, 1] > 0.8  # the fitness head learned too
+
+
+def test_evolution_mutates_one_decision_of_a_tournament_winner():
+    strategy = strategies.get("evolution", TOY, population_size=4, tournament_size=4)
+    queried, state = run(strategy, toy_objective, jax.random.key(2), 4)
+    winner = queried[np.argmax(toy_objective(queried))]
+    children, _ = strategy.ask(jax.random.key(3), state, 5)
+    # A tournament over the whole population always picks its best, so every child is one step from it.
+    assert np.all(np.sum(np.asarray(children) != winner, axis=1) == 1)
+
+
+def test_evolution_population_ages_out_old_members():
+    strategy = strategies.get("evolution", TOY, population_size=3, tournament_size=3)
+    state = strategy.init(jax.random.key(0))
+    state = strategy.tell(state, TOY_OPTIMUM[None], np.array([100.0]))
+    others = np.array([[0, 0, 0, 1], [1, 0, 0, 1], [0, 2, 0, 1]], np.int32)  # 4 steps from the star
+    state = strategy.tell(state, others, np.zeros(3))
+    children = np.asarray(strategy.ask(jax.random.key(1), state, 5)[0])
+    # The star aged out (3 younger members): children are one step from those, never from it.
+    steps_from_others = np.sum(children[:, None, :] != others[None], axis=-1)
+    assert np.all(steps_from_others.min(axis=1) == 1)
+    assert np.all(np.sum(children != TOY_OPTIMUM, axis=1) >= 3)
+
+
+def test_bayesian_surrogate_interpolates_and_is_uncertain_away_from_data():
+    from strategies import bayesian
+    queried, state = run(toy_strategy("bayesian"), toy_objective, jax.random.key(0), 30)
+    mean, std = bayesian.predict(state.gp, jnp.asarray(queried), TOY.num_choices)
+    np.testing.assert_allclose(mean, toy_objective(queried), atol=0.5)
+    unseen = np.array([a for a in np.ndindex(*TOY.num_choices) if not (np.all(queried == a, 1)).any()], np.int32)
+    _, std_unseen = bayesian.predict(state.gp, jnp.asarray(unseen), TOY.num_choices)
+    assert np.mean(std_unseen) > 2 * np.mean(std)
+
+
+# -- top-k, ensembling, Pareto --------------------------------------------------------------------
+
+def test_top_k_is_sorted_best_first():
+    queried, state = run(toy_strategy("evolution"), toy_objective, jax.random.key(0), 20)
+    archs, fitness = strategies.top_k(state, 5)
+    np.testing.assert_array_equal(fitness, np.sort(toy_objective(queried))[::-1][:5])
+    np.testing.assert_array_equal(toy_objective(archs), fitness)
+
+
+def test_ensemble_average_and_vote():
+    logits = jnp.array([[[2.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]], [[0.0, 1.2, 0.0]]])  # 3 members, 1 example
+    assert ensemble.predict(logits, method="average")[0] == 1  # mean logits: [0.67, 0.73, 0]
+    assert ensemble.predict(logits, method="vote")[0] == 1     # two votes for class 1
+    assert ensemble.predict(logits, weights=[5.0, 1.0, 1.0], method="vote")[0] == 0
+    assert ensemble.predict(logits, weights=[5.0, 1.0, 1.0], method="average")[0] == 0
+    tie = jnp.array([[[1.0, 0.0]], [[0.0, 3.0]]])
+    assert ensemble.predict(tie, method="vote")[0] == 1  # one vote each: the logits decide
+    with pytest.raises(ValueError, match="valid methods: average, vote"):
+        ensemble.combine(logits, method="median")
+    np.testing.assert_allclose(ensemble.weights_from_fitness([1.0, 1.0]), [0.5, 0.5])
+
+
+def test_pareto_front():
+    fitness = np.array([1.0, 2.0, 2.0, 3.0, 0.5, 3.0, np.nan])
+    cost = np.array([1.0, 1.0, 2.0, 5.0, 0.5, 5.0, 0.1])
+    # (2,1) dominates (1,1) and (2,2); (3,5) twice -> the first kept; a failed (NaN) evaluation
+    # is never on the front, cheap as it is.
+    np.testing.assert_array_equal(pareto.pareto_front(fitness, cost), [4, 1, 3])
+    # Two costs: (fitness 1, costs 1,1) is now on the front, being cheapest in the second cost.
+    costs = np.array([[1.0, 1.0], [1.0, 2.0], [2.0, 3.0], [0.5, 9.0]])
+    np.testing.assert_array_equal(pareto.pareto_front([1.0, 2.0, 2.0, 0.5], costs), [3, 0, 1])
+    with pytest.raises(ValueError, match="3 fitness values but 2 costs"):
+        pareto.pareto_front([1.0, 2.0, 3.0], [1.0, 2.0])
+
+
+def test_history_front():
+    queried, state = run(toy_strategy("random"), toy_objective, jax.random.key(0), 30)
+    archs, fitness, cost = pareto.history_front(state, lambda a: np.asarray(a).sum(1))
+    assert np.all(np.diff(cost) > 0) and np.all(np.diff(fitness) > 0)
+    all_fitness, all_cost = toy_objective(queried), queried.sum(1)
+    for f, c in zip(fitness, cost):  # nothing queried dominates a front member
+        assert not np.any((all_fitness >= f) & (all_cost <= c) & ((all_fitness > f) | (all_cost < c)))
+    for f, c in zip(all_fitness, all_cost):  # every queried point is matched or beaten by the front
+        assert np.any((fitness >= f) & (cost <= c))

@@ -1,0 +1,79 @@
+"""Tests for the comparison runner and the NAS-Bench-201 experiment config."""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments import strategies_nb201
+from strategies import comparison, tabular
+from supernet import spaces
+
+
+@pytest.fixture(scope="module")
+def space():
+    return spaces.get("nas_bench_201")
+
+
+@pytest.fixture(scope="module")
+def table(space):
+    return tabular.nas_bench_201(space)
+
+
+def test_best_so_far_follows_the_first_best_by_fitness():
+    fitness = np.array([[1.0, 3.0, 2.0, 3.0, np.nan, 5.0]])
+    report = np.array([[10.0, 30.0, 20.0, 31.0, 99.0, 50.0]])
+    np.testing.assert_array_equal(comparison.best_so_far(fitness, report), [[10, 30, 30, 30, 30, 50]])
+
+
+def test_run_comparison_writes_its_outputs(tmp_path, space, table):
+    names = ["random", "evolution"]
+    results = comparison.run_comparison(space, table, names, budgets=[5, 12], seeds=2, workdir=str(tmp_path),
+                                        strategy_options={"evolution": {"population_size": 4, "tournament_size": 2}}, progress=False)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["table"] == results["table"]
+    assert set(saved["table"]) == set(names) and set(saved["table"]["random"]) == {"5", "12"}
+    assert saved["reference"]["report"] == pytest.approx(89.03)
+    lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert len(lines) == len(names) * 2 * 2
+    for line in lines:  # the reported value is the test accuracy of the best-by-validation query
+        arch = space.from_string(line["arch"])
+        assert table.metric(arch, "cifar10-test")[0] == pytest.approx(line["report"])
+        assert table(arch[None])[0] == pytest.approx(line["fitness"])
+    means = [np.mean([l["report"] for l in lines if l["strategy"] == "random" and l["budget"] == 12])]
+    assert saved["table"]["random"]["12"]["mean"] == pytest.approx(means[0])
+    assert (tmp_path / "best_so_far.png").stat().st_size > 1000
+    assert "beats_random_at_5" in saved["targets"]
+
+
+def test_run_comparison_with_a_latency_limit(tmp_path, space, table):
+    latency = tabular.nas_bench_201_latency(space)
+    results = comparison.run_comparison(space, table, ["random", "evolution"], budgets=[10], seeds=[3, 4],
+                                        workdir=str(tmp_path), latency_table=latency, latency_column="pixel3",
+                                        latency_limit=8.0, progress=False)
+    assert results["reference"]["feasible_fraction"] < 0.5
+    for name, front in results["pareto"].items():
+        assert front["violations"] == 0
+        cost = [p["cost"] for p in front["points"]]
+        fitness = [p["fitness"] for p in front["points"]]
+        assert max(cost) <= 8.0 and np.all(np.diff(cost) > 0) and np.all(np.diff(fitness) > 0)
+    assert (tmp_path / "pareto.png").exists()
+
+
+def test_comparison_is_deterministic(tmp_path, space, table):
+    a = comparison.run_comparison(space, table, ["evolution"], [8], 2, str(tmp_path / "a"), progress=False)
+    b = comparison.run_comparison(space, table, ["evolution"], [8], 2, str(tmp_path / "b"), progress=False)
+    assert a["table"] == b["table"]
+
+
+def test_experiment_config_variants():
+    base = strategies_nb201.get_config()
+    assert base.job == "strategies_nb201" and base.seeds >= 20 and tuple(base.budgets) == (100, 300)
+    assert set(base.strategies) == {"random", "evolution", "bayesian", "reinforce", "autoencoder"}
+    assert base.latency_table == ""
+    local = strategies_nb201.get_config("runlocal")
+    assert local.seeds < base.seeds and max(local.budgets) < max(base.budgets)
+    both = strategies_nb201.get_config("runlocal,latency")
+    assert both.latency_table.endswith("nas_bench_201_latency_ms.csv") and both.seeds == local.seeds
+    with pytest.raises(ValueError, match="valid: runlocal, latency"):
+        strategies_nb201.get_config("fast")

@@ -37,8 +37,7 @@ from typing import Callable, Mapping
 import flax.linen as nn
 import numpy as np
 
-from supernet.layers import ConvKernel, avg_pool3, global_pool
-from supernet.mobilenet import depthwise_conv
+from supernet.layers import ConvKernel, avg_pool3, depthwise_conv, global_pool
 from supernet.networks import batch_norm
 from supernet.space import Space
 

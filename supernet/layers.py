@@ -6,6 +6,8 @@ inputs are channels-last, `[batch, *spatial, channels]`, and kernels are `[*wind
 
 from __future__ import annotations
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,6 +24,23 @@ def conv(x: jax.Array, kernel: jax.Array, stride: int = 1, groups: int = 1) -> j
     return jax.lax.conv_general_dilated(
         x, kernel, (stride,) * nd, padding, feature_group_count=groups,
         dimension_numbers=(f"N{letters}C", f"{letters}IO", f"N{letters}C"))
+
+
+def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
+    """Depthwise convolution, kernel `[*window, 1, C]`, symmetric `k // 2` padding: the same
+    result as `conv(x, kernel, stride, groups=C)`, computed as a sum of shifted, scaled copies of
+    the input. Why: XLA:CPU runs grouped convolutions very slowly (measured on a 32x16x16x96
+    input with a 7x7 kernel: ~50x slower forward, ~4x slower forward + backward than this form)."""
+    nd = x.ndim - 2
+    window = kernel.shape[:nd]
+    padded = jnp.pad(x, [(0, 0)] + [(k // 2, k // 2) for k in window] + [(0, 0)])
+    out_size = [(n + 2 * (k // 2) - k) // stride + 1 for n, k in zip(x.shape[1:-1], window)]
+    out = 0.0
+    for tap in itertools.product(*(range(k) for k in window)):
+        limit = (x.shape[0], *(t + stride * (o - 1) + 1 for t, o in zip(tap, out_size)), x.shape[-1])
+        shifted = jax.lax.slice(padded, (0, *tap, 0), limit, (1, *(stride,) * nd, 1))
+        out = out + shifted * kernel[tap + (0,)]
+    return out
 
 
 def _window_counts(spatial: tuple, window: int, stride: int, padding) -> np.ndarray:

@@ -3,3 +3,16 @@ import sys
 
 # Tests import the repo's packages without installing them.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tests/space_helpers.py
+
+import pytest
+
+
+@pytest.fixture
+def grouped_depthwise(monkeypatch):
+    """Trace depthwise convs as XLA grouped convolutions (`depthwise_conv` computes the same, see
+    test_depthwise_conv_matches_grouped_conv) so that FLOP counting over the jaxpr sees them."""
+    from supernet.layers import conv
+    reference = lambda x, kernel, stride=1: conv(x, kernel, stride, groups=x.shape[-1])
+    for module in ("supernet.mobilenet", "supernet.chain"):
+        monkeypatch.setattr(f"{module}.depthwise_conv", reference)

@@ -1,16 +1,14 @@
 """Tests for user-defined chain spaces: errors, strings, exact params / FLOPs, extraction, one compilation."""
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from space_helpers import abstract_variables, archs, matmul_flops, normal, random_params
 from supernet import spaces
 from supernet.chain import OPERATIONS, ChainSpace
 from supernet.evaluation import calibrate, predict
-from supernet.layers import conv
 from supernet.training import cross_entropy, one_hot
 
 # every operation of the library appears once
@@ -21,63 +19,6 @@ CHOICES = {"block1": ["conv", "sepconv", "maxpool", "identity"],
 
 def tiny(input_shape=(8, 8, 1)):
     return spaces.get("chain", choices=CHOICES, channels=4, num_classes=10, input_shape=input_shape)
-
-
-def archs(space, n, seed=0):
-    """largest, smallest and n random architectures (numpy: no compilation)."""
-    rng = np.random.default_rng(seed)
-    return [space.largest(), space.smallest()] + list(rng.integers(0, space.num_choices, (n, space.num_decisions)))
-
-
-def normal(*shape, seed=1):
-    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
-
-
-def random_params(model, *args, seed=0):
-    """Parameters drawn with numpy (compiling the random initialisers costs more than the test);
-    BN affine parameters moved away from (1, 0) so that a wrong copy would show."""
-    shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), *args, train=True))["params"]
-    rng = np.random.default_rng(seed)
-
-    def fill(path, leaf):
-        if leaf.ndim == 1:
-            base = 1.0 if "scale" in jax.tree_util.keystr(path) else 0.0
-            return jnp.asarray(base + 0.2 * rng.standard_normal(leaf.shape), jnp.float32)
-        return jnp.asarray(rng.standard_normal(leaf.shape) * math.sqrt(2 / math.prod(leaf.shape[:-1])), jnp.float32)
-    return jax.tree_util.tree_map_with_path(fill, shapes)
-
-
-def abstract_variables(net, input_shape):
-    x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
-    return jax.eval_shape(lambda: net.init(jax.random.PRNGKey(0), x, train=False))
-
-
-@pytest.fixture
-def grouped_depthwise(monkeypatch):
-    """Trace depthwise convs as XLA grouped convolutions (the reference `depthwise_conv` equals,
-    see test_depthwise_conv_matches_grouped_conv) so that `matmul_flops` sees them."""
-    reference = lambda x, kernel, stride=1: conv(x, kernel, stride, groups=x.shape[-1])
-    monkeypatch.setattr("supernet.chain.depthwise_conv", reference)
-
-
-def matmul_flops(jaxpr) -> int:
-    """2 x multiply-adds of every conv and dot in a jaxpr (full windows), recursing into sub-jaxprs."""
-    total = 0
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "conv_general_dilated":
-            out, rhs = eqn.outvars[0].aval, eqn.invars[1].aval
-            total += 2 * out.size * rhs.size // out.shape[-1]
-        elif eqn.primitive.name == "dot_general":
-            (contract, _), _ = eqn.params["dimension_numbers"]
-            lhs = eqn.invars[0].aval
-            total += 2 * eqn.outvars[0].aval.size * math.prod(lhs.shape[i] for i in contract)
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, (list, tuple)) else [value]:
-                if isinstance(sub, jax.extend.core.ClosedJaxpr):
-                    total += matmul_flops(sub.jaxpr)
-                elif isinstance(sub, jax.extend.core.Jaxpr):
-                    total += matmul_flops(sub)
-    return total
 
 
 def test_registry_and_direct_construction():

@@ -1,16 +1,16 @@
 """Tests for the MobileNet space: layout, naming, exact params / FLOPs, extraction, one compilation."""
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from space_helpers import abstract_variables, archs, matmul_flops, normal, random_params
 from supernet import spaces
 from supernet.evaluation import calibrate, predict
 from supernet.layers import conv
-from supernet.mobilenet import MobileNetSpace, depthwise_conv
+from supernet.layers import depthwise_conv
+from supernet.mobilenet import MobileNetSpace
 from supernet.training import cross_entropy, one_hot
 
 # tiny: 2 stages, elastic everything, a width decision; 8x8 inputs keep every compile short
@@ -20,66 +20,6 @@ TINY = dict(stages=((4, 2, 1), (8, 2, 2)), kernel_sizes=(3, 5), expand_ratios=(2
 
 def tiny(input_shape=(8, 8, 1)):
     return spaces.get("mobilenet", input_shape=input_shape, **TINY)
-
-
-def archs(space, n, seed=0):
-    """largest, smallest and n random architectures (numpy: no compilation)."""
-    rng = np.random.default_rng(seed)
-    return [space.largest(), space.smallest()] + list(rng.integers(0, space.num_choices, (n, space.num_decisions)))
-
-
-def normal(*shape, seed=1):
-    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
-
-
-def random_params(model, *args, seed=0):
-    """Supernet parameters drawn with numpy: compiling the per-tensor random initialisers costs
-    far more than these tests (about a second per tensor shape on CPU). BN affine parameters are
-    moved away from (1, 0) so that a wrongly sliced one would show."""
-    shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), *args, train=True))["params"]
-    rng = np.random.default_rng(seed)
-
-    def fill(path, leaf):
-        if leaf.ndim == 1:  # BN scale / bias, dense bias
-            base = 1.0 if "scale" in jax.tree_util.keystr(path) else 0.0
-            return jnp.asarray(base + 0.2 * rng.standard_normal(leaf.shape), jnp.float32)
-        fan_in = math.prod(leaf.shape[:-1])
-        return jnp.asarray(rng.standard_normal(leaf.shape) * math.sqrt(2 / fan_in), jnp.float32)
-    return jax.tree_util.tree_map_with_path(fill, shapes)
-
-
-def abstract_variables(net, input_shape):
-    x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
-    return jax.eval_shape(lambda: net.init(jax.random.PRNGKey(0), x, train=False))
-
-
-@pytest.fixture
-def grouped_depthwise(monkeypatch):
-    """Trace depthwise convs as XLA grouped convolutions (the reference `depthwise_conv` equals,
-    see test_depthwise_conv_matches_grouped_conv) so that `matmul_flops` sees them."""
-    reference = lambda x, kernel, stride=1: conv(x, kernel, stride, groups=x.shape[-1])
-    monkeypatch.setattr("supernet.mobilenet.depthwise_conv", reference)
-
-
-def matmul_flops(jaxpr) -> int:
-    """2 x multiply-adds of every conv and dot in a jaxpr (full windows, padding included: the
-    convention `flops` documents), recursing into sub-jaxprs."""
-    total = 0
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "conv_general_dilated":
-            out, rhs = eqn.outvars[0].aval, eqn.invars[1].aval
-            total += 2 * out.size * rhs.size // out.shape[-1]  # rhs.size / out_channels = MACs per output
-        elif eqn.primitive.name == "dot_general":
-            (contract, _), _ = eqn.params["dimension_numbers"]
-            lhs = eqn.invars[0].aval
-            total += 2 * eqn.outvars[0].aval.size * math.prod(lhs.shape[i] for i in contract)
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, (list, tuple)) else [value]:
-                if isinstance(sub, jax.extend.core.ClosedJaxpr):
-                    total += matmul_flops(sub.jaxpr)
-                elif isinstance(sub, jax.extend.core.Jaxpr):
-                    total += matmul_flops(sub)
-    return total
 
 
 def test_registry_and_layout():

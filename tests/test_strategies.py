@@ -356,3 +356,23 @@ def test_history_front():
         assert not np.any((all_fitness >= f) & (all_cost <= c) & ((all_fitness > f) | (all_cost < c)))
     for f, c in zip(all_fitness, all_cost):  # every queried point is matched or beaten by the front
         assert np.any((fitness >= f) & (cost <= c))
+
+
+def test_differentiable_strategy_replays_the_learned_distribution(nb201):
+    """The registry's `differentiable`: the derived architecture first, then samples from the
+    search's weights, never the `none` option that derivation excludes."""
+    from strategies import differentiable
+    weights = np.full((6, 5), 0.05)
+    weights[:, 3] = 0.6   # nor_conv_3x3 dominates ...
+    weights[0, 0] = 0.9   # ... except edge 0, where `none` is heaviest but excluded
+    weights /= weights.sum(1, keepdims=True)
+    strategy = strategies.get("differentiable", nb201, weights=weights)
+    state = strategy.init(jax.random.key(0))
+    first, state = strategy.ask(jax.random.key(1), state, 1)
+    np.testing.assert_array_equal(first[0], differentiable.derive(nb201, weights))
+    assert first[0, 0] == 3
+    state = strategy.tell(state, first, np.array([1.0]))
+    later, _ = strategy.ask(jax.random.key(2), state, 40)
+    later = np.asarray(later)
+    assert (later != 0).all() and len(np.unique(later, axis=0)) == 40
+    assert np.mean(later[:, 1:] == 3) > 0.5  # the heavy option dominates the samples

@@ -8,6 +8,10 @@ trajectory, as in a best-so-far curve), and it is judged on `report_column` (e.g
 Seeds run side by side: when `ask` and `tell` are jittable (no host-side constraints) they are
 vmapped over the seeds, one call per query for all seeds; otherwise seeds run one after another.
 
+The reference is the table's best architecture by fitness (the best feasible one under a latency
+limit); `found_reference` in the table is the fraction of seeds that queried it (or an equally fit
+one) within the budget.
+
 Outputs in `workdir`: `results.json` (the table, the reference architecture, per-strategy wall
 time, the Pareto fronts when a latency limit is given), `metrics.jsonl` (one line per
 (strategy, budget, seed) run) and `best_so_far.png` (plus `pareto.png` with a latency limit).
@@ -148,7 +152,7 @@ def run_comparison(space, table, strategy_names, budgets, seeds, workdir, *, fit
             fitness = table.metric(flat, fitness_column).reshape(queried.shape[:2])
             report = table.metric(flat, report_column).reshape(queried.shape[:2])
             curves[name] = best_so_far(fitness, report)
-            summary[name] = _summarise(curves[name], budgets)
+            summary[name] = _summarise(curves[name], _found(fitness, reference["fitness"]), budgets)
             _write_metrics(metrics, name, seeds, budgets, queried, fitness, report, space, wall[name])
             if limit is not None:
                 fronts[name] = _front(queried, fitness, report, limit, space)
@@ -188,9 +192,16 @@ def _reference(table, fitness_column, report_column, limit):
             "feasible_fraction": None if feasible is None else float(np.mean(feasible))}
 
 
-def _summarise(curve, budgets):
+def _found(fitness, best_fitness):
+    """bool[S, T]: whether a seed has queried an architecture as fit as the reference by query t."""
+    running = np.maximum.accumulate(np.where(np.isnan(fitness), -np.inf, fitness), axis=-1)
+    return running >= best_fitness - 1e-6
+
+
+def _summarise(curve, found, budgets):
     return {str(b): {"mean": float(np.mean(curve[:, b - 1])), "std": float(np.std(curve[:, b - 1])),
-                     "n": int(curve.shape[0])} for b in budgets}
+                     "found_reference": float(np.mean(found[:, b - 1])), "n": int(curve.shape[0])}
+            for b in budgets}
 
 
 def _targets(summary, budgets, reference):

@@ -29,7 +29,8 @@ def test_best_so_far_follows_the_first_best_by_fitness():
 def test_run_comparison_writes_its_outputs(tmp_path, space, table):
     names = ["random", "evolution"]
     results = comparison.run_comparison(space, table, names, budgets=[5, 12], seeds=2, workdir=str(tmp_path),
-                                        strategy_options={"evolution": {"population_size": 4, "tournament_size": 2}}, progress=False)
+                                        strategy_options={"evolution": {"population_size": 4, "tournament_size": 2}},
+                                        progress=False)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["table"] == results["table"]
     assert set(saved["table"]) == set(names) and set(saved["table"]["random"]) == {"5", "12"}
@@ -42,8 +43,15 @@ def test_run_comparison_writes_its_outputs(tmp_path, space, table):
         assert table(arch[None])[0] == pytest.approx(line["fitness"])
     means = [np.mean([l["report"] for l in lines if l["strategy"] == "random" and l["budget"] == 12])]
     assert saved["table"]["random"]["12"]["mean"] == pytest.approx(means[0])
+    found = [l["fitness"] >= saved["reference"]["fitness"] - 1e-6 for l in lines if l["budget"] == 12]
+    assert sum(saved["table"][n]["12"]["found_reference"] for n in names) == pytest.approx(sum(found) / 2)
     assert (tmp_path / "best_so_far.png").stat().st_size > 1000
     assert "beats_random_at_5" in saved["targets"]
+
+
+def test_found_reference_counts_seeds_that_reached_the_best_fitness():
+    fitness = np.array([[1.0, 5.0, 2.0], [np.nan, 2.0, 3.0]])
+    np.testing.assert_array_equal(comparison._found(fitness, 5.0), [[False, True, True], [False, False, False]])
 
 
 def test_run_comparison_with_a_latency_limit(tmp_path, space, table):

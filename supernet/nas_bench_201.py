@@ -8,10 +8,10 @@ Why the edge is written the way it is (measured, see README "Design"): picking a
 `jax.lax.switch` or `lax.cond` on a traced index makes the CPU backward pass many times slower, and
 computing all five candidates costs ~3-5x. Here the two convolutions are *folded* into one: the 1x1
 kernel is zero-padded into the centre of the 3x3 slot and the two kernels (and their BN affine
-parameters) are mixed by the one-hot choice, and the edges leaving one node share one convolution
-(see `SharedCell`); skip and pool are cheap elementwise terms weighted by their one-hot entries.
-With a one-hot choice this is exactly the chosen operation. `mixed=True` instead computes every candidate separately and sums them
-with soft weights: the continuous relaxation that DARTS needs.
+parameters) are mixed by the one-hot choice (see `SharedCell`); skip and pool are cheap
+elementwise terms weighted by their one-hot entries. With a one-hot choice this is exactly the
+chosen operation. `mixed=True` instead computes every candidate separately and sums them with
+soft weights: the continuous relaxation that DARTS needs.
 """
 
 from __future__ import annotations
@@ -52,9 +52,8 @@ class SharedCell(nn.Module):
 
     Single path (`mixed=False`): per edge the 1x1 kernel is zero-padded into the 3x3 slot and the
     two kernels, and their BN affines, are mixed by the weights; the edges leaving the same node
-    are then computed as ONE convolution with their kernels concatenated along the output
-    channels, and one BN over the result (BN is per channel, so this equals per-edge BN). A cell
-    therefore costs 3 convolutions whatever it picks. Skip and pool add cheap weighted terms. With
+    share one BN over their concatenated outputs (BN is per channel, so this equals per-edge BN).
+    A cell therefore costs 6 convolutions whatever it picks. Skip and pool add cheap weighted terms. With
     one-hot weights each edge is exactly the chosen operation.
     `mixed=True`: every candidate computed separately and summed with the weights (DARTS).
     """
@@ -84,11 +83,14 @@ class SharedCell(nn.Module):
         pad = [(1, 1)] * nd + [(0, 0), (0, 0)]
         mix = lambda e, name: weights[e, CONV3] * params[e][f"{name}_3x3"] + weights[e, CONV1] * (
             jnp.pad(params[e]["w_1x1"], pad) if name == "w" else params[e][f"{name}_1x1"])
-        kernel = jnp.concatenate([mix(e, "w") for e in edges], axis=-1)
+        # One conv per edge, not one over the concatenated kernels: on 2 CPU cores XLA's conv
+        # with 3x the output channels cost 4.4x one edge's (C=16, 32x32, batch 64), and the full
+        # training step was 16% faster this way.
+        activated = nn.relu(h)
+        y = jnp.concatenate([conv(activated, mix(e, "w")) for e in edges], axis=-1)
         scale = jnp.concatenate([mix(e, "scale") for e in edges])
         bias = jnp.concatenate([mix(e, "bias") for e in edges])
-        y = CalibratedBatchNorm(not train, use_scale=False, name=f"norm_from{source}")(
-            conv(nn.relu(h), kernel), scale, bias)
+        y = CalibratedBatchNorm(not train, use_scale=False, name=f"norm_from{source}")(y, scale, bias)
         return jnp.split(y, len(edges), axis=-1)
 
     def _mixed(self, h, edges, params, weights, train):

@@ -5,7 +5,8 @@
 * train_step_compiles: XLA compilations while taking `compile_steps` supernet steps, each with a
   different architecture.
 * population vs loop evaluation: architectures scored per second by one `evaluate_population`
-  call versus a Python loop of single-architecture calls, same data and calibration.
+  call (its default mode for the backend, and with every architecture vmapped) versus a Python
+  loop of single-architecture calls, same data and calibration.
 """
 
 from __future__ import annotations
@@ -68,11 +69,13 @@ def run(*, channels: int, cells_per_stage: int, stages: int = 3, input_shape: tu
 
     pop = archs[:population]
     calib = x[: (batch_size // 2) or 1]
-    evaluate = lambda a: evaluation.evaluate_population(space, model, state.params, a, calib, x, y, mesh=mesh,
-                                                        batch_size=batch_size)
-    evaluate(pop), evaluate(pop[:1])  # compile both sizes
-    t_pop = profiling.median_seconds(lambda: evaluate(pop), repeats=max(1, repeats // 2))
-    t_loop = profiling.median_seconds(lambda: [evaluate(a[None]) for a in pop], repeats=max(1, repeats // 2))
+    evaluate = lambda a, mode="auto": evaluation.evaluate_population(
+        space, model, state.params, a, calib, x, y, mesh=mesh, batch_size=batch_size, vmap_archs=mode)
+    evaluate(pop), evaluate(pop[:1]), evaluate(pop, None)  # compile every size and mode
+    few = max(1, repeats // 2)
+    t_pop = profiling.median_seconds(lambda: evaluate(pop), repeats=few)
+    t_vmapped = profiling.median_seconds(lambda: evaluate(pop, None), repeats=few)
+    t_loop = profiling.median_seconds(lambda: [evaluate(a[None]) for a in pop], repeats=few)
 
     return {
         "space": space.describe() | {"channels": channels, "cells_per_stage": cells_per_stage, "stages": stages},
@@ -85,6 +88,8 @@ def run(*, channels: int, cells_per_stage: int, stages: int = 3, input_shape: tu
         "train_step_compile_loop_s": first_loop_s,
         "population_size": int(len(pop)),
         "population_eval_archs_per_s": len(pop) / t_pop,
+        "population_eval_vmap_archs": evaluation.default_vmap_archs(),  # None: all vmapped together
+        "population_eval_all_vmapped_archs_per_s": len(pop) / t_vmapped,
         "loop_eval_archs_per_s": len(pop) / t_loop,
         "per_arch": rows,
         "machine": {"backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],

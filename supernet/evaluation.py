@@ -1,8 +1,8 @@
 """Scoring architectures with shared weights: per-architecture BN recalibration, then accuracy.
 
-`evaluate_population` scores a whole batch of architectures on the same data in one `vmap`-ed,
-jitted call per data batch: the architectures are data, so one compilation serves every population
-of the same size.
+`evaluate_population` scores a whole batch of architectures on the same data in one jitted call
+per data batch (vmapped over the architectures on accelerators, a `lax.map` loop on the CPU): the
+architectures are data, so one compilation serves every population of the same size.
 """
 
 from __future__ import annotations
@@ -30,38 +30,58 @@ def predict(model, params, batch_stats, weights: jax.Array, x: jax.Array) -> jax
     return model.apply({"params": params, "batch_stats": batch_stats}, x, weights, train=False)
 
 
+def _over_archs(fn, xs, vmap_archs: int | None):
+    """fn mapped over the leading axis of xs: all vmapped (None), or `vmap_archs` at a time in a
+    `lax.map` loop inside the same compiled call."""
+    return jax.vmap(fn)(xs) if vmap_archs is None else jax.lax.map(fn, xs, batch_size=vmap_archs)
+
+
 @functools.lru_cache(maxsize=32)
-def _population_fns(space: Space, model):
-    """Jitted, vmapped (calibrate, score) for this space/model/mesh; cached so repeated calls
+def _population_fns(space: Space, model, vmap_archs: int | None):
+    """Jitted (calibrate, score) over a population for this space/model; cached so repeated calls
     with the same population size reuse one compilation."""
 
     def calibrate_all(params, archs, x):
-        return jax.vmap(lambda a: calibrate(model, params, one_hot(space, a), x))(archs)
+        return _over_archs(lambda a: calibrate(model, params, one_hot(space, a), x), archs, vmap_archs)
 
     def score_all(params, stats, archs, x, y, mask):
-        def score(s, a):
+        def score(stats_and_arch):
+            s, a = stats_and_arch
             logits = predict(model, params, s, one_hot(space, a), x)
             losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
             return ((logits.argmax(-1) == y) * mask).sum(), (losses * mask).sum()
-        return jax.vmap(score)(stats, archs)
+        return _over_archs(score, (stats, archs), vmap_archs)
 
     return jax.jit(calibrate_all), jax.jit(score_all)
 
 
+def default_vmap_archs() -> int | None:
+    """All architectures vmapped together on GPU/TPU; one at a time (a `lax.map` loop inside the
+    call) on the CPU, where vmapping turns every convolution into a grouped one that XLA:CPU runs
+    several times slower than the plain convolutions of a loop (see README, Benchmark)."""
+    return 1 if jax.default_backend() == "cpu" else None
+
+
 def evaluate_population(space: Space, model, params, archs, calib_x: np.ndarray, x: np.ndarray,
                         y: np.ndarray, *, mesh: Mesh, batch_size: int = 256,
-                        chunk_size: int | None = None) -> dict:
+                        chunk_size: int | None = None, vmap_archs: int | None | str = "auto") -> dict:
     """Accuracy and mean loss of every architecture in `archs` (int32[P, D]) on all of (x, y).
 
     Each architecture's BN statistics are first recalibrated on `calib_x` (training inputs), then
     the data are scored in batches of `batch_size` (the last one padded and masked). `chunk_size`
-    bounds how many architectures share one vmapped call, to bound memory. Returns
-    {"accuracy": float[P], "loss": float[P]} as numpy arrays.
+    bounds how many architectures share one call, to bound memory. Within a call, `vmap_archs`
+    architectures are vmapped together and the rest loop in `lax.map` (None: all vmapped;
+    "auto": `default_vmap_archs()`). Returns {"accuracy": float[P], "loss": float[P]} as numpy
+    arrays.
     """
+    if vmap_archs == "auto":
+        vmap_archs = default_vmap_archs()
+    if vmap_archs is not None and (not isinstance(vmap_archs, int) or vmap_archs < 1):
+        raise ValueError(f"vmap_archs must be a positive int, None (all) or 'auto', got {vmap_archs!r}.")
     archs = jnp.asarray(space.validate(archs).reshape(-1, space.num_decisions))
     sharding.check_batch_size(batch_size, mesh, "evaluation batch size")
     sharding.check_batch_size(len(calib_x), mesh, "calibration batch size")
-    calibrate_all, score_all = _population_fns(space, model)
+    calibrate_all, score_all = _population_fns(space, model, vmap_archs)
     calib = sharding.shard_batch(mesh, np.asarray(calib_x))
     batches = [sharding.shard_batch(mesh, *_padded(x, y, i, batch_size)) for i in range(0, len(x), batch_size)]
     chunk = chunk_size or len(archs)

@@ -67,6 +67,15 @@ def test_population_equals_single_evaluations(setup, trained):
     n = len(ds.val)
     assert n % 50
     np.testing.assert_allclose(together["accuracy"] * n, np.round(together["accuracy"] * n), atol=1e-3)
+    # all vmapped (the accelerator default) and 4 at a time in lax.map give the same scores
+    for vmap_archs in (None, 4):
+        other = evaluation.evaluate_population(space, model, trained.params, archs, calib, ds.val.x, ds.val.y,
+                                               mesh=mesh, batch_size=50, vmap_archs=vmap_archs)
+        np.testing.assert_allclose(other["accuracy"], together["accuracy"], atol=1e-6)
+        np.testing.assert_allclose(other["loss"], together["loss"], rtol=1e-4)
+    with pytest.raises(ValueError, match="vmap_archs must be a positive int"):
+        evaluation.evaluate_population(space, model, trained.params, archs, calib, ds.val.x, ds.val.y,
+                                       mesh=mesh, vmap_archs=0)
 
 
 def test_evaluation_needs_calibration(setup, trained):

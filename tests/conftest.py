@@ -16,3 +16,17 @@ def grouped_depthwise(monkeypatch):
     reference = lambda x, kernel, stride=1: conv(x, kernel, stride, groups=x.shape[-1])
     for module in ("supernet.mobilenet", "supernet.chain"):
         monkeypatch.setattr(f"{module}.depthwise_conv", reference)
+
+
+@pytest.fixture(scope="session")
+def nb201():
+    """The NAS-Bench-201 space at the benchmark's size (nothing is built until used)."""
+    from supernet import spaces
+    return spaces.get("nas_bench_201")
+
+
+@pytest.fixture(scope="session")
+def nb201_table(nb201):
+    """The shipped NAS-Bench-201 accuracy table."""
+    from strategies import tabular
+    return tabular.nas_bench_201(nb201)

@@ -12,7 +12,6 @@ import pytest
 import strategies
 from strategies import autoencoder, base, comparison, ensemble, pareto, reinforce
 from strategies.constraints import Limit
-from supernet import spaces
 from supernet.space import Space
 
 # Small settings so the slow learners stay quick in tests; behaviour, not speed, is under test.
@@ -31,11 +30,6 @@ N = 2  # architectures per ask everywhere, so each strategy compiles its ask onc
 def _single_threaded_blas():
     with comparison.single_threaded_blas():
         yield
-
-
-@pytest.fixture(scope="module")
-def nb201():
-    return spaces.get("nas_bench_201")
 
 
 class ToySpace(Space):

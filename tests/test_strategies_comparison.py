@@ -7,17 +7,6 @@ import pytest
 
 from experiments import strategies_nb201
 from strategies import comparison, tabular
-from supernet import spaces
-
-
-@pytest.fixture(scope="module")
-def space():
-    return spaces.get("nas_bench_201")
-
-
-@pytest.fixture(scope="module")
-def table(space):
-    return tabular.nas_bench_201(space)
 
 
 def test_best_so_far_follows_the_first_best_by_fitness():
@@ -26,9 +15,9 @@ def test_best_so_far_follows_the_first_best_by_fitness():
     np.testing.assert_array_equal(comparison.best_so_far(fitness, report), [[10, 30, 30, 30, 30, 50]])
 
 
-def test_run_comparison_writes_its_outputs(tmp_path, space, table):
+def test_run_comparison_writes_its_outputs(tmp_path, nb201, nb201_table):
     names = ["random", "evolution"]
-    results = comparison.run_comparison(space, table, names, budgets=[5, 12], seeds=2, workdir=str(tmp_path),
+    results = comparison.run_comparison(nb201, nb201_table, names, budgets=[5, 12], seeds=2, workdir=str(tmp_path),
                                         strategy_options={"evolution": {"population_size": 4, "tournament_size": 2}},
                                         progress=False)
     saved = json.loads((tmp_path / "results.json").read_text())
@@ -38,9 +27,9 @@ def test_run_comparison_writes_its_outputs(tmp_path, space, table):
     lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert len(lines) == len(names) * 2 * 2
     for line in lines:  # the reported value is the test accuracy of the best-by-validation query
-        arch = space.from_string(line["arch"])
-        assert table.metric(arch, "cifar10-test")[0] == pytest.approx(line["report"])
-        assert table(arch[None])[0] == pytest.approx(line["fitness"])
+        arch = nb201.from_string(line["arch"])
+        assert nb201_table.metric(arch, "cifar10-test")[0] == pytest.approx(line["report"])
+        assert nb201_table(arch[None])[0] == pytest.approx(line["fitness"])
     means = [np.mean([l["report"] for l in lines if l["strategy"] == "random" and l["budget"] == 12])]
     assert saved["table"]["random"]["12"]["mean"] == pytest.approx(means[0])
     found = [l["fitness"] >= saved["reference"]["fitness"] - 1e-6 for l in lines if l["budget"] == 12]
@@ -54,9 +43,9 @@ def test_found_reference_counts_seeds_that_reached_the_best_fitness():
     np.testing.assert_array_equal(comparison._found(fitness, 5.0), [[False, True, True], [False, False, False]])
 
 
-def test_run_comparison_with_a_latency_limit(tmp_path, space, table):
-    latency = tabular.nas_bench_201_latency(space)
-    results = comparison.run_comparison(space, table, ["random", "evolution"], budgets=[10], seeds=[3, 4],
+def test_run_comparison_with_a_latency_limit(tmp_path, nb201, nb201_table):
+    latency = tabular.nas_bench_201_latency(nb201)
+    results = comparison.run_comparison(nb201, nb201_table, ["random", "evolution"], budgets=[10], seeds=[3, 4],
                                         workdir=str(tmp_path), latency_table=latency, latency_column="pixel3",
                                         latency_limit=8.0, progress=False)
     assert results["reference"]["feasible_fraction"] < 0.5
@@ -68,9 +57,9 @@ def test_run_comparison_with_a_latency_limit(tmp_path, space, table):
     assert (tmp_path / "pareto.png").exists()
 
 
-def test_comparison_is_deterministic(tmp_path, space, table):
-    a = comparison.run_comparison(space, table, ["evolution"], [8], 2, str(tmp_path / "a"), progress=False)
-    b = comparison.run_comparison(space, table, ["evolution"], [8], 2, str(tmp_path / "b"), progress=False)
+def test_comparison_is_deterministic(tmp_path, nb201, nb201_table):
+    a = comparison.run_comparison(nb201, nb201_table, ["evolution"], [8], 2, str(tmp_path / "a"), progress=False)
+    b = comparison.run_comparison(nb201, nb201_table, ["evolution"], [8], 2, str(tmp_path / "b"), progress=False)
     assert a["table"] == b["table"]
 
 

@@ -11,11 +11,16 @@ import jax.numpy as jnp
 import numpy as np
 
 
+def from_uniform(u: jax.Array, num_choices) -> jax.Array:
+    """Uniform draws in [0, 1), float[..., D] -> architectures int32[..., D], each decision uniform
+    over its options (for callers that share one draw between several uses)."""
+    sizes = jnp.asarray(num_choices, jnp.float32)
+    return jnp.minimum(jnp.floor(u * sizes), sizes - 1).astype(jnp.int32)
+
+
 def uniform(key: jax.Array, n: int, num_choices) -> jax.Array:
     """`n` architectures, each decision uniform over its options: int32[n, D]."""
-    sizes = jnp.asarray(num_choices, jnp.float32)
-    u = jax.random.uniform(key, (n, len(num_choices)))
-    return jnp.minimum(jnp.floor(u * sizes), sizes - 1).astype(jnp.int32)
+    return from_uniform(jax.random.uniform(key, (n, len(num_choices))), num_choices)
 
 
 def one_hot(archs: jax.Array, num_choices) -> jax.Array:
@@ -24,11 +29,15 @@ def one_hot(archs: jax.Array, num_choices) -> jax.Array:
     return jax.nn.one_hot(archs + offsets, int(sum(num_choices)), dtype=jnp.float32).sum(-2)
 
 
+def agreement(a: jax.Array, b: jax.Array, num_choices) -> jax.Array:
+    """float32[len(a), len(b)]: on how many decisions a[i] and b[j] agree. A product of one-hot
+    codes: far faster on CPU than an elementwise [len(a), len(b), D] comparison."""
+    return one_hot(a, num_choices) @ one_hot(b, num_choices).T
+
+
 def matches(a: jax.Array, b: jax.Array, num_choices) -> jax.Array:
-    """bool[len(a), len(b)]: a[i] equals b[j], i.e. their one-hot codes agree on all D decisions
-    (a matrix multiply: far faster on CPU than an elementwise [len(a), len(b), D] comparison)."""
-    agree = one_hot(a, num_choices) @ one_hot(b, num_choices).T
-    return agree > a.shape[-1] - 0.5
+    """bool[len(a), len(b)]: a[i] equals b[j] (they agree on all D decisions)."""
+    return agreement(a, b, num_choices) > a.shape[-1] - 0.5
 
 
 def mutate(key: jax.Array, archs: jax.Array, num_choices) -> jax.Array:

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from strategies import archs as archs_lib
 from strategies import base
 
 DEFAULT_CAPACITY = 1000
@@ -191,9 +192,7 @@ def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning
             # 0..count-1) and the decisions of the unlabeled samples.
             u = jax.random.uniform(step_key, (batch_size + num_unlabeled * space.num_decisions,))
             rows = jnp.minimum(jnp.floor(u[:batch_size] * count), count - 1).astype(jnp.int32)
-            sizes = jnp.asarray(space.num_choices, jnp.float32)
-            unlabeled = jnp.minimum(jnp.floor(u[batch_size:].reshape(num_unlabeled, -1) * sizes),
-                                    sizes - 1).astype(jnp.int32)
+            unlabeled = archs_lib.from_uniform(u[batch_size:].reshape(num_unlabeled, -1), space.num_choices)
             grads = jax.grad(loss_fn)(params, history.archs[rows], y[rows], unlabeled)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), None

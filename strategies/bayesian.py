@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from strategies import archs as archs_lib
 from strategies import base
 
 DEFAULT_CAPACITY = 1000
@@ -56,11 +57,8 @@ class BayesianState(NamedTuple):
 
 
 def _differing(a, b, num_choices):
-    """Fraction of decisions on which a[i] and b[j] differ: float32[len(a), len(b)]. A product of
-    one-hot codes counts the agreeing decisions (one matrix multiply, much faster on CPU than
-    comparing [len(a), len(b), D] elementwise)."""
-    agree = base.one_hot(a, num_choices) @ base.one_hot(b, num_choices).T
-    return 1.0 - agree / a.shape[-1]
+    """Fraction of decisions on which a[i] and b[j] differ: float32[len(a), len(b)]."""
+    return 1.0 - archs_lib.agreement(a, b, num_choices) / a.shape[-1]
 
 
 def _correlation(a, b, lengthscale, num_choices):

@@ -62,8 +62,8 @@ def run_benchmark(config, workdir: str) -> dict:
     b = config.benchmark
     results = benchmark.run(channels=b.channels, cells_per_stage=b.cells_per_stage, stages=b.stages, input_shape=tuple(b.input_shape),
                             batch_size=b.batch_size, num_archs=b.num_archs, repeats=b.repeats,
-                            compile_steps=b.compile_steps, population=b.population, seed=config.seed,
-                            progress=config.progress)
+                            compile_steps=b.compile_steps, population=b.population,
+                            compare_folded=b.compare_folded, seed=config.seed, progress=config.progress)
     from supernet import records
     records.write_json(workdir, "benchmark.json", results)
     print(json.dumps({k: v for k, v in results.items() if not isinstance(v, (list, dict))}, indent=2))

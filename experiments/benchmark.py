@@ -32,4 +32,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.benchmark.repeats = 3 if runlocal else 5
     c.benchmark.compile_steps = 20 if runlocal else 100
     c.benchmark.population = 8 if runlocal else 20
+    c.benchmark.compare_folded = True  # also time the folded supernet path on 3 architectures
     return c

@@ -238,8 +238,9 @@ def gumbel_hard(space, key: jax.Array, alphas: jax.Array, tau, sampled_only: boo
     implementation back-propagates. Otherwise every option's weight carries gradient (the plain
     straight-through estimator); on a single-path supernet the derivatives for options not
     computed are then only what the folded path exposes (for a 1x1/3x3 conv not sampled, little
-    more than its BN bias), which biases the search toward parameter-free options: on MNIST-1D
-    that version collapsed to all-pooling within 20 steps.
+    more than its BN bias; the sparse NAS-Bench-201 cell exposes none), which biases the search
+    toward parameter-free options: on MNIST-1D that version collapsed to all-pooling within 20
+    steps.
     """
     gumbel = jax.random.gumbel(key, alphas.shape, alphas.dtype)
     soft = masked_softmax((alphas + gumbel) / tau, space.option_mask())

@@ -2,6 +2,8 @@
 
 * train_step_ratio: per random architecture, the supernet's training step (architecture traced)
   over the same architecture's standalone network's step, same batch and optimiser; the median.
+  The supernet is the backend's default path (`sparse` on the CPU); with `compare_folded` the
+  folded path's step (the same cost for every architecture) is timed on a few of them too.
 * train_step_compiles: XLA compilations while taking `compile_steps` supernet steps, each with a
   different architecture.
 * population vs loop evaluation: architectures scored per second by one `evaluate_population`
@@ -22,7 +24,8 @@ from supernet import evaluation, profiling, retrain, sharding, spaces, training
 
 
 def run(*, channels: int, cells_per_stage: int, stages: int = 3, input_shape: tuple, batch_size: int, num_archs: int,
-        repeats: int, compile_steps: int, population: int, seed: int = 0, progress: bool = True) -> dict:
+        repeats: int, compile_steps: int, population: int, compare_folded: bool = True, seed: int = 0,
+        progress: bool = True) -> dict:
     space = spaces.get("nas_bench_201", num_classes=10, input_shape=input_shape, channels=channels,
                        cells_per_stage=cells_per_stage, stages=stages)
     mesh = sharding.make_mesh(1)
@@ -67,6 +70,8 @@ def run(*, channels: int, cells_per_stage: int, stages: int = 3, input_shape: tu
         rows.append({"arch": space.to_string(arch), "supernet_ms": 1e3 * t_super, "standalone_ms": 1e3 * t_alone,
                      "ratio": t_super / t_alone})
 
+    folded = _folded_step_ms(space, optimizer, mesh, xs, ys, archs[:3], repeats, seed) if compare_folded else None
+
     pop = archs[:population]
     calib = x[: (batch_size // 2) or 1]
     evaluate = lambda a, mode="auto": evaluation.evaluate_population(
@@ -83,6 +88,10 @@ def run(*, channels: int, cells_per_stage: int, stages: int = 3, input_shape: tu
         "train_step_ratio": float(np.median(ratios)),
         "train_step_ratio_min_max": [float(np.min(ratios)), float(np.max(ratios))],
         "train_step_ratio_archs": len(ratios),
+        "supernet_path": "sparse" if model.sparse else "folded",
+        "folded_step_ms": folded,
+        "folded_train_step_ratio": None if folded is None else float(np.median(
+            [folded / row["standalone_ms"] for row in rows])),
         "train_step_compiles": compiles.count,
         "train_step_compile_loop_steps": compile_steps,
         "train_step_compile_loop_s": first_loop_s,
@@ -96,3 +105,18 @@ def run(*, channels: int, cells_per_stage: int, stages: int = 3, input_shape: tu
                     "cpu_count": __import__("os").cpu_count(), "platform": platform.platform(),
                     "jax": jax.__version__},
     }
+
+
+def _folded_step_ms(space, optimizer, mesh, xs, ys, archs, repeats: int, seed: int) -> float:
+    """Median training-step time (ms) of the folded supernet (every edge pays a 3x3 conv)."""
+    model = space.supernet(sparse=False)
+    state = training.create_state(space, model, optimizer, jax.random.key(seed), xs.shape[1:])
+    step = training.make_train_step(space, model, optimizer)
+    carry = [sharding.replicate(mesh, state)]
+
+    def run(arch):
+        carry[0], metrics = step(carry[0], xs, ys, arch[None])
+        return metrics
+
+    jax.block_until_ready(run(archs[0]))  # compile
+    return 1e3 * float(np.median([profiling.median_seconds(run, a, repeats=repeats) for a in archs]))

@@ -32,8 +32,11 @@ def predict(model, params, batch_stats, weights: jax.Array, x: jax.Array) -> jax
 
 def _over_archs(fn, xs, vmap_archs: int | None):
     """fn mapped over the leading axis of xs: all vmapped (None), or `vmap_archs` at a time in a
-    `lax.map` loop inside the same compiled call."""
-    return jax.vmap(fn)(xs) if vmap_archs is None else jax.lax.map(fn, xs, batch_size=vmap_archs)
+    `lax.map` loop inside the same compiled call. One at a time is a plain loop, not a vmap of
+    size 1: under vmap the sparse supernet's `lax.switch` would compute every branch."""
+    if vmap_archs is None:
+        return jax.vmap(fn)(xs)
+    return jax.lax.map(fn, xs, batch_size=None if vmap_archs == 1 else vmap_archs)
 
 
 @functools.lru_cache(maxsize=32)

@@ -26,21 +26,48 @@ def conv(x: jax.Array, kernel: jax.Array, stride: int = 1, groups: int = 1) -> j
         dimension_numbers=(f"N{letters}C", f"{letters}IO", f"N{letters}C"))
 
 
+def conv_grads(x: jax.Array, kernel: jax.Array, grad: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(input gradient, kernel gradient) of `conv(x, kernel)` (stride 1, odd window) given the
+    output gradient, both written as forward-layout convolutions.
+
+    Why: inside `lax.switch` / `lax.cond` branches XLA:CPU runs the transposed dimension layouts
+    of JAX's own conv gradient 15-30x slower than outside, but forward-layout convolutions at full
+    speed (measured, README Design notes). `supernet.sparse_cell` uses this in its backward pass.
+    """
+    nd = x.ndim - 2
+    letters = _SPATIAL[:nd]
+    # Input gradient: the same-padded conv of the output gradient with the flipped kernel, in/out swapped.
+    grad_x = conv(grad, jnp.flip(kernel, tuple(range(nd))).swapaxes(-1, -2))
+    # Kernel gradient: a conv that treats input channels as the batch and the batch as channels,
+    # with the output gradient as a spatially full-size kernel: each output position is one tap.
+    lhs = x.swapaxes(0, -1)              # [in, *spatial, B]
+    rhs = jnp.moveaxis(grad, 0, -2)      # [*spatial, B, out]
+    pads = [(k // 2, k // 2) for k in kernel.shape[:nd]]
+    taps = jax.lax.conv_general_dilated(lhs, rhs, (1,) * nd, pads,
+                                        dimension_numbers=(f"N{letters}C", f"{letters}IO", f"N{letters}C"))
+    return grad_x, jnp.moveaxis(taps, 0, -2)  # [in, *window, out] -> [*window, in, out]
+
+
+def _shifted(x: jax.Array, window: tuple, stride: int = 1):
+    """Yields (tap, slice): for each kernel tap, the input cells that tap sees at every output
+    position, for a `k // 2`-padded window (the building block of `depthwise_conv` and the 3x3
+    pool, which XLA:CPU runs several times faster as sums of slices than as grouped convs or
+    `reduce_window`)."""
+    nd = x.ndim - 2
+    padded = jnp.pad(x, [(0, 0)] + [(k // 2, k // 2) for k in window] + [(0, 0)])
+    out_size = [(n + 2 * (k // 2) - k) // stride + 1 for n, k in zip(x.shape[1:-1], window)]
+    for tap in itertools.product(*(range(k) for k in window)):
+        limit = (x.shape[0], *(t + stride * (o - 1) + 1 for t, o in zip(tap, out_size)), x.shape[-1])
+        yield tap, jax.lax.slice(padded, (0, *tap, 0), limit, (1, *(stride,) * nd, 1))
+
+
 def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
     """Depthwise convolution, kernel `[*window, 1, C]`, symmetric `k // 2` padding: the same
     result as `conv(x, kernel, stride, groups=C)`, computed as a sum of shifted, scaled copies of
     the input. Why: XLA:CPU runs grouped convolutions very slowly (measured on a 32x16x16x96
     input with a 7x7 kernel: ~50x slower forward, ~4x slower forward + backward than this form)."""
-    nd = x.ndim - 2
-    window = kernel.shape[:nd]
-    padded = jnp.pad(x, [(0, 0)] + [(k // 2, k // 2) for k in window] + [(0, 0)])
-    out_size = [(n + 2 * (k // 2) - k) // stride + 1 for n, k in zip(x.shape[1:-1], window)]
-    out = 0.0
-    for tap in itertools.product(*(range(k) for k in window)):
-        limit = (x.shape[0], *(t + stride * (o - 1) + 1 for t, o in zip(tap, out_size)), x.shape[-1])
-        shifted = jax.lax.slice(padded, (0, *tap, 0), limit, (1, *(stride,) * nd, 1))
-        out = out + shifted * kernel[tap + (0,)]
-    return out
+    window = kernel.shape[:x.ndim - 2]
+    return sum(shifted * kernel[tap + (0,)] for tap, shifted in _shifted(x, window, stride))
 
 
 def _window_counts(spatial: tuple, window: int, stride: int, padding) -> np.ndarray:
@@ -66,6 +93,20 @@ def avg_pool3(x: jax.Array) -> jax.Array:
     return _average_pool(x, 3, 1, [(1, 1)] * (x.ndim - 2))
 
 
+def sum_pool3(x: jax.Array) -> jax.Array:
+    """Sum over every 3-wide window, stride 1, zero padding 1, as shifted slices: a symmetric
+    linear map (its own transpose). `avg_pool3(x) == sum_pool3(x) / pool3_counts(x)`.
+    Inside a `lax.switch` branch this ran ~5x faster than `reduce_window` on 2 CPU cores; in a
+    plain network XLA fuses the slices with their neighbours and the step got 4x slower, so the
+    networks use `avg_pool3` and only `supernet.sparse_cell` uses this."""
+    return sum(shifted for _, shifted in _shifted(x, (3,) * (x.ndim - 2)))
+
+
+def pool3_counts(x: jax.Array) -> np.ndarray:
+    """How many real cells each window of `avg_pool3` averages, shaped to broadcast against x."""
+    return _window_counts(x.shape[1:-1], 3, 1, [(1, 1)] * (x.ndim - 2))
+
+
 def downsample_pool(x: jax.Array) -> jax.Array:
     """2-wide average pool with stride 2; odd sizes round up, like a stride-2 3x3 conv with padding 1."""
     return _average_pool(x, 2, 2, [(0, d % 2) for d in x.shape[1:-1]])
@@ -89,6 +130,38 @@ class ConvKernel(nn.Module):
         return conv(x, kernel, self.stride)
 
 
+def batch_moments(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Per-channel mean and (biased) variance over every axis but the last."""
+    axes = tuple(range(x.ndim - 1))
+    mean = x.mean(axes)
+    return mean, jnp.maximum((x * x).mean(axes) - mean * mean, 0.0)
+
+
+def normalize(x: jax.Array, mean: jax.Array, var: jax.Array, epsilon: float = 1e-5) -> jax.Array:
+    return (x - mean) * jax.lax.rsqrt(var + epsilon)
+
+
+_NO_STATS = ("no batch statistics for this architecture: calibrate it first "
+             "(supernet.calibrate) or evaluate with train=True.")
+
+
+class StoredStats(nn.Module):
+    """BN statistics computed elsewhere (inside a `lax.switch` branch, where Flax variables cannot
+    be written), stored under the same names as `CalibratedBatchNorm`'s: `put` writes them when
+    `batch_stats` is mutable, `get` reads them back for evaluation."""
+
+    def put(self, mean: jax.Array, var: jax.Array) -> None:
+        if self.is_mutable_collection("batch_stats"):
+            self.put_variable("batch_stats", "mean", mean)
+            self.put_variable("batch_stats", "var", var)
+
+    def get(self) -> tuple[jax.Array, jax.Array]:
+        mean, var = self.get_variable("batch_stats", "mean"), self.get_variable("batch_stats", "var")
+        if mean is None:
+            raise ValueError(_NO_STATS)
+        return mean, var
+
+
 class CalibratedBatchNorm(nn.Module):
     """Batch norm for weight-sharing supernets; same variable names as `nn.BatchNorm`.
 
@@ -103,21 +176,18 @@ class CalibratedBatchNorm(nn.Module):
 
     @nn.compact
     def __call__(self, x, scale=None, bias=None):
-        axes = tuple(range(x.ndim - 1))
         features = x.shape[-1]
         if self.use_running_average:
             mean = self.get_variable("batch_stats", "mean")
             var = self.get_variable("batch_stats", "var")
             if mean is None:
-                raise ValueError("no batch statistics for this architecture: calibrate it first "
-                                 "(supernet.calibrate) or evaluate with train=True.")
+                raise ValueError(_NO_STATS)
         else:
-            mean = x.mean(axes)
-            var = jnp.maximum((x * x).mean(axes) - mean * mean, 0.0)
+            mean, var = batch_moments(x)
             if self.is_mutable_collection("batch_stats"):
                 self.put_variable("batch_stats", "mean", mean)
                 self.put_variable("batch_stats", "var", var)
-        y = (x - mean) * jax.lax.rsqrt(var + self.epsilon)
+        y = normalize(x, mean, var, self.epsilon)
         if self.use_scale:
             y = y * self.param("scale", nn.initializers.ones, (features,))
             y = y + self.param("bias", nn.initializers.zeros, (features,))

@@ -4,14 +4,21 @@ Decision k is the operation on edge k of the 4-node cell, edges in the benchmark
 (1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2); options `none, skip_connect, nor_conv_1x1, nor_conv_3x3,
 avg_pool_3x3` (indices 0..4). Every cell of the network uses the same genotype, as in the benchmark.
 
-Why the edge is written the way it is (measured, see README "Design"): picking an operation with
-`jax.lax.switch` or `lax.cond` on a traced index makes the CPU backward pass many times slower, and
-computing all five candidates costs ~3-5x. Here the two convolutions are *folded* into one: the 1x1
-kernel is zero-padded into the centre of the 3x3 slot and the two kernels (and their BN affine
-parameters) are mixed by the one-hot choice (see `SharedCell`); skip and pool are cheap
-elementwise terms weighted by their one-hot entries. With a one-hot choice this is exactly the
-chosen operation. `mixed=True` instead computes every candidate separately and sums them with
-soft weights: the continuous relaxation that DARTS needs.
+Two ways to compute a single-path cell from the same weights (measured, README "Design notes"):
+
+* `sparse=True` (the CPU default): each edge runs only its chosen operation through
+  `jax.lax.switch` on the traced index, with a hand-written backward pass, and edges that cannot
+  reach the cell's output are skipped, so a step costs about what the sampled cell costs
+  standalone (`supernet.sparse_cell`).
+* `sparse=False` (the default on GPU/TPU, and under `vmap` over architectures, where a switch
+  would compute every branch): the two convolutions are *folded* into one, the 1x1 kernel
+  zero-padded into the centre of the 3x3 slot and the kernels (and their BN affine parameters)
+  mixed by the one-hot choice (see `SharedCell`); skip and pool are cheap elementwise terms
+  weighted by their one-hot entries. Every edge then pays one 3x3 conv, whatever it picks.
+
+Both are exactly the chosen operation for one-hot weights and share one parameter layout.
+`mixed=True` instead computes every candidate separately and sums them with soft weights: the
+continuous relaxation that DARTS needs.
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from supernet.layers import CalibratedBatchNorm, avg_pool3, conv
+from supernet import sparse_cell
+from supernet.layers import CalibratedBatchNorm, StoredStats, avg_pool3, conv
 from supernet.networks import (NB201_EDGES, NB201_OPS, ConvBN, Head, NasBench201Network,
                                ResidualReduction)
 from supernet.space import Space
@@ -50,21 +58,28 @@ def _edges_from(source: int) -> list[int]:
 class SharedCell(nn.Module):
     """One cell holding every candidate of its 6 edges; `weights` float[6, 5] picks or mixes them.
 
-    Single path (`mixed=False`): per edge the 1x1 kernel is zero-padded into the 3x3 slot and the
-    two kernels, and their BN affines, are mixed by the weights; the edges leaving the same node
-    share one BN over their concatenated outputs (BN is per channel, so this equals per-edge BN).
-    A cell therefore costs 6 convolutions whatever it picks. Skip and pool add cheap weighted terms. With
-    one-hot weights each edge is exactly the chosen operation.
+    `sparse=True`: each edge computes only its chosen (argmax) operation in a `lax.switch`.
+    Folded single path (`sparse=False, mixed=False`): per edge the 1x1 kernel is zero-padded into
+    the 3x3 slot and the two kernels, and their BN affines, are mixed by the weights; the edges
+    leaving the same node share one BN over their concatenated outputs (BN is per channel, so this
+    equals per-edge BN). A cell then costs 6 convolutions whatever it picks; skip and pool add
+    cheap weighted terms. With one-hot weights both are exactly the chosen operation and store
+    their BN statistics in the same layout.
     `mixed=True`: every candidate computed separately and summed with the weights (DARTS).
     """
     features: int
     mixed: bool = False
+    sparse: bool = False
 
     @nn.compact
     def __call__(self, x, weights, train: bool):
+        if self.mixed and self.sparse:
+            raise ValueError("SharedCell: mixed=True (DARTS) computes every candidate; it cannot be sparse.")
         nd = x.ndim - 2
         params = [EdgeParams(self.features, name=f"edge{e}")(x.shape[-1], nd) for e in range(6)]
-        contributions = {e: [] for e in range(6)}
+        if self.sparse:
+            return self._switched(x, params, weights, train)
+        contributions = {}
         nodes = [x]
         for source in range(3):
             h = nodes[source]
@@ -77,6 +92,26 @@ class SharedCell(nn.Module):
             target = source + 1
             nodes.append(sum(contributions[e] for e, (_, j) in enumerate(NB201_EDGES) if j == target))
         return nodes[-1]
+
+    def _switched(self, x, params, weights, train):
+        """The `sparse` cell (`supernet.sparse_cell`); BN statistics stored per source node in
+        the folded path's layout."""
+        chosen = jnp.argmax(weights, axis=-1)
+        scales = jnp.take_along_axis(weights, chosen[:, None], axis=-1)[:, 0]
+        ops = sparse_cell.prune_dead_edges(chosen)
+        stores = [StoredStats(name=f"norm_from{source}") for source in range(3)]
+        if train:
+            out, means, variances = sparse_cell.train_cell(x, ops, scales, params)
+            for source, store in enumerate(stores):
+                edges = _edges_from(source)
+                store.put(jnp.concatenate([means[e] for e in edges]), jnp.concatenate([variances[e] for e in edges]))
+            return out
+        stats = {}
+        for source, store in enumerate(stores):
+            edges = _edges_from(source)
+            mean, var = store.get()
+            stats.update(zip(edges, zip(jnp.split(mean, len(edges)), jnp.split(var, len(edges)))))
+        return sparse_cell.forward(x, ops, scales, params, [stats[e] for e in range(6)])[0][-1]
 
     def _folded(self, h, source, edges, params, weights, train):
         nd = h.ndim - 2
@@ -107,12 +142,14 @@ class SharedCell(nn.Module):
 
 
 class NasBench201Supernet(nn.Module):
-    """Takes `weights` float[6, 5]: a one-hot architecture (single path) or mixture weights."""
+    """Takes `weights` float[6, 5]: a one-hot architecture (single path) or mixture weights.
+    `sparse` computes only the argmax operation per edge (see the module docstring)."""
     num_classes: int = 10
     channels: int = 16
     cells_per_stage: int = 5
     stages: int = 3
     mixed: bool = False
+    sparse: bool = False
 
     @nn.compact
     def __call__(self, x, weights, train: bool = False):
@@ -122,7 +159,7 @@ class NasBench201Supernet(nn.Module):
             if stage:
                 x = ResidualReduction(width, calibrated=True, name=f"reduce{stage}")(x, train)
             for i in range(self.cells_per_stage):
-                x = SharedCell(width, self.mixed, name=f"stage{stage}_cell{i}")(x, weights, train)
+                x = SharedCell(width, self.mixed, self.sparse, name=f"stage{stage}_cell{i}")(x, weights, train)
         return Head(self.num_classes, calibrated=True, name="head")(x, train)
 
 
@@ -187,8 +224,13 @@ class NasBench201Space(Space):
         return dict(num_classes=self.num_classes, channels=self.channels, cells_per_stage=self.cells_per_stage,
                     stages=self.stages)
 
-    def supernet(self, mixed: bool = False) -> NasBench201Supernet:
-        return NasBench201Supernet(mixed=mixed, **self._net_args())
+    def supernet(self, mixed: bool = False, sparse: bool | None = None) -> NasBench201Supernet:
+        """The weight-sharing supernet. `sparse` (single path only): compute just the chosen
+        operation per edge; None picks it on the CPU, where it is fastest, and the folded edge on
+        GPU/TPU (see the module docstring). Both give the same outputs from the same variables."""
+        if sparse is None:
+            sparse = not mixed and jax.default_backend() == "cpu"
+        return NasBench201Supernet(mixed=mixed, sparse=sparse, **self._net_args())
 
     def standalone(self, arch) -> NasBench201Network:
         a = self.validate(arch)

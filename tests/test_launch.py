@@ -57,3 +57,4 @@ def test_benchmark_writes_figures(tmp_path):
     assert bench["train_step_ratio"] > 0 and len(bench["per_arch"]) == 2
     assert bench["population_eval_archs_per_s"] > 0 and bench["loop_eval_archs_per_s"] > 0
     assert bench["population_eval_all_vmapped_archs_per_s"] > 0 and bench["population_eval_vmap_archs"] == 1
+    assert bench["supernet_path"] == "sparse" and bench["folded_step_ms"] > 0 and bench["folded_train_step_ratio"] > 0

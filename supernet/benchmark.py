@@ -7,8 +7,8 @@
 * train_step_compiles: XLA compilations while taking `compile_steps` supernet steps, each with a
   different architecture.
 * population vs loop evaluation: architectures scored per second by one `evaluate_population`
-  call (its default mode for the backend, and with every architecture vmapped) versus a Python
-  loop of single-architecture calls, same data and calibration.
+  call (its default mode for the backend, and with every architecture vmapped through the folded
+  path) versus a Python loop of single-architecture calls, same data and calibration.
 """
 
 from __future__ import annotations
@@ -74,8 +74,11 @@ def run(*, channels: int, cells_per_stage: int, stages: int = 3, input_shape: tu
 
     pop = archs[:population]
     calib = x[: (batch_size // 2) or 1]
+    # All vmapped uses the folded path: under vmap a `switch` computes every branch.
+    vmap_model = space.supernet(sparse=False)
     evaluate = lambda a, mode="auto": evaluation.evaluate_population(
-        space, model, state.params, a, calib, x, y, mesh=mesh, batch_size=batch_size, vmap_archs=mode)
+        space, vmap_model if mode is None else model, state.params, a, calib, x, y, mesh=mesh,
+        batch_size=batch_size, vmap_archs=mode)
     evaluate(pop), evaluate(pop[:1]), evaluate(pop, None)  # compile every size and mode
     few = max(1, repeats // 2)
     t_pop = profiling.median_seconds(lambda: evaluate(pop), repeats=few)

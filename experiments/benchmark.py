@@ -7,7 +7,8 @@ loop_eval_archs_per_s, per-architecture timings, machine). Synthetic data, nothi
     python launch.py --config experiments/benchmark.py:runlocal --workdir runs/benchmark_local
 
 Default: the benchmark's CIFAR-sized network (C=16, N=5, 32x32x3, batch 64), 10 architectures,
-100 compile-count steps, a population of 20. `runlocal`: C=8, N=1, 16x16 inputs, under a minute.
+100 compile-count steps, a population of 20; the folded supernet path is timed on 3 of the
+architectures too (`compare_folded`). `runlocal`: C=8, N=1, 16x16 inputs, under a minute.
 """
 
 import ml_collections

@@ -19,11 +19,15 @@ _SPATIAL = "HWD"
 def conv(x: jax.Array, kernel: jax.Array, stride: int = 1, groups: int = 1) -> jax.Array:
     """Convolution with symmetric `k // 2` padding (the PyTorch convention NAS-Bench-201 uses)."""
     nd = x.ndim - 2
-    letters = _SPATIAL[:nd]
     padding = [(k // 2, k // 2) for k in kernel.shape[:nd]]
-    return jax.lax.conv_general_dilated(
-        x, kernel, (stride,) * nd, padding, feature_group_count=groups,
-        dimension_numbers=(f"N{letters}C", f"{letters}IO", f"N{letters}C"))
+    return jax.lax.conv_general_dilated(x, kernel, (stride,) * nd, padding, feature_group_count=groups,
+                                        dimension_numbers=_channels_last(nd))
+
+
+def _channels_last(nd: int) -> tuple[str, str, str]:
+    """Dimension numbers for channels-last inputs/outputs and `[*window, in, out]` kernels."""
+    letters = _SPATIAL[:nd]
+    return f"N{letters}C", f"{letters}IO", f"N{letters}C"
 
 
 def conv_grads(x: jax.Array, kernel: jax.Array, grad: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -35,7 +39,6 @@ def conv_grads(x: jax.Array, kernel: jax.Array, grad: jax.Array) -> tuple[jax.Ar
     speed (measured, README Design notes). `supernet.sparse_cell` uses this in its backward pass.
     """
     nd = x.ndim - 2
-    letters = _SPATIAL[:nd]
     # Input gradient: the same-padded conv of the output gradient with the flipped kernel, in/out swapped.
     grad_x = conv(grad, jnp.flip(kernel, tuple(range(nd))).swapaxes(-1, -2))
     # Kernel gradient: a conv that treats input channels as the batch and the batch as channels,
@@ -43,8 +46,7 @@ def conv_grads(x: jax.Array, kernel: jax.Array, grad: jax.Array) -> tuple[jax.Ar
     lhs = x.swapaxes(0, -1)              # [in, *spatial, B]
     rhs = jnp.moveaxis(grad, 0, -2)      # [*spatial, B, out]
     pads = [(k // 2, k // 2) for k in kernel.shape[:nd]]
-    taps = jax.lax.conv_general_dilated(lhs, rhs, (1,) * nd, pads,
-                                        dimension_numbers=(f"N{letters}C", f"{letters}IO", f"N{letters}C"))
+    taps = jax.lax.conv_general_dilated(lhs, rhs, (1,) * nd, pads, dimension_numbers=_channels_last(nd))
     return grad_x, jnp.moveaxis(taps, 0, -2)  # [in, *window, out] -> [*window, in, out]
 
 
@@ -141,14 +143,11 @@ def normalize(x: jax.Array, mean: jax.Array, var: jax.Array, epsilon: float = 1e
     return (x - mean) * jax.lax.rsqrt(var + epsilon)
 
 
-_NO_STATS = ("no batch statistics for this architecture: calibrate it first "
-             "(supernet.calibrate) or evaluate with train=True.")
-
-
 class StoredStats(nn.Module):
-    """BN statistics computed elsewhere (inside a `lax.switch` branch, where Flax variables cannot
-    be written), stored under the same names as `CalibratedBatchNorm`'s: `put` writes them when
-    `batch_stats` is mutable, `get` reads them back for evaluation."""
+    """Per-architecture BN statistics under `batch_stats/{mean,var}`: `put` writes them when
+    `batch_stats` is mutable, `get` reads them back for evaluation. `CalibratedBatchNorm` builds
+    on it; the sparse cell uses it directly for statistics computed inside `lax.switch` branches,
+    where Flax variables cannot be written."""
 
     def put(self, mean: jax.Array, var: jax.Array) -> None:
         if self.is_mutable_collection("batch_stats"):
@@ -158,11 +157,12 @@ class StoredStats(nn.Module):
     def get(self) -> tuple[jax.Array, jax.Array]:
         mean, var = self.get_variable("batch_stats", "mean"), self.get_variable("batch_stats", "var")
         if mean is None:
-            raise ValueError(_NO_STATS)
+            raise ValueError("no batch statistics for this architecture: calibrate it first "
+                             "(supernet.calibrate) or evaluate with train=True.")
         return mean, var
 
 
-class CalibratedBatchNorm(nn.Module):
+class CalibratedBatchNorm(StoredStats):
     """Batch norm for weight-sharing supernets; same variable names as `nn.BatchNorm`.
 
     Training normalises with the batch's own statistics and keeps no running average: in a
@@ -178,15 +178,10 @@ class CalibratedBatchNorm(nn.Module):
     def __call__(self, x, scale=None, bias=None):
         features = x.shape[-1]
         if self.use_running_average:
-            mean = self.get_variable("batch_stats", "mean")
-            var = self.get_variable("batch_stats", "var")
-            if mean is None:
-                raise ValueError(_NO_STATS)
+            mean, var = self.get()
         else:
             mean, var = batch_moments(x)
-            if self.is_mutable_collection("batch_stats"):
-                self.put_variable("batch_stats", "mean", mean)
-                self.put_variable("batch_stats", "var", var)
+            self.put(mean, var)
         y = normalize(x, mean, var, self.epsilon)
         if self.use_scale:
             y = y * self.param("scale", nn.initializers.ones, (features,))

@@ -96,7 +96,13 @@ def run_differentiable(config, workdir: str) -> dict:
                                              progress=config.progress)
 
 
+def run_ground_truth(config, workdir: str) -> dict:
+    from supernet.jobs import ground_truth
+    return ground_truth.run(config, workdir)
+
+
 JOBS = {
+    "ground_truth": run_ground_truth,
     "search": run_search,
     "benchmark": run_benchmark,
     "strategies_nb201": run_strategies_nb201,

@@ -215,6 +215,16 @@ class NasBench201Space(Space):
         """All skip connections: no cell parameters, yet information still flows (unlike `none`)."""
         return np.full(6, SKIP, np.int32)
 
+    def is_degenerate(self, arch) -> bool:
+        """True when no path of non-`none` edges joins the cell's input to its output: the
+        network's output then ignores its input (a constant classifier)."""
+        a = self.validate(arch)
+        reached = {0}
+        for k, (i, j) in enumerate(NB201_EDGES):  # edges are ordered by target node
+            if a[k] != NONE and i in reached:
+                reached.add(j)
+        return 3 not in reached
+
     def parameter_free(self, arch) -> np.ndarray:
         """Per decision: True where the chosen op has no weights (for DARTS's collapse guard)."""
         return np.isin(self.validate(arch), (NONE, SKIP, POOL))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 import jax
@@ -42,14 +43,15 @@ def make_standalone_step(module, optimizer: optax.GradientTransformation):
 def train_standalone(module, train: data.Split, *, steps: int, batch_size: int,
                      optimizer: optax.GradientTransformation, key: jax.Array, mesh: Mesh,
                      variables: dict | None = None, progress: bool = True, desc: str = "retrain",
-                     log: records.MetricsLog | None = None, log_every: int = 100) -> dict:
-    """Trains `module` (fresh weights from `key` unless `variables` is given); returns its variables."""
+                     log: records.MetricsLog | None = None, log_every: int = 100, step=None) -> dict:
+    """Trains `module` (fresh weights from `key` unless `variables` is given); returns its variables.
+    `step`: a `make_standalone_step(module, optimizer)` to reuse (one compilation for several seeds)."""
     sharding.check_batch_size(batch_size, mesh)
     init_key, data_key = jax.random.split(key)
     variables = variables or init_variables(module, init_key, train.x.shape[1:])
     carry = sharding.replicate(mesh, (variables["params"], variables.get("batch_stats", {}),
                                       optimizer.init(variables["params"])))
-    step = make_standalone_step(module, optimizer)
+    step = step or make_standalone_step(module, optimizer)
     batches = step_batches(train, batch_size, int(jax.random.randint(data_key, (), 0, 2**31 - 1)), 0)
     tic, losses = time.perf_counter(), []
     for t in tqdm(range(steps), desc=desc, disable=not progress):
@@ -62,9 +64,15 @@ def train_standalone(module, train: data.Split, *, steps: int, batch_size: int,
     return {"params": params, "batch_stats": batch_stats}
 
 
+@functools.lru_cache(maxsize=16)
+def _eval_apply(module):
+    """One jitted eval-mode forward per module, reused across calls (and seeds)."""
+    return jax.jit(lambda v, x: module.apply(v, x, train=False))
+
+
 def logits(module, variables: dict, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """Eval-mode logits of a standalone network for every row of `x`."""
-    apply = jax.jit(lambda v, x: module.apply(v, x, train=False))
+    apply = _eval_apply(module)
     return np.concatenate([np.asarray(apply(variables, x[i:i + batch_size])) for i in range(0, len(x), batch_size)])
 
 

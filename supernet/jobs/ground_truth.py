@@ -1,0 +1,135 @@
+"""Ground-truth tables: a fixed sample of a space's architectures, each trained standalone from
+scratch with one stated recipe and several seeds, scored on validation and test data.
+
+A table is what every ranker (the supernet, a training-free proxy, parameter count) is judged
+against (`supernet.ranking`). Rows are appended to `workdir/ground_truth.partIofN.csv` as they
+finish, so a killed run resumes at the next architecture; `num_shards` processes can split the
+sample (`shard_index` 0..N-1, e.g. one per core); once every part is complete, the first process
+to notice merges them into `workdir/ground_truth.csv`, in sample order.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import os
+import time
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from supernet import data, retrain, sharding, spaces, training
+
+
+def sample_architectures(space, n: int, seed: int) -> np.ndarray:
+    """`n` distinct architectures drawn uniformly in a fixed order, skipping degenerate ones
+    (`space.is_degenerate`, when the space defines it)."""
+    if n > space.size:
+        raise ValueError(f"asked for {n} distinct architectures; the {space.name} space has {space.size}.")
+    rng = np.random.default_rng(seed)
+    seen, out = set(), []
+    degenerate = getattr(space, "is_degenerate", lambda arch: False)
+    while len(out) < n:
+        arch = rng.integers(0, np.asarray(space.num_choices))
+        key = tuple(arch.tolist())
+        if key not in seen and not degenerate(arch):
+            out.append(arch)
+        seen.add(key)
+    return np.asarray(out, np.int32)
+
+
+def columns(seeds) -> list[str]:
+    per_seed = [f"{split}_accuracy_seed{s}" for split in ("val", "test") for s in seeds]
+    return ["arch", *per_seed, "val_accuracy_mean", "test_accuracy_mean", "params", "flops", "train_seconds"]
+
+
+def train_and_score(space, arch, dataset: data.Dataset, *, seeds, steps: int, batch_size: int,
+                    learning_rate: float, momentum: float, weight_decay: float, mesh) -> dict:
+    """One table row: `arch` trained from scratch once per seed (init and data order from the seed),
+    with one compiled step shared by the seeds."""
+    tic = time.perf_counter()
+    module = space.standalone(arch)
+    optimizer = training.make_optimizer(learning_rate, momentum, weight_decay, steps)
+    step = retrain.make_standalone_step(module, optimizer)
+    row = {"arch": space.to_string(arch)}
+    val, test = [], []
+    for seed in seeds:
+        variables = retrain.train_standalone(module, dataset.train, steps=steps, batch_size=batch_size,
+                                             optimizer=optimizer, key=jax.random.key(seed), mesh=mesh,
+                                             progress=False, step=step)
+        val.append(retrain.accuracy(module, variables, dataset.val, batch_size=1000))
+        test.append(retrain.accuracy(module, variables, dataset.test, batch_size=1000))
+    row.update({f"val_accuracy_seed{s}": v for s, v in zip(seeds, val)})
+    row.update({f"test_accuracy_seed{s}": t for s, t in zip(seeds, test)})
+    row.update(val_accuracy_mean=float(np.mean(val)), test_accuracy_mean=float(np.mean(test)),
+               params=space.params(arch), flops=space.flops(arch), train_seconds=time.perf_counter() - tic)
+    return row
+
+
+def read_rows(file: str) -> list[dict]:
+    if not os.path.exists(file):
+        return []
+    with open(file, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _append(file: str, fields: list[str], row: dict) -> None:
+    new = not os.path.exists(file)
+    with open(file, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        if new:
+            writer.writeheader()
+        writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _part_file(workdir: str, shard: int, shards: int) -> str:
+    return os.path.join(workdir, f"ground_truth.part{shard}of{shards}.csv")
+
+
+def merge_parts(workdir: str, archs: list[str], shards: int) -> str | None:
+    """Writes `ground_truth.csv` in sample order once every part holds all of its rows."""
+    rows = {}
+    for shard in range(shards):
+        for row in read_rows(_part_file(workdir, shard, shards)):
+            rows[row["arch"]] = row
+    if any(a not in rows for a in archs):
+        return None
+    file = os.path.join(workdir, "ground_truth.csv")
+    fields = list(rows[archs[0]])
+    with open(file + ".tmp", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows[a] for a in archs)
+    os.replace(file + ".tmp", file)
+    return file
+
+
+def run(config, workdir: str) -> dict:
+    dataset = data.get(config.dataset.name, seed=config.seed, **config.dataset.options.to_dict())
+    space = spaces.get(config.space.name, num_classes=dataset.num_classes, input_shape=dataset.input_shape,
+                       **config.space.options.to_dict())
+    g = config.ground_truth
+    if not 0 <= g.shard_index < g.num_shards:
+        raise ValueError(f"ground_truth.shard_index {g.shard_index} must lie in 0..{g.num_shards - 1} "
+                         f"(ground_truth.num_shards={g.num_shards}).")
+    archs = [space.to_string(a) for a in sample_architectures(space, g.num_archs, config.seed)]
+    mine = archs[g.shard_index::g.num_shards]
+    seeds = list(g.seeds)
+    part = _part_file(workdir, g.shard_index, g.num_shards)
+    done = {row["arch"] for row in read_rows(part)}
+    mesh = sharding.make_mesh(1)
+    t = g.train
+    for arch in tqdm(mine, desc=f"ground truth {g.shard_index + 1}/{g.num_shards}", disable=not config.progress,
+                     initial=len(done & set(mine)), total=len(mine)):
+        if arch in done:
+            continue
+        row = train_and_score(space, space.from_string(arch), dataset, seeds=seeds, steps=t.steps,
+                              batch_size=t.batch_size, learning_rate=t.learning_rate, momentum=t.momentum,
+                              weight_decay=t.weight_decay, mesh=mesh)
+        _append(part, columns(seeds), row)
+    merged = merge_parts(workdir, archs, g.num_shards)
+    return {"table": merged, "rows": len(read_rows(merged)) if merged else None, "part": part,
+            "complete": merged is not None}

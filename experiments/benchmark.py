@@ -13,11 +13,11 @@ architectures too (`compare_folded`). `runlocal`: C=8, N=1, 16x16 inputs, under 
 
 import ml_collections
 
+from experiments import common
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    variants = {v for v in (arg or "").split(",") if v}
-    if variants - {"runlocal"}:
-        raise ValueError(f"unknown variant(s) {sorted(variants - {'runlocal'})} for benchmark; valid: runlocal.")
+    variants = common.variants(arg, {"runlocal"}, "benchmark")
     runlocal = "runlocal" in variants
     c = ml_collections.ConfigDict()
     c.job = "benchmark"

@@ -11,12 +11,11 @@ About 2 minutes on 2 CPU cores; `:runlocal` takes under a minute.
 
 import ml_collections
 
+from experiments import common
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    variants = {v for v in (arg or "").split(",") if v}
-    unknown = variants - {"runlocal"}
-    if unknown:
-        raise ValueError(f"unknown variant(s) {sorted(unknown)} for quickstart; valid: runlocal.")
+    variants = common.variants(arg, {"runlocal"}, "quickstart")
     runlocal = "runlocal" in variants
 
     c = ml_collections.ConfigDict()

@@ -19,15 +19,14 @@ Paths in the config are relative to the repository root.
 
 import ml_collections
 
+from experiments import common
+
 STRATEGIES = ("random", "evolution", "bayesian", "reinforce", "autoencoder")
 VARIANTS = ("runlocal", "latency")
 
 
 def get_config(arg=None):
-    variants = [v for v in (arg or "").split(",") if v]
-    unknown = sorted(set(variants) - set(VARIANTS))
-    if unknown:
-        raise ValueError(f"strategies_nb201: unknown variant(s) {unknown}; valid: {', '.join(VARIANTS)}.")
+    variants = common.variants(arg, VARIANTS, "strategies_nb201")
 
     config = ml_collections.ConfigDict()
     config.job = "strategies_nb201"

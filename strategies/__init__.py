@@ -1,8 +1,8 @@
 """Search strategies over architecture arrays: `strategies.get(name, space, **options)`.
 
     import jax
-    from supernet import spaces
     import strategies
+    from supernet import spaces    # or any object with the Space contract
 
     space = spaces.get("nas_bench_201")
     strategy = strategies.get("evolution", space, max_params=800_000)
@@ -22,29 +22,27 @@ import inspect
 from strategies import constraints as _constraints
 from strategies.base import Strategy, best, top_k
 from strategies.constraints import Feasibility, Limit
+from strategies.registry import Registry, check_options
 
-# name -> module; each module has `make_core(space, capacity, **options)` and `DEFAULT_CAPACITY`.
-_MODULES = {
-    "random": "strategies.random_search",
-    "evolution": "strategies.evolution",
-    "bayesian": "strategies.bayesian",
-    "reinforce": "strategies.reinforce",
-    "autoencoder": "strategies.autoencoder",
-    # Replays a finished DARTS/GDAS search's learned distribution (see that module).
-    "differentiable": "strategies.differentiable",
-}
+# name -> module path; each module has `make_core(space, capacity, **options)` and `DEFAULT_CAPACITY`.
+STRATEGIES = Registry("strategy")
+STRATEGIES.register("random", "strategies.random_search")
+STRATEGIES.register("evolution", "strategies.evolution")
+STRATEGIES.register("bayesian", "strategies.bayesian")
+STRATEGIES.register("reinforce", "strategies.reinforce")
+STRATEGIES.register("autoencoder", "strategies.autoencoder")
+# Replays a finished DARTS/GDAS search's learned distribution (see that module).
+STRATEGIES.register("differentiable", "strategies.distribution")
 # The five that search from fitness alone (what `experiments/strategies_nb201.py` compares).
 SEARCH_STRATEGIES = ("random", "evolution", "bayesian", "reinforce", "autoencoder")
 
 
 def names() -> tuple[str, ...]:
-    return tuple(_MODULES)
+    return STRATEGIES.names()
 
 
 def _module(name: str):
-    if name not in _MODULES:
-        raise ValueError(f"unknown strategy {name!r}; valid strategies: {', '.join(names())}.")
-    return importlib.import_module(_MODULES[name])
+    return importlib.import_module(STRATEGIES.get(name))
 
 
 def algorithm_options(name: str) -> dict:
@@ -70,12 +68,7 @@ def get(name: str, space, *, max_flops=None, max_params=None, constraints=(), ca
     ValueError here (tabulated spaces) or in `ask` after a bounded search (others).
     """
     module = _module(name)
-    valid = algorithm_options(name)
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise TypeError(f"strategy {name!r} has no option(s) {', '.join(unknown)}; its options are "
-                        f"{', '.join(valid) or 'none'}, plus max_flops, max_params, constraints, capacity, "
-                        f"avoid_repeats, enumerate_limit.")
+    check_options(module.make_core, options, f"strategy {name!r}", positional=2)
     capacity = int(module.DEFAULT_CAPACITY if capacity is None else capacity)
     limits = _constraints.make_limits(space, max_flops, max_params, constraints, enumerate_limit)
     feasibility = Feasibility(space, limits, enumerate_limit=enumerate_limit)
@@ -84,4 +77,4 @@ def get(name: str, space, *, max_flops=None, max_params=None, constraints=(), ca
     return base.build(space, core, feasibility, capacity=capacity, avoid_repeats=avoid_repeats, name=name)
 
 
-__all__ = ["SEARCH_STRATEGIES", "Strategy", "Limit", "Feasibility", "get", "names", "algorithm_options", "best", "top_k"]
+__all__ = ["SEARCH_STRATEGIES", "STRATEGIES", "Strategy", "Limit", "Feasibility", "get", "names", "algorithm_options", "best", "top_k"]

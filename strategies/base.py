@@ -121,7 +121,7 @@ def top_k(state, k: int) -> tuple[jax.Array, jax.Array]:
     """The `k` best architectures in the state's history, best first: (int32[k, D], float32[k]).
 
     Works for every strategy's state. With fewer than `k` results, the tail has fitness -inf.
-    Jittable (k static). The ensembling helpers in `strategies.ensemble` take these.
+    Jittable (k static). The ensembling helpers in `supernet.ensemble` take these.
     """
     history = state.history
     fitness = jnp.where(valid_mask(history), history.fitness, -jnp.inf)

@@ -12,7 +12,7 @@ the child first takes each decision from one of two tournament winners (uniform 
 novelty and feasibility filters still find one when the first child is a repeat or over a limit.
 
 Ensembling: `strategies.base.top_k(state, k)` gives the best k evaluated architectures, and
-`strategies.ensemble.combine` averages their logits or lets them vote.
+`supernet.ensemble.combine` averages their logits or lets them vote.
 """
 
 from __future__ import annotations

@@ -32,6 +32,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from strategies.registry import Registry
+
 __all__ = ["Split", "Dataset", "get", "names", "register", "iterate", "epoch_batches"]
 
 
@@ -73,7 +75,7 @@ class Dataset:
 
 # --------------------------------------------------------------------------- registry
 
-_REGISTRY: dict[str, Callable[..., Dataset]] = {}
+DATASETS = Registry("dataset")
 
 
 def register(name: str):
@@ -81,24 +83,18 @@ def register(name: str):
 
     The builder's keyword-only parameters (with defaults) are the dataset's options.
     """
-
-    def deco(builder):
-        if name in _REGISTRY:
-            raise ValueError(f"dataset {name!r} is already registered.")
-        _REGISTRY[name] = builder
-        return builder
-
-    return deco
+    return DATASETS.register(name)
 
 
 def names() -> tuple[str, ...]:
     """The registered dataset names, sorted."""
-    return tuple(sorted(_REGISTRY))
+    return DATASETS.names()
 
 
-def _options_of(builder) -> tuple[str, ...]:
-    params = inspect.signature(builder).parameters.values()
-    return tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
+def options(name: str) -> dict:
+    """The named dataset's options and their defaults."""
+    params = inspect.signature(DATASETS.get(name)).parameters.values()
+    return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
 def get(name: str, seed: int = 0, **options) -> Dataset:
@@ -107,18 +103,8 @@ def get(name: str, seed: int = 0, **options) -> Dataset:
     Unknown names raise ValueError listing the registered ones; unknown options raise
     TypeError listing the dataset's valid options.
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown dataset {name!r}; valid names are: {', '.join(names())}.")
-    builder = _REGISTRY[name]
-    valid = _options_of(builder)
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise TypeError(
-            f"dataset {name!r} got unknown option(s) {', '.join(unknown)}; "
-            f"valid options are: {', '.join(sorted(valid)) or '(none)'}."
-        )
     seed = _check_seed(seed, "seed")
-    return builder(seed, **options)
+    return DATASETS.build(name, seed, **options)
 
 
 # --------------------------------------------------------------------------- helpers

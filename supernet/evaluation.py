@@ -16,7 +16,7 @@ import optax
 from jax.sharding import Mesh
 
 from supernet import sharding
-from supernet.space import Space
+from supernet.spaces.base import Space
 from supernet.training import one_hot
 
 

@@ -17,10 +17,15 @@ from supernet.layers import (CalibratedBatchNorm, ConvKernel, avg_pool3, downsam
                              global_pool)
 
 
+# Running-average momentum of the standalone networks' batch norm (`retrain.recalibrate_batch_norm`
+# relies on every standalone BN layer using it).
+BN_MOMENTUM = 0.9
+
+
 def batch_norm(calibrated: bool, train: bool, name: str):
     if calibrated:
         return CalibratedBatchNorm(use_running_average=not train, name=name)
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
+    return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=1e-5, name=name)
 
 
 class ConvBN(nn.Module):

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import functools
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.sharding import Mesh
-from tqdm.auto import tqdm
 
 from supernet import data, records, sharding
 from supernet.layers import host_init
-from supernet.training import cross_entropy, step_batches
+from supernet.networks import BN_MOMENTUM
+from supernet.training import cross_entropy, run_loop, step_batches
 
 
 def init_variables(module, key: jax.Array, input_shape) -> dict:
@@ -53,15 +52,37 @@ def train_standalone(module, train: data.Split, *, steps: int, batch_size: int,
                                       optimizer.init(variables["params"])))
     step = step or make_standalone_step(module, optimizer)
     batches = step_batches(train, batch_size, int(jax.random.randint(data_key, (), 0, 2**31 - 1)), 0)
-    tic, losses = time.perf_counter(), []
-    for t in tqdm(range(steps), desc=desc, disable=not progress):
+
+    def train_step(carry, t):
         carry, loss = step(carry, *sharding.shard_batch(mesh, *next(batches)))
-        losses.append(loss)
-        if log and ((t + 1) % log_every == 0 or t + 1 == steps):
-            log.write(phase="retrain", run=desc, step=t + 1, loss=float(np.mean(losses)), seconds=time.perf_counter() - tic)
-            losses = []
+        return carry, {"loss": loss}
+
+    carry, _ = run_loop(train_step, carry, steps=steps, desc=desc, log=log,
+                        log_fields={"phase": "retrain", "run": desc}, log_every=log_every, progress=progress)
     params, batch_stats, _ = carry
     return {"params": params, "batch_stats": batch_stats}
+
+
+@functools.lru_cache(maxsize=16)
+def _batch_stats_of(module):
+    """Jitted: the batch statistics of one train-mode pass, as the running averages would hold them
+    after infinitely many passes. Why the division: BN's running average starts from zeros here and
+    takes one step of `(1 - momentum) * batch statistics`."""
+    def stats(variables, x):
+        zeros = jax.tree.map(jnp.zeros_like, variables["batch_stats"])
+        _, updated = module.apply({**variables, "batch_stats": zeros}, x, train=True, mutable=["batch_stats"])
+        return jax.tree.map(lambda v: v / (1.0 - BN_MOMENTUM), updated["batch_stats"])
+    return jax.jit(stats)
+
+
+def recalibrate_batch_norm(module, variables: dict, x: np.ndarray) -> dict:
+    """`variables` with every batch-norm running average replaced by the exact statistics of the
+    trained network on inputs `x` (e.g. a few thousand training examples). The running averages
+    (momentum 0.9) follow the last few batches, so two trainings that reached the same weights can
+    still score differently; precise statistics remove that noise from an evaluation."""
+    if not variables.get("batch_stats"):
+        return variables
+    return {**variables, "batch_stats": _batch_stats_of(module)(variables, jnp.asarray(x))}
 
 
 @functools.lru_cache(maxsize=16)

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from supernet import checkpoint, data, records, sharding
 from supernet.layers import host_init
-from supernet.space import Space
+from supernet.spaces.base import Space
 
 
 @flax.struct.dataclass
@@ -112,6 +112,46 @@ def step_batches(split: data.Split, batch_size: int, seed: int, start_step: int)
         epoch, offset = epoch + 1, 0
 
 
+def run_loop(step: Callable, state, *, steps: int, start: int = 0, desc: str, log=None, log_fields=None,
+             log_every: int = 50, progress: bool = True, on_log: Callable | None = None,
+             after_step: Callable | None = None):
+    """The one training loop that the single-path, standalone, DARTS and GDAS steps plug into.
+
+    For t in start..steps-1: `state, metrics = step(state, t)` (the step draws its own batch and
+    randomness from t, so a resumed loop sees what an uninterrupted one would). Every `log_every`
+    steps and at the end, the metrics since the last log are averaged, shown on the progress bar
+    and written to `log` (a `records.MetricsLog`) with `log_fields`, `step` and `seconds` (plain
+    Python numbers among the metrics, such as a schedule's value, are reported as of the last step);
+    `on_log(t + 1, state, summary)` may return True to stop early. `after_step(t + 1, state)`
+    runs after every step (checkpointing). Returns (state, steps run up to).
+    """
+    bar = tqdm(range(start, steps), desc=desc, disable=not progress, initial=start, total=steps)
+    tic, seen, t = time.perf_counter(), [], start - 1
+    for t in bar:
+        state, metrics = step(state, t)
+        seen.append(metrics)
+        if (t + 1) % log_every == 0 or t + 1 == steps:
+            summary = _summarise(seen)
+            seen = []
+            bar.set_postfix({k: f"{v:.3f}" for k, v in summary.items() if "loss" in k or "accuracy" in k})
+            if log:
+                log.write(**(log_fields or {}), step=t + 1, seconds=time.perf_counter() - tic, **summary)
+            if on_log and on_log(t + 1, state, summary):
+                bar.close()
+                return state, t + 1
+        if after_step:
+            after_step(t + 1, state)
+    bar.close()
+    return state, max(t + 1, start)
+
+
+def _summarise(seen: list[dict]) -> dict:
+    """Device metrics averaged over the steps since the last log; plain numbers as of the last step."""
+    last = seen[-1]
+    return {k: float(v) if isinstance(v, (int, float)) else float(np.mean([m[k] for m in seen]))
+            for k, v in last.items()}
+
+
 def train_supernet(space: Space, model, train: data.Split, *, steps: int, batch_size: int,
                    optimizer: optax.GradientTransformation, key: jax.Array, mesh: Mesh,
                    sandwich: bool = False, workdir: str | None = None, checkpoint_every: int = 0,
@@ -135,19 +175,15 @@ def train_supernet(space: Space, model, train: data.Split, *, steps: int, batch_
     batch_seed = int(jax.random.randint(path_key, (), 0, 2**31 - 1))
     batches = step_batches(train, batch_size, batch_seed, start)
     log = records.MetricsLog(workdir) if workdir else None
-    bar = tqdm(range(start, steps), desc="supernet", disable=not progress, initial=start, total=steps)
-    tic, seen = time.perf_counter(), []
-    for t in bar:
+
+    def step(state, t):
         x, y = sharding.shard_batch(mesh, *next(batches))
-        archs = sampler(jax.random.fold_in(path_key, t))
-        state, metrics = train_step(state, x, y, archs)
-        seen.append(metrics)
-        if (t + 1) % log_every == 0 or t + 1 == steps:
-            summary = {k: float(np.mean([m[k] for m in seen])) for k in seen[0]}
-            bar.set_postfix(loss=f"{summary['loss']:.3f}", acc=f"{summary['accuracy']:.3f}")
-            if log:
-                log.write(phase="supernet", step=t + 1, seconds=time.perf_counter() - tic, **summary)
-            seen = []
-        if ckpt_path and checkpoint_every and ((t + 1) % checkpoint_every == 0 or t + 1 == steps):
+        return train_step(state, x, y, sampler(jax.random.fold_in(path_key, t)))
+
+    def save(t, state):
+        if ckpt_path and checkpoint_every and (t % checkpoint_every == 0 or t == steps):
             checkpoint.save(ckpt_path, state)
+
+    state, _ = run_loop(step, state, steps=steps, start=start, desc="supernet", log=log,
+                        log_fields={"phase": "supernet"}, log_every=log_every, progress=progress, after_step=save)
     return state

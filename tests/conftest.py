@@ -14,7 +14,7 @@ def grouped_depthwise(monkeypatch):
     test_depthwise_conv_matches_grouped_conv) so that FLOP counting over the jaxpr sees them."""
     from supernet.layers import conv
     reference = lambda x, kernel, stride=1: conv(x, kernel, stride, groups=x.shape[-1])
-    for module in ("supernet.mobilenet", "supernet.chain"):
+    for module in ("supernet.spaces.mobilenet", "supernet.spaces.chain"):
         monkeypatch.setattr(f"{module}.depthwise_conv", reference)
 
 
@@ -28,5 +28,5 @@ def nb201():
 @pytest.fixture(scope="session")
 def nb201_table(nb201):
     """The shipped NAS-Bench-201 accuracy table."""
-    from strategies import tabular
+    from strategies.benchmarks import tabular
     return tabular.nas_bench_201(nb201)

@@ -7,7 +7,7 @@ import pytest
 
 from space_helpers import abstract_variables, archs, matmul_flops, normal, random_params
 from supernet import spaces
-from supernet.chain import OPERATIONS, ChainSpace
+from supernet.spaces.chain import OPERATIONS, ChainSpace
 from supernet.evaluation import calibrate, predict
 from supernet.training import cross_entropy, one_hot
 

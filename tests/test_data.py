@@ -180,7 +180,7 @@ def test_cifar_max_train(cifar_dir):
 def test_errors(tmp_path):
     with pytest.raises(ValueError, match="cifar10, digits, mnist1d, synthetic"):
         data.get("imagenet")
-    with pytest.raises(TypeError, match="test_fraction, val_fraction"):
+    with pytest.raises(TypeError, match="did you mean .val_fraction.*valid options: val_fraction, test_fraction"):
         data.get("digits", val_frac=0.1)
     with pytest.raises(ValueError, match="val_fraction"):
         data.get("digits", val_fraction=1.5)

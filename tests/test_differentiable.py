@@ -19,8 +19,10 @@ import numpy as np
 import optax
 import pytest
 
-from strategies import differentiable as D
-from supernet import data, sharding, spaces
+from supernet import differentiable as D
+from supernet.jobs import differentiable as job
+from strategies import distribution
+from supernet import data, plots, records, sharding, spaces
 from supernet.training import init_params, make_optimizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -167,40 +169,39 @@ def test_search_end_to_end_on_nas_bench_201_with_files(tmp_path):
     ds = data.get("digits", seed=0)
     space = spaces.get("nas_bench_201", num_classes=10, input_shape=ds.input_shape, channels=4,
                        cells_per_stage=1, stages=1)
-    result = D.run_differentiable_search(space, ds, method="darts", steps=6, batch_size=32, log_every=2,
-                                         alpha_lr=0.05, remedy="aux_skip", key=jax.random.key(0),
-                                         workdir=str(tmp_path), progress=False)
+    recipe = D.Recipe(method="darts", steps=6, batch_size=32, log_every=2, alpha_lr=0.05, remedy="aux_skip")
+    result = D.run_differentiable_search(space, ds, recipe, key=jax.random.key(0),
+                                         log=records.MetricsLog(str(tmp_path)), progress=False)
     assert 0 not in result["arch"]  # never `none`
     assert space.to_string(result["arch"]) == result["arch_string"]
     np.testing.assert_allclose(np.sum(result["weights"], -1), 1.0, rtol=1e-5)
-    for name in ("results.json", "metrics.jsonl", "arch_weights.png"):
+    plots.arch_weights(space, result["history"], str(tmp_path / "arch_weights.png"))
+    for name in ("metrics.jsonl", "arch_weights.png"):
         assert (tmp_path / name).stat().st_size > 0
     lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [l["step"] for l in lines] == [2, 4, 6] and lines[-1]["beta"] == 0.0  # decayed from 1 to 0
-    assert all(0.0 <= l["param_free_share"] <= 1.0 for l in lines)
+    steps = [l for l in lines if l["phase"] == "search_darts"]
+    archs = [l for l in lines if l["phase"] == "search_darts_arch"]
+    assert [l["step"] for l in steps] == [2, 4, 6] and steps[-1]["beta"] == 0.0  # decayed from 1 to 0
+    assert [l["step"] for l in archs] == [2, 4, 6]
+    assert all(0.0 <= l["param_free_share"] <= 1.0 for l in archs)
     assert result["step_seconds"] > 0 and result["search_seconds"] > 0
 
 
 def test_gdas_search_and_comparison_on_chain(toy, tmp_path):
     space, ds = toy
-    result = D.search_and_compare(
-        space, ds, search=dict(method="gdas", steps=8, batch_size=32, log_every=4, alpha_lr=0.05),
-        compare=dict(num_random=2, retrain_steps=3, batch_size=32), key=jax.random.key(0),
-        workdir=str(tmp_path), progress=False)
-    comparison = result["comparison"]
+    result = D.run_differentiable_search(space, ds, D.Recipe(method="gdas", steps=8, batch_size=32, log_every=4,
+                                                              alpha_lr=0.05), key=jax.random.key(0), progress=False)
+    comparison = job.compare_with_random(space, ds, np.asarray(result["arch"]), num_random=2, retrain_steps=3,
+                                         batch_size=32, key=jax.random.key(1), progress=False)
     assert [r["name"] for r in [comparison["derived"]] + comparison["random"]] == ["derived", "random0", "random1"]
     assert comparison["derived"]["arch"] == result["arch"]
     assert 0 <= comparison["derived_percentile"] <= 1 and comparison["random_test_std"] >= 0
-    saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["comparison"]["random_test_mean"] == pytest.approx(comparison["random_test_mean"])
 
 
 def test_early_stop_keeps_the_last_architecture_within_the_limit(toy):
     space, ds = toy
     # A limit of 0 parameter-free decisions that the search soon breaks (identity is free).
-    result = D.run_differentiable_search(space, ds, method="darts", steps=40, batch_size=32, log_every=2,
-                                         alpha_lr=0.3, remedy="early_stop", max_param_free_share=0.0,
-                                         min_stop_fraction=0.0, key=jax.random.key(0), progress=False)
+    result = D.run_differentiable_search(space, ds, D.Recipe(method="darts", steps=40, batch_size=32, log_every=2, alpha_lr=0.3, remedy="early_stop", max_param_free_share=0.0, min_stop_fraction=0.0), key=jax.random.key(0), progress=False)
     shares = result["history"]["param_free_share"]
     if result["stopped_early_at"] is None:
         assert max(shares) == 0.0
@@ -212,8 +213,7 @@ def test_early_stop_keeps_the_last_architecture_within_the_limit(toy):
 
 def test_warmup_trains_the_weights_only(toy):
     space, ds = toy
-    result = D.run_differentiable_search(space, ds, method="gdas", steps=4, batch_size=32, log_every=2,
-                                         alpha_lr=0.5, warmup_fraction=1.0, key=jax.random.key(0), progress=False)
+    result = D.run_differentiable_search(space, ds, D.Recipe(method="gdas", steps=4, batch_size=32, log_every=2, alpha_lr=0.5, warmup_fraction=1.0), key=jax.random.key(0), progress=False)
     initial = D.init_alphas(space, jax.random.split(jax.random.split(jax.random.key(0), 3)[0])[1])
     np.testing.assert_array_equal(result["alphas"], initial)
     assert result["warmup_steps"] == 4
@@ -222,10 +222,10 @@ def test_warmup_trains_the_weights_only(toy):
 def test_bad_options_are_explained(toy):
     space, ds = toy
     with pytest.raises(ValueError, match="valid: darts, gdas"):
-        D.run_differentiable_search(space, ds, method="enas", key=jax.random.key(0))
+        D.run_differentiable_search(space, ds, D.Recipe(method="enas"), key=jax.random.key(0))
     mobilenet = spaces.get("mobilenet")
     with pytest.raises(ValueError, match="skip option"):
-        D.run_differentiable_search(mobilenet, ds, remedy="aux_skip", key=jax.random.key(0))
+        D.run_differentiable_search(mobilenet, ds, D.Recipe(remedy="aux_skip"), key=jax.random.key(0))
 
 
 def test_as_a_strategy_asks_the_derived_architecture_first(toy):
@@ -233,35 +233,35 @@ def test_as_a_strategy_asks_the_derived_architecture_first(toy):
     from strategies.constraints import Feasibility
     space = spaces.get("nas_bench_201")
     weights = np.asarray(D.arch_weights(space, D.init_alphas(space, jax.random.key(0), scale=2.0)))
-    strategy = base.build(space, D.make_core(space, 50, weights=weights), Feasibility(space, []),
+    strategy = base.build(space, distribution.make_core(space, 50, weights=weights), Feasibility(space, []),
                           capacity=50, avoid_repeats=True, name="differentiable")
     state = strategy.init(jax.random.key(0))
     archs, state = strategy.ask(jax.random.key(1), state, 5)
-    assert np.asarray(archs[0]).tolist() == D.derive(space, weights).tolist()
+    assert np.asarray(archs[0]).tolist() == distribution.derive(space, weights).tolist()
     assert not np.any(np.asarray(archs) == 0)  # like `derive`, never `none`
     assert len({tuple(a) for a in np.asarray(archs).tolist()}) == 5
 
 
 def _load_config(name, arg):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "experiments", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
+    return importlib.import_module(f"experiments.{name}").get_config(arg)
 
 
 def test_configs_map_onto_the_library_arguments():
     import inspect
-    search_args = set(inspect.signature(D.run_differentiable_search).parameters)
-    compare_args = set(inspect.signature(D.compare_with_random).parameters)
-    for name, arg in (("darts", "runlocal"), ("darts", "order2,early_stop"), ("gdas", None), ("gdas", "mobilenet")):
-        config = _load_config(name, arg)
+    import dataclasses
+    search_args = {f.name for f in dataclasses.fields(D.Recipe)}
+    compare_args = set(inspect.signature(job.compare_with_random).parameters)
+    for arg, method in (("runlocal", "darts"), ("order2,early_stop", "darts"), ("gdas", "gdas"), ("gdas,mobilenet", "gdas")):
+        config = _load_config("differentiable", arg)
         assert config.job == "differentiable"
         assert set(config.search) <= search_args and set(config.compare) - {"num_random"} <= compare_args
-        assert config.search.method == name
-    assert _load_config("darts", "runlocal").dataset.name == "digits"
-    assert _load_config("darts", "order2").search.order == 2
+        assert config.search.method == method
+    assert _load_config("differentiable", "runlocal").dataset.name == "digits"
+    assert _load_config("differentiable", "order2").search.order == 2
+    with pytest.raises(ValueError, match="DARTS options"):
+        _load_config("differentiable", "gdas,order2")
     with pytest.raises(ValueError, match="unknown variant"):
-        _load_config("gdas", "order2")
+        _load_config("differentiable", "enas")
 
 
 # -- data parallelism over 8 forced CPU devices ---------------------------------------------------------------
@@ -270,7 +270,7 @@ EIGHT_DEVICES = r"""
 import json, sys, jax, jax.numpy as jnp, numpy as np, optax
 from supernet import data, sharding, spaces
 from supernet.training import make_optimizer
-from strategies import differentiable as D
+from supernet import differentiable as D
 assert jax.device_count() == 8, jax.devices()
 kind = sys.argv[1]
 ds = data.get("synthetic", seed=0, input_shape=(8, 1), num_classes=4, num_train=128, num_val=64, num_test=64)
@@ -346,7 +346,7 @@ def test_both_methods_run_on_mobilenet(tmp_path):
     space = spaces.get("mobilenet", num_classes=10, input_shape=ds.input_shape, stages=((4, 2, 1), (8, 2, 2)),
                        stem_channels=4, head_channels=16, kernel_sizes=(3, 5), expand_ratios=(2, 3))
     for method in ("darts", "gdas"):
-        result = D.run_differentiable_search(space, ds, method=method, steps=4, batch_size=32, log_every=2,
-                                             key=jax.random.key(0), workdir=str(tmp_path / method), progress=False)
+        result = D.run_differentiable_search(space, ds, D.Recipe(method=method, steps=4, batch_size=32, log_every=2),
+                                             key=jax.random.key(0), progress=False)
         assert space.to_string(result["arch"]) == result["arch_string"]
-        assert (tmp_path / method / "arch_weights.png").exists()
+        assert os.path.exists(plots.arch_weights(space, result["history"], str(tmp_path / f"{method}.png")))

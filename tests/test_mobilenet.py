@@ -10,7 +10,7 @@ from supernet import spaces
 from supernet.evaluation import calibrate, predict
 from supernet.layers import conv
 from supernet.layers import depthwise_conv
-from supernet.mobilenet import MobileNetSpace
+from supernet.spaces.mobilenet import MobileNetSpace
 from supernet.training import cross_entropy, one_hot
 
 # tiny: 2 stages, elastic everything, a width decision; 8x8 inputs keep every compile short

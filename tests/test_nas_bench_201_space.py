@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from supernet import spaces
-from supernet.nas_bench_201 import NasBench201Space
+from supernet.spaces.nas_bench_201 import NasBench201Space
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TABLE = os.path.join(REPO, "strategies", "benchmarks", "nas_bench_201_12epoch.csv")
@@ -14,7 +14,7 @@ DESIGN_CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|
 
 
 def test_registry_lists_valid_names_on_unknown():
-    with pytest.raises(ValueError, match="valid spaces: .*nas_bench_201"):
+    with pytest.raises(ValueError, match="valid: .*nas_bench_201"):
         spaces.get("nas_bench_2O1")
     with pytest.raises(TypeError, match="nas_bench_201"):
         spaces.get("nas_bench_201", chanels=8)

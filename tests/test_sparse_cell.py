@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from supernet import evaluation, layers, sparse_cell, spaces, training
+from supernet import evaluation, layers, spaces, training
+from supernet.spaces import sparse_cell
 from supernet.networks import NB201_EDGES
 
 # A random cell, one whose node 1 and 2 are dead (only edge 0->3 reaches the output), and one

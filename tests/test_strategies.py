@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 import strategies
-from strategies import autoencoder, base, comparison, ensemble, pareto, reinforce
+from strategies import autoencoder, base, pareto, reinforce
+from supernet import ensemble
+from supernet.jobs import tabular_comparison as comparison
 from strategies.constraints import Limit
-from supernet.space import Space
+from supernet.spaces.base import Space
 
 # Small settings so the slow learners stay quick in tests; behaviour, not speed, is under test.
 FAST = {
@@ -87,7 +89,7 @@ def run(strategy, objective, key, queries, n=N):
 def test_registry_names_and_unknown_name(nb201):
     assert SEARCH == ("random", "evolution", "bayesian", "reinforce", "autoencoder")
     assert set(SEARCH) <= set(strategies.names())
-    with pytest.raises(ValueError, match="valid strategies: random, evolution, bayesian, reinforce, autoencoder"):
+    with pytest.raises(ValueError, match="unknown strategy 'hill_climbing'.*valid: autoencoder, bayesian, differentiable, evolution, random, reinforce"):
         strategies.get("hill_climbing", nb201)
 
 
@@ -355,7 +357,7 @@ def test_history_front():
 def test_differentiable_strategy_replays_the_learned_distribution(nb201):
     """The registry's `differentiable`: the derived architecture first, then samples from the
     search's weights, never the `none` option that derivation excludes."""
-    from strategies import differentiable
+    from strategies import distribution
     weights = np.full((6, 5), 0.05)
     weights[:, 3] = 0.6   # nor_conv_3x3 dominates ...
     weights[0, 0] = 0.9   # ... except edge 0, where `none` is heaviest but excluded
@@ -363,7 +365,7 @@ def test_differentiable_strategy_replays_the_learned_distribution(nb201):
     strategy = strategies.get("differentiable", nb201, weights=weights)
     state = strategy.init(jax.random.key(0))
     first, state = strategy.ask(jax.random.key(1), state, 1)
-    np.testing.assert_array_equal(first[0], differentiable.derive(nb201, weights))
+    np.testing.assert_array_equal(first[0], distribution.derive(nb201, weights))
     assert first[0, 0] == 3
     state = strategy.tell(state, first, np.array([1.0]))
     later, _ = strategy.ask(jax.random.key(2), state, 40)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from experiments import strategies_nb201
-from strategies import comparison, tabular
+from strategies.benchmarks import tabular
+from supernet.jobs import tabular_comparison as comparison
 
 
 def test_best_so_far_follows_the_first_best_by_fitness():
@@ -72,5 +73,5 @@ def test_experiment_config_variants():
     assert local.seeds < base.seeds and max(local.budgets) < max(base.budgets)
     both = strategies_nb201.get_config("runlocal,latency")
     assert both.latency_table.endswith("nas_bench_201_latency_ms.csv") and both.seeds == local.seeds
-    with pytest.raises(ValueError, match="valid: runlocal, latency"):
+    with pytest.raises(ValueError, match="valid: latency, runlocal"):
         strategies_nb201.get_config("fast")

@@ -5,7 +5,7 @@ import csv
 import numpy as np
 import pytest
 
-from strategies import tabular
+from strategies.benchmarks import tabular
 
 ROW1 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 BEST_VAL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"

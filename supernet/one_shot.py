@@ -1,5 +1,9 @@
 """The one-shot NAS pipeline: train the supernet, search it with a strategy, retrain the winner.
 
+`run_one_shot_nas(space, dataset, strategy, supernet=SupernetRecipe(), search_recipe=SearchRecipe(),
+retrain_recipe=RetrainRecipe(), mesh=..., key=...)`; `supernet.AutoModel` wraps it in one call and
+the `search` job (`supernet.jobs.one_shot`) runs it from a config.
+
 Splits are used honestly: supernet weights train on `train`, the search's fitness is accuracy on
 `val` (with BN recalibrated on `train` inputs), and the reported number is the winner's `test`
 accuracy after retraining it from scratch as a standalone network.
@@ -7,7 +11,9 @@ accuracy after retraining it from scratch as a standalone network.
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from typing import Any
 
 import jax
 import numpy as np
@@ -16,8 +22,8 @@ from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from supernet import data, evaluation, records, retrain, training
-from supernet.space import Space
-from strategies import ensemble as ensembling
+from supernet.spaces.base import Space
+from supernet import ensemble as ensembling
 
 
 def calibration_inputs(train: data.Split, size: int, seed: int, mesh: Mesh) -> np.ndarray:
@@ -44,6 +50,9 @@ def search(space: Space, model, params, strategy, val: data.Split, calib_x: np.n
            log: records.MetricsLog | None = None, progress: bool = True) -> dict:
     """Asks `strategy` for `population` architectures at a time, scores them with the supernet
     objective on `val`, tells it the accuracies, until `budget` evaluations."""
+    if budget < 1 or population < 1:
+        raise ValueError(f"search needs budget >= 1 and population >= 1, got budget={budget}, "
+                         f"population={population}; set search.budget / search.population.")
     objective = supernet_objective(space, model, params, val, calib_x, mesh=mesh, batch_size=eval_batch_size)
     init_key, ask_key = jax.random.split(key)
     state = strategy.init(init_key)
@@ -70,35 +79,88 @@ def search(space: Space, model, params, strategy, val: data.Split, calib_x: np.n
             "best_arch": np.asarray(archs_seen[best], np.int32), "best_val_accuracy": fitness_seen[best]}
 
 
-def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, mesh: Mesh, key: jax.Array,
-                     supernet_steps: int, batch_size: int, supernet_optimizer: optax.GradientTransformation,
-                     sandwich: bool, budget: int, population: int, calib_size: int,
-                     retrain_steps: int, retrain_optimizer: optax.GradientTransformation,
-                     workdir: str, eval_batch_size: int = 256, checkpoint_every: int = 0,
-                     ensemble_size: int = 0, ensemble_method: str = "average", ensemble_temperature: float = 0.01,
-                     progress: bool = True) -> dict:
+@dataclasses.dataclass(frozen=True)
+class SupernetRecipe:
+    """How the supernet trains (single path, uniform sampling; `sandwich` adds the largest and
+    smallest paths every step). `checkpoint_every` 0: no checkpoints."""
+    steps: int = 1200
+    batch_size: int = 64
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    sandwich: bool = False
+    checkpoint_every: int = 200
+
+    def optimizer(self) -> optax.GradientTransformation:
+        return training.make_optimizer(self.learning_rate, self.momentum, self.weight_decay, self.steps)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchRecipe:
+    """How the search runs: `budget` evaluations, `population` per round, BN recalibration on
+    `calib_size` training inputs; the `ensemble_size` best distinct architectures are retrained
+    and combined (`ensemble_method` "average" or "vote", weights a softmax of validation accuracy
+    at `ensemble_temperature`); 0 or 1: the winner alone."""
+    budget: int = 200
+    population: int = 25
+    calib_size: int = 256
+    eval_batch_size: int = 256
+    ensemble_size: int = 3
+    ensemble_method: str = "average"
+    ensemble_temperature: float = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrainRecipe:
+    """How the winners are retrained from scratch as standalone networks."""
+    steps: int = 800
+    batch_size: int = 64
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+
+    def optimizer(self) -> optax.GradientTransformation:
+        return training.make_optimizer(self.learning_rate, self.momentum, self.weight_decay, self.steps)
+
+
+def from_section(recipe_type, section) -> Any:
+    """A recipe from the matching fields of a config section (or dict); other fields are ignored."""
+    section = section.to_dict() if hasattr(section, "to_dict") else dict(section)
+    names = {f.name for f in dataclasses.fields(recipe_type)}
+    return recipe_type(**{k: v for k, v in section.items() if k in names})
+
+
+def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet: SupernetRecipe,
+                     search_recipe: SearchRecipe, retrain_recipe: RetrainRecipe, mesh: Mesh, key: jax.Array,
+                     workdir: str | None = None, progress: bool = True) -> dict:
     """Supernet training -> search on val -> retraining the winner from scratch -> test accuracy.
 
-    With `ensemble_size` k > 1, the k best distinct architectures by validation accuracy are each
-    retrained from scratch and their test predictions combined (`strategies.ensemble`: logits
-    averaged, or votes, weighted by a softmax of validation accuracy at `ensemble_temperature`).
-    Writes `workdir/metrics.jsonl` as it goes and returns the results dict (not yet written)."""
+    With `search_recipe.ensemble_size` k > 1, the k best distinct architectures by validation
+    accuracy are each retrained from scratch and their test predictions combined
+    (`supernet.ensemble`). With a `workdir`, writes `metrics.jsonl` and the supernet checkpoint
+    there as it goes. Returns the results dict (JSON-friendly) and, under "_models", the model
+    objects (supernet, its params, the retrained networks) for in-process callers."""
+    if search_recipe.ensemble_method not in ensembling.METHODS:
+        raise ValueError(f"unknown ensemble_method {search_recipe.ensemble_method!r}; "
+                         f"valid: {', '.join(ensembling.METHODS)}.")
     train_key, search_key, retrain_key, calib_key = jax.random.split(key, 4)
-    log = records.MetricsLog(workdir)
+    log = records.MetricsLog(workdir) if workdir else None
     model = space.supernet()
     timings = {}
 
     tic = time.perf_counter()
-    state = training.train_supernet(space, model, dataset.train, steps=supernet_steps, batch_size=batch_size,
-                                    optimizer=supernet_optimizer, key=train_key, mesh=mesh, sandwich=sandwich,
-                                    workdir=workdir, checkpoint_every=checkpoint_every, progress=progress)
+    state = training.train_supernet(space, model, dataset.train, steps=supernet.steps, batch_size=supernet.batch_size,
+                                    optimizer=supernet.optimizer(), key=train_key, mesh=mesh,
+                                    sandwich=supernet.sandwich, workdir=workdir,
+                                    checkpoint_every=supernet.checkpoint_every, progress=progress)
     timings["supernet_training_s"] = time.perf_counter() - tic
 
     tic = time.perf_counter()
-    calib_x = calibration_inputs(dataset.train, calib_size, int(jax.random.randint(calib_key, (), 0, 2**31 - 1)), mesh)
-    found = search(space, model, state.params, strategy, dataset.val, calib_x, budget=budget,
-                   population=population, key=search_key, mesh=mesh, eval_batch_size=eval_batch_size,
-                   log=log, progress=progress)
+    calib_x = calibration_inputs(dataset.train, search_recipe.calib_size,
+                                 int(jax.random.randint(calib_key, (), 0, 2**31 - 1)), mesh)
+    found = search(space, model, state.params, strategy, dataset.val, calib_x, budget=search_recipe.budget,
+                   population=search_recipe.population, key=search_key, mesh=mesh,
+                   eval_batch_size=search_recipe.eval_batch_size, log=log, progress=progress)
     timings["search_s"] = time.perf_counter() - tic
 
     best = found["best_arch"]
@@ -107,20 +169,22 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, mesh: Mes
 
     tic = time.perf_counter()
     order = np.argsort(-found["val_accuracy"], kind="stable")
-    member_rows = _first_distinct(found["archs"], order, max(ensemble_size, 1))
+    member_rows = _first_distinct(found["archs"], order, max(search_recipe.ensemble_size, 1))
     members = found["archs"][member_rows]
-    retrained = [retrain_from_scratch(space, arch, dataset.train, steps=retrain_steps, batch_size=batch_size,
-                                      optimizer=retrain_optimizer, key=jax.random.fold_in(retrain_key, i), mesh=mesh,
-                                      progress=progress, log=log) for i, arch in enumerate(members)]
+    retrained = [retrain_from_scratch(space, arch, dataset.train, steps=retrain_recipe.steps,
+                                      batch_size=retrain_recipe.batch_size, optimizer=retrain_recipe.optimizer(),
+                                      key=jax.random.fold_in(retrain_key, i), mesh=mesh, progress=progress, log=log)
+                 for i, arch in enumerate(members)]
     timings["retrain_s"] = time.perf_counter() - tic
     test_accuracy = retrain.accuracy(*retrained[0], dataset.test)
     ensemble = {}
-    if ensemble_size > 1:
-        weights = ensembling.weights_from_fitness(found["val_accuracy"][member_rows], ensemble_temperature)
+    if search_recipe.ensemble_size > 1:
+        weights = ensembling.weights_from_fitness(found["val_accuracy"][member_rows],
+                                                  search_recipe.ensemble_temperature)
         logits = np.stack([retrain.logits(net, v, dataset.test.x) for net, v in retrained])
-        predicted = np.asarray(ensembling.predict(logits, weights, ensemble_method))
+        predicted = np.asarray(ensembling.predict(logits, weights, search_recipe.ensemble_method))
         ensemble = {"ensemble": {"members": [space.to_string(m) for m in members], "weights": weights,
-                                 "method": ensemble_method,
+                                 "method": search_recipe.ensemble_method,
                                  "member_test_accuracies": [retrain.accuracy(n, v, dataset.test) for n, v in retrained],
                                  "test_accuracy": float((predicted == dataset.test.y).mean())}}
 
@@ -143,6 +207,8 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, mesh: Mes
         "devices": int(mesh.devices.size),
         "timings": timings,
         **ensemble,
+        "_models": {"supernet": model, "params": state.params, "retrained": retrained, "members": members,
+                    "history": found, "calib_x": calib_x},
     }
 
 

@@ -1,4 +1,4 @@
-"""Comparing strategies against a lookup table (e.g. NAS-Bench-201), with explicit arguments.
+"""The `strategies_nb201` job: every strategy against a lookup table (e.g. NAS-Bench-201).
 
 `run_comparison` runs every strategy for every seed up to the largest budget, feeding it the
 table's `fitness_column` (e.g. validation accuracy) as fitness. For each budget B, the architecture
@@ -31,6 +31,8 @@ import numpy as np
 import strategies as registry
 from strategies import base, pareto
 from strategies.constraints import Limit
+from strategies.benchmarks import tabular
+from supernet import plots, spaces
 
 
 @contextlib.contextmanager
@@ -169,8 +171,8 @@ def run_comparison(space, table, strategy_names, budgets, seeds, workdir, *, fit
         results["latency_limit"] = {"column": latency_column, "limit_ms": float(latency_limit)}
         results["pareto"] = fronts
         results["pareto_plot"] = "pareto.png"
-        _plot_pareto(fronts, limit, os.path.join(workdir, "pareto.png"))
-    _plot_curves(curves, reference, report_column, os.path.join(workdir, "best_so_far.png"))
+        plots.pareto_fronts(fronts, limit, os.path.join(workdir, "pareto.png"))
+    plots.best_so_far_curves(curves, reference, report_column, os.path.join(workdir, "best_so_far.png"))
     with open(os.path.join(workdir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     return results
@@ -242,45 +244,24 @@ def _front(queried, fitness, report, limit, space):
                         "cost": float(cost[i])} for i in front]}
 
 
-def _plot_curves(curves, reference, report_column, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, curve in curves.items():
-        queries = np.arange(1, curve.shape[1] + 1)
-        mean, std = curve.mean(0), curve.std(0)
-        ax.plot(queries, mean, label=name)
-        ax.fill_between(queries, mean - std, mean + std, alpha=0.15)
-    ax.axhline(reference["report"], color="k", ls="--", lw=1, label="best by fitness in table")
-    ax.set_xlabel("queries")
-    ax.set_ylabel(f"{report_column} of best-so-far (mean ± std over seeds)")
-    lo = min(np.percentile(c.mean(0), 5) for c in curves.values())
-    ax.set_ylim(lo - 0.5, reference["best_report_in_table"] + 0.3)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+def _table_path(path: str) -> str:
+    """A table path as given, or relative to the installed project (`strategies/benchmarks/...`)."""
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    project = os.path.dirname(os.path.dirname(os.path.abspath(registry.__file__)))
+    return os.path.join(project, path)
 
 
-def _plot_pareto(fronts, limit, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, front in fronts.items():
-        cost = [p["cost"] for p in front["points"]]
-        fit = [p["fitness"] for p in front["points"]]
-        ax.step(cost, fit, where="post", marker="o", ms=3, label=name)
-    ax.axvline(limit.limit, color="k", ls="--", lw=1, label="limit")
-    ax.set_xlabel(limit.name)
-    ax.set_ylabel("fitness")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+def run(config, workdir: str) -> dict:
+    space = spaces.get(config.space)
+    table = tabular.TabularObjective(_table_path(config.table), space, fitness_column=config.fitness_column)
+    latency = (tabular.TabularObjective(_table_path(config.latency_table), space) if config.latency_table else None)
+    return run_comparison(
+        space, table, list(config.strategies), list(config.budgets), config.seeds, workdir,
+        fitness_column=config.fitness_column, report_column=config.report_column,
+        strategy_options=config.strategy_options.to_dict(), batch_size=config.batch_size,
+        latency_table=latency, latency_column=config.latency_column,
+        latency_limit=config.latency_limit if latency else None, progress=config.progress)
 
 
-__all__ = ["run_comparison", "run_search", "best_so_far", "single_threaded_blas", "table_objective"]
+__all__ = ["run", "run_comparison", "run_search", "best_so_far", "single_threaded_blas", "table_objective"]

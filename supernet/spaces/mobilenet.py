@@ -43,7 +43,7 @@ import numpy as np
 
 from supernet.layers import ConvKernel, depthwise_conv, global_pool
 from supernet.networks import batch_norm
-from supernet.space import Space
+from supernet.spaces.base import Space
 
 DEFAULT_STAGES = ((16, 2, 1), (24, 3, 2), (32, 3, 2))
 

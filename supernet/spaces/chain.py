@@ -39,7 +39,7 @@ import numpy as np
 
 from supernet.layers import ConvKernel, avg_pool3, depthwise_conv, global_pool
 from supernet.networks import batch_norm
-from supernet.space import Space
+from supernet.spaces.base import Space
 
 
 class ConvOp(nn.Module):

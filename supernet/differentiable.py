@@ -33,18 +33,19 @@ is a third option, for either method.
 Data parallelism works as in single-path training: everything is replicated, batches are split over
 the mesh, and jit averages both gradients across devices, so every device holds the same alphas.
 
-`run_differentiable_search` runs a whole search and writes `results.json`, `metrics.jsonl` and
-`arch_weights.png`; `compare_with_random` retrains the result and random architectures from
-scratch. `make_core` exposes a finished search to the strategy registry (ask returns the derived
-architecture first, then samples from the learned distribution).
+`run_differentiable_search(space, dataset, Recipe(...), key=...)` runs a whole search through the
+one training loop (`training.run_loop`) and returns the derived architecture with its history;
+the `differentiable` job (`supernet.jobs.differentiable`) writes it, draws the weights and retrains
+the result against random architectures. `strategies.distribution` exposes a finished search to
+the strategy registry (ask returns the derived architecture first, then samples from the learned
+distribution).
 """
 
 from __future__ import annotations
 
-import json
-import os
+import dataclasses
 import time
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import flax
 import jax
@@ -52,16 +53,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.sharding import Mesh
-from tqdm.auto import tqdm
 
-from strategies import base
-from supernet import records, retrain, sharding
+from strategies.distribution import EXCLUDED_LABELS, derive, excluded_options
+from supernet import records, sharding, training
 from supernet.training import cross_entropy, init_params, make_optimizer, step_batches
 
 METHODS = ("darts", "gdas")
 REMEDIES = ("none", "early_stop", "aux_skip")
-# Options never chosen by `derive` (the NAS-Bench-201 reference drops `none` when deriving).
-EXCLUDED_LABELS = ("none",)
 # Options that the DARTS- auxiliary branch strengthens: the identity in each space's vocabulary.
 SKIP_LABELS = ("skip_connect", "skip", "identity")
 
@@ -102,27 +100,6 @@ def make_weight_optimizer(learning_rate: float, momentum: float, weight_decay: f
     """The single-path recipe (SGD, Nesterov, cosine) with DARTS's gradient-norm clipping in front."""
     base = make_optimizer(learning_rate, momentum, weight_decay, steps)
     return optax.chain(optax.clip_by_global_norm(grad_clip), base) if grad_clip else base
-
-
-# -- deriving the architecture ----------------------------------------------------------------------
-
-def excluded_options(space, labels=EXCLUDED_LABELS) -> np.ndarray:
-    """bool[D, K]: options `derive` must not pick (a decision keeps them if it has nothing else)."""
-    mask = space.option_mask()
-    excluded = np.zeros_like(mask)
-    for d, options in enumerate(space.options):
-        for k, label in enumerate(options):
-            excluded[d, k] = label in labels
-        if excluded[d].sum() == len(options):  # e.g. a decision whose only option is `none`
-            excluded[d] = False
-    return excluded
-
-
-def derive(space, weights, labels=EXCLUDED_LABELS) -> np.ndarray:
-    """The discrete architecture int32[D]: per decision, the heaviest option not labelled `none`."""
-    allowed = space.option_mask() & ~excluded_options(space, labels)
-    scores = np.where(allowed, np.asarray(weights, np.float64), -np.inf)
-    return space.validate(scores.argmax(axis=-1))
 
 
 def parameter_free_share(space, arch) -> float | None:
@@ -302,22 +279,13 @@ def aux_skip_beta(step: int, steps: int) -> float:
 
 # -- the whole search ---------------------------------------------------------------------------------
 
-def run_differentiable_search(space, dataset, *, method: str = "darts", order: int = 1, steps: int = 200,
-                              batch_size: int = 64, val_batch_size: int | None = None,
-                              weight_lr: float = 0.025, weight_momentum: float = 0.9,
-                              weight_decay: float = 3e-4, grad_clip: float = 5.0,
-                              alpha_lr: float = 3e-4, alpha_weight_decay: float = 1e-3,
-                              xi: float | None = None, tau_max: float = 10.0, tau_min: float = 0.1,
-                              remedy: str = "none", max_param_free_share: float = 0.5,
-                              min_stop_fraction: float = 0.25, warmup_fraction: float = 0.0,
-                              log_every: int = 10,
-                              key: jax.Array, mesh: Mesh | None = None, workdir: str | None = None,
-                              progress: bool = True) -> dict:
-    """Searches `space` on `dataset` (weights on `train`, alphas on `val`) and derives the result.
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Everything a differentiable search is set up with (a config's `search` section maps onto it).
 
     method: "darts" (mixed supernet, `order` 1 or 2) or "gdas" (single path, Gumbel temperature
       linear from `tau_max` to `tau_min`).
-    xi: the virtual step size of second-order DARTS (default: `weight_lr`, as in DARTS).
+    xi: the virtual step size of second-order DARTS (None: `weight_lr`, as in DARTS).
     remedy: "none"; "early_stop" stops once the derived architecture's share of parameter-free
       operations exceeds `max_param_free_share` (checked every `log_every` steps after
       `min_stop_fraction` of the steps) and keeps the last architecture within the limit;
@@ -325,115 +293,149 @@ def run_differentiable_search(space, dataset, *, method: str = "darts", order: i
     warmup_fraction: the first steps train the weights only, alphas frozen (PC-DARTS warms up
       for 15 of 50 epochs), so untrained convolutions do not lose to parameter-free options
       before they learned anything.
-    Returns a JSON-friendly dict: `arch` (int list), `arch_string`, `weights` (final softmax,
-    [D][K]), `alphas`, `param_free_share`, timing (`search_seconds`, `step_seconds`), `history`.
-    With `workdir`, writes results.json, metrics.jsonl and arch_weights.png there.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown differentiable method {method!r}; valid: {', '.join(METHODS)}.")
-    if remedy not in REMEDIES:
-        raise ValueError(f"unknown remedy {remedy!r}; valid: {', '.join(REMEDIES)}.")
-    if remedy == "early_stop" and not hasattr(space, "parameter_free"):
-        raise ValueError(f"remedy 'early_stop' needs `parameter_free` on the {space.name} space.")
-    if remedy == "aux_skip" and not skip_options(space).any():
-        raise ValueError(f"remedy 'aux_skip' needs a skip option ({', '.join(SKIP_LABELS)}); "
-                         f"the {space.name} space has none.")
-    mesh = mesh or sharding.make_mesh()
-    val_batch_size = val_batch_size or batch_size
-    sharding.check_batch_size(batch_size, mesh)
-    sharding.check_batch_size(val_batch_size, mesh, "val batch size")
-    xi = weight_lr if xi is None else xi
+    method: str = "darts"
+    order: int = 1
+    steps: int = 200
+    batch_size: int = 64
+    val_batch_size: int | None = None
+    weight_lr: float = 0.025
+    weight_momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    alpha_lr: float = 3e-4
+    alpha_weight_decay: float = 1e-3
+    xi: float | None = None
+    tau_max: float = 10.0
+    tau_min: float = 0.1
+    remedy: str = "none"
+    max_param_free_share: float = 0.5
+    min_stop_fraction: float = 0.25
+    warmup_fraction: float = 0.0
+    log_every: int = 10
 
-    model = space.supernet(mixed=(method == "darts"))
-    weight_optimizer = make_weight_optimizer(weight_lr, weight_momentum, weight_decay, steps, grad_clip)
-    alpha_optimizer = make_alpha_optimizer(alpha_lr, alpha_weight_decay)
+    def check(self, space) -> None:
+        """Errors for settings that cannot work, before any compilation."""
+        if self.method not in METHODS:
+            raise ValueError(f"unknown differentiable method {self.method!r}; valid: {', '.join(METHODS)}.")
+        if self.remedy not in REMEDIES:
+            raise ValueError(f"unknown remedy {self.remedy!r}; valid: {', '.join(REMEDIES)}.")
+        if self.order not in (1, 2):
+            raise ValueError(f"DARTS order must be 1 (first order) or 2 (unrolled), got {self.order!r}.")
+        if self.steps < 1:
+            raise ValueError(f"differentiable search steps must be >= 1, got {self.steps}.")
+        if self.remedy == "early_stop" and parameter_free_share(space, space.largest()) is None:
+            raise ValueError(f"remedy 'early_stop' needs `parameter_free` on the {space.name} space.")
+        if self.remedy == "aux_skip" and not skip_options(space).any():
+            raise ValueError(f"remedy 'aux_skip' needs a skip option ({', '.join(SKIP_LABELS)}); "
+                             f"the {space.name} space has none.")
+
+
+def _make_step(space, model, recipe: Recipe, weight_optimizer, alpha_optimizer, mesh, dataset, step_key, data_key):
+    """`step(state, t) -> (state, metrics)` for the training loop: draws step t's train and val
+    batches and randomness, and the schedules' values at t."""
+    seed = int(jax.random.randint(data_key, (), 0, 2**31 - 2))
+    train_batches = step_batches(dataset.train, recipe.batch_size, seed, 0)
+    val_batches = step_batches(dataset.val, recipe.val_batch_size or recipe.batch_size, seed + 1, 0)
+    if recipe.method == "darts":
+        xi = recipe.weight_lr if recipe.xi is None else recipe.xi
+        darts = make_darts_step(space, model, weight_optimizer, alpha_optimizer, order=recipe.order, xi=xi)
+    else:
+        gdas = make_gdas_step(space, model, weight_optimizer, alpha_optimizer)
+
+    def step(state, t):
+        tx, ty = sharding.shard_batch(mesh, *next(train_batches))
+        vx, vy = sharding.shard_batch(mesh, *next(val_batches))
+        alpha_on = jnp.float32(t >= recipe.warmup_fraction * recipe.steps)
+        if recipe.method == "darts":
+            beta = aux_skip_beta(t, recipe.steps) if recipe.remedy == "aux_skip" else 0.0
+            state, metrics = darts(state, tx, ty, vx, vy, jnp.float32(beta), alpha_on)
+            return state, {**metrics, "beta": beta}
+        tau = gdas_temperature(t, recipe.steps, recipe.tau_max, recipe.tau_min)
+        state, metrics = gdas(state, tx, ty, vx, vy, jax.random.fold_in(step_key, t), jnp.float32(tau), alpha_on)
+        return state, {**metrics, "tau": tau}
+
+    return step
+
+
+def run_differentiable_search(space, dataset, recipe: Recipe, *, key: jax.Array, mesh: Mesh | None = None,
+                              log: records.MetricsLog | None = None, progress: bool = True) -> dict:
+    """Searches `space` on `dataset` (weights on `train`, alphas on `val`) and derives the result.
+
+    Returns a JSON-friendly dict: `arch` (int list), `arch_string`, `weights` (final softmax,
+    [D][K]), `alphas`, `param_free_share`, timing (`search_seconds`, `step_seconds`), `history`
+    (per logged step: the softmax weights, derived architecture and parameter-free share).
+    """
+    recipe.check(space)
+    mesh = mesh or sharding.make_mesh()
+    sharding.check_batch_size(recipe.batch_size, mesh)
+    sharding.check_batch_size(recipe.val_batch_size or recipe.batch_size, mesh, "val batch size")
+    model = space.supernet(mixed=(recipe.method == "darts"))
+    weight_optimizer = make_weight_optimizer(recipe.weight_lr, recipe.weight_momentum, recipe.weight_decay,
+                                             recipe.steps, recipe.grad_clip)
+    alpha_optimizer = make_alpha_optimizer(recipe.alpha_lr, recipe.alpha_weight_decay)
     init_key, step_key, data_key = jax.random.split(key, 3)
     state = create_search_state(space, model, weight_optimizer, alpha_optimizer, init_key, dataset.input_shape)
     state = sharding.replicate(mesh, state)
-    if method == "darts":
-        step_fn = make_darts_step(space, model, weight_optimizer, alpha_optimizer, order=order, xi=xi)
-    else:
-        step_fn = make_gdas_step(space, model, weight_optimizer, alpha_optimizer)
+    step = _make_step(space, model, recipe, weight_optimizer, alpha_optimizer, mesh, dataset, step_key, data_key)
 
-    seed = int(jax.random.randint(data_key, (), 0, 2**31 - 2))
-    train_batches = step_batches(dataset.train, batch_size, seed, 0)
-    val_batches = step_batches(dataset.val, val_batch_size, seed + 1, 0)
-    log = records.MetricsLog(workdir) if workdir else None
     history = {"step": [], "weights": [], "arch": [], "param_free_share": []}
-    kept = None  # (step, arch, weights) of the last check within the early-stop limit
-    stopped_at = None
-    seen = []
-    tic = time.perf_counter()
-    first_step_seconds = None
-    bar = tqdm(range(steps), desc=method, disable=not progress)
-    for t in bar:
-        tx, ty = sharding.shard_batch(mesh, *next(train_batches))
-        vx, vy = sharding.shard_batch(mesh, *next(val_batches))
-        alpha_on = jnp.float32(t >= warmup_fraction * steps)
-        if method == "darts":
-            beta = aux_skip_beta(t, steps) if remedy == "aux_skip" else 0.0
-            state, metrics = step_fn(state, tx, ty, vx, vy, jnp.float32(beta), alpha_on)
-            extra = {"beta": beta}
-        else:
-            tau = gdas_temperature(t, steps, tau_max, tau_min)
-            state, metrics = step_fn(state, tx, ty, vx, vy, jax.random.fold_in(step_key, t), jnp.float32(tau),
-                                     alpha_on)
-            extra = {"tau": tau}
-        seen.append(metrics)
-        if t == 0:
-            jax.block_until_ready(state)
-            first_step_seconds = time.perf_counter() - tic  # mostly compilation
-        if (t + 1) % log_every and t + 1 != steps:
-            continue
+    kept = {}  # step, arch, weights of the last check within the early-stop limit
+
+    def on_log(t, state, summary):
         weights = np.asarray(arch_weights(space, state.alphas))
         arch = derive(space, weights)
         share = parameter_free_share(space, arch)
-        summary = {k: float(np.mean([m[k] for m in seen])) for k in seen[0]}
-        seen = []
-        for name, value in (("step", t + 1), ("weights", weights), ("arch", arch), ("param_free_share", share)):
+        for name, value in (("step", t), ("weights", weights), ("arch", arch), ("param_free_share", share)):
             history[name].append(value)
-        bar.set_postfix(val_acc=f"{summary['val_accuracy']:.3f}", free=share)
         if log:
-            log.write(phase=f"search_{method}", step=t + 1, seconds=time.perf_counter() - tic, **summary,
-                      **extra, param_free_share=share, arch=arch, arch_string=space.to_string(arch),
-                      weights=weights)
-        if remedy == "early_stop":
-            within = share <= max_param_free_share
-            if within:
-                kept = (t + 1, arch, weights)
-            elif t + 1 >= max(min_stop_fraction, warmup_fraction) * steps:
-                stopped_at = t + 1
-                break
+            log.write(phase=f"search_{recipe.method}_arch", step=t, param_free_share=share, arch=arch,
+                      arch_string=space.to_string(arch), weights=weights)
+        if recipe.remedy != "early_stop":
+            return False
+        if share <= recipe.max_param_free_share:
+            kept.update(step=t, arch=arch, weights=weights)
+            return False
+        return t >= max(recipe.min_stop_fraction, recipe.warmup_fraction) * recipe.steps
+
+    tic = time.perf_counter()
+    first = {}
+
+    def time_first_step(t, state):
+        if t == 1:
+            jax.block_until_ready(state)
+            first["seconds"] = time.perf_counter() - tic  # mostly compilation
+
+    state, steps_run = training.run_loop(step, state, steps=recipe.steps, desc=recipe.method, log=log,
+                                         log_fields={"phase": f"search_{recipe.method}"},
+                                         log_every=recipe.log_every, progress=progress, on_log=on_log,
+                                         after_step=time_first_step)
     jax.block_until_ready(state)
     seconds = time.perf_counter() - tic
-    steps_run = stopped_at or steps
-
+    stopped_at = steps_run if steps_run < recipe.steps else None
     weights = np.asarray(arch_weights(space, state.alphas))
     arch = derive(space, weights)
-    if stopped_at and kept is not None:
-        _, arch, weights = kept
-    result = {
-        "method": method, "order": order if method == "darts" else None, "remedy": remedy,
-        "warmup_steps": int(np.ceil(warmup_fraction * steps)),
+    if stopped_at and kept:
+        arch, weights = kept["arch"], kept["weights"]
+    first_step_seconds = first.get("seconds", seconds)
+    return {
+        "method": recipe.method, "order": recipe.order if recipe.method == "darts" else None,
+        "remedy": recipe.remedy, "warmup_steps": int(np.ceil(recipe.warmup_fraction * recipe.steps)),
         "space": space.describe(), "dataset": getattr(dataset, "name", None),
         "arch": arch.tolist(), "arch_string": space.to_string(arch),
         "weights": weights.tolist(), "alphas": np.asarray(state.alphas).tolist(),
         "param_free_share": parameter_free_share(space, arch),
         "params": _maybe(space.params, arch), "flops": _maybe(space.flops, arch),
-        "steps": steps, "steps_run": steps_run, "stopped_early_at": stopped_at,
-        "kept_step": kept[0] if (stopped_at and kept) else None,
+        "steps": recipe.steps, "steps_run": steps_run, "stopped_early_at": stopped_at,
+        "kept_step": kept.get("step") if stopped_at else None,
         "search_seconds": seconds, "first_step_seconds": first_step_seconds,
         # Steady-state time per step (weights + alphas), compilation excluded.
         "step_seconds": (seconds - first_step_seconds) / max(steps_run - 1, 1),
         "devices": int(mesh.devices.size),
         "history": {"step": history["step"], "param_free_share": history["param_free_share"],
-                    "arch": [a.tolist() for a in history["arch"]]},
+                    "arch": [a.tolist() for a in history["arch"]],
+                    "weights": [w.tolist() for w in history["weights"]]},
     }
-    if workdir:
-        records.write_json(workdir, "results.json", result)
-        plot_weights(space, history, os.path.join(workdir, "arch_weights.png"),
-                     title=f"{method.upper()} on {result['dataset']} ({space.name})")
-    return result
 
 
 def _maybe(fn, arch):
@@ -441,174 +443,3 @@ def _maybe(fn, arch):
         return int(fn(arch))
     except NotImplementedError:
         return None
-
-
-# -- the picture ----------------------------------------------------------------------------------------
-
-def plot_weights(space, history: dict, file: str, title: str = "") -> str:
-    """One panel per decision with each option's softmax weight over the steps, plus the
-    parameter-free share of the derived architecture when the space reports it."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = np.asarray(history["step"])
-    weights = np.asarray(history["weights"])  # [T, D, K]
-    shares = history["param_free_share"]
-    panels = space.num_decisions + (shares and shares[0] is not None)
-    cols = min(panels, 4)
-    rows = -(-panels // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
-    for d in range(space.num_decisions):
-        ax = axes.flat[d]
-        for k, label in enumerate(space.options[d]):
-            ax.plot(steps, weights[:, d, k], label=label)
-        ax.set_title(space.decision_names[d], fontsize=8)
-        ax.set_ylim(0, None)
-        ax.tick_params(labelsize=7)
-    axes.flat[0].legend(fontsize=6)
-    if panels > space.num_decisions:
-        ax = axes.flat[space.num_decisions]
-        ax.plot(steps, shares, color="black")
-        ax.set_title("parameter-free share of derived arch", fontsize=8)
-        ax.set_ylim(-0.05, 1.05)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[panels:]:
-        ax.axis("off")
-    fig.suptitle(title, fontsize=9)
-    fig.supxlabel("step", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(file, dpi=110)
-    plt.close(fig)
-    return file
-
-
-# -- retraining the result against random architectures ------------------------------------------------
-
-def retrain_archs(space, dataset, archs, *, retrain_steps: int, batch_size: int, learning_rate: float,
-                  weight_decay: float, key: jax.Array, mesh: Mesh | None = None,
-                  log: records.MetricsLog | None = None, progress: bool = False,
-                  names: list[str] | None = None) -> list[dict]:
-    """Trains each architecture from scratch with the same recipe, data order and init key, and
-    scores it on `val` and `test`. Returns one dict per architecture."""
-    mesh = mesh or sharding.make_mesh()
-    out = []
-    for i, arch in enumerate(space.validate(archs).reshape(-1, space.num_decisions)):
-        name = names[i] if names else f"arch{i}"
-        tic = time.perf_counter()
-        module = space.standalone(arch)
-        optimizer = make_optimizer(learning_rate, 0.9, weight_decay, retrain_steps)
-        variables = retrain.train_standalone(module, dataset.train, steps=retrain_steps, batch_size=batch_size,
-                                             optimizer=optimizer, key=key, mesh=mesh, progress=progress,
-                                             desc=f"retrain_{name}", log=log)
-        row = {"name": name, "arch": arch.tolist(), "arch_string": space.to_string(arch),
-               "val_accuracy": retrain.accuracy(module, variables, dataset.val),
-               "test_accuracy": retrain.accuracy(module, variables, dataset.test),
-               "param_free_share": parameter_free_share(space, arch),
-               "params": _maybe(space.params, arch), "seconds": time.perf_counter() - tic}
-        if log:
-            log.write(phase="retrain_result", **row)
-        out.append(row)
-    return out
-
-
-def compare_with_random(space, dataset, derived_arch, *, num_random: int = 10, retrain_steps: int = 500,
-                        batch_size: int = 64, learning_rate: float = 0.05, weight_decay: float = 5e-4,
-                        key: jax.Array, mesh: Mesh | None = None, workdir: str | None = None,
-                        progress: bool = False) -> dict:
-    """Retrains `derived_arch` and `num_random` uniform architectures of `space` from scratch, the
-    same way, and reports their test accuracies: the derived one's against the random mean, spread
-    and rank. With `workdir`, logs to metrics.jsonl and adds a `comparison` entry to results.json."""
-    if num_random < 1:
-        raise ValueError(f"compare_with_random needs at least one random architecture, got {num_random}.")
-    sample_key, train_key = jax.random.split(key)
-    randoms = np.asarray(space.sample(sample_key, num_random))
-    archs = np.concatenate([space.validate(derived_arch)[None], randoms])
-    names = ["derived"] + [f"random{i}" for i in range(num_random)]
-    tic = time.perf_counter()
-    log = records.MetricsLog(workdir) if workdir else None
-    rows = retrain_archs(space, dataset, archs, retrain_steps=retrain_steps, batch_size=batch_size,
-                         learning_rate=learning_rate, weight_decay=weight_decay, key=train_key, mesh=mesh,
-                         log=log, progress=progress, names=names)
-    derived, random_rows = rows[0], rows[1:]
-    test = np.asarray([r["test_accuracy"] for r in random_rows])
-    comparison = {
-        "derived": derived, "random": random_rows,
-        "random_test_mean": float(test.mean()), "random_test_std": float(test.std(ddof=1)) if len(test) > 1 else 0.0,
-        "random_test_min": float(test.min()), "random_test_median": float(np.median(test)),
-        "random_test_max": float(test.max()),
-        # Share of random architectures the derived one beats (ties count half).
-        "derived_percentile": float(np.mean((test < derived["test_accuracy"]) + 0.5 * (test == derived["test_accuracy"]))),
-        "retrain": {"steps": retrain_steps, "batch_size": batch_size, "learning_rate": learning_rate,
-                    "weight_decay": weight_decay},
-        "seconds": time.perf_counter() - tic,
-    }
-    if workdir:
-        _merge_results(workdir, {"comparison": comparison})
-    return comparison
-
-
-def _merge_results(workdir: str, update: dict) -> None:
-    file = os.path.join(workdir, "results.json")
-    content = {}
-    if os.path.exists(file):
-        with open(file) as f:
-            content = json.load(f)
-    content.update(update)
-    records.write_json(workdir, "results.json", content)
-
-
-def search_and_compare(space, dataset, *, search: dict, compare: dict | None, key: jax.Array,
-                       mesh: Mesh | None = None, workdir: str | None = None, progress: bool = True) -> dict:
-    """`run_differentiable_search(**search)`, then (unless `compare` is None)
-    `compare_with_random(**compare)` on its derived architecture; returns the search's result
-    with the comparison under `comparison`. Both keyword dicts hold plain values (a launcher
-    passes its config sections as they are)."""
-    search_key, compare_key = jax.random.split(key)
-    result = run_differentiable_search(space, dataset, **search, key=search_key, mesh=mesh, workdir=workdir,
-                                       progress=progress)
-    if compare is not None:
-        result["comparison"] = compare_with_random(space, dataset, np.asarray(result["arch"]), **compare,
-                                                   key=compare_key, mesh=mesh, workdir=workdir, progress=progress)
-    return result
-
-
-# -- as a strategy ------------------------------------------------------------------------------------
-# A finished search hands its result to the rest of the system like any sampler: registered as
-# `"differentiable": "strategies.differentiable"`, `strategies.get("differentiable", space,
-# weights=result["weights"])` asks the derived architecture first, then the most likely draws
-# of the learned distribution (never a `none` option, like `derive`).
-
-DEFAULT_CAPACITY = 1000
-
-
-class DistributionState(NamedTuple):
-    history: base.History
-
-
-def make_core(space, capacity: int, weights=None) -> base.Core:
-    """`weights`: the search's final softmax weights float[D, K] (None: uniform)."""
-    allowed = space.option_mask() & ~excluded_options(space)
-    w = np.where(allowed, 1.0, 0.0) if weights is None else np.where(allowed, np.asarray(weights, np.float64), 0.0)
-    w = w / w.sum(axis=-1, keepdims=True)
-    logits = jnp.asarray(np.where(w > 0, np.log(np.maximum(w, 1e-30)), -np.inf), jnp.float32)
-    derived = jnp.asarray(derive(space, w))[None]
-    rows = jnp.arange(space.num_decisions)
-
-    def init(key):
-        del key
-        return DistributionState(base.empty_history(space.num_decisions, capacity))
-
-    def propose(key, state, n):
-        del state
-        samples = jax.random.categorical(key, logits, shape=(4 * n, space.num_decisions)).astype(jnp.int32)
-        pool = jnp.concatenate([derived, samples])
-        # Log-probability under the learned distribution; the derived architecture always first.
-        priority = logits[rows, pool].sum(-1).at[0].set(jnp.inf)
-        return pool, priority
-
-    def learn(state, archs, fitness):
-        del archs, fitness
-        return state
-
-    return base.Core(init, propose, learn)

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import time
 
@@ -20,10 +21,10 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from supernet import evaluation, profiling, retrain, sharding, spaces, training
+from supernet import evaluation, profiling, records, retrain, sharding, spaces, training
 
 
-def run(*, channels: int, cells_per_stage: int, stages: int = 3, input_shape: tuple, batch_size: int, num_archs: int,
+def measure(*, channels: int, cells_per_stage: int, stages: int = 3, input_shape: tuple, batch_size: int, num_archs: int,
         repeats: int, compile_steps: int, population: int, compare_folded: bool = True, seed: int = 0,
         progress: bool = True) -> dict:
     space = spaces.get("nas_bench_201", num_classes=10, input_shape=input_shape, channels=channels,
@@ -123,3 +124,14 @@ def _folded_step_ms(space, optimizer, mesh, xs, ys, archs, repeats: int, seed: i
 
     jax.block_until_ready(run(archs[0]))  # compile
     return 1e3 * float(np.median([profiling.median_seconds(run, a, repeats=repeats) for a in archs]))
+
+
+def run(config, workdir: str) -> dict:
+    b = config.benchmark
+    results = measure(channels=b.channels, cells_per_stage=b.cells_per_stage, stages=b.stages,
+                      input_shape=tuple(b.input_shape), batch_size=b.batch_size, num_archs=b.num_archs,
+                      repeats=b.repeats, compile_steps=b.compile_steps, population=b.population,
+                      compare_folded=b.compare_folded, seed=config.seed, progress=config.progress)
+    records.write_json(workdir, "benchmark.json", results)
+    print(json.dumps({k: v for k, v in results.items() if not isinstance(v, (list, dict))}, indent=2))
+    return results

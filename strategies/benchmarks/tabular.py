@@ -16,7 +16,7 @@ import numpy as np
 
 from strategies.constraints import radix_strides
 
-BENCHMARKS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmarks")
+BENCHMARKS_DIR = os.path.dirname(os.path.abspath(__file__))
 NB201_ACCURACY_CSV = os.path.join(BENCHMARKS_DIR, "nas_bench_201_12epoch.csv")
 NB201_LATENCY_CSV = os.path.join(BENCHMARKS_DIR, "nas_bench_201_latency_ms.csv")
 
@@ -114,13 +114,12 @@ class TabularObjective:
         return self.archs[int(np.argmax(values))]
 
 
-def nas_bench_201(space=None, fitness_column="cifar10-val") -> TabularObjective:
-    """The project copy of NAS-Bench-201's 12-epoch accuracies (see benchmarks/README.md)."""
-    from supernet import spaces
-    return TabularObjective(NB201_ACCURACY_CSV, space or spaces.get("nas_bench_201"), fitness_column)
+def nas_bench_201(space, fitness_column="cifar10-val") -> TabularObjective:
+    """The project copy of NAS-Bench-201's 12-epoch accuracies (see README.md here); `space` is
+    the NAS-Bench-201 space (`supernet.spaces.get("nas_bench_201")`), passed in."""
+    return TabularObjective(NB201_ACCURACY_CSV, space, fitness_column)
 
 
-def nas_bench_201_latency(space=None) -> TabularObjective:
+def nas_bench_201_latency(space) -> TabularObjective:
     """The project copy of HW-NAS-Bench's latencies (ms) for NAS-Bench-201 cells; use `metric`."""
-    from supernet import spaces
-    return TabularObjective(NB201_LATENCY_CSV, space or spaces.get("nas_bench_201"))
+    return TabularObjective(NB201_LATENCY_CSV, space)

@@ -28,11 +28,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from supernet import sparse_cell
+from supernet.spaces import sparse_cell
 from supernet.layers import CalibratedBatchNorm, StoredStats, avg_pool3, conv
 from supernet.networks import (NB201_EDGES, NB201_OPS, ConvBN, Head, NasBench201Network,
                                ResidualReduction)
-from supernet.space import Space
+from supernet.spaces.base import Space
 
 NONE, SKIP, CONV1, CONV3, POOL = range(5)
 

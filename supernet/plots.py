@@ -1,0 +1,169 @@
+"""Every picture the project draws, in one place (matplotlib, imported lazily, Agg backend).
+
+Library and job modules call these; no other module imports matplotlib.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def arch_weights(space, history: dict, file: str, title: str = "") -> str:
+    """One panel per decision with each option's softmax weight over the steps, plus the
+    parameter-free share of the derived architecture when the space reports it."""
+    plt = _pyplot()
+
+    steps = np.asarray(history["step"])
+    weights = np.asarray(history["weights"])  # [T, D, K]
+    shares = history["param_free_share"]
+    panels = space.num_decisions + (shares and shares[0] is not None)
+    cols = min(panels, 4)
+    rows = -(-panels // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    for d in range(space.num_decisions):
+        ax = axes.flat[d]
+        for k, label in enumerate(space.options[d]):
+            ax.plot(steps, weights[:, d, k], label=label)
+        ax.set_title(space.decision_names[d], fontsize=8)
+        ax.set_ylim(0, None)
+        ax.tick_params(labelsize=7)
+    axes.flat[0].legend(fontsize=6)
+    if panels > space.num_decisions:
+        ax = axes.flat[space.num_decisions]
+        ax.plot(steps, shares, color="black")
+        ax.set_title("parameter-free share of derived arch", fontsize=8)
+        ax.set_ylim(-0.05, 1.05)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[panels:]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    fig.supxlabel("step", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(file, dpi=110)
+    plt.close(fig)
+    return file
+
+
+
+
+def best_so_far_curves(curves, reference, report_column, path):
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, curve in curves.items():
+        queries = np.arange(1, curve.shape[1] + 1)
+        mean, std = curve.mean(0), curve.std(0)
+        ax.plot(queries, mean, label=name)
+        ax.fill_between(queries, mean - std, mean + std, alpha=0.15)
+    ax.axhline(reference["report"], color="k", ls="--", lw=1, label="best by fitness in table")
+    ax.set_xlabel("queries")
+    ax.set_ylabel(f"{report_column} of best-so-far (mean ± std over seeds)")
+    lo = min(np.percentile(c.mean(0), 5) for c in curves.values())
+    ax.set_ylim(lo - 0.5, reference["best_report_in_table"] + 0.3)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def pareto_fronts(fronts, limit, path):
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, front in fronts.items():
+        cost = [p["cost"] for p in front["points"]]
+        fit = [p["fitness"] for p in front["points"]]
+        ax.step(cost, fit, where="post", marker="o", ms=3, label=name)
+    ax.axvline(limit.limit, color="k", ls="--", lw=1, label="limit")
+    ax.set_xlabel(limit.name)
+    ax.set_ylabel("fitness")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# -- a picture of one architecture ------------------------------------------------------------------
+
+def architecture(space, arch, file: str, title: str | None = None) -> str:
+    """Draws `arch` of `space` to `file` (PNG): the NAS-Bench-201 cell as a graph with the
+    operations on its edges, a MobileNet as its stages of blocks, any other space (e.g. a chain)
+    as its sequence of decisions. Returns `file`."""
+    arch = space.validate(arch)
+    plt = _pyplot()
+    draw = _DRAWERS.get(space.name, _draw_chain)
+    fig = draw(plt, space, arch)
+    fig.suptitle(title or space.to_string(arch), fontsize=7, wrap=True)
+    fig.savefig(file, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return file
+
+
+def _draw_cell(plt, space, arch):
+    from supernet.networks import NB201_EDGES, NB201_OPS
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    nodes = {0: (0.0, 0.0), 1: (1.0, 0.8), 2: (2.0, -0.8), 3: (3.0, 0.0)}
+    colours = {"none": "#cccccc", "skip_connect": "#4c72b0", "nor_conv_1x1": "#dd8452",
+               "nor_conv_3x3": "#c44e52", "avg_pool_3x3": "#55a868"}
+    for (i, j), op in zip(NB201_EDGES, (NB201_OPS[a] for a in arch)):
+        (x0, y0), (x1, y1) = nodes[i], nodes[j]
+        bend = 0.25 if (i, j) == (0, 3) else 0.0
+        style = "dotted" if op == "none" else "solid"
+        ax.annotate("", (x1, y1), (x0, y0), arrowprops=dict(arrowstyle="-|>", color=colours[op], lw=2,
+                                                            ls=style, connectionstyle=f"arc3,rad={bend}"))
+        ax.text((x0 + x1) / 2, (y0 + y1) / 2 + (0.45 if bend else 0.1), op, fontsize=8, ha="center",
+                color=colours[op])
+    for n, (x, y) in nodes.items():
+        ax.add_patch(plt.Circle((x, y), 0.13, color="white", ec="black", zorder=3))
+        ax.text(x, y, "in" if n == 0 else "out" if n == 3 else str(n), ha="center", va="center", fontsize=8,
+                zorder=4)
+    ax.set_xlim(-0.4, 3.4)
+    ax.set_ylim(-1.3, 1.4)
+    ax.axis("off")
+    return fig
+
+
+def _boxes(plt, rows, width=7.0):
+    """Rows of labelled boxes, left to right with arrows: [(row label, [box labels])]."""
+    height = 0.9 * len(rows) + 0.4
+    fig, ax = plt.subplots(figsize=(width, height))
+    for r, (label, boxes) in enumerate(rows):
+        y = -r
+        ax.text(-0.2, y, label, ha="right", va="center", fontsize=8)
+        for b, text in enumerate(boxes):
+            ax.add_patch(plt.Rectangle((b * 1.3, y - 0.3), 1.1, 0.6, fc="#eef3fb", ec="#4c72b0"))
+            ax.text(b * 1.3 + 0.55, y, text, ha="center", va="center", fontsize=7)
+            if b:
+                ax.annotate("", (b * 1.3, y), (b * 1.3 - 0.2, y), arrowprops=dict(arrowstyle="-|>", lw=1))
+    longest = max(len(b) for _, b in rows)
+    ax.set_xlim(-2.0, max(longest, 1) * 1.3)
+    ax.set_ylim(-len(rows) + 0.4, 0.6)
+    ax.axis("off")
+    return fig
+
+
+def _draw_mobilenet(plt, space, arch):
+    choices = dict(zip(space.decision_names, (o[a] for o, a in zip(space.options, arch))))
+    rows = []
+    for s in range(1, len(space.stages) + 1):
+        depth = int(choices[f"stage{s}_depth"])
+        blocks = [f"k{choices[f'stage{s}_block{b}_kernel']} e{choices[f'stage{s}_block{b}_expand']}"
+                  for b in range(1, depth + 1)]
+        rows.append((f"stage {s} (depth {depth})", blocks))
+    if "width" in choices:
+        rows.append((f"width x{choices['width']}", []))
+    return _boxes(plt, rows)
+
+
+def _draw_chain(plt, space, arch):
+    return _boxes(plt, [("", [f"{n}\n{o[a]}" for n, o, a in zip(space.decision_names, space.options, arch)])])
+
+
+_DRAWERS = {"nas_bench_201": _draw_cell, "mobilenet": _draw_mobilenet}

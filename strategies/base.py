@@ -195,7 +195,8 @@ def select(candidates, priority, from_pool, feasible, history: History, n: int, 
 # -- building a strategy from a core -------------------------------------------------------------
 
 def check_tell_inputs(space, archs, fitness, capacity: int):
-    """Shapes always; values when they are concrete (not traced by an outer jit/vmap)."""
+    """Shapes always; values when they are concrete (not traced by an outer jit/vmap: then
+    `tell` records an out-of-range architecture as a failed evaluation instead)."""
     a_shape, f_shape = np.shape(archs), np.shape(fitness)
     if len(a_shape) != 2 or a_shape[1] != space.num_decisions:
         raise ValueError(f"tell: architectures must be int[n, {space.num_decisions}] for {space.name}, "
@@ -270,9 +271,16 @@ def build(space, core: Core, feasibility: Feasibility, *, capacity: int, avoid_r
             raise ValueError(f"{name}: ask for at least one architecture, got n={n}.")
         return ask_jittable(key, state, n) if feasibility.jittable else ask_on_host(key, state, n)
 
+    upper = jnp.asarray(num_choices, jnp.int32)
+
     @jax.jit
     def tell_jit(state, archs, fitness):
-        fitness = jnp.where(jnp.isnan(fitness), -jnp.inf, fitness)
+        # Concrete inputs were validated already; traced ones (tell under an outer jit) cannot raise,
+        # so an architecture outside the space counts as a failed evaluation, its choices clipped
+        # into range: `best` / `top_k` never return it.
+        in_range = jnp.all((archs >= 0) & (archs < upper), axis=-1)
+        archs = jnp.clip(archs, 0, upper - 1)
+        fitness = jnp.where(jnp.isnan(fitness) | ~in_range, -jnp.inf, fitness)
         state = state._replace(history=append(state.history, archs, fitness))
         return core.learn(state, archs, fitness)
 

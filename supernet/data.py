@@ -34,7 +34,8 @@ import numpy as np
 
 from strategies.registry import Registry
 
-__all__ = ["Split", "Dataset", "get", "names", "register", "iterate", "epoch_batches"]
+__all__ = ["Split", "Dataset", "get", "names", "register", "options", "from_arrays", "from_splits", "check_split",
+           "iterate", "epoch_batches"]
 
 
 # --------------------------------------------------------------------------- containers
@@ -346,6 +347,63 @@ def _cifar10(
     x = x.astype(np.float32) / 255.0
     x_test = x_test.astype(np.float32) / 255.0
     return _carve_val("cifar10", 10, x, y, x_test, y_test, val_fraction, seed)
+
+
+# --------------------------------------------------------------------------- arrays a user brings
+
+
+def _as_labels(y, what: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or np.all(y == np.round(y))):
+        raise ValueError(f"{what}: labels must be integer class indices of shape [n], got {y.dtype} {y.shape}.")
+    return y.astype(np.int32)
+
+
+def from_arrays(x, y, *, seed: int = 0, val_fraction: float = 0.2, test_fraction: float = 0.2,
+                num_classes: int | None = None, name: str = "arrays") -> Dataset:
+    """A Dataset from numpy inputs `x` [n, *input_shape] (channels last; a flat [n, d] is a 1-D
+    signal with d channels) and integer labels `y` [n]. Test and validation splits are carved
+    off at random, reproducibly from `seed` (test first, then validation from the rest)."""
+    x = np.asarray(x, np.float32)
+    y = _as_labels(y, name)
+    if x.ndim < 2 or len(x) != len(y):
+        raise ValueError(f"{name}: x must be [n, ...] with one row per label; got x {x.shape} and {len(y)} labels.")
+    test_fraction = _check_fraction(test_fraction, "test_fraction", allow_zero=False)
+    rng = np.random.default_rng(_check_seed(seed, "seed"))
+    rest, test = _carve(len(y), test_fraction, rng, "test_fraction", "training")
+    classes = int(num_classes or y.max() + 1)
+    return _carve_val(name, classes, x[rest], y[rest], x[test], y[test], val_fraction, seed)
+
+
+def from_splits(train, val, test, *, num_classes: int | None = None, name: str = "arrays") -> Dataset:
+    """A Dataset from `(x, y)` pairs for train, val and test, standardised like the others."""
+    (xt, yt), (xv, yv), (xs, ys) = ((np.asarray(x, np.float32), _as_labels(y, f"{name} {split}"))
+                                    for (x, y), split in zip((train, val, test), SPLITS))
+    for x, y, split in ((xt, yt, "train"), (xv, yv, "val"), (xs, ys, "test")):
+        if len(x) != len(y) or x.shape[1:] != xt.shape[1:]:
+            raise ValueError(f"{name}: the {split} split has x {x.shape} and {len(y)} labels; every split needs "
+                             f"one label per row and inputs of shape {xt.shape[1:]}.")
+    classes = int(num_classes or max(yt.max(), yv.max(), ys.max()) + 1)
+    return _finish(name, classes, xt, yt, xv, yv, xs, ys)
+
+
+def check_split(split: Split, *, batch_size: int | None = None, input_shape=None, num_classes: int | None = None,
+                what: str = "train split") -> None:
+    """Errors, before any compilation, for data that would train silently wrong or crash later:
+    a batch larger than the split, inputs of another shape than the network was built for, labels
+    outside 0..num_classes-1."""
+    if batch_size is not None and batch_size > len(split):
+        raise ValueError(f"batch size {batch_size} is larger than the {what} ({len(split)} examples); "
+                         f"use a batch size <= {len(split)}.")
+    if input_shape is not None and tuple(split.x.shape[1:]) != tuple(input_shape):
+        raise ValueError(f"the {what}'s inputs have shape {tuple(split.x.shape[1:])} per example, but the space "
+                         f"was built for {tuple(input_shape)} (channels last); reshape the inputs to "
+                         f"[n, {', '.join(map(str, input_shape))}] or build the space with "
+                         f"input_shape={tuple(split.x.shape[1:])}.")
+    if num_classes is not None and len(split) and (split.y.min() < 0 or split.y.max() >= num_classes):
+        raise ValueError(f"the {what}'s labels lie in {split.y.min()}..{split.y.max()}, but the network has "
+                         f"{num_classes} classes (labels 0..{num_classes - 1}); build the space with "
+                         f"num_classes={int(split.y.max()) + 1} or fix the labels.")
 
 
 # --------------------------------------------------------------------------- batching

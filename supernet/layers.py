@@ -7,6 +7,7 @@ inputs are channels-last, `[batch, *spatial, channels]`, and kernels are `[*wind
 from __future__ import annotations
 
 import itertools
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -143,22 +144,29 @@ def normalize(x: jax.Array, mean: jax.Array, var: jax.Array, epsilon: float = 1e
     return (x - mean) * jax.lax.rsqrt(var + epsilon)
 
 
+# The variable collection of the supernet's per-architecture BN statistics. Not `batch_stats`, so
+# that a user's model holding a supernet keeps its own `nn.BatchNorm` running averages apart: a
+# calibration makes only this collection mutable (`evaluation.calibrate_variables`).
+STATS_COLLECTION = "supernet_stats"
+
+
 class StoredStats(nn.Module):
-    """Per-architecture BN statistics under `batch_stats/{mean,var}`: `put` writes them when
-    `batch_stats` is mutable, `get` reads them back for evaluation. `CalibratedBatchNorm` builds
-    on it; the sparse cell uses it directly for statistics computed inside `lax.switch` branches,
-    where Flax variables cannot be written."""
+    """Per-architecture BN statistics under `supernet_stats/{mean,var}` (`STATS_COLLECTION`):
+    `put` writes them when that collection is mutable, `get` reads them back for evaluation.
+    `CalibratedBatchNorm` builds on it; the sparse cell uses it directly for statistics computed
+    inside `lax.switch` branches, where Flax variables cannot be written."""
 
     def put(self, mean: jax.Array, var: jax.Array) -> None:
-        if self.is_mutable_collection("batch_stats"):
-            self.put_variable("batch_stats", "mean", mean)
-            self.put_variable("batch_stats", "var", var)
+        if self.is_mutable_collection(STATS_COLLECTION):
+            self.put_variable(STATS_COLLECTION, "mean", mean)
+            self.put_variable(STATS_COLLECTION, "var", var)
 
     def get(self) -> tuple[jax.Array, jax.Array]:
-        mean, var = self.get_variable("batch_stats", "mean"), self.get_variable("batch_stats", "var")
+        mean, var = self.get_variable(STATS_COLLECTION, "mean"), self.get_variable(STATS_COLLECTION, "var")
         if mean is None:
-            raise ValueError("no batch statistics for this architecture: calibrate it first "
-                             "(supernet.calibrate) or evaluate with train=True.")
+            raise ValueError(f"no supernet statistics ('{STATS_COLLECTION}') for this architecture: calibrate "
+                             "it first with supernet.evaluation.calibrate_variables(model, variables, arch, x), "
+                             "or run with train=True.")
         return mean, var
 
 
@@ -167,8 +175,10 @@ class CalibratedBatchNorm(StoredStats):
 
     Training normalises with the batch's own statistics and keeps no running average: in a
     supernet the statistics differ per architecture, so they are recalibrated per architecture
-    before evaluation. With `use_running_average=False` and `batch_stats` mutable, the batch's
-    statistics are *written* (not averaged), which is what calibration uses.
+    before evaluation. With `use_running_average=False` and `supernet_stats` mutable, the batch's
+    statistics are *written* (not averaged), which is what calibration uses. While a model is
+    initialised, evaluation mode has no statistics to read yet, so it uses (and stores) the batch's:
+    `model.init(key, x, arch, train=False)` works.
     """
     use_running_average: bool = False
     use_scale: bool = True
@@ -177,7 +187,7 @@ class CalibratedBatchNorm(StoredStats):
     @nn.compact
     def __call__(self, x, scale=None, bias=None):
         features = x.shape[-1]
-        if self.use_running_average:
+        if self.use_running_average and not self.is_initializing():
             mean, var = self.get()
         else:
             mean, var = batch_moments(x)
@@ -190,6 +200,52 @@ class CalibratedBatchNorm(StoredStats):
             y = y * scale + bias
         return y
 
+
+
+def as_weights(arch_or_weights, num_choices: Sequence[int], names: Sequence[str] | None = None) -> jax.Array:
+    """A supernet's architecture argument as float[D, K] weights, K = max(num_choices).
+
+    Takes an architecture int[D] (one choice per decision, turned into one-hot rows) or float[D, K]
+    weights (one-hot for a path, soft for DARTS), passed through. A wrong shape raises a ValueError
+    at trace time. A concrete architecture (not a jax tracer) with a choice outside
+    0..num_choices[d] - 1 raises a ValueError naming decision d. A traced one cannot raise, and a
+    one-hot row of an out-of-range index would silently be all zeros (or land in a padded slot),
+    so its row becomes NaN instead: under jit an out-of-range choice yields NaN outputs (the
+    supernets pass their output through `nan_if_invalid`, so this holds however a row is used).
+    """
+    d, k = len(num_choices), max(num_choices)
+    w = arch_or_weights if isinstance(arch_or_weights, jax.Array) else np.asarray(arch_or_weights)
+    if not jnp.issubdtype(w.dtype, jnp.integer):
+        if w.shape != (d, k):
+            raise ValueError(f"supernet weights must be float[{d}, {k}] (decisions x largest number of options) "
+                             f"or an architecture int32[{d}]; got {w.dtype} of shape {w.shape}.")
+        return jnp.asarray(w)
+    if w.shape != (d,):
+        raise ValueError(f"a supernet architecture must be int32[{d}] (one choice per decision) or float[{d}, {k}] "
+                         f"weights; got {w.dtype} of shape {w.shape}.")
+    if not isinstance(w, jax.core.Tracer):
+        a = np.asarray(w)
+        for i in np.flatnonzero((a < 0) | (a >= np.asarray(num_choices))):
+            label = f" ({names[i]!r})" if names else ""
+            raise ValueError(f"decision {i}{label} has choice {a[i]}, valid range is 0..{num_choices[i] - 1}.")
+    valid = (w >= 0) & (w < jnp.asarray(num_choices))
+    return jnp.where(valid[:, None], jax.nn.one_hot(w, k, dtype=jnp.float32), jnp.nan)
+
+
+def nan_if_invalid(y: jax.Array, weights: jax.Array) -> jax.Array:
+    """`y`, or NaN everywhere when `weights` holds a NaN (what `as_weights` makes of an
+    out-of-range choice under jit). Needed because some paths never multiply by a row: the
+    sparse cell takes its argmax (a NaN row picks `none`, whose output ignores the weight), and
+    a one-block stage's depth row gates nothing."""
+    return jnp.where(jnp.isnan(weights).any(), jnp.nan, y)
+
+
+def check_channels(x: jax.Array, expected: int, what: str) -> None:
+    """Without its stem a supernet's first layers are shaped for `expected` input channels."""
+    if x.shape[-1] != expected:
+        raise ValueError(f"{what} built with stem=False takes inputs with {expected} channels (its first "
+                         f"stage's), got shape {x.shape}; map your features to {expected} channels, or "
+                         f"keep the stem (stem=True) to accept any number of channels.")
 
 
 def host_init(abstract_variables, key: jax.Array) -> dict:

@@ -46,6 +46,7 @@ def train_standalone(module, train: data.Split, *, steps: int, batch_size: int,
     """Trains `module` (fresh weights from `key` unless `variables` is given); returns its variables.
     `step`: a `make_standalone_step(module, optimizer)` to reuse (one compilation for several seeds)."""
     sharding.check_batch_size(batch_size, mesh)
+    data.check_split(train, batch_size=batch_size, num_classes=getattr(module, "num_classes", None))
     init_key, data_key = jax.random.split(key)
     variables = variables or init_variables(module, init_key, train.x.shape[1:])
     carry = sharding.replicate(mesh, (variables["params"], variables.get("batch_stats", {}),

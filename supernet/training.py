@@ -103,6 +103,7 @@ def sample_paths(space: Space, key: jax.Array, sandwich: bool) -> jax.Array:
 def step_batches(split: data.Split, batch_size: int, seed: int, start_step: int) -> Iterator:
     """Endless (x, y) batches; the shuffle depends on (seed, epoch) only, so resuming at
     `start_step` yields exactly the batches the uninterrupted run would have seen."""
+    data.check_split(split, batch_size=batch_size)
     per_epoch = len(split) // batch_size
     epoch, offset = divmod(start_step, per_epoch)
     while True:
@@ -163,6 +164,8 @@ def train_supernet(space: Space, model, train: data.Split, *, steps: int, batch_
     comes from (seed of `key`, epoch), so a resumed run continues exactly where it stopped.
     """
     sharding.check_batch_size(batch_size, mesh)
+    data.check_split(train, batch_size=batch_size, input_shape=getattr(space, "input_shape", None),
+                     num_classes=getattr(space, "num_classes", None))
     init_key, path_key = jax.random.split(key)
     state = create_state(space, model, optimizer, init_key, train.x.shape[1:])
     ckpt_path = checkpoint.path(workdir, "supernet.ckpt") if workdir else None

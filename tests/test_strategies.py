@@ -14,7 +14,7 @@ from strategies import autoencoder, base, pareto, reinforce
 from supernet import ensemble
 from supernet.jobs import tabular_comparison as comparison
 from strategies.constraints import Limit
-from supernet.spaces.base import Space
+from strategies.space import Decisions
 
 # Small settings so the slow learners stay quick in tests; behaviour, not speed, is under test.
 FAST = {
@@ -34,7 +34,7 @@ def _single_threaded_blas():
         yield
 
 
-class ToySpace(Space):
+class ToySpace(Decisions):
     """Unequal option counts on purpose: nothing may assume D x K. Made-up costs for limits."""
     name = "toy"
 

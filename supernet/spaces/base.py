@@ -1,105 +1,58 @@
-"""The search-space base class: an architecture is an int32 vector with one choice per decision.
+"""The search-space contract: `Space` = the decisions (`strategies.space.Decisions`) plus the
+networks they describe.
 
-A concrete space (NAS-Bench-201, MobileNet, a user's chain) subclasses `Space` and adds the
-network it describes: `supernet()` (the weight-sharing Flax module that takes the architecture as
-a traced array), `standalone(arch)` (a plain Flax network for one architecture), `extract_variables`
-(supernet weights -> that network's weights) and the analytic `flops` / `params`.
+A concrete space (NAS-Bench-201, MobileNet, a user's chain) subclasses `Space` and must define
+every method in `Space.REQUIRED`; a subclass that lacks one fails when the class is defined, with
+a message naming the method and what it must do. The rest of the code calls nothing else.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Sequence
-
-import jax
-import jax.numpy as jnp
 import numpy as np
 
+from strategies.distribution import derive
+from strategies.space import Decisions
 
-class Space:
-    """A list of named categorical decisions, each with its option labels."""
 
-    name = "space"
+class Space(Decisions):
+    """Decisions plus networks. Methods every concrete space defines (see `REQUIRED`):
 
-    def __init__(self, decisions: Sequence[tuple[str, Sequence[str]]]):
-        if not decisions:
-            raise ValueError(f"{self.name}: a search space needs at least one decision.")
-        self.decision_names = tuple(str(n) for n, _ in decisions)
-        self.options = tuple(tuple(str(o) for o in opts) for _, opts in decisions)
-        for name, opts in zip(self.decision_names, self.options):
-            if not opts:
-                raise ValueError(f"{self.name}: decision {name!r} has no options; give it at least one.")
+    supernet(mixed=False, head=True, stem=True): the weight-sharing Flax module; it takes the
+        architecture as a traced int32[D] array or float32[D, K] weights (one-hot or mixed).
+    standalone(arch): a plain Flax network for one architecture.
+    extract_variables(variables, arch): supernet variables -> that network's variables.
+    params(arch), flops(arch): analytic counts of the standalone network.
+    largest(), smallest(): the architectures with the most / fewest weights (sandwich rule).
+    parameter_free(arch): bool[D], which chosen options have no weights (DARTS collapse signal).
+    """
 
-    # -- shape of the space ------------------------------------------------------------------
-    @property
-    def num_choices(self) -> tuple[int, ...]:
-        return tuple(len(o) for o in self.options)
+    REQUIRED = {
+        "supernet": "build the weight-sharing Flax module",
+        "standalone": "build a plain Flax network for one architecture",
+        "extract_variables": "map supernet variables to the standalone network's",
+        "params": "count the standalone network's parameters",
+        "flops": "count the standalone network's forward FLOPs per example",
+        "largest": "return the architecture with the most weights",
+        "smallest": "return the architecture with the fewest weights",
+        "parameter_free": "say per decision whether the chosen option has no weights",
+    }
 
-    @property
-    def num_decisions(self) -> int:
-        return len(self.options)
+    def __init_subclass__(cls, abstract: bool = False, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if abstract:
+            return
+        missing = [name for name in cls.REQUIRED if getattr(cls, name) is getattr(Space, name)]
+        if missing:
+            raise TypeError(f"search space {cls.__name__} lacks {', '.join(missing)}: a Space must "
+                            + "; ".join(f"{name}(...) {cls.REQUIRED[name]}" for name in missing)
+                            + " (see supernet.spaces.base.Space).")
 
-    @property
-    def size(self) -> int:
-        return math.prod(self.num_choices)
-
-    def option_mask(self) -> np.ndarray:
-        """bool[D, K]: which of the K = max(num_choices) one-hot slots are real options."""
-        return np.arange(max(self.num_choices))[None, :] < np.asarray(self.num_choices)[:, None]
-
-    def sample(self, key: jax.Array, n: int) -> jax.Array:
-        """`n` architectures drawn uniformly, int32[n, D]. Jittable (n static)."""
-        maxval = jnp.asarray(self.num_choices, jnp.int32)
-        return jax.random.randint(key, (n, self.num_decisions), 0, maxval, dtype=jnp.int32)
-
-    # -- checking and naming -------------------------------------------------------------------
-    def validate(self, arch) -> np.ndarray:
-        """Returns `arch` as int32 ([D] or [n, D]); raises ValueError naming the bad decision."""
-        a = np.asarray(arch)
-        if a.ndim not in (1, 2) or a.shape[-1] != self.num_decisions:
-            raise ValueError(
-                f"{self.name}: an architecture has {self.num_decisions} decisions "
-                f"({', '.join(self.decision_names)}), got an array of shape {a.shape}; "
-                f"pass int32[{self.num_decisions}] or int32[n, {self.num_decisions}].")
-        if not np.issubdtype(a.dtype, np.integer):
-            if not np.all(np.isfinite(a)) or np.any(a != np.round(a)):
-                raise ValueError(f"{self.name}: architecture choices must be integers, got {a.dtype} values {a}.")
-        a = a.astype(np.int64)
-        upper = np.asarray(self.num_choices)
-        bad = (a < 0) | (a >= upper)
-        if bad.any():
-            where = np.argwhere(bad)[0]
-            d = int(where[-1])
-            raise ValueError(
-                f"{self.name}: decision {d} ({self.decision_names[d]!r}) has choice {int(a[tuple(where)])}, "
-                f"valid range is 0..{upper[d] - 1} ({', '.join(self.options[d])}).")
-        return a.astype(np.int32)
-
-    def to_string(self, arch) -> str:
-        a = self.validate(arch)
-        if a.ndim != 1:
-            raise ValueError(f"{self.name}: to_string takes one architecture, got shape {a.shape}.")
-        return ",".join(f"{n}={o[c]}" for n, o, c in zip(self.decision_names, self.options, a))
-
-    def from_string(self, text: str) -> np.ndarray:
-        parts = [p for p in str(text).split(",") if p]
-        if len(parts) != self.num_decisions:
-            raise ValueError(f"{self.name}: expected {self.num_decisions} 'decision=option' parts, got {text!r}.")
-        arch = []
-        for part, name, opts in zip(parts, self.decision_names, self.options):
-            key, _, value = part.partition("=")
-            if key != name or value not in opts:
-                raise ValueError(f"{self.name}: {part!r} does not match decision {name!r} with options {opts}.")
-            arch.append(opts.index(value))
-        return np.asarray(arch, np.int32)
-
-    def describe(self) -> dict:
-        """A JSON-friendly summary, for results files."""
-        return {"name": self.name, "decisions": dict(zip(self.decision_names, self.options)), "size": self.size}
-
-    # -- the network, supplied by each concrete space -------------------------------------------
-    def supernet(self):
+    def supernet(self, mixed: bool = False, **options):
         raise NotImplementedError
+
+    def body(self, **options):
+        """The supernet without its head: features for a user's own model (`supernet(head=False)`)."""
+        return self.supernet(head=False, **options)
 
     def standalone(self, arch):
         raise NotImplementedError
@@ -107,11 +60,22 @@ class Space:
     def extract_variables(self, variables, arch):
         raise NotImplementedError
 
-    def flops(self, arch) -> int:
-        raise NotImplementedError
-
     def params(self, arch) -> int:
         raise NotImplementedError
 
-    def __repr__(self):
-        return f"{type(self).__name__}(name={self.name!r}, decisions={self.num_decisions}, size={self.size})"
+    def flops(self, arch) -> int:
+        raise NotImplementedError
+
+    def largest(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def smallest(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def parameter_free(self, arch) -> np.ndarray:
+        raise NotImplementedError
+
+    def derive(self, weights) -> np.ndarray:
+        """The discrete architecture from weights float[D, K] (e.g. a DARTS search's softmax):
+        the heaviest option per decision, never one labelled `none`."""
+        return derive(self, weights)

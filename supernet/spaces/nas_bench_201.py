@@ -29,12 +29,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from supernet.spaces import sparse_cell
-from supernet.layers import CalibratedBatchNorm, StoredStats, avg_pool3, conv
+from supernet.layers import (STATS_COLLECTION, CalibratedBatchNorm, StoredStats, as_weights, avg_pool3,
+                             check_channels, conv, nan_if_invalid)
 from supernet.networks import (NB201_EDGES, NB201_OPS, ConvBN, Head, NasBench201Network,
                                ResidualReduction)
 from supernet.spaces.base import Space
 
 NONE, SKIP, CONV1, CONV3, POOL = range(5)
+DECISION_NAMES = tuple(f"edge{k}_{i}to{j}" for k, (i, j) in enumerate(NB201_EDGES))
+NUM_CHOICES = (len(NB201_OPS),) * len(NB201_EDGES)
 
 
 class EdgeParams(nn.Module):
@@ -100,7 +103,7 @@ class SharedCell(nn.Module):
         scales = jnp.take_along_axis(weights, chosen[:, None], axis=-1)[:, 0]
         ops = sparse_cell.prune_dead_edges(chosen)
         stores = [StoredStats(name=f"norm_from{source}") for source in range(3)]
-        if train:
+        if train or self.is_initializing():  # an initialising eval call stores the batch's statistics
             out, means, variances = sparse_cell.train_cell(x, ops, scales, params)
             for source, store in enumerate(stores):
                 edges = _edges_from(source)
@@ -142,25 +145,41 @@ class SharedCell(nn.Module):
 
 
 class NasBench201Supernet(nn.Module):
-    """Takes `weights` float[6, 5]: a one-hot architecture (single path) or mixture weights.
-    `sparse` computes only the argmax operation per edge (see the module docstring)."""
+    """The supernet: `model.apply(variables, x, arch, train=...)`.
+
+    `arch` is an architecture int32[6] (one operation index per edge) or weights float[6, 5]: a
+    one-hot architecture (single path) or mixture weights (DARTS); see `layers.as_weights` for the
+    checks (a concrete out-of-range choice raises; under jit an out-of-range choice yields NaN
+    outputs). `sparse` computes only the argmax operation per edge (see the module docstring).
+    `head=False` leaves out the final BN, ReLU, global pool and classifier and returns the feature
+    map [batch, *spatial, channels * 2 ** (stages - 1)], a body for a user's model;
+    `stem=False` also leaves out the stem conv, so inputs must already have `channels` channels.
+    """
     num_classes: int = 10
     channels: int = 16
     cells_per_stage: int = 5
     stages: int = 3
     mixed: bool = False
     sparse: bool = False
+    head: bool = True
+    stem: bool = True
 
     @nn.compact
     def __call__(self, x, weights, train: bool = False):
-        x = ConvBN(self.channels, 3, pre_relu=False, calibrated=True, name="stem")(x, train)
+        weights = as_weights(weights, NUM_CHOICES, DECISION_NAMES)
+        if self.stem:
+            x = ConvBN(self.channels, 3, pre_relu=False, calibrated=True, name="stem")(x, train)
+        else:
+            check_channels(x, self.channels, "the nas_bench_201 supernet")
         for stage in range(self.stages):
             width = self.channels * 2 ** stage
             if stage:
                 x = ResidualReduction(width, calibrated=True, name=f"reduce{stage}")(x, train)
             for i in range(self.cells_per_stage):
                 x = SharedCell(width, self.mixed, self.sparse, name=f"stage{stage}_cell{i}")(x, weights, train)
-        return Head(self.num_classes, calibrated=True, name="head")(x, train)
+        if self.head:
+            x = Head(self.num_classes, calibrated=True, name="head")(x, train)
+        return nan_if_invalid(x, weights)
 
 
 class NasBench201Space(Space):
@@ -170,7 +189,7 @@ class NasBench201Space(Space):
 
     def __init__(self, num_classes: int = 10, input_shape=(32, 32, 3), channels: int = 16,
                  cells_per_stage: int = 5, stages: int = 3):
-        super().__init__([(f"edge{k}_{i}to{j}", NB201_OPS) for k, (i, j) in enumerate(NB201_EDGES)])
+        super().__init__([(name, NB201_OPS) for name in DECISION_NAMES])
         if channels < 1 or cells_per_stage < 1 or num_classes < 2 or not 1 <= stages <= 3:
             raise ValueError(f"nas_bench_201: need channels >= 1, cells_per_stage >= 1, num_classes >= 2 and "
                              f"1 <= stages <= 3; got {channels}, {cells_per_stage}, {num_classes}, {stages}.")
@@ -234,22 +253,26 @@ class NasBench201Space(Space):
         return dict(num_classes=self.num_classes, channels=self.channels, cells_per_stage=self.cells_per_stage,
                     stages=self.stages)
 
-    def supernet(self, mixed: bool = False, sparse: bool | None = None) -> NasBench201Supernet:
+    def supernet(self, mixed: bool = False, sparse: bool | None = None, head: bool = True,
+                 stem: bool = True) -> NasBench201Supernet:
         """The weight-sharing supernet. `sparse` (single path only): compute just the chosen
         operation per edge; None picks it on the CPU, where it is fastest, and the folded edge on
-        GPU/TPU (see the module docstring). Both give the same outputs from the same variables."""
+        GPU/TPU (see the module docstring). Both give the same outputs from the same variables.
+        `head=False` returns features instead of logits and `stem=False` takes `channels`-channel
+        features as input (`NasBench201Supernet`); `body()` is `supernet(head=False)`."""
         if sparse is None:
             sparse = not mixed and jax.default_backend() == "cpu"
-        return NasBench201Supernet(mixed=mixed, sparse=sparse, **self._net_args())
+        return NasBench201Supernet(mixed=mixed, sparse=sparse, head=head, stem=stem, **self._net_args())
 
     def standalone(self, arch) -> NasBench201Network:
         a = self.validate(arch)
         return NasBench201Network(cell=tuple(NB201_OPS[c] for c in a), **self._net_args())
 
     def extract_variables(self, variables, arch):
-        """Supernet variables (path mode, calibrated for `arch`) -> the standalone network's."""
+        """Supernet variables (path mode, calibrated for `arch`: their `supernet_stats`) -> the
+        standalone network's (`params`, and the statistics as its BN's `batch_stats`)."""
         a = self.validate(arch)
-        params, stats = variables["params"], variables.get("batch_stats", {})
+        params, stats = variables["params"], variables.get(STATS_COLLECTION, {})
         out_params, out_stats = {}, {}
         for name, value in params.items():
             if "_cell" not in name:

@@ -124,8 +124,20 @@ def forward(x, ops, scales, params, stats=None):
     return nodes, ys, means, variances
 
 
-@jax.custom_vjp
 def train_cell(x, ops, scales, params):
+    """`_train_cell` with a clear error for forward-mode autodiff, which a custom_vjp cannot do."""
+    try:
+        return _train_cell(x, ops, scales, params)
+    except TypeError as err:
+        if "forward-mode" not in str(err):
+            raise
+        raise TypeError("the sparse NAS-Bench-201 cell (the CPU default) has a hand-written reverse-mode "
+                        "gradient only, so jax.jvp / jacfwd / hessian cannot run through it; build the "
+                        "supernet with space.supernet(sparse=False) for forward-mode autodiff.") from None
+
+
+@jax.custom_vjp
+def _train_cell(x, ops, scales, params):
     """Training-mode cell (BN on batch statistics) with the hand-written backward pass.
     Returns (output, BN means, BN vars); the moments are for storing only, no gradient flows
     through them."""
@@ -153,4 +165,4 @@ def _train_cell_bwd(residuals, cotangents):
     return grads[0], None, jnp.stack(grad_scales), grad_params
 
 
-train_cell.defvjp(_train_cell_fwd, _train_cell_bwd)
+_train_cell.defvjp(_train_cell_fwd, _train_cell_bwd)

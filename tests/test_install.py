@@ -1,0 +1,39 @@
+"""`pip install` of the checkout into a fresh virtual environment, used from another directory:
+the one-call example runs and prints the best architecture and its retrained accuracy."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+EXAMPLE = """
+import supernet
+from supernet import AutoModel
+assert "site-packages" in supernet.__file__, supernet.__file__
+model = AutoModel({"block1": ["conv", "maxpool"], "block2": ["residual"], "block3": ["linear"]}, data="digits",
+                  supernet_steps=10, budget=2, population=2, retrain_steps=5, progress=False)
+best_architecture, best_accuracy = model.search()
+print("best", best_architecture, best_accuracy)
+"""
+
+
+def test_install_into_a_fresh_environment_and_search_from_elsewhere(tmp_path):
+    venv = tmp_path / "venv"
+    # --system-site-packages: the dependencies are already installed here; --no-deps and
+    # --no-build-isolation: nothing is downloaded, the check is that the package itself installs.
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    install = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(REPO)],
+                             capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr[-3000:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run([python, "-c", EXAMPLE], cwd=elsewhere, capture_output=True, text=True, timeout=600,
+                         env={**env, "JAX_PLATFORMS": "cpu"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    line = [l for l in run.stdout.splitlines() if l.startswith("best ")][-1]
+    _, arch, accuracy = line.split()
+    assert arch.startswith("block1=") and 0.0 <= float(accuracy) <= 1.0

@@ -1,0 +1,75 @@
+"""The one-call API, `AutoModel(...).search()`, on tiny settings (behaviour, not accuracy)."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from supernet import AutoModel, data, spaces
+from supernet.api import resolve_data, resolve_space
+
+CHOICES = {"block1": ["conv", "maxpool"], "block2": ["residual"], "block3": ["linear"]}
+TINY = dict(supernet_steps=10, budget=4, population=2, retrain_steps=5, progress=False)
+
+
+@pytest.fixture(scope="module")
+def digits_arrays():
+    raw = load_digits()
+    return raw.images[..., None].astype(np.float32), raw.target
+
+
+@pytest.fixture(scope="module")
+def result(digits_arrays):
+    x, y = digits_arrays
+    return AutoModel(CHOICES, data=(x, y), max_params=10**6, ensemble="vote", ensemble_size=2, **TINY).search()
+
+
+def test_search_unpacks_as_the_founding_document_writes_it(result):
+    best_architecture, best_accuracy = result
+    assert best_architecture == result.best_architecture and best_accuracy == result.best_accuracy
+    assert best_architecture.startswith("block1=") and 0.0 <= best_accuracy <= 1.0
+    assert result.best_architecture_dict["block2"] == "residual" and set(result.best_architecture_dict) == set(CHOICES)
+    assert result.params > 0 and result.flops > 0 and 0 <= result.supernet_val_accuracy <= 1
+    assert len(result.history["archs"]) == 4 and len(result.history["val_accuracy"]) == 4
+
+
+def test_result_predicts_draws_and_reports_its_front(result, digits_arrays, tmp_path):
+    x, y = digits_arrays
+    predicted = result.predict(x[:40])
+    assert predicted.shape == (40,) and set(predicted.tolist()) <= set(range(10))
+    assert result.ensemble["method"] == "vote" and len(result.members) == 2
+    assert (tmp_path / "a.png").exists() is False and result.draw(str(tmp_path / "a.png")).endswith("a.png")
+    assert (tmp_path / "a.png").stat().st_size > 1000
+    assert result.pareto and all(p["params"] <= 10**6 for p in result.pareto)
+    with pytest.raises(ValueError, match=r"shape \(64,\) per example.*\(8, 8, 1\)"):
+        result.predict(x[:4].reshape(4, 64))
+
+
+def test_data_in_every_form():
+    x, y = load_digits(return_X_y=True)
+    carved = resolve_data((x, y), seed=3)
+    assert len(carved.train) + len(carved.val) + len(carved.test) == len(y) and carved.input_shape == (64,)
+    again = resolve_data((x, y), seed=3)
+    np.testing.assert_array_equal(carved.test.y, again.test.y)  # carved reproducibly from the seed
+    splits = resolve_data(((x[:1000], y[:1000]), (x[1000:1300], y[1000:1300]), (x[1300:], y[1300:])))
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (1000, 300, len(y) - 1300)
+    assert resolve_data("digits").name == "digits"
+    with pytest.raises(TypeError, match="data must be a dataset name"):
+        resolve_data(42)
+
+
+def test_space_in_every_form():
+    ds = data.get("digits")
+    assert resolve_space(CHOICES, ds, {}).name == "chain"
+    assert resolve_space("nas_bench_201", ds, {"channels": 4}).input_shape == (8, 8, 1)
+    wrong = spaces.get("nas_bench_201", input_shape=(32, 32, 3))
+    with pytest.raises(ValueError, match="built with input_shape=.*build the space with input_shape=\\(8, 8, 1\\)"):
+        resolve_space(wrong, ds, {})
+
+
+def test_bad_options_fail_before_any_work():
+    with pytest.raises(ValueError, match="ensemble must be None or one of average, vote"):
+        AutoModel(CHOICES, ensemble="vot")
+    with pytest.raises(ValueError, match="unknown strategy 'evolutoin' \\(did you mean 'evolution'\\?\\)"):
+        AutoModel(CHOICES, strategy="evolutoin")
+    with pytest.raises(ValueError, match="budget must be >= 1"):
+        AutoModel(CHOICES, budget=0)

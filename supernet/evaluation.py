@@ -1,5 +1,10 @@
 """Scoring architectures with shared weights: per-architecture BN recalibration, then accuracy.
 
+A supernet keeps no running BN averages (they differ per architecture): `calibrate` computes an
+architecture's statistics into the `supernet_stats` collection (`layers.STATS_COLLECTION`) and
+`predict` evaluates with them; `calibrate_variables` does the same for a user's model that embeds
+a supernet (`space.body()`), leaving the model's own `batch_stats` alone.
+
 `evaluate_population` scores a whole batch of architectures on the same data in one jitted call
 per data batch (vmapped over the architectures on accelerators, a `lax.map` loop on the CPU): the
 architectures are data, so one compilation serves every population of the same size.
@@ -16,18 +21,45 @@ import optax
 from jax.sharding import Mesh
 
 from supernet import sharding
+from supernet.layers import STATS_COLLECTION
 from supernet.spaces.base import Space
 from supernet.training import one_hot
 
 
-def calibrate(model, params, weights: jax.Array, x: jax.Array):
-    """Batch statistics of architecture `weights` on calibration inputs `x` (train-mode forward)."""
-    _, mutated = model.apply({"params": params}, x, weights, train=True, mutable=["batch_stats"])
-    return mutated["batch_stats"]
+def calibrate_variables(model, variables, arch_or_weights, x: jax.Array, **apply_kwargs):
+    """`variables` with the supernet statistics (the `supernet_stats` collection) recomputed for
+    one architecture on calibration inputs `x`; every other collection is returned untouched.
+
+    `model` is a supernet or any Linen model that contains one (e.g. `space.body()` inside your
+    own network), called as `model.apply(variables, x, arch_or_weights, train=True, **apply_kwargs)`
+    (`apply_kwargs` may add e.g. `rngs=` for dropout, or override `train`). In train mode
+    the supernet's batch norms write the batch's statistics when `supernet_stats` is mutable. The
+    model's other state collections (your `nn.BatchNorm`'s `batch_stats`, which it updates in
+    train mode) are made mutable so the call can run, but their updates are thrown away: your
+    running averages stay as they were. Your own layers do run in train mode, so a BatchNorm of
+    yours *before* the supernet normalises the calibration batch with its own statistics.
+    Jittable. For NNX (`nnx.bridge.ToNNX(space.body())`), call the wrapped body on its input with
+    `train=True, mutable=["supernet_stats"]`: that writes only the supernet statistics.
+    """
+    state = [c for c in variables if c != "params"]
+    mutable = list(dict.fromkeys(state + [STATS_COLLECTION]))
+    _, mutated = model.apply(variables, x, arch_or_weights, mutable=mutable, **{"train": True, **apply_kwargs})
+    if STATS_COLLECTION not in mutated:
+        raise ValueError(f"calibration wrote no '{STATS_COLLECTION}': does the model contain a supernet, "
+                         f"and does it pass train=True (and the architecture) on to it?")
+    return {**variables, STATS_COLLECTION: mutated[STATS_COLLECTION]}
 
 
-def predict(model, params, batch_stats, weights: jax.Array, x: jax.Array) -> jax.Array:
-    return model.apply({"params": params, "batch_stats": batch_stats}, x, weights, train=False)
+def calibrate(model, params, arch_or_weights, x: jax.Array):
+    """A bare supernet's statistics (its `supernet_stats` collection) for an architecture (int32[D]
+    or weights float[D, K]) on calibration inputs `x` (a train-mode forward). For a model that
+    contains a supernet, use `calibrate_variables`."""
+    return calibrate_variables(model, {"params": params}, arch_or_weights, x)[STATS_COLLECTION]
+
+
+def predict(model, params, stats, arch_or_weights, x: jax.Array) -> jax.Array:
+    """Evaluation-mode outputs of a bare supernet with the statistics `calibrate` returned."""
+    return model.apply({"params": params, STATS_COLLECTION: stats}, x, arch_or_weights, train=False)
 
 
 def _over_archs(fn, xs, vmap_archs: int | None):
@@ -118,5 +150,5 @@ def extract(space: Space, params, arch, calib_x: np.ndarray | None = None, model
     variables = {"params": params}
     if calib_x is not None:
         model = model or space.supernet()
-        variables["batch_stats"] = calibrate(model, params, one_hot(space, jnp.asarray(arch)), jnp.asarray(calib_x))
+        variables[STATS_COLLECTION] = calibrate(model, params, one_hot(space, jnp.asarray(arch)), jnp.asarray(calib_x))
     return space.standalone(arch), space.extract_variables(variables, arch)

@@ -201,7 +201,6 @@ class CalibratedBatchNorm(StoredStats):
         return y
 
 
-
 def as_weights(arch_or_weights, num_choices: Sequence[int], names: Sequence[str] | None = None) -> jax.Array:
     """A supernet's architecture argument as float[D, K] weights, K = max(num_choices).
 

@@ -167,3 +167,18 @@ def _draw_chain(plt, space, arch):
 
 
 _DRAWERS = {"nas_bench_201": _draw_cell, "mobilenet": _draw_mobilenet}
+
+
+def ranking_scatter(predicted, truth, file: str, xlabel: str, ylabel: str, title: str = "") -> str:
+    """One point per architecture: a ranker's score against the ground truth. Returns `file`."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.scatter(np.asarray(predicted), np.asarray(truth), s=12, alpha=0.7)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(file, dpi=110)
+    plt.close(fig)
+    return file

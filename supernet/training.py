@@ -157,8 +157,14 @@ def train_supernet(space: Space, model, train: data.Split, *, steps: int, batch_
                    optimizer: optax.GradientTransformation, key: jax.Array, mesh: Mesh,
                    sandwich: bool = False, workdir: str | None = None, checkpoint_every: int = 0,
                    log_every: int = 50, progress: bool = True,
-                   path_sampler: Callable[[jax.Array], jax.Array] | None = None) -> TrainState:
-    """Trains the supernet for `steps` steps; resumes from `workdir/supernet.ckpt` when present.
+                   path_sampler: Callable[[jax.Array], jax.Array] | None = None, params: Any = None,
+                   checkpoint_name: str = "supernet.ckpt", desc: str = "supernet") -> TrainState:
+    """Trains the supernet for `steps` steps; resumes from `workdir/checkpoint_name` when present.
+
+    `params`: start from these weights (a warm start, e.g. a few-shot sub-supernet from the
+    one-shot supernet) with a fresh optimiser state and schedule, instead of initialising.
+    `path_sampler(key) -> int32[paths, D]`: which architectures train (default: uniform, or the
+    sandwich rule).
 
     Randomness: the init key and, for step t, `fold_in(key, t)` for the path and the batch order
     comes from (seed of `key`, epoch), so a resumed run continues exactly where it stopped.
@@ -167,8 +173,12 @@ def train_supernet(space: Space, model, train: data.Split, *, steps: int, batch_
     data.check_split(train, batch_size=batch_size, input_shape=getattr(space, "input_shape", None),
                      num_classes=getattr(space, "num_classes", None))
     init_key, path_key = jax.random.split(key)
-    state = create_state(space, model, optimizer, init_key, train.x.shape[1:])
-    ckpt_path = checkpoint.path(workdir, "supernet.ckpt") if workdir else None
+    if params is None:
+        state = create_state(space, model, optimizer, init_key, train.x.shape[1:])
+    else:
+        params = jax.tree.map(jnp.array, params)  # a copy: the step donates its input
+        state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
+    ckpt_path = checkpoint.path(workdir, checkpoint_name) if workdir else None
     if ckpt_path and checkpoint.exists(ckpt_path):
         state = checkpoint.restore(ckpt_path, state)
     state = sharding.replicate(mesh, state)
@@ -187,6 +197,6 @@ def train_supernet(space: Space, model, train: data.Split, *, steps: int, batch_
         if ckpt_path and checkpoint_every and (t % checkpoint_every == 0 or t == steps):
             checkpoint.save(ckpt_path, state)
 
-    state, _ = run_loop(step, state, steps=steps, start=start, desc="supernet", log=log,
-                        log_fields={"phase": "supernet"}, log_every=log_every, progress=progress, after_step=save)
+    state, _ = run_loop(step, state, steps=steps, start=start, desc=desc, log=log,
+                        log_fields={"phase": desc}, log_every=log_every, progress=progress, after_step=save)
     return state

@@ -9,6 +9,7 @@ from space_helpers import abstract_variables, archs, matmul_flops, normal, rando
 from supernet import spaces
 from supernet.spaces.chain import OPERATIONS, ChainSpace
 from supernet.evaluation import calibrate, predict
+from supernet.layers import STATS_COLLECTION
 from supernet.training import cross_entropy, one_hot
 
 # every operation of the library appears once
@@ -117,7 +118,7 @@ def test_extracted_standalone_reproduces_supernet(input_shape):
 
     for arch in archs(space, 3, seed=input_shape[0]):
         stats, expected = supernet_eval(one_hot(space, jnp.asarray(arch)))
-        variables = space.extract_variables({"params": params, "batch_stats": stats}, arch)
+        variables = space.extract_variables({"params": params, STATS_COLLECTION: stats}, arch)
         net = space.standalone(arch)
         got = jax.jit(lambda v: net.apply(v, x, train=False))(variables)
         np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5, err_msg=space.to_string(arch))

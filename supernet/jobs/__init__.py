@@ -16,6 +16,7 @@ JOBS.register("differentiable", "supernet.jobs.differentiable")
 JOBS.register("strategies_nb201", "supernet.jobs.tabular_comparison")
 JOBS.register("benchmark", "supernet.jobs.benchmark")
 JOBS.register("ground_truth", "supernet.jobs.ground_truth")
+JOBS.register("ranking", "supernet.jobs.ranking")
 
 
 def get(name: str):

@@ -37,7 +37,8 @@ from typing import Callable, Mapping
 import flax.linen as nn
 import numpy as np
 
-from supernet.layers import ConvKernel, avg_pool3, depthwise_conv, global_pool
+from supernet.layers import (STATS_COLLECTION, ConvKernel, as_weights, avg_pool3, check_channels, depthwise_conv,
+                             global_pool, nan_if_invalid)
 from supernet.networks import batch_norm
 from supernet.spaces.base import Space
 
@@ -166,17 +167,31 @@ class MixedOp(nn.Module):
 
 
 class ChainSupernet(nn.Module):
-    """Takes `weights` float[D, K]: one-hot rows (a single path) or soft mixture weights."""
+    """The supernet: `model.apply(variables, x, arch, train=...)` with `arch` an architecture
+    int32[D] or weights float[D, K] (one-hot rows: a single path; soft rows: the mixture); see
+    `layers.as_weights` for the checks (a concrete out-of-range choice raises; under jit an
+    out-of-range choice yields NaN outputs). `head=False` leaves out the global pool and the
+    classifier and returns the feature map [batch, *spatial, channels]; `stem=False` also leaves
+    out the stem, so inputs must already have `channels` channels."""
     decisions: tuple  # (decision name, option names) per decision
     channels: int
     num_classes: int = 10
+    head: bool = True
+    stem: bool = True
 
     @nn.compact
     def __call__(self, x, weights, train: bool = False):
-        x = _stem(x, True, train, self.channels)
+        weights = as_weights(weights, tuple(len(options) for _, options in self.decisions),
+                             tuple(name for name, _ in self.decisions))
+        if self.stem:
+            x = _stem(x, True, train, self.channels)
+        else:
+            check_channels(x, self.channels, "the chain supernet")
         for d, (name, options) in enumerate(self.decisions):
             x = MixedOp(options, name=name)(x, weights[d], train)
-        return nn.Dense(self.num_classes, name="head")(global_pool(x))
+        if self.head:
+            x = nn.Dense(self.num_classes, name="head")(global_pool(x))
+        return nan_if_invalid(x, weights)
 
 
 class ChainNetwork(nn.Module):
@@ -265,12 +280,14 @@ class ChainSpace(Space):
         return self._op_params()[np.arange(self.num_decisions), a] == 0  # broadcasts over [n, D]
 
     # -- networks --------------------------------------------------------------------------------
-    def supernet(self, mixed: bool = False) -> ChainSupernet:
+    def supernet(self, mixed: bool = False, head: bool = True, stem: bool = True) -> ChainSupernet:
         """`mixed` is accepted for interface compatibility: the chain supernet always computes
-        every candidate, which is already the mixed (DARTS) form."""
+        every candidate, which is already the mixed (DARTS) form. `head=False` returns features,
+        `stem=False` takes `channels`-channel features (`ChainSupernet`); `body()` is
+        `supernet(head=False)`."""
         del mixed
         return ChainSupernet(decisions=tuple(zip(self.decision_names, self.options)),
-                             channels=self.channels, num_classes=self.num_classes)
+                             channels=self.channels, num_classes=self.num_classes, head=head, stem=stem)
 
     def _ops(self, arch):
         a = self.validate(arch)
@@ -283,10 +300,11 @@ class ChainSpace(Space):
 
     def extract_variables(self, variables, arch):
         """Supernet variables (path mode, calibrated for `arch`) -> the standalone network's:
-        the fixed layers as they are, and of each decision only the chosen candidate's."""
+        the fixed layers as they are, and of each decision only the chosen candidate's. The
+        supernet's `supernet_stats` become the standalone BN's `batch_stats`."""
         chosen = dict(self._ops(arch))
         result = {}
-        for collection in ("params", "batch_stats"):
+        for collection, target in (("params", "params"), (STATS_COLLECTION, "batch_stats")):
             if collection not in variables:
                 continue
             out = {}
@@ -295,7 +313,7 @@ class ChainSpace(Space):
                     out[name] = value  # stem, stem_bn, head
                 elif chosen[name] in value:
                     out[name] = value[chosen[name]]
-            result[collection] = out
+            result[target] = out
         return result
 
     # -- analytic cost ---------------------------------------------------------------------------

@@ -41,7 +41,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from supernet.layers import ConvKernel, depthwise_conv, global_pool
+from supernet.layers import (STATS_COLLECTION, ConvKernel, as_weights, check_channels, depthwise_conv, global_pool,
+                             nan_if_invalid)
 from supernet.networks import batch_norm
 from supernet.spaces.base import Space
 
@@ -145,14 +146,25 @@ class MobileNetNetwork(nn.Module):
 
 
 class MobileNetSupernet(nn.Module):
-    """Takes `weights` float[D, K] (one-hot rows: a single path; soft rows: the masked relaxation).
+    """The supernet: `model.apply(variables, x, arch, train=...)` with `arch` an architecture
+    int32[D] or weights float[D, K] (one-hot rows: a single path; soft rows: the masked
+    relaxation); see `layers.as_weights` for the checks (a concrete out-of-range choice raises;
+    under jit an out-of-range choice yields NaN outputs).
 
-    `space` supplies the configuration and the decision layout; all shapes are the largest ones."""
+    `space` supplies the configuration and the decision layout; all shapes are the largest ones.
+    `head=False` leaves out the head (1x1 conv, BN, ReLU6, global pool, classifier) and returns
+    the last block's feature map [batch, *spatial, full(last stage channels)] (channels beyond the
+    chosen width are zero); `stem=False` also leaves out the stem, so inputs must already have
+    `full(stem_channels)` channels (those beyond the chosen width are masked off, as the stem's
+    would be)."""
     space: "MobileNetSpace"
+    head: bool = True
+    stem: bool = True
 
     @nn.compact
     def __call__(self, x, weights, train: bool = False):
         sp = self.space
+        weights = as_weights(weights, sp.num_choices, sp.decision_names)
         nd = x.ndim - 2
         width_w = weights[sp.width_index] if sp.width_index is not None else jnp.ones((1,))
 
@@ -161,8 +173,12 @@ class MobileNetSupernet(nn.Module):
                 return None  # nothing to choose: every channel is always on
             return _mix(width_w, prefix_masks([scaled(channels, m) for m in sp.width_mults], sp.full(channels)))
 
-        x = ConvKernel(3, sp.full(sp.stem_channels), sp.stem_stride, name="stem")(x)
-        x = _masked(nn.relu6(batch_norm(True, train, "stem_bn")(x)), width_mask(sp.stem_channels))
+        if self.stem:
+            x = ConvKernel(3, sp.full(sp.stem_channels), sp.stem_stride, name="stem")(x)
+            x = nn.relu6(batch_norm(True, train, "stem_bn")(x))
+        else:
+            check_channels(x, sp.full(sp.stem_channels), "the mobilenet supernet")
+        x = _masked(x, width_mask(sp.stem_channels))
         kernel_masks = centre_masks(sp.kernel_sizes, max(sp.kernel_sizes), nd)
         for block in sp.block_layout():
             cin = block["in_channels"]
@@ -181,9 +197,11 @@ class MobileNetSupernet(nn.Module):
                 x, train, kernel_mask=_mix(weights[block["kernel_index"]], kernel_masks),
                 hidden_mask=hidden_mask, out_mask=width_mask(block["channels"]),
                 gate=gate if block["position"] > 0 else 1.0)
-        x = ConvKernel(1, sp.full(sp.head_channels), name="head")(x)
-        x = _masked(nn.relu6(batch_norm(True, train, "head_bn")(x)), width_mask(sp.head_channels))
-        return nn.Dense(sp.num_classes, name="classifier")(global_pool(x))
+        if self.head:
+            x = ConvKernel(1, sp.full(sp.head_channels), name="head")(x)
+            x = _masked(nn.relu6(batch_norm(True, train, "head_bn")(x)), width_mask(sp.head_channels))
+            x = nn.Dense(sp.num_classes, name="classifier")(global_pool(x))
+        return nan_if_invalid(x, weights)
 
 
 class MobileNetSpace(Space):
@@ -316,11 +334,13 @@ class MobileNetSpace(Space):
         return a
 
     # -- networks ------------------------------------------------------------------------------
-    def supernet(self, mixed: bool = False) -> MobileNetSupernet:
+    def supernet(self, mixed: bool = False, head: bool = True, stem: bool = True) -> MobileNetSupernet:
         """The masked supernet. `mixed` is accepted for interface compatibility: soft weights
-        already give the superkernel / soft-mask relaxation, so there is no separate mixed mode."""
+        already give the superkernel / soft-mask relaxation, so there is no separate mixed mode.
+        `head=False` returns features, `stem=False` takes `full(stem_channels)`-channel features
+        (`MobileNetSupernet`); `body()` is `supernet(head=False)`."""
         del mixed
-        return MobileNetSupernet(space=self)
+        return MobileNetSupernet(space=self, head=head, stem=stem)
 
     def standalone(self, arch) -> MobileNetNetwork:
         stem, blocks, head = self._plan(arch)
@@ -334,13 +354,14 @@ class MobileNetSpace(Space):
 
         Every standalone array is a crop of the supernet array with the same name: conv kernels
         keep the centre of their window (the smaller depthwise kernel) and the first channels of
-        every channel axis; BN and dense arrays keep their first channels."""
+        every channel axis; BN and dense arrays keep their first channels. The supernet's
+        `supernet_stats` become the standalone network's `batch_stats`."""
         net = self.standalone(arch)
         x = jax.ShapeDtypeStruct((1, *self.input_shape), jnp.float32)
         shapes = jax.eval_shape(lambda: net.init(jax.random.PRNGKey(0), x, train=False))
         result = {"params": _crop_tree(variables["params"], shapes["params"])}
-        if "batch_stats" in variables:
-            result["batch_stats"] = _crop_tree(variables["batch_stats"], shapes["batch_stats"])
+        if STATS_COLLECTION in variables:  # the supernet's statistics become the standalone BN's
+            result["batch_stats"] = _crop_tree(variables[STATS_COLLECTION], shapes["batch_stats"])
         return result
 
     # -- analytic cost ---------------------------------------------------------------------------

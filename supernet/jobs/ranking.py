@@ -1,0 +1,106 @@
+"""The `ranking` job: how well do cheap rankers order architectures the way training them from
+scratch does (`experiments/ranking.py`)?
+
+Reads a ground-truth table (`supernet.jobs.ground_truth`), scores its architectures with every
+ranker in `config.rankers` and compares each ranking with the table's `config.ground_truth.column`
+(`supernet.ranking.report`): analytic parameter and FLOP counts, the training-free proxies
+(`supernet.proxies`, at initialisation, on one batch of training examples) and the trained
+single-path supernet (validation accuracy with inherited weights, BN recalibrated per
+architecture, as the one-shot pipeline's search sees it). Writes one scatter plot per ranker.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import jax
+import numpy as np
+
+from supernet import one_shot, plots, proxies, ranking, training
+from supernet.jobs import setup
+
+RANKERS = ("params", "flops", *proxies.PROXIES, "supernet")
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def resolve_table(path: str) -> str:
+    """`path` as given if it exists (relative to the current directory), else relative to the
+    project root (the directory holding the `supernet` package)."""
+    candidates = [os.path.abspath(path)]
+    if not os.path.isabs(path):
+        candidates.append(os.path.join(PROJECT_ROOT, path))
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            return candidate
+    raise FileNotFoundError(f"ground-truth table {path!r} not found (looked at {', '.join(candidates)}); "
+                            f"make one with `python launch.py --config experiments/ground_truth.py --workdir DIR` "
+                            f"and pass --config.ground_truth.table=DIR/ground_truth.csv.")
+
+
+def _supernet_scores(config, dataset, space, mesh, archs, workdir):
+    """Validation accuracy of each architecture with the trained supernet's weights."""
+    recipe = one_shot.from_section(one_shot.SupernetRecipe, config.supernet)
+    model = space.supernet()
+    state = training.train_supernet(space, model, dataset.train, steps=recipe.steps, batch_size=recipe.batch_size,
+                                    optimizer=recipe.optimizer(), key=jax.random.key(config.seed), mesh=mesh,
+                                    sandwich=recipe.sandwich, workdir=workdir,
+                                    checkpoint_every=recipe.checkpoint_every, progress=config.progress)
+    calib_x = one_shot.calibration_inputs(dataset.train, config.supernet.calib_size, config.seed, mesh)
+    objective = one_shot.supernet_objective(space, model, state.params, dataset.val, calib_x, mesh=mesh,
+                                            batch_size=config.supernet.eval_batch_size)
+    return objective(archs)
+
+
+def run(config, workdir: str) -> dict:
+    unknown = [r for r in config.rankers if r not in RANKERS]
+    if unknown:
+        raise ValueError(f"unknown ranker(s) {unknown}; valid: {', '.join(RANKERS)}.")
+    dataset, space, mesh = setup(config)
+    g = config.ground_truth
+    table = resolve_table(g.table)
+    archs, truth, rows = ranking.read_ground_truth(table, space, g.column)
+    if g.max_rows:
+        archs, truth, rows = archs[:g.max_rows], truth[:g.max_rows], rows[:g.max_rows]
+    names = [r["arch"] for r in rows]
+
+    # Proxies: supernet weights at initialisation and one fixed batch of training examples.
+    proxy_model = space.supernet()
+    proxy_params = training.init_params(space, proxy_model, jax.random.key(config.seed), dataset.input_shape)
+    pick = np.sort(np.random.default_rng(config.seed).choice(len(dataset.train), config.proxy_batch, replace=False))
+    proxy_x, proxy_y = dataset.train.x[pick], dataset.train.y[pick]
+
+    labels = {"params": "parameters (analytic)", "flops": "FLOPs (analytic)",
+              "supernet": "supernet validation accuracy (inherited weights)",
+              **{p: f"{p} score at initialisation" for p in proxies.PROXIES}}
+    reports = {}
+    for name in config.rankers:
+        tic = time.perf_counter()
+        if name == "params":
+            predicted = np.asarray([space.params(a) for a in archs], np.float64)
+        elif name == "flops":
+            predicted = np.asarray([space.flops(a) for a in archs], np.float64)
+        elif name == "supernet":
+            predicted = _supernet_scores(config, dataset, space, mesh, archs, workdir)
+        else:
+            predicted = proxies.score(space, proxy_model, proxy_params, archs, proxy_x, proxy_y, name)
+        seconds = time.perf_counter() - tic
+        report = ranking.report(predicted, truth, names=names)
+        title = (f"{name}: Kendall tau {report['kendall_tau']:.3f}, Spearman {report['spearman_rho']:.3f} "
+                 f"(n={report['n']})")
+        png = plots.ranking_scatter(predicted, truth, os.path.join(workdir, f"ranking_{name}.png"),
+                                    labels[name], f"{g.column} (trained from scratch)", title)
+        reports[name] = {**report, "seconds": seconds, "scatter_png": png}
+
+    # A table with one seed has no seed-to-seed agreement to report.
+    ceiling = ranking.noise_ceiling(rows) if len(ranking.table_seeds(rows)) >= 2 else None
+    print(f"{len(rows)} architectures from {table}; noise ceiling: " + (
+        f"seed halves tau {ceiling['test_seed_tau']:.3f}, val vs test tau {ceiling['val_test_tau']:.3f}"
+        if ceiling else "none (the table has fewer than 2 seeds)"))
+    for name, r in reports.items():
+        print(f"  {name:>9}: tau {r['kendall_tau']:+.3f}  rho {r['spearman_rho']:+.3f}  "
+              f"P@5% {r['precision_top5pct']:.2f}  P@10% {r['precision_top10pct']:.2f}  "
+              f"top-1 true rank {r['top1_true_rank']:g}  regret {r['top1_regret']:.4f}  ({r['seconds']:.1f} s)")
+    return {"table": table, "rows": len(rows), "column": g.column, "noise_ceiling": ceiling, "rankers": reports,
+            "space": space.describe(),
+            "dataset": {"name": dataset.name, "train": len(dataset.train), "val": len(dataset.val)}}

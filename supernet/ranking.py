@@ -1,0 +1,156 @@
+"""How well does a ranker (the supernet, a training-free proxy, parameter count) order architectures
+the way training them from scratch does?
+
+`report(predicted, truth)` compares two aligned 1-D arrays: rank correlations over the whole
+sample, precision among the top few percent, and what picking the predictor's favourite would cost.
+`read_ground_truth` loads a table written by the `ground_truth` job (`supernet.jobs.ground_truth`)
+and `noise_ceiling` says how well the table agrees with itself (seed vs seed, validation vs test):
+no ranker can be expected to agree with the table much better than the table agrees with itself.
+
+Rank correlations come from `scipy.stats` (Kendall's tau-b and Spearman's rho with average ranks),
+which handle ties; the library never reads a config.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+
+import numpy as np
+import scipy.stats
+
+
+def kendall_tau(a, b) -> float:
+    """Kendall's tau-b (scipy.stats.kendalltau; tie-corrected). NaN when either side is constant."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")  # no order to compare; scipy would warn and return NaN too
+    return float(scipy.stats.kendalltau(a, b).statistic)
+
+
+def spearman_rho(a, b) -> float:
+    """Spearman's rho (scipy.stats.spearmanr; ties get average ranks). NaN when either side is constant."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(scipy.stats.spearmanr(a, b).statistic)
+
+
+def _top_k_weights(values: np.ndarray, k: int) -> np.ndarray:
+    """Probability that each element is among the k largest when ties are broken at random:
+    1 above the k-th largest value, 0 below it, and the tied group at that value shares the
+    remaining places. Why: parameter and FLOP counts tie often, and an arbitrary tie-break would
+    make precision@k depend on the row order of the table."""
+    threshold = np.sort(values)[::-1][k - 1]
+    above, tied = values > threshold, values == threshold
+    return above + tied * (k - above.sum()) / tied.sum()
+
+
+def precision_at(predicted, truth, fraction: float) -> float:
+    """Fraction of the predictor's top `fraction` that is also in the true top `fraction`, with
+    k = max(1, round(n * fraction)); ties on either side count in expectation over random tie-breaks."""
+    predicted, truth = np.asarray(predicted, np.float64), np.asarray(truth, np.float64)
+    k = max(1, int(round(len(truth) * fraction)))
+    return float((_top_k_weights(predicted, k) * _top_k_weights(truth, k)).sum() / k)
+
+
+def _checked(predicted, truth):
+    predicted, truth = np.asarray(predicted, np.float64), np.asarray(truth, np.float64)
+    if predicted.ndim != 1 or predicted.shape != truth.shape:
+        raise ValueError(f"predicted and truth must be aligned 1-D arrays, got shapes {predicted.shape} "
+                         f"and {truth.shape}.")
+    if len(truth) < 2:
+        raise ValueError(f"a ranking needs at least 2 architectures, got {len(truth)}.")
+    for name, values in (("predicted", predicted), ("truth", truth)):
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"{name} has {int((~np.isfinite(values)).sum())} non-finite values "
+                             f"(first at index {int(np.argmin(np.isfinite(values)))}); a ranker must score every "
+                             f"architecture.")
+    return predicted, truth
+
+
+def report(predicted, truth, *, names=None, higher_is_better: bool = True) -> dict:
+    """How well `predicted` ranks the architectures whose true quality is `truth` (higher is better,
+    e.g. test accuracy); `higher_is_better=False` for a predictor where lower means better (a loss).
+
+    Returns n, kendall_tau (tau-b), spearman_rho, precision_top5pct / precision_top10pct (see
+    `precision_at`), and for the predictor's top-1 pick: top1_index (row), top1_true_rank (1 = the
+    truly best; averaged over the picks when several tie for the top prediction, top1_ties of them),
+    top1_regret (best true value minus the pick's, averaged likewise) and, with `names`, top1_name.
+    """
+    predicted, truth = _checked(predicted, truth)
+    if not higher_is_better:
+        predicted = -predicted
+    true_rank = scipy.stats.rankdata(-truth, method="min")  # 1 = best; tied rows share the better rank
+    picks = np.flatnonzero(predicted == predicted.max())
+    out = {
+        "n": int(len(truth)),
+        "kendall_tau": kendall_tau(predicted, truth),
+        "spearman_rho": spearman_rho(predicted, truth),
+        "precision_top5pct": precision_at(predicted, truth, 0.05),
+        "precision_top10pct": precision_at(predicted, truth, 0.10),
+        "top1_index": int(picks[0]),
+        "top1_true_rank": float(true_rank[picks].mean()),
+        "top1_ties": int(len(picks)),
+        "top1_regret": float(truth.max() - truth[picks].mean()),
+    }
+    if names is not None:
+        if len(names) != len(truth):
+            raise ValueError(f"names has {len(names)} entries for {len(truth)} architectures.")
+        out["top1_name"] = str(names[picks[0]])
+    return out
+
+
+# -- ground-truth tables ---------------------------------------------------------------------------
+
+def _number(text: str):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return text
+
+
+def read_ground_truth(path: str, space, column: str = "test_accuracy_mean"):
+    """A table of the `ground_truth` job -> (archs int32[n, D], values float64[n] of `column`, rows).
+
+    `rows` are the CSV's rows as dicts, numeric cells converted to float (`arch` stays the string).
+    """
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        fields = reader.fieldnames or []
+        rows = [{k: (v if k == "arch" else _number(v)) for k, v in row.items()} for row in reader]
+    if "arch" not in fields or column not in fields:
+        raise ValueError(f"{path}: expected columns 'arch' and {column!r}; the header has {fields}.")
+    if not rows:
+        raise ValueError(f"{path}: the table has no rows.")
+    archs = np.stack([space.from_string(r["arch"]) for r in rows]).astype(np.int32)
+    values = np.asarray([r[column] for r in rows], np.float64)
+    return archs, values, rows
+
+
+def table_seeds(rows) -> list[int]:
+    """The seeds a table holds, from its `test_accuracy_seed{S}` columns."""
+    return sorted(int(m.group(1)) for k in rows[0] if (m := re.fullmatch(r"test_accuracy_seed(\d+)", k)))
+
+
+def noise_ceiling(rows, seeds=None) -> dict:
+    """How well the table agrees with itself (Kendall tau-b; `seeds` default: every seed in it).
+
+    test_seed_tau: the test accuracies of the first half of the seeds (their mean) against the
+    second half's (2 seeds: seed 0 vs seed 1; an odd count puts the extra seed in the second half).
+    It is the agreement of two independent trainings of equal effort, a reference for a ranker
+    judged against one of them; against the mean of all seeds, as the rankers are, the ceiling is
+    somewhat higher, since that mean is less noisy.
+    val_test_tau: mean validation against mean test accuracy (how well selecting on validation
+    can rank by test at all).
+    """
+    seeds = table_seeds(rows) if seeds is None else list(seeds)
+    if len(seeds) < 2:
+        raise ValueError(f"a noise ceiling needs at least 2 seeds, got {seeds}.")
+    column = lambda name: np.asarray([r[name] for r in rows], np.float64)
+    half = len(seeds) // 2
+    first = np.mean([column(f"test_accuracy_seed{s}") for s in seeds[:half]], axis=0)
+    second = np.mean([column(f"test_accuracy_seed{s}") for s in seeds[half:]], axis=0)
+    return {"seeds": seeds, "halves": [seeds[:half], seeds[half:]], "n": len(rows),
+            "test_seed_tau": kendall_tau(first, second),
+            "val_test_tau": kendall_tau(column("val_accuracy_mean"), column("test_accuracy_mean"))}

@@ -1,0 +1,163 @@
+"""supernet.ranking (rank correlations, precision@k, top-1 pick, noise ceiling, reading tables) and
+the `ranking` job end to end on a tiny synthetic table."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from supernet import ranking, spaces
+from supernet.jobs import ground_truth
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write_synthetic_table(path, space, test_seed0, test_seed1, val_mean=None, seed=0):
+    """A CSV with the ground-truth job's columns and MADE-UP values (synthetic, for exercising the
+    code paths only; never a result). One distinct architecture per row."""
+    n = len(test_seed0)
+    archs = ground_truth.sample_architectures(space, n, seed)
+    test_seed0, test_seed1 = np.asarray(test_seed0, float), np.asarray(test_seed1, float)
+    val_mean = test_seed0 if val_mean is None else np.asarray(val_mean, float)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=ground_truth.columns([0, 1]))
+        writer.writeheader()
+        for i, arch in enumerate(archs):
+            writer.writerow({"arch": space.to_string(arch), "val_accuracy_seed0": val_mean[i],
+                             "val_accuracy_seed1": val_mean[i], "test_accuracy_seed0": test_seed0[i],
+                             "test_accuracy_seed1": test_seed1[i], "val_accuracy_mean": val_mean[i],
+                             "test_accuracy_mean": (test_seed0[i] + test_seed1[i]) / 2,
+                             "params": space.params(arch), "flops": space.flops(arch), "train_seconds": 0.0})
+    return path
+
+
+def test_hand_computed_correlations():
+    # 5 concordant pairs, 1 discordant: tau = 4/6; rank differences (0, 1, -1, 0): rho = 1 - 6*2/(4*15)
+    assert ranking.kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(2 / 3)
+    assert ranking.spearman_rho([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
+    # one tie in a: 5 concordant, 0 discordant, tau-b = 5 / sqrt((6 - 1) * 6)
+    assert ranking.kendall_tau([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(5 / np.sqrt(30))
+    assert np.isnan(ranking.kendall_tau([1, 1, 1], [1, 2, 3]))
+
+
+def test_correlations_match_scipy_with_ties():
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 6, 40), rng.integers(0, 6, 40)  # many ties
+    assert ranking.kendall_tau(a, b) == pytest.approx(scipy.stats.kendalltau(a, b, variant="b").statistic)
+    assert ranking.spearman_rho(a, b) == pytest.approx(scipy.stats.spearmanr(a, b).statistic)
+
+
+def test_perfect_and_reversed_predictors():
+    truth = np.linspace(0.5, 0.9, 40)
+    perfect = ranking.report(2 * truth + 1, truth)
+    assert perfect["kendall_tau"] == pytest.approx(1) and perfect["spearman_rho"] == pytest.approx(1)
+    assert perfect["precision_top5pct"] == 1 and perfect["precision_top10pct"] == 1
+    assert perfect["top1_true_rank"] == 1 and perfect["top1_regret"] == 0 and perfect["n"] == 40
+    reversed_ = ranking.report(-truth, truth)
+    assert reversed_["kendall_tau"] == pytest.approx(-1) and reversed_["precision_top10pct"] == 0
+    assert reversed_["top1_true_rank"] == 40 and reversed_["top1_regret"] == pytest.approx(0.4)
+    assert ranking.report(-truth, truth, higher_is_better=False)["kendall_tau"] == pytest.approx(1)
+
+
+def test_precision_at_k():
+    truth = np.arange(20.0)  # true top 10% (k = 2): rows 19, 18
+    predicted = truth.copy()
+    predicted[18] = -1  # the predictor's top 2 are rows 19 and 17: one of two right
+    assert ranking.precision_at(predicted, truth, 0.10) == 0.5
+    assert ranking.precision_at(predicted, truth, 0.05) == 1  # k = 1: row 19
+    # three-way tie for the top 2 places, one of them truly in the top 2: expected precision 1/3
+    tied = np.zeros(20)
+    tied[[19, 5, 6]] = 1
+    assert ranking.precision_at(tied, truth, 0.10) == pytest.approx((2 / 3) / 2)
+
+
+def test_top1_rank_regret_and_name():
+    truth = np.array([0.7, 0.9, 0.8, 0.6])
+    r = ranking.report([3, 1, 2, 0], truth, names=list("abcd"))  # picks row 0, truly third
+    assert (r["top1_index"], r["top1_true_rank"], r["top1_name"]) == (0, 3, "a")
+    assert r["top1_regret"] == pytest.approx(0.2) and r["top1_ties"] == 1
+    tied = ranking.report([1, 1, 0, 0], truth)  # rows 0 and 1 tie: ranks 3 and 1 on average
+    assert tied["top1_true_rank"] == 2 and tied["top1_ties"] == 2 and tied["top1_regret"] == pytest.approx(0.1)
+
+
+def test_bad_inputs_are_errors():
+    with pytest.raises(ValueError, match="aligned"):
+        ranking.report([1, 2, 3], [1, 2])
+    with pytest.raises(ValueError, match="non-finite"):
+        ranking.report([1, np.nan, 3], [1, 2, 3])
+
+
+def test_read_ground_truth_and_noise_ceiling(tmp_path):
+    space = spaces.get("nas_bench_201")
+    path = write_synthetic_table(tmp_path / "synthetic.csv", space, [0.1, 0.2, 0.3, 0.4], [0.1, 0.3, 0.2, 0.4],
+                                 val_mean=[0.4, 0.3, 0.2, 0.1])
+    archs, values, rows = ranking.read_ground_truth(str(path), space)
+    assert archs.shape == (4, 6) and archs.dtype == np.int32
+    np.testing.assert_allclose(values, [0.1, 0.25, 0.25, 0.4])
+    assert space.to_string(archs[2]) == rows[2]["arch"] and isinstance(rows[2]["params"], float)
+    ceiling = ranking.noise_ceiling(rows, [0, 1])
+    assert ceiling["test_seed_tau"] == pytest.approx(2 / 3)
+    assert ceiling["val_test_tau"] == pytest.approx(-5 / np.sqrt(30))  # val reversed; the mean has one tie
+    assert ranking.noise_ceiling(rows)["seeds"] == [0, 1]
+    with pytest.raises(ValueError, match="no_such_column"):
+        ranking.read_ground_truth(str(path), space, column="no_such_column")
+
+
+def test_noise_ceiling_with_four_seeds():
+    rows = [{f"test_accuracy_seed{s}": v for s, v in enumerate(values)} | {"val_accuracy_mean": i,
+                                                                           "test_accuracy_mean": i}
+            for i, values in enumerate([(1, 1, 1, 1), (2, 4, 2, 2), (3, 2, 5, 3), (4, 3, 4, 4)])]
+    # halves: seeds (0, 1) -> means 1, 3, 2.5, 3.5; seeds (2, 3) -> 1, 2, 4, 4 (one tie)
+    ceiling = ranking.noise_ceiling(rows, [0, 1, 2, 3])
+    expected = scipy.stats.kendalltau([1, 3, 2.5, 3.5], [1, 2, 4, 4]).statistic
+    assert ceiling["halves"] == [[0, 1], [2, 3]] and ceiling["test_seed_tau"] == pytest.approx(expected)
+
+
+def test_ranking_job_end_to_end(tmp_path):
+    """Through launch.py on a tiny network. Proxies: naswot stands for all three here (the job
+    calls them through one code path; tests/test_proxies.py covers each), to keep the test short."""
+    space = spaces.get("nas_bench_201")
+    rng = np.random.default_rng(0)
+    table = write_synthetic_table(tmp_path / "synthetic_ground_truth.csv", space, rng.uniform(0.5, 0.9, 12),
+                                  rng.uniform(0.5, 0.9, 12))
+    workdir = tmp_path / "run"
+    tiny = [f"--config.ground_truth.table={table}", "--config.ground_truth.max_rows=10",
+            "--config.rankers=('params', 'flops', 'naswot', 'supernet')",
+            "--config.dataset.options.num_samples=1000", "--config.space.options.channels=4",
+            "--config.space.options.stages=1", "--config.proxy_batch=16", "--config.supernet.steps=3",
+            "--config.supernet.batch_size=16", "--config.supernet.calib_size=32",
+            "--config.supernet.eval_batch_size=25", "--config.progress=False"]
+    command = [sys.executable, os.path.join(REPO, "launch.py"), "--config", "experiments/ranking.py:runlocal",
+               "--workdir", str(workdir), *tiny]
+    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((workdir / "results.json").read_text())
+    assert results["rows"] == 10 and results["table"] == str(table) and results["column"] == "test_accuracy_mean"
+    assert set(results["noise_ceiling"]) >= {"test_seed_tau", "val_test_tau"}
+    assert list(results["rankers"]) == ["params", "flops", "naswot", "supernet"]
+    for name, r in results["rankers"].items():
+        assert r["n"] == 10 and -1 <= r["kendall_tau"] <= 1 and 1 <= r["top1_true_rank"] <= 10, name
+        assert 0 <= r["precision_top10pct"] <= 1 and r["top1_regret"] >= 0 and r["top1_name"].startswith("|")
+        assert (workdir / f"ranking_{name}.png").stat().st_size > 1000
+    assert results["config"]["supernet"]["steps"] == 3 and "noise ceiling" in proc.stdout
+
+
+def test_table_paths_and_rankers_are_checked(tmp_path, monkeypatch):
+    from experiments import ranking as ranking_config
+    from supernet.jobs import ranking as ranking_job
+    (tmp_path / "mine.csv").write_text("arch\n")
+    monkeypatch.chdir(tmp_path)
+    assert ranking_job.resolve_table("mine.csv") == str(tmp_path / "mine.csv")  # the current directory first
+    assert ranking_job.resolve_table("experiments/ranking.py") == os.path.join(REPO, "experiments", "ranking.py")
+    with pytest.raises(FileNotFoundError, match="ground_truth.py"):
+        ranking_job.resolve_table("benchmarks/no_such_table.csv")
+    config = ranking_config.get_config("runlocal")
+    config.rankers = ("params", "grasp")
+    with pytest.raises(ValueError, match="valid: params, flops, synflow, naswot, snip, supernet"):
+        ranking_job.run(config, str(tmp_path))

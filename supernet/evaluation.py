@@ -114,6 +114,9 @@ def evaluate_population(space: Space, model, params, archs, calib_x: np.ndarray,
     if vmap_archs is not None and (not isinstance(vmap_archs, int) or vmap_archs < 1):
         raise ValueError(f"vmap_archs must be a positive int, None (all) or 'auto', got {vmap_archs!r}.")
     archs = jnp.asarray(space.validate(archs).reshape(-1, space.num_decisions))
+    if not len(archs):
+        raise ValueError("evaluate_population got an empty population; pass at least one architecture "
+                         f"(int32[n, {space.num_decisions}], n >= 1).")
     sharding.check_batch_size(batch_size, mesh, "evaluation batch size")
     sharding.check_batch_size(len(calib_x), mesh, "calibration batch size")
     calibrate_all, score_all = _population_fns(space, model, vmap_archs)
@@ -142,13 +145,16 @@ def _padded(x, y, start, batch_size):
 def extract(space: Space, params, arch, calib_x: np.ndarray | None = None, model=None):
     """(supernet weights, architecture) -> (standalone Flax module, its variables).
 
-    With `calib_x`, the architecture's BN statistics are recalibrated on it first, so the
-    standalone network reproduces the supernet's evaluation outputs. The module is a plain network
-    (`supernet.networks`); `module.init` gives fresh weights to retrain it from scratch.
+    The architecture's BN statistics are first calibrated on `calib_x` (a few hundred training
+    inputs), so the standalone network reproduces the supernet's evaluation outputs. The module is
+    a plain network (`supernet.networks`); `module.init` gives fresh weights to retrain it from scratch.
     """
+    if calib_x is None:
+        raise ValueError("extract needs calib_x, a few hundred training inputs (e.g. dataset.train.x[:256]), to "
+                         "calibrate the architecture's batch-norm statistics; without them the network cannot "
+                         "evaluate. To train it from scratch instead, use space.standalone(arch).")
     arch = space.validate(arch)
-    variables = {"params": params}
-    if calib_x is not None:
-        model = model or space.supernet()
-        variables[STATS_COLLECTION] = calibrate(model, params, one_hot(space, jnp.asarray(arch)), jnp.asarray(calib_x))
+    model = model or space.supernet()
+    variables = {"params": params,
+                 STATS_COLLECTION: calibrate(model, params, one_hot(space, jnp.asarray(arch)), jnp.asarray(calib_x))}
     return space.standalone(arch), space.extract_variables(variables, arch)

@@ -72,3 +72,26 @@ def test_forward_mode_autodiff_on_the_sparse_cell_names_the_fix():
     assert np.isfinite(float(jax.grad(f)(x).sum()))  # reverse mode works
     with pytest.raises(TypeError, match=r"space.supernet\(sparse=False\)"):
         jax.jvp(f, (x,), (x,))
+
+
+def test_empty_population(tiny):
+    ds, space = tiny
+    from supernet import evaluation
+    with pytest.raises(ValueError, match="empty population; pass at least one architecture"):
+        evaluation.evaluate_population(space, space.supernet(), None, np.zeros((0, 6), np.int32), ds.train.x[:8],
+                                       ds.val.x, ds.val.y, mesh=sharding.make_mesh(1))
+
+
+def test_extract_without_calibration_data(tiny):
+    _, space = tiny
+    from supernet import evaluation
+    with pytest.raises(ValueError, match=r"extract needs calib_x.*dataset.train.x\[:256\]"):
+        evaluation.extract(space, None, space.largest())
+
+
+def test_initialising_an_unknown_parameter_fails_loudly():
+    import flax.linen as nn
+    from supernet.layers import host_init
+    abstract = jax.eval_shape(lambda: nn.Embed(10, 4).init(jax.random.key(0), jnp.zeros((2,), jnp.int32)))
+    with pytest.raises(ValueError, match=r"parameter \['params'\]\['embedding'\].*model.init\(key, x, arch"):
+        host_init(abstract, jax.random.key(0))

@@ -38,7 +38,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.space = ml_collections.ConfigDict({"name": "nas_bench_201", "options": {
         "channels": 8, "cells_per_stage": 1, "stages": 3}})
     c.ground_truth = ml_collections.ConfigDict({
-        "table": "benchmarks/ground_truth_nb201_mnist1d.csv",
+        "table": "strategies/benchmarks/ground_truth_nb201_mnist1d.csv",
         "column": "test_accuracy_mean",
         "max_rows": 24 if runlocal else 0})  # 0: every row
     c.rankers = ("params", "flops", "synflow", "naswot", "snip", "supernet")

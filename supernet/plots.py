@@ -100,32 +100,34 @@ def architecture(space, arch, file: str, title: str | None = None) -> str:
     plt = _pyplot()
     draw = _DRAWERS.get(space.name, _draw_chain)
     fig = draw(plt, space, arch)
-    fig.suptitle(title or space.to_string(arch), fontsize=7, wrap=True)
+    name = space.to_string(arch)
+    fig.suptitle(title or (name if len(name) <= 110 else f"{space.name} architecture"), fontsize=7)
     fig.savefig(file, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return file
 
 
 def _draw_cell(plt, space, arch):
+    """Nodes on a line, in -> 1 -> 2 -> out; the longer edges arc above or below, operation on each."""
     from supernet.networks import NB201_EDGES, NB201_OPS
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    nodes = {0: (0.0, 0.0), 1: (1.0, 0.8), 2: (2.0, -0.8), 3: (3.0, 0.0)}
-    colours = {"none": "#cccccc", "skip_connect": "#4c72b0", "nor_conv_1x1": "#dd8452",
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    colours = {"none": "#bbbbbb", "skip_connect": "#4c72b0", "nor_conv_1x1": "#dd8452",
                "nor_conv_3x3": "#c44e52", "avg_pool_3x3": "#55a868"}
+    bends = {1: 0.0, 2: -0.45, 3: -0.5}  # by edge length: straight, arc above; 1->3 arcs below
     for (i, j), op in zip(NB201_EDGES, (NB201_OPS[a] for a in arch)):
-        (x0, y0), (x1, y1) = nodes[i], nodes[j]
-        bend = 0.25 if (i, j) == (0, 3) else 0.0
-        style = "dotted" if op == "none" else "solid"
-        ax.annotate("", (x1, y1), (x0, y0), arrowprops=dict(arrowstyle="-|>", color=colours[op], lw=2,
-                                                            ls=style, connectionstyle=f"arc3,rad={bend}"))
-        ax.text((x0 + x1) / 2, (y0 + y1) / 2 + (0.45 if bend else 0.1), op, fontsize=8, ha="center",
+        rad = -bends[j - i] if (i, j) == (1, 3) else bends[j - i]
+        ax.annotate("", (j, 0), (i, 0), arrowprops=dict(arrowstyle="-|>", color=colours[op], lw=2,
+                                                        ls="dotted" if op == "none" else "solid",
+                                                        shrinkA=12, shrinkB=12, connectionstyle=f"arc3,rad={rad}"))
+        # The arc's midpoint sits half the control point's offset from the chord.
+        ax.text((i + j) / 2, -rad * (j - i) / 2 + (0.06 if rad <= 0 else -0.12), op, fontsize=8, ha="center",
                 color=colours[op])
-    for n, (x, y) in nodes.items():
-        ax.add_patch(plt.Circle((x, y), 0.13, color="white", ec="black", zorder=3))
-        ax.text(x, y, "in" if n == 0 else "out" if n == 3 else str(n), ha="center", va="center", fontsize=8,
-                zorder=4)
-    ax.set_xlim(-0.4, 3.4)
-    ax.set_ylim(-1.3, 1.4)
+    for n in range(4):
+        ax.add_patch(plt.Circle((n, 0), 0.12, color="white", ec="black", zorder=3))
+        ax.text(n, 0, "in" if n == 0 else "out" if n == 3 else str(n), ha="center", va="center", fontsize=8, zorder=4)
+    ax.set_xlim(-0.3, 3.3)
+    ax.set_ylim(-0.55, 0.95)
+    ax.set_aspect("equal")
     ax.axis("off")
     return fig
 

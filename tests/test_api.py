@@ -73,3 +73,15 @@ def test_bad_options_fail_before_any_work():
         AutoModel(CHOICES, strategy="evolutoin")
     with pytest.raises(ValueError, match="budget must be >= 1"):
         AutoModel(CHOICES, budget=0)
+
+
+@pytest.mark.parametrize("name,options", [
+    ("nas_bench_201", {}),
+    ("mobilenet", {}),
+    ("chain", {"choices": CHOICES}),
+])
+def test_every_space_draws_its_architecture(name, options, tmp_path):
+    from supernet import plots
+    space = spaces.get(name, **options)
+    file = plots.architecture(space, space.largest(), str(tmp_path / f"{name}.png"))
+    assert (tmp_path / f"{name}.png").stat().st_size > 2000 and file.endswith(".png")

@@ -1,4 +1,4 @@
-"""Tests for strategies.tabular: lookups against the shipped NAS-Bench-201 tables, and errors."""
+"""Tests for strategies.benchmarks.tabular: lookups against the shipped NAS-Bench-201 tables, and errors."""
 
 import csv
 

@@ -2,12 +2,14 @@
 
     import jax
     import strategies
-    from supernet import spaces    # or any object with the Space contract
+    from strategies.space import Decisions
 
-    space = spaces.get("nas_bench_201")
-    strategy = strategies.get("evolution", space, max_params=800_000)
+    # Any object with the decisions contract; a supernet space (e.g. NAS-Bench-201) is passed in
+    # the same way by the library above.
+    space = Decisions([("op1", ["conv", "pool"]), ("op2", ["conv", "skip", "none"])])
+    strategy = strategies.get("evolution", space)
     state = strategy.init(jax.random.key(0))
-    archs, state = strategy.ask(jax.random.key(1), state, 4)     # int32[4, 6], all feasible
+    archs, state = strategy.ask(jax.random.key(1), state, 4)     # int32[4, 2]
     state = strategy.tell(state, archs, fitness)                   # float32[4], higher is better
     best_arch, best_fitness = strategies.best(state)
 

@@ -170,6 +170,17 @@ def update_alphas(alpha_optimizer, grads, state: SearchState, alpha_on):
     return alphas, jax.tree.map(keep, new_opt_state, state.alpha_opt_state)
 
 
+def weight_step(loss, weight_optimizer, state: SearchState, alphas, alpha_opt_state, weights, x, y,
+                val_loss, val_acc):
+    """The second half of a DARTS or GDAS step: the supernet weights step on the train batch with
+    the (already updated) architecture `weights`; returns the new state and the step's metrics."""
+    (train_loss, train_acc), g_w = jax.value_and_grad(lambda p: loss(p, weights, x, y), has_aux=True)(state.params)
+    updates, opt_state = weight_optimizer.update(g_w, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    new = SearchState(state.step + 1, params, opt_state, alphas, alpha_opt_state)
+    return new, {"train_loss": train_loss, "train_accuracy": train_acc, "val_loss": val_loss, "val_accuracy": val_acc}
+
+
 def make_darts_step(space, model, weight_optimizer, alpha_optimizer, *, order: int = 1,
                     xi: float = 0.0):
     """`step(state, train_x, train_y, val_x, val_y, beta, alpha_on=1.0) -> (state, metrics)`, jitted.
@@ -195,13 +206,8 @@ def make_darts_step(space, model, weight_optimizer, alpha_optimizer, *, order: i
         alphas, alpha_opt_state = update_alphas(alpha_optimizer, g_a, state, alpha_on)
 
         weights = jax.lax.stop_gradient(to_weights(alphas))
-        (train_loss, train_acc), g_w = jax.value_and_grad(
-            lambda p: loss(p, weights, train_x, train_y), has_aux=True)(state.params)
-        updates, opt_state = weight_optimizer.update(g_w, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        new = SearchState(state.step + 1, params, opt_state, alphas, alpha_opt_state)
-        return new, {"train_loss": train_loss, "train_accuracy": train_acc,
-                     "val_loss": val_loss, "val_accuracy": val_acc}
+        return weight_step(loss, weight_optimizer, state, alphas, alpha_opt_state, weights, train_x, train_y,
+                           val_loss, val_acc)
 
     return jax.jit(step, donate_argnums=0)
 
@@ -245,13 +251,8 @@ def make_gdas_step(space, model, weight_optimizer, alpha_optimizer):
         alphas, alpha_opt_state = update_alphas(alpha_optimizer, g_a, state, alpha_on)
 
         path = jax.lax.stop_gradient(gumbel_hard(space, key_w, alphas, tau))
-        (train_loss, train_acc), g_w = jax.value_and_grad(
-            lambda p: loss(p, path, train_x, train_y), has_aux=True)(state.params)
-        updates, opt_state = weight_optimizer.update(g_w, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        new = SearchState(state.step + 1, params, opt_state, alphas, alpha_opt_state)
-        return new, {"train_loss": train_loss, "train_accuracy": train_acc,
-                     "val_loss": val_loss, "val_accuracy": val_acc}
+        return weight_step(loss, weight_optimizer, state, alphas, alpha_opt_state, path, train_x, train_y,
+                           val_loss, val_acc)
 
     return jax.jit(step, donate_argnums=0)
 

@@ -1,12 +1,15 @@
 """The supernet core on a tiny NAS-Bench-201 network: compile once, exact extraction, population
 evaluation, checkpoint resume, retraining from scratch."""
 
+import os
+import shutil
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from supernet import checkpoint, data, evaluation, profiling, retrain, sharding, spaces, training
+from supernet import checkpoint, data, evaluation, profiling, records, retrain, sharding, spaces, training
 
 
 @pytest.fixture(scope="module")
@@ -125,21 +128,25 @@ def test_resumed_training_continues_exactly(setup, tmp_path):
     ds, space, model, mesh, optimizer = setup
     kwargs = dict(batch_size=32, optimizer=optimizer, key=jax.random.key(1), mesh=mesh, progress=False)
     straight = training.train_supernet(space, model, ds.train, steps=12, **kwargs)
-    training.train_supernet(space, model, ds.train, steps=7, workdir=str(tmp_path), checkpoint_every=7, **kwargs)
-    assert checkpoint.exists(str(tmp_path / "supernet.ckpt"))
+    training.train_supernet(space, model, ds.train, steps=12, workdir=str(tmp_path), checkpoint_every=4, **kwargs)
+    saved = checkpoint.Checkpoints(checkpoint.stage_dir(str(tmp_path), "supernet"))
+    assert saved.steps() == [6, 9, 12]  # every min(4, 12 / 4) steps, the latest 3 kept
+    for step in (9, 12):  # as if killed just after step 6 was saved
+        shutil.rmtree(os.path.join(saved.directory, str(step)))
     resumed = training.train_supernet(space, model, ds.train, steps=12, workdir=str(tmp_path), **kwargs)
     assert int(resumed.step) == 12
     for a, b in zip(jax.tree.leaves(straight.params), jax.tree.leaves(resumed.params)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    assert (tmp_path / "metrics.jsonl").exists()
+    steps = [line["step"] for line in records.MetricsLog(str(tmp_path)).lines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 12  # the rerun's lines replace, never repeat
 
 
 def test_checkpoint_mismatch_is_a_clear_error(setup, tmp_path):
     _, space, model, _, optimizer = setup
-    checkpoint.save(str(tmp_path / "x.ckpt"), {"a": np.zeros(3)})
+    checkpoint.Checkpoints(str(tmp_path)).save(1, {"a": np.zeros(3)}, stage="x")
     target = training.create_state(space, model, optimizer, jax.random.key(0), (8, 8, 1))
-    with pytest.raises(ValueError, match="does not match"):
-        checkpoint.restore(str(tmp_path / "x.ckpt"), target)
+    with pytest.raises(checkpoint.CheckpointMismatchError, match="does not match"):
+        checkpoint.Checkpoints(str(tmp_path)).restore_latest(target)
 
 
 def test_standalone_retrains_from_scratch(setup):

@@ -23,6 +23,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.job = "benchmark"
     c.seed = 0
     c.progress = True
+    c.backend = common.backend_section()  # CPU/GPU/TPU choices (cell, vmap_archs, depthwise, init, compute_dtype)
     c.benchmark = ml_collections.ConfigDict()
     c.benchmark.channels = 8 if runlocal else 16
     c.benchmark.cells_per_stage = 1 if runlocal else 5

@@ -10,3 +10,11 @@ def variants(arg: str | None, valid, experiment: str) -> set[str]:
     if unknown:
         raise ValueError(f"unknown variant(s) {unknown} for {experiment}; valid: {', '.join(sorted(valid))}.")
     return chosen
+
+
+def backend_section():
+    """Overrides of the backend policy (`supernet.backend`; "auto" keeps the backend's default),
+    e.g. `--config.backend.cell=folded --config.backend.compute_dtype=bfloat16`."""
+    import ml_collections
+    return ml_collections.ConfigDict({"cell": "auto", "vmap_archs": "auto", "depthwise": "auto", "init": "auto",
+                                      "compute_dtype": "float32"})

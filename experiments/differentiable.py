@@ -50,6 +50,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.seed = 0
     c.num_devices = 0  # 0: every local device
     c.progress = True
+    c.backend = common.backend_section()  # CPU/GPU/TPU choices (cell, vmap_archs, depthwise, init, compute_dtype)
 
     c.dataset = ml_collections.ConfigDict({"name": "digits" if runlocal or quick else "mnist1d",
                                            "options": {}})

@@ -20,7 +20,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from supernet import sharding
+from supernet import backend, sharding
 from supernet.layers import STATS_COLLECTION
 from supernet.spaces.base import Space
 from supernet.training import one_hot
@@ -84,17 +84,20 @@ def _population_fns(space: Space, model, vmap_archs: int | None):
             s, a = stats_and_arch
             logits = predict(model, params, s, one_hot(space, a), x)
             losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
-            return ((logits.argmax(-1) == y) * mask).sum(), (losses * mask).sum()
+            # NaN logits would argmax to class 0 and score a plausible accuracy: make it NaN.
+            finite = (jnp.isfinite(logits).all(-1) | (mask == 0)).all()
+            return jnp.where(finite, ((logits.argmax(-1) == y) * mask).sum(), jnp.nan), (losses * mask).sum()
         return _over_archs(score, (stats, archs), vmap_archs)
 
     return jax.jit(calibrate_all), jax.jit(score_all)
 
 
 def default_vmap_archs() -> int | None:
-    """All architectures vmapped together on GPU/TPU; one at a time (a `lax.map` loop inside the
-    call) on the CPU, where vmapping turns every convolution into a grouped one that XLA:CPU runs
-    several times slower than the plain convolutions of a loop (see README, Benchmark)."""
-    return 1 if jax.default_backend() == "cpu" else None
+    """The backend policy's choice (`backend.current().vmap_archs`): all architectures vmapped
+    together on GPU/TPU; one at a time (a `lax.map` loop inside the call) on the CPU, where
+    vmapping turns every convolution into a grouped one that XLA:CPU runs several times slower
+    than the plain convolutions of a loop (see README, Benchmark)."""
+    return backend.current().vmap_archs
 
 
 def evaluate_population(space: Space, model, params, archs, calib_x: np.ndarray, x: np.ndarray,
@@ -127,9 +130,9 @@ def evaluate_population(space: Space, model, params, archs, calib_x: np.ndarray,
     for start in range(0, len(archs), chunk):
         part = archs[start:start + chunk]
         stats = calibrate_all(params, part, calib)
-        totals = [score_all(params, stats, part, *batch) for batch in batches]
-        correct.append(sum(np.asarray(c) for c, _ in totals))
-        loss.append(sum(np.asarray(l) for _, l in totals))
+        totals = sharding.fetch([score_all(params, stats, part, *batch) for batch in batches])
+        correct.append(sum(c for c, _ in totals))
+        loss.append(sum(l for _, l in totals))
     return {"accuracy": np.concatenate(correct) / len(x), "loss": np.concatenate(loss) / len(x)}
 
 

@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import flax.linen as nn
 
+from supernet import backend
+
 _SPATIAL = "HWD"
 
 
@@ -68,7 +70,11 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Arra
     """Depthwise convolution, kernel `[*window, 1, C]`, symmetric `k // 2` padding: the same
     result as `conv(x, kernel, stride, groups=C)`, computed as a sum of shifted, scaled copies of
     the input. Why: XLA:CPU runs grouped convolutions very slowly (measured on a 32x16x16x96
-    input with a 7x7 kernel: ~50x slower forward, ~4x slower forward + backward than this form)."""
+    input with a 7x7 kernel: ~50x slower forward, ~4x slower forward + backward than this form).
+    On GPU/TPU the backend policy (`backend.current().depthwise == "grouped"`) uses the grouped
+    convolution, which accelerators run natively."""
+    if backend.current().depthwise == "grouped":
+        return conv(x, kernel, stride, groups=x.shape[-1])
     window = kernel.shape[:x.ndim - 2]
     return sum(shifted * kernel[tap + (0,)] for tap, shifted in _shifted(x, window, stride))
 

@@ -7,12 +7,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from supernet import distributed
+
 
 def _pyplot():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
+
+
+def _save(plt, fig, file: str, **options) -> None:
+    """Saves and closes a figure; only process 0 writes (every process draws the same picture)."""
+    if distributed.is_writer():
+        fig.savefig(file, **options)
+    plt.close(fig)
 
 
 def arch_weights(space, history: dict, file: str, title: str = "") -> str:
@@ -46,8 +55,7 @@ def arch_weights(space, history: dict, file: str, title: str = "") -> str:
     fig.suptitle(title, fontsize=9)
     fig.supxlabel("step", fontsize=8)
     fig.tight_layout()
-    fig.savefig(file, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, file, dpi=110)
     return file
 
 
@@ -69,8 +77,7 @@ def best_so_far_curves(curves, reference, report_column, path):
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, path, dpi=120)
 
 
 def pareto_fronts(fronts, limit, path):
@@ -86,8 +93,7 @@ def pareto_fronts(fronts, limit, path):
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, path, dpi=120)
 
 
 # -- a picture of one architecture ------------------------------------------------------------------
@@ -102,8 +108,7 @@ def architecture(space, arch, file: str, title: str | None = None) -> str:
     fig = draw(plt, space, arch)
     name = space.to_string(arch)
     fig.suptitle(title or (name if len(name) <= 110 else f"{space.name} architecture"), fontsize=7)
-    fig.savefig(file, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    _save(plt, fig, file, dpi=120, bbox_inches="tight")
     return file
 
 
@@ -181,6 +186,5 @@ def ranking_scatter(predicted, truth, file: str, xlabel: str, ylabel: str, title
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(file, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, file, dpi=110)
     return file

@@ -10,15 +10,14 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from supernet import data, records, sharding
-from supernet.layers import host_init
+from supernet import backend, data, records, sharding
 from supernet.networks import BN_MOMENTUM
 from supernet.training import cross_entropy, run_loop, step_batches
 
 
 def init_variables(module, key: jax.Array, input_shape) -> dict:
-    x = jax.ShapeDtypeStruct((2, *input_shape), jnp.float32)
-    return dict(host_init(jax.eval_shape(lambda: module.init(jax.random.key(0), x, train=False)), key))
+    x = jnp.zeros((2, *input_shape), jnp.float32)
+    return dict(backend.init_variables(lambda k: module.init(k, x, train=False), key))
 
 
 def make_standalone_step(module, optimizer: optax.GradientTransformation):

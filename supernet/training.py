@@ -18,8 +18,7 @@ import optax
 from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
-from supernet import checkpoint, data, records, sharding
-from supernet.layers import host_init
+from supernet import backend, checkpoint, data, records, sharding
 from supernet.spaces.base import Space
 
 
@@ -41,10 +40,9 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 def init_params(space: Space, model, key: jax.Array, input_shape) -> Any:
     """Supernet parameters, initialised with the largest architecture so every weight exists."""
-    x = jax.ShapeDtypeStruct((2, *input_shape), jnp.float32)
+    x = jnp.zeros((2, *input_shape), jnp.float32)
     weights = one_hot(space, jnp.asarray(space.largest()))
-    abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), x, weights, train=True)["params"])
-    return host_init(abstract, key)
+    return backend.init_variables(lambda k: model.init(k, x, weights, train=True)["params"], key)
 
 
 def create_state(space: Space, model, optimizer: optax.GradientTransformation, key: jax.Array,

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from supernet import backend
 from supernet.spaces import sparse_cell
 from supernet.layers import (STATS_COLLECTION, CalibratedBatchNorm, StoredStats, as_weights, avg_pool3,
                              check_channels, conv, nan_if_invalid)
@@ -256,12 +257,12 @@ class NasBench201Space(Space):
     def supernet(self, mixed: bool = False, sparse: bool | None = None, head: bool = True,
                  stem: bool = True) -> NasBench201Supernet:
         """The weight-sharing supernet. `sparse` (single path only): compute just the chosen
-        operation per edge; None picks it on the CPU, where it is fastest, and the folded edge on
-        GPU/TPU (see the module docstring). Both give the same outputs from the same variables.
+        operation per edge; None follows the backend policy (`backend.current().cell`: sparse on
+        the CPU, where it is fastest, folded on GPU/TPU; see the module docstring). Both give the same outputs from the same variables.
         `head=False` returns features instead of logits and `stem=False` takes `channels`-channel
         features as input (`NasBench201Supernet`); `body()` is `supernet(head=False)`."""
         if sparse is None:
-            sparse = not mixed and jax.default_backend() == "cpu"
+            sparse = not mixed and backend.current().sparse_cell
         return NasBench201Supernet(mixed=mixed, sparse=sparse, head=head, stem=stem, **self._net_args())
 
     def standalone(self, arch) -> NasBench201Network:

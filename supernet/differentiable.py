@@ -55,7 +55,7 @@ import optax
 from jax.sharding import Mesh
 
 from strategies.distribution import EXCLUDED_LABELS, derive, excluded_options
-from supernet import records, sharding, training
+from supernet import checkpoint, records, sharding, training
 from supernet.training import cross_entropy, init_params, make_optimizer, step_batches
 
 METHODS = ("darts", "gdas")
@@ -332,12 +332,13 @@ class Recipe:
                              f"the {space.name} space has none.")
 
 
-def _make_step(space, model, recipe: Recipe, weight_optimizer, alpha_optimizer, mesh, dataset, step_key, data_key):
-    """`step(state, t) -> (state, metrics)` for the training loop: draws step t's train and val
-    batches and randomness, and the schedules' values at t."""
+def _make_step(space, model, recipe: Recipe, weight_optimizer, alpha_optimizer, mesh, dataset, step_key, data_key,
+               start: int = 0):
+    """`step(state, t) -> (state, metrics)` for the training loop (t from `start`): draws step t's
+    train and val batches and randomness, and the schedules' values at t."""
     seed = int(jax.random.randint(data_key, (), 0, 2**31 - 2))
-    train_batches = step_batches(dataset.train, recipe.batch_size, seed, 0)
-    val_batches = step_batches(dataset.val, recipe.val_batch_size or recipe.batch_size, seed + 1, 0)
+    train_batches = step_batches(dataset.train, recipe.batch_size, seed, start)
+    val_batches = step_batches(dataset.val, recipe.val_batch_size or recipe.batch_size, seed + 1, start)
     if recipe.method == "darts":
         xi = recipe.weight_lr if recipe.xi is None else recipe.xi
         darts = make_darts_step(space, model, weight_optimizer, alpha_optimizer, order=recipe.order, xi=xi)
@@ -360,8 +361,13 @@ def _make_step(space, model, recipe: Recipe, weight_optimizer, alpha_optimizer, 
 
 
 def run_differentiable_search(space, dataset, recipe: Recipe, *, key: jax.Array, mesh: Mesh | None = None,
-                              log: records.MetricsLog | None = None, progress: bool = True) -> dict:
+                              log: records.MetricsLog | None = None, progress: bool = True,
+                              workdir: str | None = None, checkpoint_every: int = 0) -> dict:
     """Searches `space` on `dataset` (weights on `train`, alphas on `val`) and derives the result.
+
+    With a `workdir`, the search checkpoints its state and history into
+    `workdir/checkpoints/<method>` (at least 4 times, at most `checkpoint_every` steps apart) and
+    resumes from there; an early stop is a checkpoint too, so a rerun does not search on.
 
     Returns a JSON-friendly dict: `arch` (int list), `arch_string`, `weights` (final softmax,
     [D][K]), `alphas`, `param_free_share`, timing (`search_seconds`, `step_seconds`), `history`
@@ -377,11 +383,19 @@ def run_differentiable_search(space, dataset, recipe: Recipe, *, key: jax.Array,
     alpha_optimizer = make_alpha_optimizer(recipe.alpha_lr, recipe.alpha_weight_decay)
     init_key, step_key, data_key = jax.random.split(key, 3)
     state = create_search_state(space, model, weight_optimizer, alpha_optimizer, init_key, dataset.input_shape)
-    state = sharding.replicate(mesh, state)
-    step = _make_step(space, model, recipe, weight_optimizer, alpha_optimizer, mesh, dataset, step_key, data_key)
-
+    stage = recipe.method
+    checkpoints = checkpoint.Checkpoints(checkpoint.stage_dir(workdir, stage)) if workdir else None
     history = {"step": [], "weights": [], "arch": [], "param_free_share": []}
-    kept = {}  # step, arch, weights of the last check within the early-stop limit
+    start, state = training.resume(checkpoints, state, snapshot=lambda s: lambda t: _snapshot(space, s, _empty_history(space, recipe, t)),
+                                   restore=lambda _, saved: _restored(saved, history))
+    state = sharding.replicate(mesh, state)
+    step = _make_step(space, model, recipe, weight_optimizer, alpha_optimizer, mesh, dataset, step_key, data_key,
+                      start)
+
+    def should_stop(t, share) -> bool:
+        """The early-stop remedy's rule at a logged step t (share: the derived architecture's)."""
+        return (recipe.remedy == "early_stop" and share > recipe.max_param_free_share
+                and t >= max(recipe.min_stop_fraction, recipe.warmup_fraction) * recipe.steps)
 
     def on_log(t, state, summary):
         weights = np.asarray(arch_weights(space, state.alphas))
@@ -390,53 +404,90 @@ def run_differentiable_search(space, dataset, recipe: Recipe, *, key: jax.Array,
         for name, value in (("step", t), ("weights", weights), ("arch", arch), ("param_free_share", share)):
             history[name].append(value)
         if log:
-            log.write(phase=f"search_{recipe.method}_arch", step=t, param_free_share=share, arch=arch,
-                      arch_string=space.to_string(arch), weights=weights)
-        if recipe.remedy != "early_stop":
-            return False
-        if share <= recipe.max_param_free_share:
-            kept.update(step=t, arch=arch, weights=weights)
-            return False
-        return t >= max(recipe.min_stop_fraction, recipe.warmup_fraction) * recipe.steps
+            log.write(f"{stage}/arch", t, param_free_share=share, arch=arch, arch_string=space.to_string(arch),
+                      weights=weights)
+        return should_stop(t, share)
 
+    stopped_before = bool(history["step"]) and history["step"][-1] == start and \
+        should_stop(start, history["param_free_share"][-1])
+    if log:
+        log.rewind(f"{stage}/arch", start)
     tic = time.perf_counter()
     first = {}
 
     def time_first_step(t, state):
-        if t == 1:
+        if t == start + 1:
             jax.block_until_ready(state)
             first["seconds"] = time.perf_counter() - tic  # mostly compilation
 
-    state, steps_run = training.run_loop(step, state, steps=recipe.steps, desc=recipe.method, log=log,
-                                         log_fields={"phase": f"search_{recipe.method}"},
-                                         log_every=recipe.log_every, progress=progress, on_log=on_log,
-                                         after_step=time_first_step)
+    state, steps_run = training.run_loop(
+        step, state, steps=start if stopped_before else recipe.steps, start=start, desc=recipe.method, stage=stage,
+        log=log, log_every=recipe.log_every, progress=progress, on_log=on_log, after_step=time_first_step,
+        checkpoints=checkpoints, checkpoint_every=checkpoint_every, snapshot=lambda s: _snapshot(space, s, history),
+        hint=f"Lower the search's learning rates (config: search.weight_lr, search.alpha_lr).")
     jax.block_until_ready(state)
     seconds = time.perf_counter() - tic
     stopped_at = steps_run if steps_run < recipe.steps else None
     weights = np.asarray(arch_weights(space, state.alphas))
     arch = derive(space, weights)
-    if stopped_at and kept:
-        arch, weights = kept["arch"], kept["weights"]
+    # Early stop keeps the last architecture within the limit (none: the final one).
+    kept = [i for i, share in enumerate(history["param_free_share"]) if share <= recipe.max_param_free_share] \
+        if stopped_at else []
+    kept_step = history["step"][kept[-1]] if kept else None
+    if kept:
+        arch, weights = history["arch"][kept[-1]], history["weights"][kept[-1]]
     first_step_seconds = first.get("seconds", seconds)
     return {
         "method": recipe.method, "order": recipe.order if recipe.method == "darts" else None,
         "remedy": recipe.remedy, "warmup_steps": int(np.ceil(recipe.warmup_fraction * recipe.steps)),
         "space": space.describe(), "dataset": getattr(dataset, "name", None),
-        "arch": arch.tolist(), "arch_string": space.to_string(arch),
-        "weights": weights.tolist(), "alphas": np.asarray(state.alphas).tolist(),
+        "arch": np.asarray(arch).tolist(), "arch_string": space.to_string(arch),
+        "weights": np.asarray(weights).tolist(), "alphas": np.asarray(state.alphas).tolist(),
         "param_free_share": parameter_free_share(space, arch),
         "params": _maybe(space.params, arch), "flops": _maybe(space.flops, arch),
         "steps": recipe.steps, "steps_run": steps_run, "stopped_early_at": stopped_at,
-        "kept_step": kept.get("step") if stopped_at else None,
+        "kept_step": kept_step,
         "search_seconds": seconds, "first_step_seconds": first_step_seconds,
         # Steady-state time per step (weights + alphas), compilation excluded.
-        "step_seconds": (seconds - first_step_seconds) / max(steps_run - 1, 1),
+        "step_seconds": (seconds - first_step_seconds) / max(steps_run - start - 1, 1),
         "devices": int(mesh.devices.size),
         "history": {"step": history["step"], "param_free_share": history["param_free_share"],
-                    "arch": [a.tolist() for a in history["arch"]],
-                    "weights": [w.tolist() for w in history["weights"]]},
+                    "arch": [np.asarray(a).tolist() for a in history["arch"]],
+                    "weights": [np.asarray(w).tolist() for w in history["weights"]]},
     }
+
+
+def _logs_up_to(t: int, recipe: Recipe) -> int:
+    """How many logged steps (every `log_every` and the last) the loop has passed at step t."""
+    return t // recipe.log_every + (t == recipe.steps and t % recipe.log_every != 0)
+
+
+def _empty_history(space, recipe: Recipe, t: int) -> dict:
+    n, shape = _logs_up_to(t, recipe), space.option_mask().shape
+    return {"step": [0] * n, "weights": np.zeros((n, *shape), np.float32),
+            "arch": np.zeros((n, shape[0]), np.int32), "param_free_share": [-1.0] * n}
+
+
+def _snapshot(space, state: SearchState, history: dict) -> dict:
+    """What a checkpoint holds: the search state and the history so far (a None share as -1: the
+    checkpoint refuses NaN)."""
+    n, shape = len(history["step"]), space.option_mask().shape
+    return {"state": state, "history": {
+        "step": np.asarray(history["step"], np.int32).reshape(n),
+        "weights": np.asarray(history["weights"], np.float32).reshape(n, *shape),
+        "arch": np.asarray(history["arch"], np.int32).reshape(n, shape[0]),
+        "param_free_share": np.asarray([-1.0 if v is None else v for v in history["param_free_share"]],
+                                       np.float32).reshape(n)}}
+
+
+def _restored(saved: dict, history: dict) -> SearchState:
+    """Puts a checkpoint's history back into `history` and returns its search state."""
+    h = jax.device_get(saved["history"])
+    history["step"][:] = [int(v) for v in h["step"]]
+    history["weights"][:] = list(np.asarray(h["weights"]))
+    history["arch"][:] = list(np.asarray(h["arch"]))
+    history["param_free_share"][:] = [None if v < 0 else float(v) for v in h["param_free_share"]]
+    return saved["state"]
 
 
 def _maybe(fn, arch):

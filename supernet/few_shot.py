@@ -56,14 +56,14 @@ def train_sub_supernets(space, model, one_shot_params, train: data.Split, split:
                         batch_size: int, optimizer, key: jax.Array, mesh: Mesh, workdir: str | None = None,
                         checkpoint_every: int = 0, progress: bool = True) -> list:
     """Params of every sub-supernet: each starts from `one_shot_params` and trains `steps` steps on
-    its own architectures (resuming from `workdir/few_shot_{i}.ckpt` when present)."""
+    its own architectures (resuming from `workdir/checkpoints/few_shot_{i}` when present)."""
     subs = []
     for sub in range(split.count(space)):
         state = training.train_supernet(space, model, train, steps=steps, batch_size=batch_size, optimizer=optimizer,
                                         key=jax.random.fold_in(key, sub), mesh=mesh, workdir=workdir,
                                         checkpoint_every=checkpoint_every, progress=progress,
                                         path_sampler=split.sampler(space, sub), params=one_shot_params,
-                                        checkpoint_name=f"few_shot_{sub}.ckpt", desc=f"few-shot {sub}")
+                                        stage=f"few_shot_{sub}", desc=f"few-shot {sub}")
         subs.append(state.params)
     return subs
 

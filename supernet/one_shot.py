@@ -21,7 +21,7 @@ import optax
 from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
-from supernet import data, evaluation, records, retrain, training
+from supernet import checkpoint, data, evaluation, records, retrain, training
 from supernet.spaces.base import Space
 from supernet import ensemble as ensembling
 
@@ -47,42 +47,76 @@ def supernet_objective(space: Space, model, params, split: data.Split, calib_x: 
 
 def search(space: Space, model, params, strategy, val: data.Split, calib_x: np.ndarray, *,
            budget: int, population: int, key: jax.Array, mesh: Mesh, eval_batch_size: int = 256,
-           log: records.MetricsLog | None = None, progress: bool = True) -> dict:
+           log: records.MetricsLog | None = None, progress: bool = True, workdir: str | None = None,
+           stage: str = "search") -> dict:
     """Asks `strategy` for `population` architectures at a time, scores them with the supernet
-    objective on `val`, tells it the accuracies, until `budget` evaluations."""
+    objective on `val`, tells it the accuracies, until `budget` evaluations.
+
+    With a `workdir`, every round checkpoints the strategy's state and everything evaluated so far
+    (`workdir/checkpoints/<stage>`), and a rerun continues after the last saved round. An
+    architecture whose logits are NaN/inf scores NaN (the strategies treat it as the worst); if
+    every one does, the supernet is broken and the search stops with an error."""
     if budget < 1 or population < 1:
         raise ValueError(f"search needs budget >= 1 and population >= 1, got budget={budget}, "
                          f"population={population}; set search.budget / search.population.")
     objective = supernet_objective(space, model, params, val, calib_x, mesh=mesh, batch_size=eval_batch_size)
     init_key, ask_key = jax.random.split(key)
     state = strategy.init(init_key)
-    archs_seen, fitness_seen = [], []
-    bar = tqdm(total=budget, desc="search", disable=not progress)
-    round_index = 0
+    checkpoints = checkpoint.Checkpoints(checkpoint.stage_dir(workdir, stage)) if workdir else None
+
+    def saved_after(rounds: int) -> dict:  # what a checkpoint after `rounds` rounds holds
+        n = min(rounds * population, budget)
+        return {"strategy": state, "archs": np.zeros((n, space.num_decisions), np.int32),
+                "fitness": np.zeros(n, np.float32)}
+
+    round_index, saved = training.resume(checkpoints, state, snapshot=lambda _: saved_after)
+    if round_index:
+        state = saved["strategy"]
+    archs_seen = np.asarray(saved["archs"]).tolist() if round_index else []
+    fitness_seen = np.asarray(saved["fitness"]).tolist() if round_index else []
+    if log:
+        log.rewind(stage, round_index)
+    bar = tqdm(total=budget, initial=len(fitness_seen), desc=stage, disable=not progress)
     while len(fitness_seen) < budget:
         n = min(population, budget - len(fitness_seen))
         archs, state = strategy.ask(jax.random.fold_in(ask_key, round_index), state, n)
-        fitness = objective(archs)
+        fitness = np.asarray(objective(archs), np.float32)
         state = strategy.tell(state, archs, fitness)
         archs_seen.extend(np.asarray(archs).tolist())
         fitness_seen.extend(fitness.tolist())
-        best = int(np.argmax(fitness_seen))
+        round_index += 1
+        best = _best(fitness_seen, stage)
         if log:
-            log.write(phase="search", round=round_index, evaluated=len(fitness_seen),
-                      best_val_accuracy=fitness_seen[best], best_arch=space.to_string(archs_seen[best]))
+            log.write(stage, round_index, evaluated=len(fitness_seen), best_val_accuracy=fitness_seen[best],
+                      best_arch=space.to_string(archs_seen[best]))
+        if checkpoints:
+            checkpoints.save(round_index, {"strategy": state, "archs": np.asarray(archs_seen, np.int32),
+                                           "fitness": np.asarray(fitness_seen, np.float32)},
+                             stage=stage, check_finite=False)  # NaN fitness is a legitimate result
         bar.update(n)
         bar.set_postfix(best_val=f"{fitness_seen[best]:.3f}")
-        round_index += 1
     bar.close()
-    best = int(np.argmax(fitness_seen))
+    best = _best(fitness_seen, stage)
     return {"archs": np.asarray(archs_seen, np.int32), "val_accuracy": np.asarray(fitness_seen),
             "best_arch": np.asarray(archs_seen[best], np.int32), "best_val_accuracy": fitness_seen[best]}
+
+
+def _best(fitness: list[float], stage: str) -> int:
+    """Index of the best finite fitness; an error when none is finite (a diverged supernet)."""
+    values = np.asarray(fitness, np.float64)
+    if not np.isfinite(values).any():
+        raise checkpoint.NonFiniteError(
+            "validation accuracy of every architecture", stage, len(values),
+            "The supernet's outputs are NaN/inf: lower the supernet's learning rate (config: "
+            "supernet.learning_rate) and train it again in a new --workdir (or --restart).")
+    return int(np.nanargmax(np.where(np.isfinite(values), values, np.nan)))
 
 
 @dataclasses.dataclass(frozen=True)
 class SupernetRecipe:
     """How the supernet trains (single path, uniform sampling; `sandwich` adds the largest and
-    smallest paths every step). `checkpoint_every` 0: no checkpoints."""
+    smallest paths every step). With a workdir it checkpoints at least 4 times, and at most
+    `checkpoint_every` steps apart (0: no cap)."""
     steps: int = 1200
     batch_size: int = 64
     learning_rate: float = 0.05
@@ -137,8 +171,10 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
 
     With `search_recipe.ensemble_size` k > 1, the k best distinct architectures by validation
     accuracy are each retrained from scratch and their test predictions combined
-    (`supernet.ensemble`). With a `workdir`, writes `metrics.jsonl` and the supernet checkpoint
-    there as it goes. Returns the results dict (JSON-friendly) and, under "_models", the model
+    (`supernet.ensemble`). With a `workdir`, writes `metrics.jsonl` and checkpoints there as it
+    goes, and every stage resumes from its own: the supernet (`checkpoints/supernet`), the search
+    (`checkpoints/search`, every round) and each retraining (`checkpoints/retrain_<i>`); the
+    ensemble is recomputed from the retrained members. Returns the results dict (JSON-friendly) and, under "_models", the model
     objects (supernet, its params, the retrained networks) for in-process callers."""
     if search_recipe.ensemble_method not in ensembling.METHODS:
         raise ValueError(f"unknown ensemble_method {search_recipe.ensemble_method!r}; "
@@ -160,7 +196,7 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
                                  int(jax.random.randint(calib_key, (), 0, 2**31 - 1)), mesh)
     found = search(space, model, state.params, strategy, dataset.val, calib_x, budget=search_recipe.budget,
                    population=search_recipe.population, key=search_key, mesh=mesh,
-                   eval_batch_size=search_recipe.eval_batch_size, log=log, progress=progress)
+                   eval_batch_size=search_recipe.eval_batch_size, log=log, progress=progress, workdir=workdir)
     timings["search_s"] = time.perf_counter() - tic
 
     best = found["best_arch"]
@@ -173,7 +209,8 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
     members = found["archs"][member_rows]
     retrained = [retrain_from_scratch(space, arch, dataset.train, steps=retrain_recipe.steps,
                                       batch_size=retrain_recipe.batch_size, optimizer=retrain_recipe.optimizer(),
-                                      key=jax.random.fold_in(retrain_key, i), mesh=mesh, progress=progress, log=log)
+                                      key=jax.random.fold_in(retrain_key, i), mesh=mesh, progress=progress, log=log,
+                                      stage=f"retrain/{i}", workdir=workdir)
                  for i, arch in enumerate(members)]
     timings["retrain_s"] = time.perf_counter() - tic
     test_accuracy = retrain.accuracy(*retrained[0], dataset.test)

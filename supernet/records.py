@@ -1,9 +1,17 @@
-"""Machine-readable run records: `metrics.jsonl` (one JSON object a line) and `results.json`."""
+"""Machine-readable run records: `metrics.jsonl` (one JSON object a line), `results.json` (written
+once, when the job is complete) and `progress.json` (the job's status while it runs or after it
+failed). Every file a run writes goes through here or `supernet.checkpoint`.
+
+Every metrics line carries `stage`, `step` and `time` (Unix seconds). A stage that resumes from a
+checkpoint at step s first `rewind`s the log: its lines past s are dropped, so the file never holds
+a step twice.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import time
 
 import numpy as np
 
@@ -29,14 +37,42 @@ class MetricsLog:
         os.makedirs(workdir, exist_ok=True)
         self.file = os.path.join(workdir, name)
         self.events = events.EventMirror(workdir)
+        self._drop_partial_last_line()
 
-    def write(self, **fields) -> None:
+    def write(self, stage: str, step: int, **fields) -> None:
         if not distributed.is_writer():
             return
-        fields = to_jsonable(fields)
+        fields = to_jsonable({"stage": stage, "step": int(step), "time": time.time(), **fields})
         with open(self.file, "a") as f:
             f.write(json.dumps(fields) + "\n")
         self.events.write(fields)
+
+    def lines(self) -> list[dict]:
+        """Every complete line, parsed."""
+        if not os.path.isfile(self.file):
+            return []
+        with open(self.file) as f:
+            return [json.loads(line) for line in f if line.endswith("\n")]
+
+    def rewind(self, stage: str, step: int) -> None:
+        """Drops the lines of `stage` (and of its sub-stages `stage/...`) past `step`: what a
+        resumed stage is about to write again."""
+        if not distributed.is_writer():
+            return
+        ours = lambda line: line.get("stage") == stage or str(line.get("stage", "")).startswith(stage + "/")
+        lines = self.lines()
+        kept = [line for line in lines if not (ours(line) and line.get("step", 0) > step)]
+        if len(kept) != len(lines):
+            _write_atomically(self.file, "".join(json.dumps(line) + "\n" for line in kept))
+
+    def _drop_partial_last_line(self) -> None:
+        """A process killed mid-write leaves half a line; the next append must not continue it."""
+        if not distributed.is_writer() or not os.path.isfile(self.file):
+            return
+        with open(self.file, "rb") as f:
+            raw = f.read()
+        if raw and not raw.endswith(b"\n"):
+            _write_atomically(self.file, raw[:raw.rfind(b"\n") + 1].decode())
 
 
 def write_json(workdir: str, name: str, content: dict) -> str:
@@ -46,7 +82,28 @@ def write_json(workdir: str, name: str, content: dict) -> str:
     if not distributed.is_writer():
         return file
     os.makedirs(workdir, exist_ok=True)
-    with open(file + ".tmp", "w") as f:
-        json.dump(to_jsonable(content), f, indent=2)
-    os.replace(file + ".tmp", file)
+    _write_atomically(file, json.dumps(to_jsonable(content), indent=2))
     return file
+
+
+def read_json(workdir: str, name: str) -> dict | None:
+    file = os.path.join(workdir, name)
+    if not os.path.isfile(file):
+        return None
+    with open(file) as f:
+        return json.load(f)
+
+
+def write_progress(workdir: str, status: str, **fields) -> str:
+    """`progress.json`: "running" (with the stage), "failed" (with the error) or "complete"."""
+    return write_json(workdir, "progress.json", {"status": status, "time": time.time(), **fields})
+
+
+def _write_atomically(file: str, text: str) -> None:
+    """Write to a temporary file, flush it to disk, then rename: readers see the old or the new
+    file, never half of one."""
+    with open(file + ".tmp", "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(file + ".tmp", file)

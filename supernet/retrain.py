@@ -10,9 +10,9 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from supernet import backend, data, records, sharding
+from supernet import backend, checkpoint, data, records, sharding
 from supernet.networks import BN_MOMENTUM
-from supernet.training import cross_entropy, run_loop, step_batches
+from supernet.training import cross_entropy, resume, run_loop, step_batches
 
 
 def init_variables(module, key: jax.Array, input_shape) -> dict:
@@ -41,24 +41,33 @@ def make_standalone_step(module, optimizer: optax.GradientTransformation):
 def train_standalone(module, train: data.Split, *, steps: int, batch_size: int,
                      optimizer: optax.GradientTransformation, key: jax.Array, mesh: Mesh,
                      variables: dict | None = None, progress: bool = True, desc: str = "retrain",
-                     log: records.MetricsLog | None = None, log_every: int = 100, step=None) -> dict:
+                     log: records.MetricsLog | None = None, log_every: int = 100, step=None,
+                     stage: str | None = None, workdir: str | None = None, checkpoint_every: int = 0,
+                     hint: str = "Lower the retraining learning rate (config: retrain.learning_rate).") -> dict:
     """Trains `module` (fresh weights from `key` unless `variables` is given); returns its variables.
-    `step`: a `make_standalone_step(module, optimizer)` to reuse (one compilation for several seeds)."""
+    `step`: a `make_standalone_step(module, optimizer)` to reuse (one compilation for several seeds).
+    With a `workdir`, checkpoints into `workdir/checkpoints/<stage>` and resumes from there (a
+    finished stage restores its last step and trains no more)."""
     sharding.check_batch_size(batch_size, mesh)
     data.check_split(train, batch_size=batch_size, num_classes=getattr(module, "num_classes", None))
     init_key, data_key = jax.random.split(key)
     variables = variables or init_variables(module, init_key, train.x.shape[1:])
     carry = sharding.replicate(mesh, (variables["params"], variables.get("batch_stats", {}),
                                       optimizer.init(variables["params"])))
+    stage = stage or desc
+    checkpoints = checkpoint.Checkpoints(checkpoint.stage_dir(workdir, stage)) if workdir else None
+    start, carry = resume(checkpoints, carry)
+    carry = sharding.replicate(mesh, carry)
     step = step or make_standalone_step(module, optimizer)
-    batches = step_batches(train, batch_size, int(jax.random.randint(data_key, (), 0, 2**31 - 1)), 0)
+    batches = step_batches(train, batch_size, int(jax.random.randint(data_key, (), 0, 2**31 - 1)), start)
 
     def train_step(carry, t):
         carry, loss = step(carry, *sharding.shard_batch(mesh, *next(batches)))
         return carry, {"loss": loss}
 
-    carry, _ = run_loop(train_step, carry, steps=steps, desc=desc, log=log,
-                        log_fields={"phase": "retrain", "run": desc}, log_every=log_every, progress=progress)
+    carry, _ = run_loop(train_step, carry, steps=steps, start=start, desc=desc, stage=stage, log=log,
+                        log_every=log_every, progress=progress, checkpoints=checkpoints,
+                        checkpoint_every=checkpoint_every, hint=hint)
     params, batch_stats, _ = carry
     return {"params": params, "batch_stats": batch_stats}
 

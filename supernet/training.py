@@ -111,37 +111,75 @@ def step_batches(split: data.Split, batch_size: int, seed: int, start_step: int)
         epoch, offset = epoch + 1, 0
 
 
-def run_loop(step: Callable, state, *, steps: int, start: int = 0, desc: str, log=None, log_fields=None,
-             log_every: int = 50, progress: bool = True, on_log: Callable | None = None,
-             after_step: Callable | None = None):
+def run_loop(step: Callable, state, *, steps: int, start: int = 0, desc: str, stage: str | None = None, log=None,
+             log_fields=None, log_every: int = 50, progress: bool = True, on_log: Callable | None = None,
+             after_step: Callable | None = None, checkpoints: checkpoint.Checkpoints | None = None,
+             checkpoint_every: int = 0, snapshot: Callable | None = None, hint: str = ""):
     """The one training loop that the single-path, standalone, DARTS and GDAS steps plug into.
 
     For t in start..steps-1: `state, metrics = step(state, t)` (the step draws its own batch and
     randomness from t, so a resumed loop sees what an uninterrupted one would). Every `log_every`
     steps and at the end, the metrics since the last log are averaged, shown on the progress bar
-    and written to `log` (a `records.MetricsLog`) with `log_fields`, `step` and `seconds` (plain
-    Python numbers among the metrics, such as a schedule's value, are reported as of the last step);
-    `on_log(t + 1, state, summary)` may return True to stop early. `after_step(t + 1, state)`
-    runs after every step (checkpointing). Returns (state, steps run up to).
+    and written to `log` (a `records.MetricsLog`) under `stage` (default `desc`) with `log_fields`,
+    `step` and `seconds` (plain Python numbers among the metrics, such as a schedule's value, are
+    reported as of the last step); `on_log(t + 1, state, summary)` may return True to stop early.
+    `after_step(t + 1, state)` runs after every step.
+
+    Resuming: the caller restores the state of step `start` (`resume`); the log's lines of this
+    stage past `start` are dropped first, so none is written twice.
+    Checkpoints: with `checkpoints`, `snapshot(state)` (default: the state) is saved every
+    `checkpoint.interval(steps, checkpoint_every)` steps, at the end and where `on_log` stops.
+    Non-finite guard: a NaN/inf loss at a log, or NaN/inf parameters at a save, raise
+    `checkpoint.NonFiniteError` naming the step, the stage and `hint` (what to change); the last
+    good checkpoint stays. Returns (state, steps run up to).
     """
+    stage = stage or desc
+    if log:
+        log.rewind(stage, start)
+    every = checkpoint.interval(steps, checkpoint_every)
     bar = tqdm(range(start, steps), desc=desc, disable=not progress, initial=start, total=steps)
     tic, seen, t = time.perf_counter(), [], start - 1
     for t in bar:
         state, metrics = step(state, t)
         seen.append(metrics)
+        stop = False
         if (t + 1) % log_every == 0 or t + 1 == steps:
             summary = _summarise(seen)
             seen = []
+            _check_losses(summary, stage, t + 1, hint, checkpoints)
             bar.set_postfix({k: f"{v:.3f}" for k, v in summary.items() if "loss" in k or "accuracy" in k})
             if log:
-                log.write(**(log_fields or {}), step=t + 1, seconds=time.perf_counter() - tic, **summary)
-            if on_log and on_log(t + 1, state, summary):
-                bar.close()
-                return state, t + 1
+                log.write(stage, t + 1, **(log_fields or {}), seconds=time.perf_counter() - tic, **summary)
+            stop = bool(on_log and on_log(t + 1, state, summary))
         if after_step:
             after_step(t + 1, state)
+        if checkpoints and (stop or (t + 1) % every == 0 or t + 1 == steps):
+            checkpoints.save(t + 1, snapshot(state) if snapshot else state, stage=stage, hint=hint)
+        if stop:
+            bar.close()
+            return state, t + 1
     bar.close()
     return state, max(t + 1, start)
+
+
+def _check_losses(summary: dict, stage: str, step: int, hint: str, checkpoints) -> None:
+    for name, value in summary.items():
+        if "loss" in name and not np.isfinite(value):
+            last_good = checkpoints.latest_step() if checkpoints else None
+            raise checkpoint.NonFiniteError(f"{name} ({value})", stage, step, hint, last_good)
+
+
+def resume(checkpoints: checkpoint.Checkpoints | None, state, snapshot: Callable | None = None,
+           restore: Callable | None = None):
+    """(start step, state): the newest good checkpoint's, or (0, state) when there is none.
+    `snapshot(state)` is what the loop saves; `restore(state, saved)` puts it back (default: the
+    saved tree is the state)."""
+    if checkpoints is None:
+        return 0, state
+    step, saved = checkpoints.restore_latest(snapshot(state) if snapshot else state)
+    if step is None:
+        return 0, state
+    return step, restore(state, saved) if restore else saved
 
 
 def _summarise(seen: list[dict]) -> dict:
@@ -156,8 +194,11 @@ def train_supernet(space: Space, model, train: data.Split, *, steps: int, batch_
                    sandwich: bool = False, workdir: str | None = None, checkpoint_every: int = 0,
                    log_every: int = 50, progress: bool = True,
                    path_sampler: Callable[[jax.Array], jax.Array] | None = None, params: Any = None,
-                   checkpoint_name: str = "supernet.ckpt", desc: str = "supernet") -> TrainState:
-    """Trains the supernet for `steps` steps; resumes from `workdir/checkpoint_name` when present.
+                   stage: str = "supernet", desc: str | None = None,
+                   hint: str = "Lower the supernet's learning rate (config: supernet.learning_rate).") -> TrainState:
+    """Trains the supernet for `steps` steps. With a `workdir`, the stage checkpoints into
+    `workdir/checkpoints/<stage>` (every `checkpoint.interval(steps, checkpoint_every)` steps)
+    and resumes from its newest good checkpoint.
 
     `params`: start from these weights (a warm start, e.g. a few-shot sub-supernet from the
     one-shot supernet) with a fresh optimiser state and schedule, instead of initialising.
@@ -176,9 +217,8 @@ def train_supernet(space: Space, model, train: data.Split, *, steps: int, batch_
     else:
         params = jax.tree.map(jnp.array, params)  # a copy: the step donates its input
         state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
-    ckpt_path = checkpoint.path(workdir, checkpoint_name) if workdir else None
-    if ckpt_path and checkpoint.exists(ckpt_path):
-        state = checkpoint.restore(ckpt_path, state)
+    checkpoints = checkpoint.Checkpoints(checkpoint.stage_dir(workdir, stage)) if workdir else None
+    _, state = resume(checkpoints, state)
     state = sharding.replicate(mesh, state)
     train_step = make_train_step(space, model, optimizer)
     sampler = path_sampler or (lambda k: sample_paths(space, k, sandwich))
@@ -191,10 +231,7 @@ def train_supernet(space: Space, model, train: data.Split, *, steps: int, batch_
         x, y = sharding.shard_batch(mesh, *next(batches))
         return train_step(state, x, y, sampler(jax.random.fold_in(path_key, t)))
 
-    def save(t, state):
-        if ckpt_path and checkpoint_every and (t % checkpoint_every == 0 or t == steps):
-            checkpoint.save(ckpt_path, state)
-
-    state, _ = run_loop(step, state, steps=steps, start=start, desc=desc, log=log,
-                        log_fields={"phase": desc}, log_every=log_every, progress=progress, after_step=save)
+    state, _ = run_loop(step, state, steps=steps, start=start, desc=desc or stage, stage=stage, log=log,
+                        log_every=log_every, progress=progress, checkpoints=checkpoints,
+                        checkpoint_every=checkpoint_every, hint=hint)
     return state

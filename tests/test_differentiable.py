@@ -10,6 +10,7 @@ supernets (second-order gradient, 8 devices, MobileNet) run with DIFFERENTIABLE_
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -22,7 +23,7 @@ import pytest
 from supernet import differentiable as D
 from supernet.jobs import differentiable as job
 from strategies import distribution
-from supernet import data, plots, records, sharding, spaces
+from supernet import checkpoint, data, plots, records, sharding, spaces
 from supernet.training import init_params, make_optimizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -179,12 +180,34 @@ def test_search_end_to_end_on_nas_bench_201_with_files(tmp_path):
     for name in ("metrics.jsonl", "arch_weights.png"):
         assert (tmp_path / name).stat().st_size > 0
     lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    steps = [l for l in lines if l["phase"] == "search_darts"]
-    archs = [l for l in lines if l["phase"] == "search_darts_arch"]
+    steps = [l for l in lines if l["stage"] == "darts"]
+    archs = [l for l in lines if l["stage"] == "darts/arch"]
     assert [l["step"] for l in steps] == [2, 4, 6] and steps[-1]["beta"] == 0.0  # decayed from 1 to 0
     assert [l["step"] for l in archs] == [2, 4, 6]
     assert all(0.0 <= l["param_free_share"] <= 1.0 for l in archs)
     assert result["step_seconds"] > 0 and result["search_seconds"] > 0
+
+
+def test_resumed_search_continues_exactly(toy, tmp_path):
+    """A GDAS search checkpointed in a workdir, its newest checkpoints lost as in a kill, reruns to
+    the uninterrupted result and history, with no metrics line twice."""
+    space, ds = toy
+    recipe = D.Recipe(method="gdas", steps=8, batch_size=32, log_every=2, alpha_lr=0.05)
+    run = lambda workdir: D.run_differentiable_search(space, ds, recipe, key=jax.random.key(0), progress=False,
+                                                      workdir=workdir, log=records.MetricsLog(workdir))
+    straight = run(str(tmp_path / "a"))
+    saved = checkpoint.Checkpoints(checkpoint.stage_dir(str(tmp_path / "a"), "gdas"))
+    assert saved.steps() == [4, 6, 8]
+    for step in (6, 8):
+        shutil.rmtree(os.path.join(saved.directory, str(step)))
+    resumed = run(str(tmp_path / "a"))
+    for name in ("arch", "alphas", "history"):
+        np.testing.assert_allclose(np.asarray(resumed[name]["weights"] if name == "history" else resumed[name]),
+                                   np.asarray(straight[name]["weights"] if name == "history" else straight[name]),
+                                   rtol=1e-5, atol=1e-6)
+    assert resumed["history"]["step"] == [2, 4, 6, 8]
+    keys = [(l["stage"], l["step"]) for l in records.MetricsLog(str(tmp_path / "a")).lines()]
+    assert len(keys) == len(set(keys)) == 8
 
 
 def test_gdas_search_and_comparison_on_chain(toy, tmp_path):

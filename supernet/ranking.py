@@ -154,3 +154,29 @@ def noise_ceiling(rows, seeds=None) -> dict:
     return {"seeds": seeds, "halves": [seeds[:half], seeds[half:]], "n": len(rows),
             "test_seed_tau": kendall_tau(first, second),
             "val_test_tau": kendall_tau(column("val_accuracy_mean"), column("test_accuracy_mean"))}
+
+
+# -- the ranking check of a one-shot run -------------------------------------------------------------
+
+def against_table(objective, space, table: str, column: str = "test_accuracy_mean") -> dict:
+    """`objective(archs) -> scores` (e.g. the trained supernet's validation accuracy) judged against
+    every row of a ground-truth table of the same space, with the table's noise ceiling next to it."""
+    archs, truth, rows = read_ground_truth(table, space, column)
+    out = report(np.asarray(objective(archs)), truth, names=[r["arch"] for r in rows])
+    ceiling = noise_ceiling(rows) if len(table_seeds(rows)) >= 2 else None
+    return {**out, "kind": "ground_truth_table", "table": table, "column": column, "noise_ceiling": ceiling,
+            "meaning": f"the objective's scores of the table's {len(rows)} architectures against their "
+                       f"{column} trained from scratch"}
+
+
+def retrained_check(predicted, retrained_test, names, num_top: int) -> dict:
+    """The cheap check when no table is given: the objective's `num_top` favourites plus as many
+    random architectures, each retrained from scratch; `predicted` and `retrained_test` align with
+    `names`, favourites first. Few rows and mostly good ones: a coarse, noisy check, labelled so."""
+    out = report(predicted, retrained_test, names=names)
+    return {**out, "kind": "retrained_top_k_plus_random", "num_top": int(num_top),
+            "num_random": len(names) - int(num_top),
+            "architectures": [{"arch": n, "predicted": float(p), "retrained_test_accuracy": float(t)}
+                              for n, p, t in zip(names, predicted, retrained_test)],
+            "meaning": f"{num_top} top architectures by the objective and {len(names) - num_top} random ones, "
+                       f"each retrained from scratch once; with {len(names)} rows the tau is coarse"}

@@ -33,6 +33,12 @@ def test_quickstart_writes_results(tmp_path):
     assert len(ensemble["members"]) == 3 and len(set(ensemble["members"])) == 3
     assert ensemble["members"][0] == results["best_arch"]
     assert abs(sum(ensemble["weights"]) - 1) < 1e-5 and 0 <= ensemble["test_accuracy"] <= 1
+    check = results["ranking"]  # no table named: the supernet's 3 favourites + 3 random, retrained
+    assert check["kind"] == "retrained_top_k_plus_random" and check["n"] == 6 and check["num_top"] == 3
+    rows = check["architectures"]
+    assert [r["arch"] for r in rows[:3]] == ensemble["members"] and len({r["arch"] for r in rows}) == 6
+    assert [r["retrained_test_accuracy"] for r in rows[:3]] == pytest.approx(ensemble["member_test_accuracies"])
+    assert -1 <= check["kendall_tau"] <= 1 and "ranking (retrained_top_k_plus_random, n=6)" in proc.stdout
 
 
 def test_unknown_config_key_is_an_error(tmp_path):

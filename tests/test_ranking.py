@@ -108,6 +108,24 @@ def test_read_ground_truth_and_noise_ceiling(tmp_path):
         ranking.read_ground_truth(str(path), space, column="no_such_column")
 
 
+def test_against_table_and_retrained_check(tmp_path):
+    """The one-shot job's ranking check: an objective judged on a table's rows, and the cheap check."""
+    space = spaces.get("nas_bench_201")
+    truth = [0.5, 0.7, 0.6, 0.9, 0.8]
+    path = write_synthetic_table(tmp_path / "t.csv", space, truth, truth)
+    archs, _, rows = ranking.read_ground_truth(str(path), space)
+    by_name = {r["arch"]: r["test_accuracy_mean"] for r in rows}
+    oracle = lambda a: np.asarray([by_name[space.to_string(x)] for x in a])  # sees the rows it is given
+    table_report = ranking.against_table(oracle, space, str(path))
+    assert table_report["kind"] == "ground_truth_table" and table_report["n"] == 5
+    assert table_report["kendall_tau"] == pytest.approx(1.0) and table_report["top1_true_rank"] == 1
+    assert table_report["noise_ceiling"]["test_seed_tau"] == pytest.approx(1.0)
+    check = ranking.retrained_check([0.9, 0.8, 0.1], [0.95, 0.90, 0.97], ["a", "b", "c"], num_top=2)
+    assert check["kind"] == "retrained_top_k_plus_random" and (check["num_top"], check["num_random"]) == (2, 1)
+    assert check["top1_true_rank"] == 2 and check["kendall_tau"] == pytest.approx(-1 / 3)
+    assert check["architectures"][2] == {"arch": "c", "predicted": 0.1, "retrained_test_accuracy": 0.97}
+
+
 def test_noise_ceiling_with_four_seeds():
     rows = [{f"test_accuracy_seed{s}": v for s, v in enumerate(values)} | {"val_accuracy_mean": i,
                                                                            "test_accuracy_mean": i}

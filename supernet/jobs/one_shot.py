@@ -5,10 +5,27 @@ from __future__ import annotations
 import os
 
 import jax
+import numpy as np
 
 import strategies
-from supernet import one_shot, plots
+from supernet import config_check, one_shot, plots, ranking, retrain
 from supernet.jobs import setup
+from supernet.jobs.ground_truth import sample_architectures
+from supernet.jobs.ranking import resolve_table
+
+
+def check(config) -> None:
+    """This job's fields, before any work (launch.py calls it after the common checks)."""
+    from supernet import ensemble
+    config_check.check_choice(config.search.strategy, strategies.SEARCH_STRATEGIES, "search.strategy")
+    config_check.check_keys(config.search.options, list(strategies.algorithm_options(config.search.strategy)),
+                            "search.options", f"strategy {config.search.strategy!r}")
+    config_check.check_choice(config.search.ensemble_method, ensemble.METHODS, "search.ensemble_method")
+    recipes = {name: one_shot.from_section(recipe, config[name]) for name, recipe in
+               (("supernet", one_shot.SupernetRecipe), ("search", one_shot.SearchRecipe), ("retrain", one_shot.RetrainRecipe))}
+    config_check.check_divisible(config, **{"supernet.batch_size": recipes["supernet"].batch_size,
+                                            "search.eval_batch_size": recipes["search"].eval_batch_size,
+                                            "retrain.batch_size": recipes["retrain"].batch_size})
 
 
 def run(config, workdir: str) -> dict:
@@ -21,7 +38,8 @@ def run(config, workdir: str) -> dict:
         search_recipe=one_shot.from_section(one_shot.SearchRecipe, config.search),
         retrain_recipe=one_shot.from_section(one_shot.RetrainRecipe, config.retrain),
         workdir=workdir, progress=config.progress)
-    results.pop("_models")
+    models = results.pop("_models")
+    results["ranking"] = ranking_report(config, dataset, space, mesh, models)
     results["architecture_png"] = plots.architecture(space, results["best_arch_int"],
                                                      os.path.join(workdir, "architecture.png"))
     print(f"best architecture: {results['best_arch']}\n"
@@ -31,4 +49,34 @@ def run(config, workdir: str) -> dict:
     if "ensemble" in results:
         print(f"  ensemble of {len(results['ensemble']['members'])} ({results['ensemble']['method']}): "
               f"test accuracy {results['ensemble']['test_accuracy']:.4f}")
+    r = results["ranking"]
+    print(f"  ranking ({r['kind']}, n={r['n']}): Kendall tau {r['kendall_tau']:+.3f}, "
+          f"Spearman {r['spearman_rho']:+.3f}, top-1 pick true rank {r['top1_true_rank']:g}")
     return results
+
+
+def ranking_report(config, dataset, space, mesh, models) -> dict:
+    """How well the trained supernet ranked: against `config.ranking.table` when one is named, else
+    the cheap check (its `check_size` favourites and as many random architectures, retrained)."""
+    objective = one_shot.supernet_objective(space, models["supernet"], models["params"], dataset.val,
+                                            models["calib_x"], mesh=mesh, batch_size=config.search.eval_batch_size)
+    if config.ranking.table:
+        return ranking.against_table(objective, space, resolve_table(config.ranking.table), config.ranking.column)
+    history, k = models["history"], config.ranking.check_size
+    order = np.argsort(-history["val_accuracy"], kind="stable")
+    top = np.unique(history["archs"][order], axis=0, return_index=True)
+    top = history["archs"][order][np.sort(top[1])][:k]  # the k best distinct, best first
+    taken = {tuple(a) for a in top.tolist()}
+    pool = sample_architectures(space, min(space.size, 2 * k + len(top)), config.seed + 1)
+    extra = np.asarray([a for a in pool if tuple(a.tolist()) not in taken][:k], np.int32)
+    archs = np.concatenate([top, extra])
+    recipe = one_shot.from_section(one_shot.RetrainRecipe, config.retrain)
+    trained = {tuple(a.tolist()): nv for a, nv in zip(models["members"], models["retrained"])}
+    key = jax.random.key(config.seed + 1)
+    test = []
+    for i, arch in enumerate(archs):
+        network, variables = trained.get(tuple(arch.tolist())) or one_shot.retrain_from_scratch(
+            space, arch, dataset.train, steps=recipe.steps, batch_size=recipe.batch_size,
+            optimizer=recipe.optimizer(), key=jax.random.fold_in(key, i), mesh=mesh, progress=config.progress)
+        test.append(retrain.accuracy(network, variables, dataset.test))
+    return ranking.retrained_check(objective(archs), np.asarray(test), [space.to_string(a) for a in archs], len(top))

@@ -1,21 +1,31 @@
 """Runs one experiment: `python launch.py --config experiments/NAME.py[:variant] --workdir DIR`.
 
 Flags, then `supernet.jobs.get(config.job).run(config, workdir)`; nothing else. The job unpacks
-the config into the library's explicit arguments (the library never reads a config). Configs are
-locked: a misspelt override such as `--config.supernet.stpes=10` is an error.
+the config into the library's explicit arguments (the library never reads a config).
+
+Before any work: the whole config is checked (`supernet.config_check`: a misspelt override such as
+`--config.supernet.stpes=10` is one line naming `supernet.steps`), and the workdir's run identity
+(`supernet.run_identity`): the same config resumes, another is refused unless `--restart`.
+While the job runs, `progress.json` says "running" (or "failed", with the error); `results.json`
+is written once, atomically, when it is complete. A rerun of a complete run prints its results.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import jax
 from absl import app, flags
 from ml_collections import config_flags
 
+# Unlocked and open to new keys so `options` dicts take their entry's fields from the command line;
+# every other new key is refused by config_check.check_overrides, naming the closest valid key.
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file, e.g. experiments/quickstart.py:runlocal",
-                                          lock_config=True)
+                                          lock_config=False, accept_new_attributes=True)
+_RESTART = flags.DEFINE_bool("restart", False, "delete the run that --workdir holds (checkpoints, metrics, results) "
+                             "and start this config there; without it a workdir of another config is refused")
 _WORKDIR = flags.DEFINE_string("workdir", None, "directory for results.json, metrics.jsonl, checkpoints")
 flags.mark_flags_as_required(["config", "workdir"])
 _DISTRIBUTED = flags.DEFINE_enum("distributed", "auto", ["auto", "yes", "no"],
@@ -31,16 +41,35 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments {argv[1:]}; use --config and --workdir only.")
     from supernet import distributed
     distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-    from supernet import backend, jobs, records
+    from supernet import backend, checkpoint, config_check, jobs, records, run_identity
     config, workdir = _CONFIG.value, _WORKDIR.value
-    backend.from_config(config.get("backend"))
-    job = jobs.get(config.job)
-    os.makedirs(workdir, exist_ok=True)
+    try:
+        config_check.check_overrides(config_flags.get_override_values(flags.FLAGS["config"]),
+                                     config_check.defaults(config_flags.get_config_filename(flags.FLAGS["config"])))
+        job = jobs.get(config.job)
+        config_check.check(config, job)
+        backend.from_config(config.get("backend"))
+        os.makedirs(workdir, exist_ok=True)
+        run = run_identity.claim(workdir, config.to_dict(), config.job, restart=_RESTART.value)
+    except (config_check.ConfigError, run_identity.RunIdentityError, ValueError) as err:
+        sys.exit(f"error: {err}")
+    done = records.read_json(workdir, "results.json")
+    if done and done.get("fingerprint") == run["fingerprint"]:
+        print(f"{workdir} already holds the complete results of this config: {os.path.join(workdir, 'results.json')}")
+        return
+    records.write_progress(workdir, "running", job=config.job)
     tic = time.perf_counter()
-    results = job.run(config, workdir)
-    results = {**results, "config": config.to_dict(), "backend": backend.describe(),
-               "processes": jax.process_count(), "devices": jax.device_count(), "wall_time_s": time.perf_counter() - tic}
+    try:
+        results = job.run(config, workdir)
+    except (checkpoint.NonFiniteError, checkpoint.CheckpointMismatchError) as err:
+        records.write_progress(workdir, "failed", job=config.job, error=str(err))
+        sys.exit(f"error: {err}")
+    results = records.results_document(
+        results, job=config.job, config=config.to_dict(), fingerprint=run["fingerprint"],
+        timings={"wall_time_s": time.perf_counter() - tic}, backend=backend.describe(),
+        processes=jax.process_count(), devices=jax.device_count())
     print(f"wrote {records.write_json(workdir, 'results.json', results)}")
+    records.write_progress(workdir, "complete", job=config.job)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 
 import numpy as np
@@ -97,6 +98,38 @@ def read_json(workdir: str, name: str) -> dict | None:
 def write_progress(workdir: str, status: str, **fields) -> str:
     """`progress.json`: "running" (with the stage), "failed" (with the error) or "complete"."""
     return write_json(workdir, "progress.json", {"status": status, "time": time.time(), **fields})
+
+
+# What a run leaves in its workdir (besides pictures); `--restart` deletes these.
+RUN_FILES = ("run.json", "progress.json", "results.json", "metrics.jsonl", "checkpoints")
+EVENT_FILES = "events.out.tfevents"  # the TensorBoard mirror's files start so
+
+
+def has_run_files(workdir: str) -> bool:
+    names = os.listdir(workdir) if os.path.isdir(workdir) else []
+    return any(n in RUN_FILES or n.startswith(EVENT_FILES) or n.endswith(".ckpt") for n in names)
+
+
+def remove_run(workdir: str) -> None:
+    """Deletes a previous run's files from `workdir` (checkpoints, records, TensorBoard events)."""
+    if not distributed.is_writer() or not os.path.isdir(workdir):
+        return
+    for name in os.listdir(workdir):
+        path = os.path.join(workdir, name)
+        if name in RUN_FILES or name.startswith(EVENT_FILES) or name.endswith(".ckpt") or name == "checkpoints.corrupt":
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+
+
+def results_document(results: dict, *, job: str, config: dict, fingerprint: str, **fields) -> dict:
+    """One results schema for every job: status, best_arch, best_accuracy (or None with
+    `best_accuracy_reason`), config, fingerprint, timings, then the job's own fields."""
+    results = dict(results)
+    best = {"best_arch": results.pop("best_arch", None), "best_accuracy": results.pop("best_accuracy", None),
+            "best_accuracy_reason": results.pop("best_accuracy_reason", None)}
+    if best["best_accuracy"] is None and not best["best_accuracy_reason"]:
+        best["best_accuracy_reason"] = f"the {job} job does not retrain a searched architecture"
+    return {"status": "complete", "job": job, **best, "config": config, "fingerprint": fingerprint,
+            "timings": {**results.pop("timings", {}), **fields.pop("timings", {})}, **fields, **results}
 
 
 def _write_atomically(file: str, text: str) -> None:

@@ -1,7 +1,9 @@
 """The `differentiable` job: a DARTS or GDAS search (`experiments/differentiable.py`), then the
 derived architecture and random architectures of the space retrained from scratch the same way.
 
-Writes results.json (via launch.py), metrics.jsonl and arch_weights.png.
+Writes results.json (via launch.py; `best_arch` the derived architecture, `best_accuracy` its test
+accuracy retrained from scratch), metrics.jsonl and arch_weights.png. Every stage resumes: the
+search (`checkpoints/<method>`) and each retraining of the comparison (`checkpoints/compare_<name>`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from supernet import differentiable, plots, records, retrain, sharding, training
+from supernet import config_check, differentiable, plots, records, retrain, sharding, training
 from supernet.differentiable import _maybe, parameter_free_share
 from supernet.jobs import setup
 
@@ -21,10 +23,13 @@ from supernet.jobs import setup
 def retrain_archs(space, dataset, archs, *, retrain_steps: int, batch_size: int, learning_rate: float,
                   weight_decay: float, key: jax.Array, mesh: Mesh | None = None,
                   log: records.MetricsLog | None = None, progress: bool = False,
-                  names: list[str] | None = None) -> list[dict]:
+                  names: list[str] | None = None, workdir: str | None = None) -> list[dict]:
     """Trains each architecture from scratch with the same recipe, data order and init key, and
-    scores it on `val` and `test`. Returns one dict per architecture."""
+    scores it on `val` and `test`. Returns one dict per architecture. With a `workdir`, each
+    retraining checkpoints and resumes (stage `compare/<name>`)."""
     mesh = mesh or sharding.make_mesh()
+    if log:
+        log.rewind("compare_results", 0)  # rewritten below as each (resumed) retraining finishes
     out = []
     for i, arch in enumerate(space.validate(archs).reshape(-1, space.num_decisions)):
         name = names[i] if names else f"arch{i}"
@@ -33,14 +38,16 @@ def retrain_archs(space, dataset, archs, *, retrain_steps: int, batch_size: int,
         optimizer = training.make_optimizer(learning_rate, 0.9, weight_decay, retrain_steps)
         variables = retrain.train_standalone(module, dataset.train, steps=retrain_steps, batch_size=batch_size,
                                              optimizer=optimizer, key=key, mesh=mesh, progress=progress,
-                                             desc=f"retrain_{name}", log=log)
+                                             desc=f"retrain_{name}", log=log, stage=f"compare/{name}",
+                                             workdir=workdir,
+                                             hint="Lower the comparison's learning rate (config: compare.learning_rate).")
         row = {"name": name, "arch": arch.tolist(), "arch_string": space.to_string(arch),
                "val_accuracy": retrain.accuracy(module, variables, dataset.val),
                "test_accuracy": retrain.accuracy(module, variables, dataset.test),
                "param_free_share": parameter_free_share(space, arch),
                "params": _maybe(space.params, arch), "seconds": time.perf_counter() - tic}
         if log:
-            log.write(phase="retrain_result", **row)
+            log.write("compare_results", i + 1, **row)
         out.append(row)
     return out
 
@@ -48,7 +55,7 @@ def retrain_archs(space, dataset, archs, *, retrain_steps: int, batch_size: int,
 def compare_with_random(space, dataset, derived_arch, *, num_random: int = 10, retrain_steps: int = 500,
                         batch_size: int = 64, learning_rate: float = 0.05, weight_decay: float = 5e-4,
                         key: jax.Array, mesh: Mesh | None = None, log: records.MetricsLog | None = None,
-                        progress: bool = False) -> dict:
+                        progress: bool = False, workdir: str | None = None) -> dict:
     """Retrains `derived_arch` and `num_random` uniform architectures of `space` from scratch, the
     same way, and reports their test accuracies: the derived one's against the random mean, spread
     and rank."""
@@ -61,7 +68,7 @@ def compare_with_random(space, dataset, derived_arch, *, num_random: int = 10, r
     tic = time.perf_counter()
     rows = retrain_archs(space, dataset, archs, retrain_steps=retrain_steps, batch_size=batch_size,
                          learning_rate=learning_rate, weight_decay=weight_decay, key=train_key, mesh=mesh,
-                         log=log, progress=progress, names=names)
+                         log=log, progress=progress, names=names, workdir=workdir)
     derived, random_rows = rows[0], rows[1:]
     test = np.asarray([r["test_accuracy"] for r in random_rows])
     comparison = {
@@ -78,18 +85,37 @@ def compare_with_random(space, dataset, derived_arch, *, num_random: int = 10, r
     return comparison
 
 
+def check(config) -> None:
+    """This job's fields, before any work (launch.py calls it after the common checks)."""
+    recipe = differentiable.Recipe(**config.search.to_dict())
+    config_check.check_choice(recipe.method, differentiable.METHODS, "search.method")
+    config_check.check_choice(recipe.remedy, differentiable.REMEDIES, "search.remedy")
+    config_check.check_choice(recipe.order, (1, 2), "search.order")
+    config_check.check_divisible(config, **{"search.batch_size": recipe.batch_size,
+                                            "search.val_batch_size": recipe.val_batch_size or recipe.batch_size,
+                                            "compare.batch_size": config.compare.batch_size})
+
+
 def run(config, workdir: str) -> dict:
     dataset, space, mesh = setup(config)
     recipe = differentiable.Recipe(**config.search.to_dict())
+    recipe.check(space)
     search_key, compare_key = jax.random.split(jax.random.key(config.seed))
     log = records.MetricsLog(workdir)
     result = differentiable.run_differentiable_search(space, dataset, recipe, key=search_key, mesh=mesh, log=log,
-                                                      progress=config.progress)
+                                                      progress=config.progress, workdir=workdir)
     plots.arch_weights(space, result["history"], os.path.join(workdir, "arch_weights.png"),
                        title=f"{recipe.method.upper()} on {result['dataset']} ({space.name})")
     result["architecture_png"] = plots.architecture(space, result["arch"], os.path.join(workdir, "architecture.png"))
+    result["best_arch"] = result["arch_string"]
+    result["timings"] = {"search_s": result["search_seconds"]}
     if config.compare.num_random:
         result["comparison"] = compare_with_random(space, dataset, np.asarray(result["arch"]),
                                                    **config.compare.to_dict(), key=compare_key, mesh=mesh, log=log,
-                                                   progress=config.progress)
+                                                   progress=config.progress, workdir=workdir)
+        result["best_accuracy"] = result["comparison"]["derived"]["test_accuracy"]
+        result["timings"]["compare_s"] = result["comparison"]["seconds"]
+    else:
+        result["best_accuracy"] = None
+        result["best_accuracy_reason"] = "compare.num_random is 0: the derived architecture was not retrained"
     return result

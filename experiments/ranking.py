@@ -18,6 +18,11 @@ table's noise ceiling; `ranking_<ranker>.png` is each ranker's scatter plot.
 `runlocal` (about a minute on 2 cores): the first 24 rows, a 5,000-example MNIST-1D draw instead
 of 20,000 (this job never uses the test split, which is what the larger draw is for) and 100
 supernet steps: it checks the code paths, its numbers mean nothing.
+
+The supernet rankers share one training (`supernet.sampling`: "uniform" single path, "sandwich"
+(largest + smallest + one uniform path per step) or "fair" (FairNAS strict fairness: every option
+of every decision once per step)): `supernet` ranks by validation accuracy with inherited
+weights, `supernet_loss` by validation loss, `few_shot` by the few-shot sub-supernets' accuracy.
 """
 
 import ml_collections
@@ -42,10 +47,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         "table": "strategies/benchmarks/ground_truth_nb201_mnist1d.csv",
         "column": "test_accuracy_mean",
         "max_rows": 24 if runlocal else 0})  # 0: every row
-    c.rankers = ("params", "flops", "synflow", "naswot", "snip", "supernet")
+    c.rankers = ("params", "flops", "synflow", "naswot", "snip", "supernet", "supernet_loss", "few_shot")
     c.proxy_batch = 64  # training examples the proxies see (synflow uses only their shape)
     c.supernet = ml_collections.ConfigDict({
         "steps": 100 if runlocal else 3000, "batch_size": 128, "learning_rate": 0.05, "momentum": 0.9,
-        "weight_decay": 5e-4, "sandwich": False, "checkpoint_every": 0 if runlocal else 500,
+        "weight_decay": 5e-4, "sampling": "uniform", "checkpoint_every": 0 if runlocal else 500,
         "calib_size": 256, "eval_batch_size": 250})
+    # Few-shot (ranker "few_shot"): split on these decisions (3: NAS-Bench-201's edge 0->3, from the
+    # input node straight to the output), each sub-supernet warm-started from the trained one-shot
+    # weights; together they train budget_share x supernet.steps more steps.
+    c.few_shot = ml_collections.ConfigDict({"decisions": (3,), "budget_share": 1.0, "learning_rate": 0.01})
     return c

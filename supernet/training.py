@@ -98,6 +98,19 @@ def sample_paths(space: Space, key: jax.Array, sandwich: bool) -> jax.Array:
     return jnp.concatenate([fixed, random_path])
 
 
+def fair_paths(space: Space, key: jax.Array) -> jax.Array:
+    """Strict fairness (Chu et al., "FairNAS", ICCV 2021): int32[K, D], K the most options of any
+    decision, in which every option of every decision trains exactly once per step (decisions with
+    fewer options fill the spare rows uniformly). Why: uniform sampling trains options unevenly
+    within a stretch of steps, and the ones trained last are favoured when ranking."""
+    most = max(space.num_choices)
+    columns = []
+    for d, (k, sub) in enumerate(zip(space.num_choices, jax.random.split(key, space.num_decisions))):
+        spare = jax.random.randint(jax.random.fold_in(sub, d), (most - k,), 0, k)
+        columns.append(jnp.concatenate([jax.random.permutation(sub, k), spare]))
+    return jnp.stack(columns, axis=1).astype(jnp.int32)
+
+
 def step_batches(split: data.Split, batch_size: int, seed: int, start_step: int) -> Iterator:
     """Endless (x, y) batches; the shuffle depends on (seed, epoch) only, so resuming at
     `start_step` yields exactly the batches the uninterrupted run would have seen."""

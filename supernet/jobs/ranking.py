@@ -17,10 +17,11 @@ import time
 import jax
 import numpy as np
 
-from supernet import one_shot, plots, proxies, ranking, training
+from supernet import evaluation, few_shot, one_shot, plots, proxies, ranking, training
 from supernet.jobs import setup
 
-RANKERS = ("params", "flops", *proxies.PROXIES, "supernet")
+SUPERNET_RANKERS = ("supernet", "supernet_loss", "few_shot")
+RANKERS = ("params", "flops", *proxies.PROXIES, *SUPERNET_RANKERS)
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -38,18 +39,46 @@ def resolve_table(path: str) -> str:
                             f"and pass --config.ground_truth.table=DIR/ground_truth.csv.")
 
 
-def _supernet_scores(config, dataset, space, mesh, archs, workdir):
-    """Validation accuracy of each architecture with the trained supernet's weights."""
-    recipe = one_shot.from_section(one_shot.SupernetRecipe, config.supernet)
+def _path_sampler(space, sampling: str):
+    """The supernet's path sampling: uniform single path, the sandwich rule, or strict fairness."""
+    if sampling == "uniform":
+        return lambda k: training.sample_paths(space, k, sandwich=False)
+    if sampling == "sandwich":
+        return lambda k: training.sample_paths(space, k, sandwich=True)
+    if sampling == "fair":
+        return lambda k: training.fair_paths(space, k)
+    raise ValueError(f"unknown supernet.sampling {sampling!r}; valid: uniform, sandwich, fair.")
+
+
+def _supernet_scores(config, dataset, space, mesh, archs, workdir) -> dict:
+    """Every supernet ranker's scores from one training of the one-shot supernet: validation
+    accuracy and negative validation loss with inherited weights (BN recalibrated per architecture)
+    and, when `few_shot.decisions` is set, the few-shot sub-supernets' validation accuracy."""
+    s = config.supernet
+    recipe = one_shot.from_section(one_shot.SupernetRecipe, s)
     model = space.supernet()
+    sampler = _path_sampler(space, s.sampling)
     state = training.train_supernet(space, model, dataset.train, steps=recipe.steps, batch_size=recipe.batch_size,
                                     optimizer=recipe.optimizer(), key=jax.random.key(config.seed), mesh=mesh,
-                                    sandwich=recipe.sandwich, workdir=workdir,
+                                    path_sampler=sampler, workdir=workdir,
                                     checkpoint_every=recipe.checkpoint_every, progress=config.progress)
-    calib_x = one_shot.calibration_inputs(dataset.train, config.supernet.calib_size, config.seed, mesh)
-    objective = one_shot.supernet_objective(space, model, state.params, dataset.val, calib_x, mesh=mesh,
-                                            batch_size=config.supernet.eval_batch_size)
-    return objective(archs)
+    calib_x = one_shot.calibration_inputs(dataset.train, s.calib_size, config.seed, mesh)
+    scores = evaluation.evaluate_population(space, model, state.params, archs, calib_x, dataset.val.x,
+                                            dataset.val.y, mesh=mesh, batch_size=s.eval_batch_size)
+    out = {"supernet": scores["accuracy"], "supernet_loss": -scores["loss"]}
+    f = config.few_shot
+    if "few_shot" in config.rankers:
+        split = few_shot.Split(tuple(f.decisions))
+        steps = max(1, int(recipe.steps * f.budget_share) // split.count(space))
+        optimizer = training.make_optimizer(f.learning_rate, recipe.momentum, recipe.weight_decay, steps)
+        subs = few_shot.train_sub_supernets(space, model, state.params, dataset.train, split, steps=steps,
+                                            batch_size=recipe.batch_size, optimizer=optimizer,
+                                            key=jax.random.key(config.seed + 1), mesh=mesh, workdir=workdir,
+                                            checkpoint_every=recipe.checkpoint_every, progress=config.progress)
+        routed = few_shot.evaluate_population(space, model, subs, split, archs, calib_x, dataset.val.x,
+                                              dataset.val.y, mesh=mesh, batch_size=s.eval_batch_size)
+        out["few_shot"] = routed["accuracy"]
+    return out
 
 
 def run(config, workdir: str) -> dict:
@@ -72,16 +101,20 @@ def run(config, workdir: str) -> dict:
 
     labels = {"params": "parameters (analytic)", "flops": "FLOPs (analytic)",
               "supernet": "supernet validation accuracy (inherited weights)",
+              "supernet_loss": "minus supernet validation loss (inherited weights)",
+              "few_shot": "few-shot sub-supernet validation accuracy",
               **{p: f"{p} score at initialisation" for p in proxies.PROXIES}}
-    reports = {}
+    reports, supernet_scores = {}, None
     for name in config.rankers:
         tic = time.perf_counter()
         if name == "params":
             predicted = np.asarray([space.params(a) for a in archs], np.float64)
         elif name == "flops":
             predicted = np.asarray([space.flops(a) for a in archs], np.float64)
-        elif name == "supernet":
-            predicted = _supernet_scores(config, dataset, space, mesh, archs, workdir)
+        elif name in SUPERNET_RANKERS:  # one supernet training serves all of them
+            if supernet_scores is None:
+                supernet_scores = _supernet_scores(config, dataset, space, mesh, archs, workdir)
+            predicted = supernet_scores[name]
         else:
             predicted = proxies.score(space, proxy_model, proxy_params, archs, proxy_x, proxy_y, name)
         seconds = time.perf_counter() - tic

@@ -55,6 +55,23 @@ def mutate(key: jax.Array, archs: jax.Array, num_choices) -> jax.Array:
     return archs.at[jnp.arange(n), decision].set(new)
 
 
+def neighbours(archs: jax.Array, num_choices) -> jax.Array:
+    """Every architecture one decision away from each of `archs`: int32[n * sum(K_d - 1), D], the
+    neighbours of archs[0] first. The exhaustive neighbourhood of local search (White et al., "Local
+    search is state of the art for NAS benchmarks", 2020); static shapes, so it is jittable."""
+    decision, shift = [], []
+    for d, k in enumerate(num_choices):
+        decision += [d] * (k - 1)
+        shift += list(range(1, k))
+    decision = jnp.asarray(decision, jnp.int32)
+    shift, sizes = jnp.asarray(shift, jnp.int32), jnp.asarray(num_choices, jnp.int32)[decision]
+    m = decision.shape[0]
+    rows = jnp.repeat(archs.astype(jnp.int32), m, axis=0)               # [n * m, D]
+    decision, shift, sizes = (jnp.tile(x, archs.shape[0]) for x in (decision, shift, sizes))
+    index = jnp.arange(rows.shape[0])
+    return rows.at[index, decision].set((rows[index, decision] + shift) % sizes)
+
+
 def radix_strides(num_choices) -> np.ndarray:
     """Mixed-radix place values, last decision fastest: arch @ strides is its number."""
     sizes = np.asarray(num_choices, np.int64)

@@ -139,6 +139,7 @@ def best(state) -> tuple[jax.Array, jax.Array]:
 
 one_hot = archs_lib.one_hot
 mutate = archs_lib.mutate
+neighbours = archs_lib.neighbours
 uniform = archs_lib.uniform
 
 

@@ -13,9 +13,17 @@ then the best `gp_size` (the region a late search cares about); every `tell` cos
 target, which leaves the posterior and the likelihood comparison unchanged.
 
 Acquisition (`acquisition="ei"`, expected improvement over the best observed fitness, or `"ucb"`,
-mean + `ucb_beta` * std) is maximised over a candidate pool: `mutations_per_incumbent` one- and
-two-decision mutations of each of the `num_incumbents` best architectures, plus `num_random`
-uniform ones. The first `num_initial` proposals are uniform random.
+mean + `ucb_beta` * std) is maximised over a candidate pool: the whole one-decision neighbourhood
+of each of the `num_incumbents` best architectures (mutation-based acquisition optimisation as in
+BANANAS, White et al. AAAI 2021, made exhaustive as in local search), `mutations_per_incumbent`
+two-decision mutations of each, plus `num_random` uniform ones. The first `num_initial` proposals
+are uniform random.
+
+Batches (`ask` with n > 1) use the kriging believer (Ginsbourger et al. 2010): the batch is chosen
+greedily, and after each pick the GP is conditioned on its own posterior mean there. The mean is
+unchanged, the variance of correlated candidates shrinks and the incumbent rises, so the next
+pick goes where the model is still uncertain instead of next to the previous one. Computed
+exactly on the pool's joint posterior covariance with rank-one updates.
 """
 
 from __future__ import annotations
@@ -132,6 +140,31 @@ def predict(gp: GaussianProcess, archs, num_choices):
     return gp.y_mean + gp.y_std * mean, gp.y_std * jnp.sqrt(variance)
 
 
+def joint_covariance(gp: GaussianProcess, archs, num_choices):
+    """Posterior covariance of the latent fitness at `archs`, in fitness units: float32[n, n]."""
+    k = gp.signal * _correlation(archs, gp.archs, gp.lengthscale, num_choices) * gp.mask[None, :]
+    v = jax.scipy.linalg.solve_triangular(gp.chol, k.T, lower=True)
+    prior = gp.signal * _correlation(archs, archs, gp.lengthscale, num_choices)
+    return gp.y_std ** 2 * (prior - v.T @ v)
+
+
+def kriging_believer(score, mean, covariance, best, n: int, excluded):
+    """Indices int32[n] of a batch picked greedily by `score(mean, std, best)`, each pick followed
+    by conditioning on the posterior mean there (kriging believer). `excluded` (bool) candidates
+    are never picked while others remain."""
+    def pick(carry, _):
+        covariance, best, taken = carry
+        std = jnp.sqrt(jnp.maximum(jnp.diag(covariance), 1e-12))
+        i = jnp.argmax(jnp.where(taken | excluded, -jnp.inf, score(mean, std, best)))
+        column = covariance[:, i]
+        covariance = covariance - jnp.outer(column, column) / jnp.maximum(column[i], 1e-12)
+        return (covariance, jnp.maximum(best, mean[i]), taken.at[i].set(True)), i
+
+    taken = jnp.zeros(mean.shape, bool)
+    _, picks = jax.lax.scan(pick, (covariance, best, taken), None, length=n)
+    return picks
+
+
 def expected_improvement(mean, std, best):
     z = (mean - best) / std
     return (mean - best) * jax.scipy.stats.norm.cdf(z) + std * jax.scipy.stats.norm.pdf(z)
@@ -153,26 +186,36 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
         history = base.empty_history(num_decisions, capacity)
         return BayesianState(history, fit(history, num_choices, gp_size))
 
-    def acquire(gp, archs):
-        mean, std = predict(gp, archs, num_choices)
+    def score(mean, std, best):
         if acquisition == "ucb":
             return mean + ucb_beta * std
-        best = gp.y_mean + gp.y_std * gp.best_y
         return expected_improvement(mean, std, best)
 
-    def propose(key, state, n):
-        del n  # the pool is large enough for any batch; `ask` keeps its top n
+    def candidates(key, state):
         k_one, k_two, k_random = jax.random.split(key, 3)
         incumbents, _ = base.top_k(state, num_incumbents)
         parents = jnp.repeat(incumbents, mutations_per_incumbent, axis=0)
-        one_step = base.mutate(k_one, parents, num_choices)
-        # Every other child takes a second step.
-        two_steps = base.mutate(k_two, one_step, num_choices)
-        children = jnp.where((jnp.arange(parents.shape[0]) % 2 == 1)[:, None], two_steps, one_step)
-        pool = jnp.concatenate([children, base.uniform(k_random, num_random, num_choices)])
+        two_steps = base.mutate(k_two, base.mutate(k_one, parents, num_choices), num_choices)
+        return jnp.concatenate([base.neighbours(incumbents, num_choices), two_steps,
+                                base.uniform(k_random, num_random, num_choices)])
+
+    def propose(key, state, n):
+        gp = state.gp
+        pool = candidates(key, state)
+        mean, std = predict(gp, pool, num_choices)
+        best = gp.y_mean + gp.y_std * gp.best_y
+        priority = score(mean, std, best)
+        if n > 1:
+            seen = jnp.any(archs_lib.matches(pool, state.history.archs, num_choices)
+                           & base.valid_mask(state.history)[None, :], axis=1)
+            picks = kriging_believer(score, mean, joint_covariance(gp, pool, num_choices), best, n, seen)
+            # The believer's picks first, in order; the rest behind them (in (-1, 0], same order as
+            # the plain acquisition) for when `ask` must drop a pick as infeasible.
+            rest = -1.0 / (1.0 + priority - jnp.min(priority))
+            priority = rest.at[picks].set(n - jnp.arange(n, dtype=jnp.float32))
         # During the initial design nothing is wanted: ask's uniform fill supplies the proposals.
         initial = state.history.count < num_initial
-        return pool, jnp.where(initial, -jnp.inf, acquire(state.gp, pool))
+        return pool, jnp.where(initial, -jnp.inf, priority)
 
     def learn(state, archs, fitness):
         del archs, fitness

@@ -6,12 +6,23 @@ of the choice made at step d-1 (a start token at d = 0) and a per-decision head 
 decision d's options. Option counts may differ per decision; the heads have exactly as many outputs.
 
 Each `tell` takes `updates_per_tell` Adam steps (optax) on
-    loss = -mean(advantage * log pi(arch)) - entropy_weight * mean(entropy of pi along arch),
+    loss = -mean(advantage * log pi(arch)) - entropy_weight(t) * mean(entropy of pi along arch)
+           - elite_weight * mean(log pi(elite)),
     advantage = clip((fitness - baseline) / reward_scale, -advantage_clip, advantage_clip),
 where `baseline` is an exponential moving average of fitness (decay `baseline_decay`) and
 `reward_scale` a moving average of |fitness - baseline|, so the step size does not depend on the
 objective's units, and the clip keeps one disastrous architecture (NAS-Bench-201 has cells at 10%
 accuracy) from dominating an update. Failed (NaN) evaluations get the worst fitness seen.
+
+Two additions use the budget better:
+* Priority-queue training (Abolafia et al., "Neural Program Synthesis with Priority Queue
+  Training", 2018): `elite` is the `elite_size` best architectures evaluated so far, and the
+  policy also maximises their likelihood. REINFORCE alone learns only from the current batch and
+  forgets a good architecture found early; the elite term keeps pulling the policy towards the
+  best region found, like the cross-entropy method.
+* An entropy schedule: the entropy bonus starts at `entropy_weight` and decays linearly to zero
+  over the first `entropy_decay_queries` results (explore first, then concentrate; 0 keeps it
+  constant).
 
 The default learning rate is small on purpose: Adam moves every weight by about the learning rate
 per step and a logit sums dozens of such moves, so at 0.05 and above the policy collapsed onto a
@@ -104,11 +115,21 @@ def log_prob(space, state: ReinforceState, archs) -> jax.Array:
     return controller_for(space, state).apply(state.params, archs)[0]
 
 
+def entropy_weight_at(count, entropy_weight: float, entropy_decay_queries: int):
+    """The entropy bonus after `count` results: linear decay to 0 over `entropy_decay_queries`."""
+    if entropy_decay_queries <= 0:
+        return jnp.asarray(entropy_weight, jnp.float32)
+    return entropy_weight * jnp.clip(1.0 - count / entropy_decay_queries, 0.0, 1.0)
+
+
 def make_core(space, capacity: int, hidden: int = 32, learning_rate: float = 0.01,
-              entropy_weight: float = 1e-3, baseline_decay: float = 0.9, updates_per_tell: int = 1,
-              samples_per_arch: int = 16, advantage_clip: float = 2.0) -> base.Core:
+              entropy_weight: float = 1e-3, entropy_decay_queries: int = 0, baseline_decay: float = 0.9,
+              updates_per_tell: int = 1, samples_per_arch: int = 16, advantage_clip: float = 2.0,
+              elite_size: int = 0, elite_weight: float = 0.0) -> base.Core:
     if not 0.0 <= baseline_decay < 1.0:
         raise ValueError(f"reinforce: baseline_decay must be in [0, 1), got {baseline_decay}.")
+    if not 0 <= elite_size <= capacity:
+        raise ValueError(f"reinforce: elite_size must be in 0..capacity ({capacity}), got {elite_size}.")
     controller = Controller(tuple(space.num_choices), hidden)
     optimizer = optax.adam(learning_rate)
 
@@ -125,9 +146,12 @@ def make_core(space, capacity: int, hidden: int = 32, learning_rate: float = 0.0
         m = n * samples_per_arch
         return controller.apply(state.params, key, m, method=Controller.sample), jnp.zeros((m,), jnp.float32)
 
-    def loss_fn(params, archs, advantage):
-        log_prob, entropy = controller.apply(params, archs)
-        return -jnp.mean(advantage * log_prob) - entropy_weight * jnp.mean(entropy)
+    def loss_fn(params, archs, advantage, entropy_bonus, elite, elite_present):
+        log_prob, entropy = controller.apply(params, jnp.concatenate([archs, elite]))
+        n = archs.shape[0]
+        elite_log_prob = jnp.sum(jnp.where(elite_present, log_prob[n:], 0.0)) / jnp.maximum(jnp.sum(elite_present), 1)
+        return (-jnp.mean(advantage * log_prob[:n]) - entropy_bonus * jnp.mean(entropy[:n])
+                - elite_weight * elite_log_prob)
 
     def learn(state, archs, fitness):
         # Failed evaluations score as the worst result seen (the history already holds this batch).
@@ -142,9 +166,13 @@ def make_core(space, capacity: int, hidden: int = 32, learning_rate: float = 0.0
         if advantage_clip > 0:
             advantage = jnp.clip(advantage, -advantage_clip, advantage_clip)
 
+        entropy_bonus = entropy_weight_at(state.history.count, entropy_weight, entropy_decay_queries)
+        elite, elite_fitness = base.top_k(state, max(elite_size, 1))
+        elite_present = (elite_fitness > -jnp.inf) & (elite_size > 0)
+
         def step(carry, _):
             params, opt_state = carry
-            grads = jax.grad(loss_fn)(params, archs, advantage)
+            grads = jax.grad(loss_fn)(params, archs, advantage, entropy_bonus, elite, elite_present)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), None
 

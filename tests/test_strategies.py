@@ -298,6 +298,72 @@ def test_evolution_population_ages_out_old_members():
     assert np.all(np.sum(children != TOY_OPTIMUM, axis=1) >= 3)
 
 
+def test_neighbours_are_every_single_decision_change():
+    arch = jnp.asarray([[2, 1, 3, 0]], jnp.int32)
+    found = np.asarray(base.neighbours(arch, TOY.num_choices))
+    assert len(found) == sum(k - 1 for k in TOY.num_choices)
+    assert np.all(np.sum(found != arch, axis=1) == 1)
+    assert len(np.unique(found, axis=0)) == len(found) and np.all(found < np.asarray(TOY.num_choices))
+
+
+def test_evolution_finds_the_last_unseen_child_of_its_parent():
+    # The parent wins every tournament and 11 of its 12 children were evaluated: the one left is
+    # the child, where drawing 16 mutations with replacement misses it (then asks a random one)
+    # one time in four.
+    parent = jnp.asarray([[2, 1, 3, 0]], jnp.int32)
+    children = np.asarray(base.neighbours(parent, TOY.num_choices))
+    strategy = strategies.get("evolution", TOY, population_size=12, tournament_size=12)
+    state = strategy.tell(strategy.init(jax.random.key(0)), np.concatenate([parent, children[:-1]]),
+                          np.concatenate([[10.0], np.zeros(11)]))
+    for seed in range(8):
+        asked, _ = strategy.ask(jax.random.key(seed), state, 1)
+        np.testing.assert_array_equal(asked[0], children[-1])
+
+
+def test_kriging_believer_does_not_pick_the_same_point_twice():
+    from strategies import bayesian
+    # Candidates 0 and 1 are the same point (perfectly correlated), the best by expected
+    # improvement; candidate 2 is a little worse and independent.
+    mean = jnp.asarray([1.0, 1.0, 0.8])
+    covariance = jnp.asarray([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    nothing = jnp.zeros(3, bool)
+    picks = bayesian.kriging_believer(bayesian.expected_improvement, mean, covariance, jnp.asarray(0.0), 2, nothing)
+    assert list(np.asarray(picks)) == [0, 2]
+    ei = bayesian.expected_improvement(mean, jnp.sqrt(jnp.diag(covariance)), 0.0)
+    assert list(np.argsort(-np.asarray(ei))[:2]) == [0, 1]  # what plain top-n acquisition would take
+    excluded = jnp.asarray([True, False, False])
+    picks = bayesian.kriging_believer(bayesian.expected_improvement, mean, covariance, jnp.asarray(0.0), 2, excluded)
+    assert list(np.asarray(picks)) == [1, 2]
+
+
+def test_bayesian_batch_is_distinct_and_its_joint_covariance_matches_the_marginals():
+    from strategies import bayesian
+    queried, state = run(toy_strategy("bayesian"), toy_objective, jax.random.key(0), 20)
+    batch, _ = toy_strategy("bayesian").ask(jax.random.key(1), state, 4)
+    batch = np.asarray(batch)
+    assert len(np.unique(batch, axis=0)) == 4
+    # The believer's covariance agrees with the marginal posterior it conditions.
+    gp = state.gp
+    covariance = bayesian.joint_covariance(gp, jnp.asarray(batch), TOY.num_choices)
+    _, std = bayesian.predict(gp, jnp.asarray(batch), TOY.num_choices)
+    np.testing.assert_allclose(np.sqrt(np.diag(covariance)), std, rtol=1e-3, atol=1e-4)
+
+
+def test_reinforce_entropy_bonus_decays_to_zero():
+    weights = [float(reinforce.entropy_weight_at(t, 0.02, 100)) for t in (0, 50, 100, 300)]
+    assert weights == pytest.approx([0.02, 0.01, 0.0, 0.0])
+    assert float(reinforce.entropy_weight_at(300, 0.02, 0)) == pytest.approx(0.02)  # 0: constant
+
+
+def test_reinforce_elite_term_pulls_the_policy_to_the_best_found():
+    def log_prob_of_best(elite_weight):
+        strategy = strategies.get("reinforce", TOY, elite_size=4, elite_weight=elite_weight)
+        queried, state = run(strategy, toy_objective, jax.random.key(0), 20)
+        best = queried[np.argmax(toy_objective(queried))]
+        return float(reinforce.log_prob(TOY, state, best[None])[0])
+    assert log_prob_of_best(1.0) > log_prob_of_best(0.0) + 0.25
+
+
 def test_bayesian_surrogate_interpolates_and_is_uncertain_away_from_data():
     from strategies import bayesian
     queried, state = run(toy_strategy("bayesian"), toy_objective, jax.random.key(0), 30)

@@ -39,6 +39,17 @@ def test_run_comparison_writes_its_outputs(tmp_path, nb201, nb201_table):
     assert "beats_random_at_5" in saved["targets"]
 
 
+def test_targets_are_computed_from_the_table():
+    summary = {"random": {"5": {"mean": 88.0}, "12": {"mean": 88.5}},
+               "evolution": {"5": {"mean": 88.4}, "12": {"mean": 88.2}}}
+    targets = comparison._targets(summary, [5, 12], {"report": 89.0})
+    assert targets["reference_report"] == 89.0
+    assert targets["gap_to_reference"]["evolution"] == pytest.approx({"5": 0.6, "12": 0.8})
+    assert targets["best_at_5"] == {"strategy": "evolution", "gap_to_reference": pytest.approx(0.6)}
+    assert targets["best_at_12"]["strategy"] == "random"
+    assert targets["beats_random_at_5"] == {"evolution": True}
+
+
 def test_found_reference_counts_seeds_that_reached_the_best_fitness():
     fitness = np.array([[1.0, 5.0, 2.0], [np.nan, 2.0, 3.0]])
     np.testing.assert_array_equal(comparison._found(fitness, 5.0), [[False, True, True], [False, False, False]])

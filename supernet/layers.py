@@ -94,7 +94,7 @@ def _average_pool(x: jax.Array, window: int, stride: int, padding) -> jax.Array:
     nd = x.ndim - 2
     total = jax.lax.reduce_window(x, 0.0, jax.lax.add, (1,) + (window,) * nd + (1,),
                                   (1,) + (stride,) * nd + (1,), [(0, 0)] + list(padding) + [(0, 0)])
-    return total / _window_counts(x.shape[1:-1], window, stride, padding)
+    return total / _window_counts(x.shape[1:-1], window, stride, padding).astype(x.dtype)
 
 
 def avg_pool3(x: jax.Array) -> jax.Array:
@@ -113,7 +113,7 @@ def sum_pool3(x: jax.Array) -> jax.Array:
 
 def pool3_counts(x: jax.Array) -> np.ndarray:
     """How many real cells each window of `avg_pool3` averages, shaped to broadcast against x."""
-    return _window_counts(x.shape[1:-1], 3, 1, [(1, 1)] * (x.ndim - 2))
+    return _window_counts(x.shape[1:-1], 3, 1, [(1, 1)] * (x.ndim - 2)).astype(x.dtype)  # keeps bfloat16 bfloat16
 
 
 def downsample_pool(x: jax.Array) -> jax.Array:

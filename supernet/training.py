@@ -75,7 +75,11 @@ def make_train_step(space: Space, model, optimizer: optax.GradientTransformation
         def loss_fn(params):
             losses, accuracies = [], []
             for p in range(archs.shape[0]):  # static: 1 path, or 3 for the sandwich rule
-                logits = model.apply({"params": params}, x, one_hot(space, archs[p]), train=True)
+                # compute_cast: bfloat16 compute when the backend policy asks for it; the params,
+                # their gradients and the optimiser state stay float32.
+                cast = backend.compute_cast
+                logits = model.apply({"params": cast(params)}, cast(x), cast(one_hot(space, archs[p])), train=True)
+                logits = logits.astype(jnp.float32)
                 losses.append(cross_entropy(logits, y))
                 accuracies.append((logits.argmax(-1) == y).mean())
             return jnp.mean(jnp.stack(losses)), jnp.mean(jnp.stack(accuracies))

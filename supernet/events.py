@@ -1,31 +1,41 @@
 """TensorBoard event files next to metrics.jsonl (tensorboardX), written by process 0 only.
 
-Every numeric field of a metrics line becomes a scalar tagged `<phase>/<field>` (e.g.
-`supernet/loss`) at the line's `step` (or `evaluated` for search rounds). Open them with
-`tensorboard --logdir DIR`.
+Every numeric field of a metrics line becomes a scalar tagged `<stage>/<field>` (e.g.
+`supernet/loss`) at the line's `step`. Open them with `tensorboard --logdir DIR`.
 """
 
 from __future__ import annotations
 
+import itertools
 import numbers
+import os
+import time
 
-STEP_FIELDS = ("step", "evaluated")
+SKIPPED = ("step", "time")  # the x axis, and wall-clock time that TensorBoard records itself
+_WRITERS = itertools.count()  # distinct file names for several logs in one directory and second
 
 
 class EventMirror:
-    """Mirrors metrics lines into `workdir/events.out.tfevents.*`; opened on the first write."""
+    """Mirrors metrics lines into `workdir/events.out.tfevents.*`; the file opens on the first write.
+
+    Uses tensorboardX's synchronous `EventsWriter`: its `SummaryWriter` queues events to a thread,
+    and its flush does not wait for that queue, so a line could still be missing when a run ends."""
 
     def __init__(self, workdir: str):
         self.workdir, self.writer, self.lines = workdir, None, 0
 
     def write(self, fields: dict) -> None:
+        from tensorboardX.event_file_writer import EventsWriter  # lazily: importing it costs a second
+        from tensorboardX.proto import event_pb2, summary_pb2
         if self.writer is None:
-            from tensorboardX import SummaryWriter  # lazily: importing it costs a second
-            self.writer = SummaryWriter(logdir=self.workdir)
-        step = next((int(fields[k]) for k in STEP_FIELDS if k in fields), self.lines)
-        prefix = str(fields.get("phase", "metrics"))
-        for name, value in fields.items():
-            if name not in STEP_FIELDS and isinstance(value, numbers.Real) and not isinstance(value, bool):
-                self.writer.add_scalar(f"{prefix}/{name}", float(value), step)
+            suffix = f".{os.getpid()}.{next(_WRITERS)}"
+            self.writer = EventsWriter(os.path.join(self.workdir, "events"), filename_suffix=suffix)
+        prefix = str(fields.get("stage", fields.get("phase", "metrics")))
+        values = [summary_pb2.Summary.Value(tag=f"{prefix}/{name}", simple_value=float(value))
+                  for name, value in fields.items()
+                  if name not in SKIPPED and isinstance(value, numbers.Real) and not isinstance(value, bool)]
+        step = int(fields.get("step", self.lines))
+        self.writer.write_event(event_pb2.Event(wall_time=time.time(), step=step,
+                                                summary=summary_pb2.Summary(value=values)))
         self.writer.flush()  # metrics lines come at log intervals only, so flushing each is cheap
         self.lines += 1

@@ -15,7 +15,8 @@ Registered names:
   digits     scikit-learn's bundled 8x8 digits (1,797 images), shape (8, 8, 1).
   mnist1d    MNIST-1D generated offline by the `mnist1d` package (4,000 train / 1,000 test),
              shape (40, 1). Generation takes a few seconds; it is cached per process. Options
-             `num_samples` / `train_split` draw a larger dataset from the same generator.
+             `num_samples` / `train_split` draw a larger dataset from the same generator;
+             `extra_val` adds that many validation examples from another stream of it.
   synthetic  random inputs with learnable labels (argmax of a fixed random linear map).
   cifar10    CIFAR-10 read from a local `cifar-10-batches-py` directory (option `data_dir`).
 """
@@ -203,11 +204,12 @@ def _digits(seed: int, *, val_fraction: float = 0.2, test_fraction: float = 0.2)
 
 
 @functools.lru_cache(maxsize=2)
-def _mnist1d_raw(num_samples: int = 5000, train_split: float = 0.8):
+def _mnist1d_raw(num_samples: int = 5000, train_split: float = 0.8, generator_seed: int = 42):
     """MNIST-1D arrays generated offline by the author's procedure (deterministic, cached per
     process). The defaults give the official 4,000 / 1,000 dataset (~5 s); a larger
     `num_samples` draws more examples from the same generator (how the ground-truth tables get
-    a test split large enough to tell architectures apart).
+    a test split large enough to tell architectures apart). `generator_seed` 42 is the official
+    stream; another seed draws other examples of the same distribution.
 
     `make_dataset` reseeds Python's and numpy's global RNGs; their states are restored afterwards
     so importing the data does not perturb other code.
@@ -217,7 +219,7 @@ def _mnist1d_raw(num_samples: int = 5000, train_split: float = 0.8):
     py_state, np_state = random.getstate(), np.random.get_state()
     try:
         args = get_dataset_args()
-        args.num_samples, args.train_split = num_samples, train_split
+        args.num_samples, args.train_split, args.seed = num_samples, train_split, generator_seed
         d = make_dataset(args)
     finally:
         random.setstate(py_state)
@@ -234,13 +236,22 @@ def _mnist1d_raw(num_samples: int = 5000, train_split: float = 0.8):
 
 
 @register("mnist1d")
-def _mnist1d(seed: int, *, val_fraction: float = 0.2, num_samples: int = 5000, train_split: float = 0.8) -> Dataset:
+def _mnist1d(seed: int, *, val_fraction: float = 0.2, num_samples: int = 5000, train_split: float = 0.8,
+             extra_val: int = 0) -> Dataset:
+    """`extra_val` > 0 appends that many examples to `val`, drawn from the generator's stream 43
+    (the official data is stream 42), so the training split stays exactly the same: a larger
+    validation set for scoring architectures without touching what the networks train on."""
     num_samples = _check_count(num_samples, "num_samples", 20)
     train_split = _check_fraction(train_split, "train_split", allow_zero=False)
     x, y, x_test, y_test = _mnist1d_raw(num_samples, train_split)
-    return _carve_val(
-        "mnist1d", 10, x[..., None], y, x_test[..., None], y_test, val_fraction, seed
-    )
+    dataset = _carve_val("mnist1d", 10, x[..., None], y, x_test[..., None], y_test, val_fraction, seed)
+    if _check_count(extra_val, "extra_val", 0):
+        extra_x, extra_y, _, _ = _mnist1d_raw(extra_val, 1.0, 43)
+        extra_x = (extra_x[:extra_val, :, None] - dataset.mean) / dataset.std  # the train statistics
+        val = Split(np.concatenate([dataset.val.x, extra_x.astype(np.float32)]),
+                    np.concatenate([dataset.val.y, extra_y[:extra_val]]))
+        dataset = dataclasses.replace(dataset, val=val)
+    return dataset
 
 
 @register("synthetic")

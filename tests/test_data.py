@@ -224,3 +224,18 @@ def test_iterate_and_epoch_batches():
                               np.concatenate([x for x, _ in run(1, 5)]))
     assert not np.array_equal(np.concatenate([x for x, _ in a]),
                               np.concatenate([x for x, _ in run(2, 4)]))
+
+
+def test_mnist1d_extra_val_adds_validation_only():
+    """`extra_val` grows the validation split from another generator stream; train and the
+    original validation rows stay exactly as they were, scaled by the same train statistics."""
+    base = data.get("mnist1d", seed=0, num_samples=500, train_split=0.5, val_fraction=0.2)
+    more = data.get("mnist1d", seed=0, num_samples=500, train_split=0.5, val_fraction=0.2, extra_val=100)
+    assert len(more.val) == len(base.val) + 100 and len(more.train) == len(base.train)
+    np.testing.assert_array_equal(more.train.x, base.train.x)
+    np.testing.assert_array_equal(more.val.x[:len(base.val)], base.val.x)
+    extra = more.val.x[len(base.val):]
+    assert not any(np.any(np.all(np.isclose(row, base.train.x), axis=(1, 2))) for row in extra[:10])
+    assert abs(float(extra.mean())) < 0.2 and 0.8 < float(extra.std()) < 1.2
+    with pytest.raises(ValueError, match="extra_val"):
+        data.get("mnist1d", seed=0, num_samples=500, extra_val=-1)

@@ -164,6 +164,7 @@ def test_ranking_job_end_to_end(tmp_path):
         assert r["n"] == 10 and -1 <= r["kendall_tau"] <= 1 and 1 <= r["top1_true_rank"] <= 10, name
         assert 0 <= r["precision_top10pct"] <= 1 and r["top1_regret"] >= 0 and r["top1_name"].startswith("|")
         assert (workdir / f"ranking_{name}.png").stat().st_size > 1000
+        assert len(r["scores"]) == 10 and len(results["archs"]) == 10
     assert results["config"]["supernet"]["steps"] == 3 and "noise ceiling" in proc.stdout
 
 

@@ -123,7 +123,9 @@ def run(config, workdir: str) -> dict:
                  f"(n={report['n']})")
         png = plots.ranking_scatter(predicted, truth, os.path.join(workdir, f"ranking_{name}.png"),
                                     labels[name], f"{g.column} (trained from scratch)", title)
-        reports[name] = {**report, "seconds": seconds, "scatter_png": png}
+        # The scores themselves, aligned with "archs": a later, larger table can re-score them.
+        reports[name] = {**report, "seconds": seconds, "scatter_png": png,
+                         "scores": np.asarray(predicted, np.float64).tolist()}
 
     # A table with one seed has no seed-to-seed agreement to report.
     ceiling = ranking.noise_ceiling(rows) if len(ranking.table_seeds(rows)) >= 2 else None
@@ -135,5 +137,6 @@ def run(config, workdir: str) -> dict:
               f"P@5% {r['precision_top5pct']:.2f}  P@10% {r['precision_top10pct']:.2f}  "
               f"top-1 true rank {r['top1_true_rank']:g}  regret {r['top1_regret']:.4f}  ({r['seconds']:.1f} s)")
     return {"table": table, "rows": len(rows), "column": g.column, "noise_ceiling": ceiling, "rankers": reports,
+            "archs": names,
             "space": space.describe(),
             "dataset": {"name": dataset.name, "train": len(dataset.train), "val": len(dataset.val)}}

@@ -5,6 +5,7 @@ loop_eval_archs_per_s, per-architecture timings, machine). Synthetic data, nothi
 
     python launch.py --config experiments/benchmark.py --workdir runs/benchmark
     python launch.py --config experiments/benchmark.py:runlocal --workdir runs/benchmark_local
+    python launch.py --config experiments/benchmark.py:gpu --workdir runs/benchmark_gpu   # on a GPU
 
 Default: the benchmark's CIFAR-sized network (C=16, N=5, 32x32x3, batch 64), 10 architectures,
 100 compile-count steps, a population of 20; the folded supernet path is timed on 3 of the
@@ -17,7 +18,7 @@ from experiments import common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    variants = common.variants(arg, {"runlocal"}, "benchmark")
+    variants = common.variants(arg, {"runlocal", "gpu"}, "benchmark")
     runlocal = "runlocal" in variants
     c = ml_collections.ConfigDict()
     c.job = "benchmark"
@@ -35,4 +36,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.benchmark.compile_steps = 20 if runlocal else 100
     c.benchmark.population = 8 if runlocal else 20
     c.benchmark.compare_folded = True  # also time the folded supernet path on 3 architectures
+    # `gpu`: images/s and compile seconds at these batch sizes (supernet sparse/folded x f32/bf16,
+    # standalone, DARTS, GDAS), on every device; () skips it.
+    c.benchmark.throughput_batch_sizes = ((32,) if runlocal else (64, 256)) if "gpu" in variants else ()
     return c

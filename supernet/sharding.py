@@ -90,3 +90,15 @@ def fetch(tree):
 
 def replicate(mesh: Mesh, tree):
     return jax.device_put(tree, replicated(mesh))
+
+
+def prefetch(mesh: Mesh, batches, size: int = 2):
+    """Global host batches -> batches on the mesh, `size - 1` ahead: the next batch's transfer is
+    issued before the current one is handed out, so it overlaps with the step that uses it."""
+    import collections
+    queue = collections.deque()
+    for batch in batches:
+        queue.append(shard_batch(mesh, *batch))
+        if len(queue) == size:
+            yield queue.popleft()
+    yield from queue

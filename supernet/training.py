@@ -241,11 +241,11 @@ def train_supernet(space: Space, model, train: data.Split, *, steps: int, batch_
     sampler = path_sampler or (lambda k: sample_paths(space, k, sandwich))
     start = int(state.step)
     batch_seed = int(jax.random.randint(path_key, (), 0, 2**31 - 1))
-    batches = step_batches(train, batch_size, batch_seed, start)
+    batches = sharding.prefetch(mesh, step_batches(train, batch_size, batch_seed, start))  # next batch in flight
     log = records.MetricsLog(workdir) if workdir else None
 
     def step(state, t):
-        x, y = sharding.shard_batch(mesh, *next(batches))
+        x, y = next(batches)
         return train_step(state, x, y, sampler(jax.random.fold_in(path_key, t)))
 
     state, _ = run_loop(step, state, steps=steps, start=start, desc=desc or stage, stage=stage, log=log,

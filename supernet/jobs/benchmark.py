@@ -6,6 +6,9 @@
   folded path's step (the same cost for every architecture) is timed on a few of them too.
 * train_step_compiles: XLA compilations while taking `compile_steps` supernet steps, each with a
   different architecture.
+* throughput (`throughput_batch_sizes`, the `gpu` variant): images/s and compile seconds of the
+  supernet step (sparse and folded cell, float32 and bfloat16 compute), the same architectures
+  standalone, and DARTS and GDAS steps, on every device of the mesh.
 * population vs loop evaluation: architectures scored per second by one `evaluate_population`
   call (its default mode for the backend, and with every architecture vmapped through the folded
   path) versus a Python loop of single-architecture calls, same data and calibration.
@@ -18,6 +21,7 @@ import platform
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -58,7 +62,9 @@ def measure(*, channels: int, cells_per_stage: int, stages: int = 3, input_shape
         t_super = profiling.median_seconds(supernet_step, arch, repeats=repeats)
         network = space.standalone(arch)
         variables = retrain.init_variables(network, jax.random.key(seed), input_shape)
-        carry = [(variables["params"], variables["batch_stats"], optimizer.init(variables["params"]))]
+        # Committed to the mesh like the step's outputs, so the timed calls reuse the first compilation.
+        carry = [sharding.replicate(mesh, (variables["params"], variables["batch_stats"],
+                                           optimizer.init(variables["params"])))]
         standalone_step = retrain.make_standalone_step(network, optimizer)
 
         def run_standalone():
@@ -126,12 +132,83 @@ def _folded_step_ms(space, optimizer, mesh, xs, ys, archs, repeats: int, seed: i
     return 1e3 * float(np.median([profiling.median_seconds(run, a, repeats=repeats) for a in archs]))
 
 
+# -- throughput (the `gpu` variant): images/s and compile seconds per kind of step ------------------
+
+def _timed_step(step, carry, args_for, archs, repeats: int) -> dict:
+    """Compile seconds (lower + compile on the first inputs) and images/s (median step time over
+    `archs`, each timed `repeats` times) of a donated `step(carry, *args) -> (carry, metrics)`."""
+    tic = time.perf_counter()
+    compiled = step.lower(carry[0], *args_for(archs[0])).compile()
+    compile_s = time.perf_counter() - tic
+
+    def run(arch):
+        carry[0], metrics = compiled(carry[0], *args_for(arch))
+        return metrics
+
+    jax.block_until_ready(run(archs[0]))
+    seconds = float(np.median([profiling.median_seconds(run, a, repeats=repeats) for a in archs]))
+    batch = args_for(archs[0])[0].shape[0]
+    return {"compile_s": compile_s, "step_ms": 1e3 * seconds, "images_per_s": batch / seconds}
+
+
+def throughput(space, batch_size: int, num_archs: int, repeats: int, seed: int = 0) -> dict:
+    """Images/s and compile seconds at one batch size for: single-path supernet steps (sparse and
+    folded cell, float32 and bfloat16), the same architectures standalone, DARTS and GDAS steps."""
+    from supernet import backend, differentiable
+    mesh = sharding.make_mesh()
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch_size, *space.input_shape)).astype(np.float32)
+    xs, ys = sharding.shard_batch(mesh, x, rng.integers(0, space.num_classes, batch_size).astype(np.int32))
+    archs = np.asarray(space.sample(jax.random.key(seed), num_archs))
+    optimizer = training.make_optimizer(0.05, steps=1000)
+    key = jax.random.key(seed)
+    out = {}
+    for dtype in ("float32", "bfloat16"):
+        backend.configure(**{**_policy_overrides(), "compute_dtype": dtype})
+        for cell in ("sparse", "folded"):
+            model = space.supernet(sparse=cell == "sparse")
+            state = sharding.replicate(mesh, training.create_state(space, model, optimizer, key, space.input_shape))
+            out[f"supernet_{cell}_{dtype}"] = _timed_step(training.make_train_step(space, model, optimizer), [state],
+                                                          lambda a: (xs, ys, a[None]), archs, repeats)
+    backend.configure(**_policy_overrides())
+    standalone = []
+    for arch in archs:
+        network = space.standalone(arch)
+        variables = retrain.init_variables(network, key, space.input_shape)
+        carry = sharding.replicate(mesh, (variables["params"], variables["batch_stats"],
+                                          optimizer.init(variables["params"])))
+        standalone.append(_timed_step(retrain.make_standalone_step(network, optimizer), [carry],
+                                      lambda a: (xs, ys), [arch], repeats))
+    out["standalone_float32"] = {k: float(np.median([row[k] for row in standalone])) for k in standalone[0]}
+    alpha_optimizer = differentiable.make_alpha_optimizer()
+    for name, model, make, extra in (
+            ("darts_float32", space.supernet(mixed=True), differentiable.make_darts_step, (jnp.float32(0.0),)),
+            ("gdas_float32", space.supernet(sparse=False), differentiable.make_gdas_step, (key, jnp.float32(5.0)))):
+        state = sharding.replicate(mesh, differentiable.create_search_state(space, model, optimizer, alpha_optimizer,
+                                                                             key, space.input_shape))
+        out[name] = _timed_step(make(space, model, optimizer, alpha_optimizer), [state],
+                                lambda a: (xs, ys, xs, ys, *extra), archs[:1], repeats)
+    return out
+
+
+def _policy_overrides() -> dict:
+    """The choices the config overrode (kept while the benchmark switches compute_dtype)."""
+    from supernet import backend
+    described = backend.describe()
+    return {k: described[k] for k in described["overridden"] if k != "compute_dtype"}
+
+
 def run(config, workdir: str) -> dict:
     b = config.benchmark
     results = measure(channels=b.channels, cells_per_stage=b.cells_per_stage, stages=b.stages,
                       input_shape=tuple(b.input_shape), batch_size=b.batch_size, num_archs=b.num_archs,
                       repeats=b.repeats, compile_steps=b.compile_steps, population=b.population,
                       compare_folded=b.compare_folded, seed=config.seed, progress=config.progress)
+    if b.throughput_batch_sizes:
+        space = spaces.get("nas_bench_201", num_classes=10, input_shape=tuple(b.input_shape), channels=b.channels,
+                           cells_per_stage=b.cells_per_stage, stages=b.stages)
+        results["throughput"] = {str(bs): throughput(space, bs, b.num_archs, b.repeats, config.seed)
+                                 for bs in b.throughput_batch_sizes}
     records.write_json(workdir, "benchmark.json", results)
     print(json.dumps({k: v for k, v in results.items() if not isinstance(v, (list, dict))}, indent=2))
     return results

@@ -117,6 +117,22 @@ def recent(history: History, k: int) -> tuple[jax.Array, jax.Array]:
     return order % capacity, order >= 0
 
 
+def result_index(history: History) -> jax.Array:
+    """int32[capacity]: which result (0-based, in telling order) each slot holds; negative for an
+    empty slot."""
+    capacity = history.fitness.shape[0]
+    return history.count - 1 - jnp.mod(history.count - 1 - jnp.arange(capacity), capacity)
+
+
+def queries_since_best(history: History, since) -> jax.Array:
+    """How many results were told after the best of those from result number `since` on (0 while
+    there are none): how long a search has stagnated since `since`. Jittable."""
+    index = result_index(history)
+    counted = (index >= since) & valid_mask(history)
+    slot = jnp.argmax(jnp.where(counted, history.fitness, -jnp.inf))
+    return jnp.where(jnp.any(counted), history.count - 1 - index[slot], 0)
+
+
 def top_k(state, k: int) -> tuple[jax.Array, jax.Array]:
     """The `k` best architectures in the state's history, best first: (int32[k, D], float32[k]).
 

@@ -19,6 +19,14 @@ BANANAS, White et al. AAAI 2021, made exhaustive as in local search), `mutations
 two-decision mutations of each, plus `num_random` uniform ones. The first `num_initial` proposals
 are uniform random.
 
+Restarts (`restart_patience` > 0), after TuRBO (Eriksson et al., NeurIPS 2019): the local pool
+around the incumbents is a local search, and a local search can settle on a local optimum whose
+neighbourhood is exhausted. When `restart_patience` results in a row did not improve on the best
+since the last restart, the search restarts: a new uniform initial design of `num_initial`, and
+from then on the incumbents are the best results since the restart only. The GP keeps every
+result (what was learned elsewhere still ranks the new region's candidates), and the search
+still returns its best overall.
+
 Batches (`ask` with n > 1) use the kriging believer (Ginsbourger et al. 2010): the batch is chosen
 greedily, and after each pick the GP is conditioned on its own posterior mean there. The mean is
 unchanged, the variance of correlated candidates shrinks and the incumbent rises, so the next
@@ -62,6 +70,7 @@ class GaussianProcess(NamedTuple):
 class BayesianState(NamedTuple):
     history: base.History
     gp: GaussianProcess
+    restart_at: jax.Array  # int32: the number of results told when the current local search began
 
 
 def _differing(a, b, num_choices):
@@ -172,7 +181,7 @@ def expected_improvement(mean, std, best):
 
 def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2.0, num_initial: int = 10,
               num_incumbents: int = 10, mutations_per_incumbent: int = 30, num_random: int = 200,
-              gp_size: int = 300) -> base.Core:
+              gp_size: int = 300, restart_patience: int = 0) -> base.Core:
     if acquisition not in ("ei", "ucb"):
         raise ValueError(f"bayesian: acquisition must be 'ei' or 'ucb', got {acquisition!r}.")
     if not 1 <= gp_size <= capacity:
@@ -184,16 +193,23 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
     def init(key):
         del key
         history = base.empty_history(num_decisions, capacity)
-        return BayesianState(history, fit(history, num_choices, gp_size))
+        return BayesianState(history, fit(history, num_choices, gp_size), jnp.zeros((), jnp.int32))
 
     def score(mean, std, best):
         if acquisition == "ucb":
             return mean + ucb_beta * std
         return expected_improvement(mean, std, best)
 
+    def local_incumbents(state):
+        """The best `num_incumbents` results since the last restart."""
+        history = state.history
+        since = base.result_index(history) >= state.restart_at
+        current = history._replace(fitness=jnp.where(since, history.fitness, -jnp.inf))
+        return base.top_k(state._replace(history=current), num_incumbents)[0]
+
     def candidates(key, state):
         k_one, k_two, k_random = jax.random.split(key, 3)
-        incumbents, _ = base.top_k(state, num_incumbents)
+        incumbents = local_incumbents(state)
         parents = jnp.repeat(incumbents, mutations_per_incumbent, axis=0)
         two_steps = base.mutate(k_two, base.mutate(k_one, parents, num_choices), num_choices)
         return jnp.concatenate([base.neighbours(incumbents, num_choices), two_steps,
@@ -213,12 +229,15 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
             # the plain acquisition) for when `ask` must drop a pick as infeasible.
             rest = -1.0 / (1.0 + priority - jnp.min(priority))
             priority = rest.at[picks].set(n - jnp.arange(n, dtype=jnp.float32))
-        # During the initial design nothing is wanted: ask's uniform fill supplies the proposals.
-        initial = state.history.count < num_initial
+        # During an initial design nothing is wanted: ask's uniform fill supplies the proposals.
+        initial = state.history.count - state.restart_at < num_initial
         return pool, jnp.where(initial, -jnp.inf, priority)
 
     def learn(state, archs, fitness):
         del archs, fitness
-        return state._replace(gp=fit(state.history, num_choices, gp_size))
+        history = state.history
+        stagnated = base.queries_since_best(history, state.restart_at) >= max(restart_patience, 1)
+        restart_at = jnp.where((restart_patience > 0) & stagnated, history.count, state.restart_at)
+        return state._replace(gp=fit(history, num_choices, gp_size), restart_at=restart_at.astype(jnp.int32))
 
     return base.Core(init, propose, learn)

@@ -349,6 +349,38 @@ def test_bayesian_batch_is_distinct_and_its_joint_covariance_matches_the_margina
     np.testing.assert_allclose(np.sqrt(np.diag(covariance)), std, rtol=1e-3, atol=1e-4)
 
 
+def test_queries_since_best_counts_across_the_ring_buffer():
+    history = base.empty_history(1, 4)
+    history = base.append(history, jnp.zeros((6, 1), jnp.int32), jnp.asarray([1.0, 9.0, 2.0, 5.0, 3.0, 4.0]))
+    # Slots hold results 4, 5, 2, 3: result 3 (fitness 5) is the best remembered, 2 results ago.
+    assert int(base.queries_since_best(history, 0)) == 2
+    assert int(base.queries_since_best(history, 4)) == 0  # from result 4 on, the newest is the best
+    assert int(base.queries_since_best(history, 6)) == 0  # nothing told since
+
+
+def test_bayesian_restarts_after_stagnation():
+    strategy = strategies.get("bayesian", TOY, restart_patience=5, **FAST["bayesian"])
+    state = strategy.init(jax.random.key(0))
+    archs = np.asarray(base.neighbours(jnp.asarray([TOY_OPTIMUM]), TOY.num_choices))[:9]
+    state = strategy.tell(state, archs[:4], np.asarray([5.0, 1.0, 1.0, 1.0]))
+    assert int(state.restart_at) == 0  # 3 results without improvement: patience not yet spent
+    state = strategy.tell(state, archs[4:6], np.asarray([1.0, 1.0]))
+    assert int(state.restart_at) == 6  # the 5th in a row without improvement: a restart
+    state = strategy.tell(state, archs[6:9], np.asarray([2.0, 6.0, 1.0]))
+    assert int(state.restart_at) == 6  # stagnation counts from the restart on
+    # The new search starts with a uniform initial design: the strategy's own pool is not wanted.
+    propose = jax.jit(bayesian_core(restart_patience=5).propose, static_argnums=2)
+    _, priority = propose(jax.random.key(1), state, 2)
+    assert np.all(np.asarray(priority) == -np.inf)
+
+
+def bayesian_core(**options):
+    """The bayesian algorithm's own core with the test settings, to inspect its priorities."""
+    from strategies import bayesian
+    options = {k: v for k, v in {**FAST["bayesian"], **options}.items() if k != "capacity"}
+    return bayesian.make_core(TOY, FAST["bayesian"]["capacity"], **options)
+
+
 def test_reinforce_entropy_bonus_decays_to_zero():
     weights = [float(reinforce.entropy_weight_at(t, 0.02, 100)) for t in (0, 50, 100, 300)]
     assert weights == pytest.approx([0.02, 0.01, 0.0, 0.0])

@@ -6,6 +6,7 @@ loop_eval_archs_per_s, per-architecture timings, machine). Synthetic data, nothi
     python launch.py --config experiments/benchmark.py --workdir runs/benchmark
     python launch.py --config experiments/benchmark.py:runlocal --workdir runs/benchmark_local
     python launch.py --config experiments/benchmark.py:gpu --workdir runs/benchmark_gpu   # on a GPU
+    python launch.py --config experiments/benchmark.py:scaling,runlocal --workdir runs/scaling   # CPU devices
 
 Default: the benchmark's CIFAR-sized network (C=16, N=5, 32x32x3, batch 64), 10 architectures,
 100 compile-count steps, a population of 20; the folded supernet path is timed on 3 of the
@@ -18,7 +19,7 @@ from experiments import common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    variants = common.variants(arg, {"runlocal", "gpu"}, "benchmark")
+    variants = common.variants(arg, {"runlocal", "gpu", "scaling"}, "benchmark")
     runlocal = "runlocal" in variants
     c = ml_collections.ConfigDict()
     c.job = "benchmark"
@@ -39,4 +40,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # `gpu`: images/s and compile seconds at these batch sizes (supernet sparse/folded x f32/bf16,
     # standalone, DARTS, GDAS), on every device; () skips it.
     c.benchmark.throughput_batch_sizes = ((32,) if runlocal else (64, 256)) if "gpu" in variants else ()
+    # `scaling`: supernet images/s of the same global work on 1, 2, 4, 8 forced CPU devices and on
+    # two processes (jax.distributed on localhost), `compile_steps` timed steps each; () skips it.
+    c.benchmark.scaling_devices = (1, 2, 4, 8) if "scaling" in variants else ()
     return c

@@ -198,6 +198,70 @@ def _policy_overrides() -> dict:
     return {k: described[k] for k in described["overridden"] if k != "compute_dtype"}
 
 
+# -- scaling (the `scaling` variant): one machine's CPU cores as 1..8 devices, or as two processes ---
+
+_CHILD = """
+import json, sys
+from supernet import distributed
+distributed.initialize(*json.loads(sys.argv[1]))
+from supernet import spaces
+from supernet.jobs import benchmark
+space = spaces.get("nas_bench_201", **json.loads(sys.argv[2]))
+print("RESULT" + json.dumps(benchmark.supernet_images_per_s(space, *json.loads(sys.argv[3]))))
+"""
+
+
+def supernet_images_per_s(space, batch_size: int, steps: int, seed: int = 0) -> dict:
+    """Images/s of `steps` single-path supernet steps (the policy's cell) at a global batch size on
+    every device of every process, after one compiling step."""
+    mesh = sharding.make_mesh()
+    optimizer = training.make_optimizer(0.05, steps=1000)
+    model = space.supernet()
+    state = sharding.replicate(mesh, training.create_state(space, model, optimizer, jax.random.key(seed), space.input_shape))
+    step = training.make_train_step(space, model, optimizer)
+    rng = np.random.default_rng(seed)
+    xs, ys = sharding.shard_batch(mesh, rng.standard_normal((batch_size, *space.input_shape)).astype(np.float32),
+                                  rng.integers(0, space.num_classes, batch_size).astype(np.int32))
+    paths = [sharding.replicate(mesh, a[None]) for a in np.asarray(space.sample(jax.random.key(seed), steps + 1))]
+    state, metrics = step(state, xs, ys, paths[0])
+    jax.block_until_ready(metrics)
+    tic = time.perf_counter()
+    for path in paths[1:]:
+        state, metrics = step(state, xs, ys, path)
+    jax.block_until_ready(metrics)
+    seconds = time.perf_counter() - tic
+    return {"images_per_s": batch_size * steps / seconds, "devices": jax.device_count(), "processes": jax.process_count()}
+
+
+def scaling(space_options: dict, batch_size: int, steps: int, device_counts, seed: int = 0) -> dict:
+    """Images/s of the same global work with 1, 2, 4, 8 forced CPU devices in one process, and with
+    two processes of one device each (jax.distributed on localhost), each in fresh subprocesses."""
+    import os, socket, subprocess, sys
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    work = json.dumps([batch_size, steps, seed])
+
+    def start(devices: int, dist):
+        env = {**os.environ, "PYTHONPATH": repo, "JAX_PLATFORMS": "cpu",
+               "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+        return subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(dist), json.dumps(space_options), work],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def result(proc):
+        out, _ = proc.communicate()
+        if proc.returncode:
+            raise RuntimeError(f"scaling child failed:\n{out[-2000:]}")
+        return json.loads(out.split("RESULT", 1)[1])
+
+    rows = {f"{n}_devices": result(start(n, ["no"])) for n in device_counts}
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    pair = [start(1, ["auto", f"localhost:{port}", 2, p]) for p in range(2)]
+    rows["2_processes"] = [result(p) for p in pair][0]
+    return {"batch_size": batch_size, "steps": steps, "space": space_options, "rows": rows,
+            "load_average": list(os.getloadavg()), "cpu_count": os.cpu_count()}
+
+
 def run(config, workdir: str) -> dict:
     b = config.benchmark
     results = measure(channels=b.channels, cells_per_stage=b.cells_per_stage, stages=b.stages,
@@ -209,6 +273,10 @@ def run(config, workdir: str) -> dict:
                            cells_per_stage=b.cells_per_stage, stages=b.stages)
         results["throughput"] = {str(bs): throughput(space, bs, b.num_archs, b.repeats, config.seed)
                                  for bs in b.throughput_batch_sizes}
+    if b.scaling_devices:
+        results["scaling"] = scaling({"num_classes": 10, "input_shape": list(b.input_shape), "channels": b.channels,
+                                      "cells_per_stage": b.cells_per_stage, "stages": b.stages},
+                                     b.batch_size, b.compile_steps, b.scaling_devices, config.seed)
     records.write_json(workdir, "benchmark.json", results)
     print(json.dumps({k: v for k, v in results.items() if not isinstance(v, (list, dict))}, indent=2))
     return results

@@ -30,7 +30,7 @@ def get_config(arg=None):
 
     config = ml_collections.ConfigDict()
     config.job = "strategies_nb201"
-    config.space = "nas_bench_201"
+    config.space = ml_collections.ConfigDict({"name": "nas_bench_201", "options": {}})
     config.table = "strategies/benchmarks/nas_bench_201_12epoch.csv"
     config.fitness_column = "cifar10-val"
     config.report_column = "cifar10-test"

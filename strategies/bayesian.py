@@ -25,7 +25,9 @@ neighbourhood is exhausted. When `restart_patience` results in a row did not imp
 since the last restart, the search restarts: a new uniform initial design of `num_initial`, and
 from then on the incumbents are the best results since the restart only. The GP keeps every
 result (what was learned elsewhere still ranks the new region's candidates), and the search
-still returns its best overall.
+still returns its best overall. The default patience (40) was chosen on the NAS-Bench-201 table
+by validation accuracy, on seeds other than the ones reported: without restarts 4 of 20 seeds
+stayed on a local optimum from query 200 to 300.
 
 Batches (`ask` with n > 1) use the kriging believer (Ginsbourger et al. 2010): the batch is chosen
 greedily, and after each pick the GP is conditioned on its own posterior mean there. The mean is
@@ -181,7 +183,7 @@ def expected_improvement(mean, std, best):
 
 def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2.0, num_initial: int = 10,
               num_incumbents: int = 10, mutations_per_incumbent: int = 30, num_random: int = 200,
-              gp_size: int = 300, restart_patience: int = 0) -> base.Core:
+              gp_size: int = 300, restart_patience: int = 40) -> base.Core:
     if acquisition not in ("ei", "ucb"):
         raise ValueError(f"bayesian: acquisition must be 'ei' or 'ucb', got {acquisition!r}.")
     if not 1 <= gp_size <= capacity:

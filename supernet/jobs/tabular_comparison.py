@@ -258,7 +258,7 @@ def _table_path(path: str) -> str:
 
 
 def run(config, workdir: str) -> dict:
-    space = spaces.get(config.space)
+    space = spaces.get(config.space.name, **config.space.options.to_dict())
     table = tabular.TabularObjective(_table_path(config.table), space, fitness_column=config.fitness_column)
     latency = (tabular.TabularObjective(_table_path(config.latency_table), space) if config.latency_table else None)
     return run_comparison(

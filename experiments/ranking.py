@@ -46,7 +46,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.ground_truth = ml_collections.ConfigDict({
         "table": "strategies/benchmarks/ground_truth_nb201_mnist1d.csv",
         "column": "test_accuracy_mean",
-        "max_rows": 24 if runlocal else 0})  # 0: every row
+        "max_rows": 24 if runlocal else 0,  # 0: every row
+        # > 0: score the ground-truth job's whole sample of this many architectures (its seed is
+        # `seed`), not only the table's rows, so that `supernet.ranking.rescore` can judge the same
+        # scores against the table once more of it is trained.
+        "score_sample": 0})
     c.rankers = ("params", "flops", "synflow", "naswot", "snip", "supernet", "supernet_loss", "few_shot")
     c.proxy_batch = 64  # training examples the proxies see (synflow uses only their shape)
     c.supernet = ml_collections.ConfigDict({

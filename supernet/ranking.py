@@ -158,6 +158,18 @@ def noise_ceiling(rows, seeds=None) -> dict:
 
 # -- the ranking check of a one-shot run -------------------------------------------------------------
 
+def rescore(archs, scores: dict, rows, column: str = "test_accuracy_mean") -> dict:
+    """Reports of saved scores (`scores[ranker]` aligned with the architecture strings `archs`, as
+    the `ranking` job's results.json keeps them) against table `rows` (`read_ground_truth`), on the
+    rows whose architecture was scored."""
+    where = {a: i for i, a in enumerate(archs)}
+    kept = [r for r in rows if r["arch"] in where]
+    at = [where[r["arch"]] for r in kept]
+    truth = [r[column] for r in kept]
+    return {name: report(np.asarray(values)[at], truth, names=[r["arch"] for r in kept])
+            for name, values in scores.items()}
+
+
 def against_table(objective, space, table: str, column: str = "test_accuracy_mean") -> dict:
     """`objective(archs) -> scores` (e.g. the trained supernet's validation accuracy) judged against
     every row of a ground-truth table of the same space, with the table's noise ceiling next to it."""

@@ -120,6 +120,11 @@ def test_against_table_and_retrained_check(tmp_path):
     assert table_report["kind"] == "ground_truth_table" and table_report["n"] == 5
     assert table_report["kendall_tau"] == pytest.approx(1.0) and table_report["top1_true_rank"] == 1
     assert table_report["noise_ceiling"]["test_seed_tau"] == pytest.approx(1.0)
+    saved = {"oracle": [0.9, 0.8, 0.7, 0.6, 0.5], "reversed": [0.5, 0.6, 0.7, 0.8, 0.9]}
+    rescored = ranking.rescore([r["arch"] for r in sorted(rows, key=lambda r: -r["test_accuracy_mean"])], saved,
+                               rows[:4])  # four rows trained so far
+    assert rescored["oracle"]["n"] == 4 and rescored["oracle"]["kendall_tau"] == pytest.approx(1.0)
+    assert rescored["reversed"]["kendall_tau"] == pytest.approx(-1.0)
     check = ranking.retrained_check([0.9, 0.8, 0.1], [0.95, 0.90, 0.97], ["a", "b", "c"], num_top=2)
     assert check["kind"] == "retrained_top_k_plus_random" and (check["num_top"], check["num_random"]) == (2, 1)
     assert check["top1_true_rank"] == 2 and check["kendall_tau"] == pytest.approx(-1 / 3)
@@ -145,6 +150,7 @@ def test_ranking_job_end_to_end(tmp_path):
                                   rng.uniform(0.5, 0.9, 12))
     workdir = tmp_path / "run"
     tiny = [f"--config.ground_truth.table={table}", "--config.ground_truth.max_rows=10",
+            "--config.ground_truth.score_sample=12",  # the synthetic table's rows are this sample's
             "--config.rankers=('params', 'flops', 'naswot', 'supernet', 'supernet_loss', 'few_shot')",
             "--config.supernet.sampling=fair",
             "--config.dataset.options.num_samples=1000", "--config.space.options.channels=4",
@@ -164,7 +170,7 @@ def test_ranking_job_end_to_end(tmp_path):
         assert r["n"] == 10 and -1 <= r["kendall_tau"] <= 1 and 1 <= r["top1_true_rank"] <= 10, name
         assert 0 <= r["precision_top10pct"] <= 1 and r["top1_regret"] >= 0 and r["top1_name"].startswith("|")
         assert (workdir / f"ranking_{name}.png").stat().st_size > 1000
-        assert len(r["scores"]) == 10 and len(results["archs"]) == 10
+        assert len(r["scores"]) == 12 and len(results["archs"]) == 12
     assert results["config"]["supernet"]["steps"] == 3 and "noise ceiling" in proc.stdout
 
 

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from supernet import evaluation, few_shot, one_shot, plots, proxies, ranking, training
-from supernet.jobs import setup
+from supernet.jobs import ground_truth, setup
 
 SUPERNET_RANKERS = ("supernet", "supernet_loss", "few_shot")
 RANKERS = ("params", "flops", *proxies.PROXIES, *SUPERNET_RANKERS)
@@ -92,6 +92,16 @@ def run(config, workdir: str) -> dict:
     if g.max_rows:
         archs, truth, rows = archs[:g.max_rows], truth[:g.max_rows], rows[:g.max_rows]
     names = [r["arch"] for r in rows]
+    scored, at = archs, np.arange(len(rows))  # what the rankers score, and where each table row is in it
+    if g.score_sample:
+        # The ground-truth job's whole sample: a table still being filled can re-score it later.
+        scored = ground_truth.sample_architectures(space, g.score_sample, config.seed)
+        where = {space.to_string(a): i for i, a in enumerate(scored)}
+        missing = [n for n in names if n not in where]
+        if missing:
+            raise ValueError(f"{len(missing)} table rows (first {missing[0]}) are not in the ground-truth sample of "
+                             f"{g.score_sample} with seed {config.seed}; set ground_truth.score_sample=0.")
+        at = np.asarray([where[n] for n in names])
 
     # Proxies: supernet weights at initialisation and one fixed batch of training examples.
     proxy_model = space.supernet()
@@ -108,15 +118,16 @@ def run(config, workdir: str) -> dict:
     for name in config.rankers:
         tic = time.perf_counter()
         if name == "params":
-            predicted = np.asarray([space.params(a) for a in archs], np.float64)
+            all_scores = np.asarray([space.params(a) for a in scored], np.float64)
         elif name == "flops":
-            predicted = np.asarray([space.flops(a) for a in archs], np.float64)
+            all_scores = np.asarray([space.flops(a) for a in scored], np.float64)
         elif name in SUPERNET_RANKERS:  # one supernet training serves all of them
             if supernet_scores is None:
-                supernet_scores = _supernet_scores(config, dataset, space, mesh, archs, workdir)
-            predicted = supernet_scores[name]
+                supernet_scores = _supernet_scores(config, dataset, space, mesh, scored, workdir)
+            all_scores = supernet_scores[name]
         else:
-            predicted = proxies.score(space, proxy_model, proxy_params, archs, proxy_x, proxy_y, name)
+            all_scores = proxies.score(space, proxy_model, proxy_params, scored, proxy_x, proxy_y, name)
+        predicted = np.asarray(all_scores)[at]
         seconds = time.perf_counter() - tic
         report = ranking.report(predicted, truth, names=names)
         title = (f"{name}: Kendall tau {report['kendall_tau']:.3f}, Spearman {report['spearman_rho']:.3f} "
@@ -125,7 +136,7 @@ def run(config, workdir: str) -> dict:
                                     labels[name], f"{g.column} (trained from scratch)", title)
         # The scores themselves, aligned with "archs": a later, larger table can re-score them.
         reports[name] = {**report, "seconds": seconds, "scatter_png": png,
-                         "scores": np.asarray(predicted, np.float64).tolist()}
+                         "scores": np.asarray(all_scores, np.float64).tolist()}
 
     # A table with one seed has no seed-to-seed agreement to report.
     ceiling = ranking.noise_ceiling(rows) if len(ranking.table_seeds(rows)) >= 2 else None
@@ -137,6 +148,6 @@ def run(config, workdir: str) -> dict:
               f"P@5% {r['precision_top5pct']:.2f}  P@10% {r['precision_top10pct']:.2f}  "
               f"top-1 true rank {r['top1_true_rank']:g}  regret {r['top1_regret']:.4f}  ({r['seconds']:.1f} s)")
     return {"table": table, "rows": len(rows), "column": g.column, "noise_ceiling": ceiling, "rankers": reports,
-            "archs": names,
+            "archs": [space.to_string(a) for a in scored],
             "space": space.describe(),
             "dataset": {"name": dataset.name, "train": len(dataset.train), "val": len(dataset.val)}}

@@ -24,6 +24,11 @@ Two additions use the budget better:
   over the first `entropy_decay_queries` results (explore first, then concentrate; 0 keeps it
   constant).
 
+Chosen on the NAS-Bench-201 table by validation accuracy, on seeds other than the ones reported:
+an elite of 10 at weight 1 (mean best validation accuracy 84.13 -> 84.43 at 100 queries, 84.54 ->
+84.82 at 300); an elite of 5 or 20, weight 3, learning rate 0.02, or 3 updates per tell with a
+decaying entropy bonus (0.01 over 200 queries) did worse, so the schedule is off by default.
+
 The default learning rate is small on purpose: Adam moves every weight by about the learning rate
 per step and a logit sums dozens of such moves, so at 0.05 and above the policy collapsed onto a
 mediocre architecture within ~20 queries (on NAS-Bench-201, 0.01 did best at 100 and 300 queries).
@@ -125,7 +130,7 @@ def entropy_weight_at(count, entropy_weight: float, entropy_decay_queries: int):
 def make_core(space, capacity: int, hidden: int = 32, learning_rate: float = 0.01,
               entropy_weight: float = 1e-3, entropy_decay_queries: int = 0, baseline_decay: float = 0.9,
               updates_per_tell: int = 1, samples_per_arch: int = 16, advantage_clip: float = 2.0,
-              elite_size: int = 0, elite_weight: float = 0.0) -> base.Core:
+              elite_size: int = 10, elite_weight: float = 1.0) -> base.Core:
     if not 0.0 <= baseline_decay < 1.0:
         raise ValueError(f"reinforce: baseline_decay must be in [0, 1), got {baseline_decay}.")
     if not 0 <= elite_size <= capacity:

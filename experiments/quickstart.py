@@ -35,7 +35,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.supernet.learning_rate = 0.05
     c.supernet.momentum = 0.9
     c.supernet.weight_decay = 5e-4
-    c.supernet.sandwich = False
+    c.supernet.sampling = "uniform"  # or "sandwich", "fair" (supernet.training.make_path_sampler)
     c.supernet.checkpoint_every = 200
 
     c.search = ml_collections.ConfigDict()

@@ -114,15 +114,16 @@ def _best(fitness: list[float], stage: str) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class SupernetRecipe:
-    """How the supernet trains (single path, uniform sampling; `sandwich` adds the largest and
-    smallest paths every step). With a workdir it checkpoints at least 4 times, and at most
+    """How the supernet trains: `sampling` "uniform" (one random path a step), "sandwich" (plus the
+    largest and smallest paths) or "fair" (every option of every decision once a step; see
+    `training.make_path_sampler`). With a workdir it checkpoints at least 4 times, and at most
     `checkpoint_every` steps apart (0: no cap)."""
     steps: int = 1200
     batch_size: int = 64
     learning_rate: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    sandwich: bool = False
+    sampling: str = "uniform"
     checkpoint_every: int = 200
 
     def optimizer(self) -> optax.GradientTransformation:
@@ -146,12 +147,21 @@ class SearchRecipe:
 
 @dataclasses.dataclass(frozen=True)
 class RetrainRecipe:
-    """How the winners are retrained from scratch as standalone networks."""
+    """How the winners are retrained from scratch as standalone networks. `with_val`: on train and
+    val together (the search is over, so val has done its job; test stays untouched)."""
     steps: int = 800
     batch_size: int = 64
     learning_rate: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    with_val: bool = False
+
+    def split(self, dataset: data.Dataset) -> data.Split:
+        """The examples the retrainings train on."""
+        if not self.with_val:
+            return dataset.train
+        return data.Split(np.concatenate([dataset.train.x, dataset.val.x]),
+                          np.concatenate([dataset.train.y, dataset.val.y]))
 
     def optimizer(self) -> optax.GradientTransformation:
         return training.make_optimizer(self.learning_rate, self.momentum, self.weight_decay, self.steps)
@@ -187,7 +197,7 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
     tic = time.perf_counter()
     state = training.train_supernet(space, model, dataset.train, steps=supernet.steps, batch_size=supernet.batch_size,
                                     optimizer=supernet.optimizer(), key=train_key, mesh=mesh,
-                                    sandwich=supernet.sandwich, workdir=workdir,
+                                    sampling=supernet.sampling, workdir=workdir,
                                     checkpoint_every=supernet.checkpoint_every, progress=progress)
     timings["supernet_training_s"] = time.perf_counter() - tic
 
@@ -207,7 +217,7 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
     order = np.argsort(-found["val_accuracy"], kind="stable")
     member_rows = _first_distinct(found["archs"], order, max(search_recipe.ensemble_size, 1))
     members = found["archs"][member_rows]
-    retrained = [retrain_from_scratch(space, arch, dataset.train, steps=retrain_recipe.steps,
+    retrained = [retrain_from_scratch(space, arch, retrain_recipe.split(dataset), steps=retrain_recipe.steps,
                                       batch_size=retrain_recipe.batch_size, optimizer=retrain_recipe.optimizer(),
                                       key=jax.random.fold_in(retrain_key, i), mesh=mesh, progress=progress, log=log,
                                       stage=f"retrain/{i}", workdir=workdir)

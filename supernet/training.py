@@ -93,6 +93,19 @@ def make_train_step(space: Space, model, optimizer: optax.GradientTransformation
     return jax.jit(step, donate_argnums=0)
 
 
+SAMPLINGS = ("uniform", "sandwich", "fair")
+
+
+def make_path_sampler(space: Space, sampling: str = "uniform") -> Callable[[jax.Array], jax.Array]:
+    """`sampler(key) -> int32[paths, D]`, the architectures one supernet step trains: "uniform"
+    (one path), "sandwich" (largest, smallest, uniform) or "fair" (`fair_paths`)."""
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"unknown supernet sampling {sampling!r}; valid: {', '.join(SAMPLINGS)}.")
+    if sampling == "fair":
+        return lambda key: fair_paths(space, key)
+    return lambda key: sample_paths(space, key, sandwich=sampling == "sandwich")
+
+
 def sample_paths(space: Space, key: jax.Array, sandwich: bool) -> jax.Array:
     """One uniform architecture, or [largest, smallest, uniform] for the sandwich rule."""
     random_path = space.sample(key, 1)
@@ -208,7 +221,7 @@ def _summarise(seen: list[dict]) -> dict:
 
 def train_supernet(space: Space, model, train: data.Split, *, steps: int, batch_size: int,
                    optimizer: optax.GradientTransformation, key: jax.Array, mesh: Mesh,
-                   sandwich: bool = False, workdir: str | None = None, checkpoint_every: int = 0,
+                   sampling: str = "uniform", workdir: str | None = None, checkpoint_every: int = 0,
                    log_every: int = 50, progress: bool = True,
                    path_sampler: Callable[[jax.Array], jax.Array] | None = None, params: Any = None,
                    stage: str = "supernet", desc: str | None = None,
@@ -219,8 +232,8 @@ def train_supernet(space: Space, model, train: data.Split, *, steps: int, batch_
 
     `params`: start from these weights (a warm start, e.g. a few-shot sub-supernet from the
     one-shot supernet) with a fresh optimiser state and schedule, instead of initialising.
-    `path_sampler(key) -> int32[paths, D]`: which architectures train (default: uniform, or the
-    sandwich rule).
+    `path_sampler(key) -> int32[paths, D]`: which architectures train (default:
+    `make_path_sampler(space, sampling)`).
 
     Randomness: the init key and, for step t, `fold_in(key, t)` for the path and the batch order
     comes from (seed of `key`, epoch), so a resumed run continues exactly where it stopped.
@@ -238,7 +251,7 @@ def train_supernet(space: Space, model, train: data.Split, *, steps: int, batch_
     _, state = resume(checkpoints, state)
     state = sharding.replicate(mesh, state)
     train_step = make_train_step(space, model, optimizer)
-    sampler = path_sampler or (lambda k: sample_paths(space, k, sandwich))
+    sampler = path_sampler or make_path_sampler(space, sampling)
     start = int(state.step)
     batch_seed = int(jax.random.randint(path_key, (), 0, 2**31 - 1))
     batches = sharding.prefetch(mesh, step_batches(train, batch_size, batch_seed, start))  # next batch in flight

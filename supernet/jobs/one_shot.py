@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 import strategies
-from supernet import config_check, one_shot, plots, ranking, retrain
+from supernet import config_check, one_shot, plots, ranking, retrain, training
 from supernet.jobs import setup
 from supernet.jobs.ground_truth import sample_architectures
 from supernet.jobs.ranking import resolve_table
@@ -21,6 +21,7 @@ def check(config) -> None:
     config_check.check_keys(config.search.options, list(strategies.algorithm_options(config.search.strategy)),
                             "search.options", f"strategy {config.search.strategy!r}")
     config_check.check_choice(config.search.ensemble_method, ensemble.METHODS, "search.ensemble_method")
+    config_check.check_choice(config.supernet.sampling, training.SAMPLINGS, "supernet.sampling")
     recipes = {name: one_shot.from_section(recipe, config[name]) for name, recipe in
                (("supernet", one_shot.SupernetRecipe), ("search", one_shot.SearchRecipe), ("retrain", one_shot.RetrainRecipe))}
     config_check.check_divisible(config, **{"supernet.batch_size": recipes["supernet"].batch_size,
@@ -76,7 +77,7 @@ def ranking_report(config, dataset, space, mesh, models) -> dict:
     test = []
     for i, arch in enumerate(archs):
         network, variables = trained.get(tuple(arch.tolist())) or one_shot.retrain_from_scratch(
-            space, arch, dataset.train, steps=recipe.steps, batch_size=recipe.batch_size,
+            space, arch, recipe.split(dataset), steps=recipe.steps, batch_size=recipe.batch_size,
             optimizer=recipe.optimizer(), key=jax.random.fold_in(key, i), mesh=mesh, progress=config.progress)
         test.append(retrain.accuracy(network, variables, dataset.test))
     return ranking.retrained_check(objective(archs), np.asarray(test), [space.to_string(a) for a in archs], len(top))

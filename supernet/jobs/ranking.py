@@ -39,17 +39,6 @@ def resolve_table(path: str) -> str:
                             f"and pass --config.ground_truth.table=DIR/ground_truth.csv.")
 
 
-def _path_sampler(space, sampling: str):
-    """The supernet's path sampling: uniform single path, the sandwich rule, or strict fairness."""
-    if sampling == "uniform":
-        return lambda k: training.sample_paths(space, k, sandwich=False)
-    if sampling == "sandwich":
-        return lambda k: training.sample_paths(space, k, sandwich=True)
-    if sampling == "fair":
-        return lambda k: training.fair_paths(space, k)
-    raise ValueError(f"unknown supernet.sampling {sampling!r}; valid: uniform, sandwich, fair.")
-
-
 def _supernet_scores(config, dataset, space, mesh, archs, workdir) -> dict:
     """Every supernet ranker's scores from one training of the one-shot supernet: validation
     accuracy and negative validation loss with inherited weights (BN recalibrated per architecture)
@@ -57,10 +46,9 @@ def _supernet_scores(config, dataset, space, mesh, archs, workdir) -> dict:
     s = config.supernet
     recipe = one_shot.from_section(one_shot.SupernetRecipe, s)
     model = space.supernet()
-    sampler = _path_sampler(space, s.sampling)
     state = training.train_supernet(space, model, dataset.train, steps=recipe.steps, batch_size=recipe.batch_size,
                                     optimizer=recipe.optimizer(), key=jax.random.key(config.seed), mesh=mesh,
-                                    path_sampler=sampler, workdir=workdir,
+                                    sampling=recipe.sampling, workdir=workdir,
                                     checkpoint_every=recipe.checkpoint_every, progress=config.progress)
     calib_x = one_shot.calibration_inputs(dataset.train, s.calib_size, config.seed, mesh)
     scores = evaluation.evaluate_population(space, model, state.params, archs, calib_x, dataset.val.x,

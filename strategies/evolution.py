@@ -16,8 +16,8 @@ architecture. `ask` runs `tournaments_per_arch` tournaments per requested archit
 children of the first before those of the next, so that a parent whose neighbourhood was fully
 evaluated (or is over a limit) hands over to the next winner.
 
-The defaults (population 10, tournament 10: every child comes from the best of the ten most
-recent results) were chosen on the NAS-Bench-201 table by validation accuracy, on seeds other
+The defaults (population 10, tournament over the whole population: every child comes from the
+best of the ten most recent results) were chosen on the NAS-Bench-201 table by validation accuracy, on seeds other
 than the ones reported; a larger population explores longer and pays for it within 300 queries.
 
 Ensembling: `strategies.base.top_k(state, k)` gives the best k evaluated architectures, and
@@ -51,8 +51,10 @@ def _tournament_winners(key, fitness, present, shape, tournament_size):
     return jnp.take_along_axis(contestants, best[..., None], axis=-1)[..., 0]
 
 
-def make_core(space, capacity: int, population_size: int = 10, tournament_size: int = 10,
+def make_core(space, capacity: int, population_size: int = 10, tournament_size: int | None = None,
               crossover_rate: float = 0.0, tournaments_per_arch: int = 4) -> base.Core:
+    """`tournament_size` None: the whole population."""
+    tournament_size = population_size if tournament_size is None else tournament_size
     if not 1 <= population_size <= capacity:
         raise ValueError(f"evolution: population_size must be in 1..capacity ({capacity}), got {population_size}.")
     if not 1 <= tournament_size <= population_size:

@@ -145,6 +145,15 @@ def top_k(state, k: int) -> tuple[jax.Array, jax.Array]:
     return history.archs[slots], best
 
 
+def distinct_top_k(state, k: int, num_choices, search: int = 4) -> tuple[jax.Array, jax.Array]:
+    """Like `top_k`, but each architecture once (a history may repeat one, e.g. without the
+    novelty filter): the best `k` distinct among the best `search * k` results."""
+    archs, fitness = top_k(state, min(search * k, state.history.fitness.shape[0]))
+    repeated = jnp.any(jnp.tril(archs_lib.matches(archs, archs, num_choices), k=-1), axis=1)
+    best, rows = jax.lax.top_k(jnp.where(repeated, -jnp.inf, fitness), k)
+    return archs[rows], best
+
+
 def best(state) -> tuple[jax.Array, jax.Array]:
     """The best architecture seen so far and its fitness: (int32[D], float32 scalar)."""
     archs, fitness = top_k(state, 1)

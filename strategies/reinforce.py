@@ -16,7 +16,7 @@ accuracy) from dominating an update. Failed (NaN) evaluations get the worst fitn
 
 Two additions use the budget better:
 * Priority-queue training (Abolafia et al., "Neural Program Synthesis with Priority Queue
-  Training", 2018): `elite` is the `elite_size` best architectures evaluated so far, and the
+  Training", 2018): `elite` is the `elite_size` best distinct architectures evaluated so far, and the
   policy also maximises their likelihood. REINFORCE alone learns only from the current batch and
   forgets a good architecture found early; the elite term keeps pulling the policy towards the
   best region found, like the cross-entropy method.
@@ -172,7 +172,8 @@ def make_core(space, capacity: int, hidden: int = 32, learning_rate: float = 0.0
             advantage = jnp.clip(advantage, -advantage_clip, advantage_clip)
 
         entropy_bonus = entropy_weight_at(state.history.count, entropy_weight, entropy_decay_queries)
-        elite, elite_fitness = base.top_k(state, max(elite_size, 1))
+        # Distinct, as in a priority queue: copies of one architecture would outweigh the rest.
+        elite, elite_fitness = base.distinct_top_k(state, max(elite_size, 1), space.num_choices)
         elite_present = (elite_fitness > -jnp.inf) & (elite_size > 0)
 
         def step(carry, _):

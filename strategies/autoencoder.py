@@ -16,12 +16,10 @@ samples (fixed shapes: the cost per `tell` does not grow with the history), of
 
 Proposals: the `num_incumbents` best architectures are encoded, then moved by `ascent_steps`
 normalised gradient steps of size `step_size` on the predicted fitness (NAO's update), from their
-own code and from `noisy_starts` jittered copies of it. Every point along each path is decoded.
-The whole one-decision neighbourhood of each incumbent joins them (the predictor-guided local
-search of BANANAS's mutation-based acquisition, White et al. AAAI 2021): a decoded path moves in
-big jumps and misses the small changes that finish a search. Candidates are ranked by the
-predicted fitness of the architecture (re-encoded), and `ask`'s filter drops evaluated ones, so
-nothing is proposed twice. The first `num_initial` proposals are uniform random.
+own code and from `noisy_starts` jittered copies of it. Every point along each path is decoded;
+candidates are ranked by the predicted fitness of the decoded architecture (re-encoded), and
+`ask`'s filter drops evaluated ones, so nothing is proposed twice. The first `num_initial`
+proposals are uniform random.
 """
 
 from __future__ import annotations
@@ -164,8 +162,7 @@ def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning
         z0 = encode(state.params, incumbents)
         jitter = noise_scale * jax.random.normal(key, (noisy_starts,) + z0.shape)
         starts = jnp.concatenate([z0, (z0[None] + jitter).reshape(-1, z0.shape[-1])])
-        candidates = jnp.concatenate([decode(state.params, ascend(state.params, starts)),
-                                      base.neighbours(incumbents, space.num_choices)])
+        candidates = decode(state.params, ascend(state.params, starts))
         score = predict(state.params, encode(state.params, candidates))
         # During the initial design nothing is wanted: ask's uniform fill supplies the proposals.
         initial = state.history.count < num_initial

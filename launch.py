@@ -17,7 +17,7 @@ import sys
 import time
 
 import jax
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 # Unlocked and open to new keys so `options` dicts take their entry's fields from the command line;
@@ -33,12 +33,15 @@ _DISTRIBUTED = flags.DEFINE_enum("distributed", "auto", ["auto", "yes", "no"],
                                  "processes, or the three flags below are given), yes (always; e.g. Kubernetes), no")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for an explicit multi-process start")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "number of processes, for an explicit multi-process start")
+_VERBOSE = flags.DEFINE_bool("verbose", False, "keep the libraries' INFO log lines (orbax logs several per checkpoint)")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "this process's index (0..num_processes-1), for an explicit start")
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; use --config and --workdir only.")
+    if not _VERBOSE.value:
+        logging.set_verbosity(logging.WARNING)  # orbax and XLA log INFO lines on every checkpoint
     from supernet import distributed
     distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     from supernet import backend, checkpoint, config_check, jobs, records, run_identity

@@ -5,7 +5,17 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tests/space_helpers.py
 
+import tempfile
+
 import pytest
+
+# One persistent XLA compilation cache for the whole test session, shared by the subprocesses the
+# tests launch (environment) and this process (set before jax is imported). Why: many tests run
+# launch.py on the same tiny configs, and the kill-anywhere test relaunches one config many
+# times; each would otherwise compile the same steps again (a rerun costs ~40% of the CPU time).
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="supernet-test-xla-cache-"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 
 @pytest.fixture

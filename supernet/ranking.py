@@ -110,19 +110,22 @@ def _number(text: str):
         return text
 
 
+def read_rows(path: str) -> list[dict]:
+    """A ground-truth CSV's rows as dicts, numeric cells as floats (`arch` stays the string)."""
+    with open(path, newline="") as f:
+        return [{k: (v if k == "arch" else _number(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
 def read_ground_truth(path: str, space, column: str = "test_accuracy_mean"):
     """A table of the `ground_truth` job -> (archs int32[n, D], values float64[n] of `column`, rows).
 
     `rows` are the CSV's rows as dicts, numeric cells converted to float (`arch` stays the string).
     """
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        fields = reader.fieldnames or []
-        rows = [{k: (v if k == "arch" else _number(v)) for k, v in row.items()} for row in reader]
-    if "arch" not in fields or column not in fields:
-        raise ValueError(f"{path}: expected columns 'arch' and {column!r}; the header has {fields}.")
+    rows = read_rows(path)
     if not rows:
         raise ValueError(f"{path}: the table has no rows.")
+    if "arch" not in rows[0] or column not in rows[0]:
+        raise ValueError(f"{path}: expected columns 'arch' and {column!r}; the header has {list(rows[0])}.")
     archs = np.stack([space.from_string(r["arch"]) for r in rows]).astype(np.int32)
     values = np.asarray([r[column] for r in rows], np.float64)
     return archs, values, rows
@@ -192,3 +195,28 @@ def retrained_check(predicted, retrained_test, names, num_top: int) -> dict:
                               for n, p, t in zip(names, predicted, retrained_test)],
             "meaning": f"{num_top} top architectures by the objective and {len(names) - num_top} random ones, "
                        f"each retrained from scratch once; with {len(names)} rows the tau is coarse"}
+
+
+def main(argv=None) -> None:
+    """`python -m supernet.ranking RESULTS.json TABLE.csv [...]`: re-scores the rankers saved in
+    `ranking` job results against a (larger) ground-truth table, one line per ranker."""
+    import argparse
+    import json
+    parser = argparse.ArgumentParser(prog="python -m supernet.ranking", description=main.__doc__)
+    parser.add_argument("results", nargs="+", help="results.json files of the ranking job")
+    parser.add_argument("--table", required=True, help="ground-truth CSV (the ground_truth job's)")
+    parser.add_argument("--column", default="test_accuracy_mean")
+    args = parser.parse_args(argv)
+    rows = read_rows(args.table)
+    for path in args.results:
+        with open(path) as f:
+            saved = json.load(f)
+        scores = {name: r["scores"] for name, r in saved["rankers"].items()}
+        for name, r in rescore(saved["archs"], scores, rows, args.column).items():
+            print(f"{path}  {name:>13}: n {r['n']}  tau {r['kendall_tau']:+.3f}  rho {r['spearman_rho']:+.3f}  "
+                  f"P@5% {r['precision_top5pct']:.2f}  P@10% {r['precision_top10pct']:.2f}  "
+                  f"top-1 true rank {r['top1_true_rank']:g}  regret {r['top1_regret']:.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -108,7 +108,7 @@ def test_read_ground_truth_and_noise_ceiling(tmp_path):
         ranking.read_ground_truth(str(path), space, column="no_such_column")
 
 
-def test_against_table_and_retrained_check(tmp_path):
+def test_against_table_and_retrained_check(tmp_path, capsys):
     """The one-shot job's ranking check: an objective judged on a table's rows, and the cheap check."""
     space = spaces.get("nas_bench_201")
     truth = [0.5, 0.7, 0.6, 0.9, 0.8]
@@ -125,6 +125,10 @@ def test_against_table_and_retrained_check(tmp_path):
                                rows[:4])  # four rows trained so far
     assert rescored["oracle"]["n"] == 4 and rescored["oracle"]["kendall_tau"] == pytest.approx(1.0)
     assert rescored["reversed"]["kendall_tau"] == pytest.approx(-1.0)
+    saved_file = tmp_path / "results.json"
+    saved_file.write_text(json.dumps({"archs": [r["arch"] for r in rows], "rankers": {"oracle": {"scores": truth}}}))
+    ranking.main([str(saved_file), "--table", str(path)])  # the command-line re-scoring
+    assert "oracle: n 5  tau +1.000" in capsys.readouterr().out
     check = ranking.retrained_check([0.9, 0.8, 0.1], [0.95, 0.90, 0.97], ["a", "b", "c"], num_top=2)
     assert check["kind"] == "retrained_top_k_plus_random" and (check["num_top"], check["num_random"]) == (2, 1)
     assert check["top1_true_rank"] == 2 and check["kendall_tau"] == pytest.approx(-1 / 3)

@@ -83,7 +83,8 @@ class Checkpoints:
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     def steps(self) -> list[int]:
-        return sorted(self.manager.all_steps(read=True))
+        self.manager.reload()  # what is on disk now (steps set aside as corrupt are gone)
+        return sorted(self.manager.all_steps())
 
     def latest_step(self) -> int | None:
         steps = self.steps()

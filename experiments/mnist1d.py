@@ -35,9 +35,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                          "options": {"channels": 8 if runlocal else 16, "cells_per_stage": 1,
                                                      "stages": 3}})
 
+    # 10,000 steps: on the ground-truth table the supernet's Kendall tau rose from 0.16 at 3,000
+    # steps to 0.41 at 10,000 (README, ranking section).
     c.supernet = ml_collections.ConfigDict({
-        "steps": 200 if runlocal else 3000, "batch_size": 128, "learning_rate": 0.05, "momentum": 0.9,
-        "weight_decay": 5e-4, "sampling": "uniform", "checkpoint_every": 500})
+        "steps": 200 if runlocal else 10_000, "batch_size": 128, "learning_rate": 0.05, "momentum": 0.9,
+        "weight_decay": 5e-4, "sampling": "uniform", "checkpoint_every": 1000})
 
     c.search = ml_collections.ConfigDict({
         "strategy": "evolution", "options": {}, "budget": 30 if runlocal else 300,

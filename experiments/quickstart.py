@@ -3,7 +3,7 @@
 Trains a NAS-Bench-201 supernet (single-path, uniform sampling), searches it with regularized
 evolution on the validation split, retrains the winner (and an ensemble of the 3 best) from scratch
 and reports test accuracy.
-About 2 minutes on 2 CPU cores; `:runlocal` takes under a minute.
+A few minutes on 2 CPU cores (README: measured times); `:runlocal` takes about a minute.
 
     python launch.py --config experiments/quickstart.py --workdir runs/quickstart
     python launch.py --config experiments/quickstart.py:runlocal --workdir runs/quickstart_local

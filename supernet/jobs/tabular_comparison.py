@@ -32,7 +32,7 @@ import strategies as registry
 from strategies import base, pareto
 from strategies.constraints import Limit
 from strategies.benchmarks import tabular
-from supernet import plots, spaces
+from supernet import plots, records, spaces
 
 
 @contextlib.contextmanager
@@ -173,8 +173,7 @@ def run_comparison(space, table, strategy_names, budgets, seeds, workdir, *, fit
         results["pareto_plot"] = "pareto.png"
         plots.pareto_fronts(fronts, limit, os.path.join(workdir, "pareto.png"))
     plots.best_so_far_curves(curves, reference, report_column, os.path.join(workdir, "best_so_far.png"))
-    with open(os.path.join(workdir, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
+    records.write_json(workdir, "results.json", results)  # atomically, process 0 only
     return results
 
 

@@ -40,7 +40,7 @@ def run(config, workdir: str) -> dict:
         retrain_recipe=one_shot.from_section(one_shot.RetrainRecipe, config.retrain),
         workdir=workdir, progress=config.progress)
     models = results.pop("_models")
-    results["ranking"] = ranking_report(config, dataset, space, mesh, models)
+    results["ranking"] = ranking_report(config, dataset, space, mesh, models, workdir)
     results["architecture_png"] = plots.architecture(space, results["best_arch_int"],
                                                      os.path.join(workdir, "architecture.png"))
     print(f"best architecture: {results['best_arch']}\n"
@@ -56,7 +56,7 @@ def run(config, workdir: str) -> dict:
     return results
 
 
-def ranking_report(config, dataset, space, mesh, models) -> dict:
+def ranking_report(config, dataset, space, mesh, models, workdir: str | None = None) -> dict:
     """How well the trained supernet ranked: against `config.ranking.table` when one is named, else
     the cheap check (its `check_size` favourites and as many random architectures, retrained)."""
     objective = one_shot.supernet_objective(space, models["supernet"], models["params"], dataset.val,
@@ -78,6 +78,7 @@ def ranking_report(config, dataset, space, mesh, models) -> dict:
     for i, arch in enumerate(archs):
         network, variables = trained.get(tuple(arch.tolist())) or one_shot.retrain_from_scratch(
             space, arch, recipe.split(dataset), steps=recipe.steps, batch_size=recipe.batch_size,
-            optimizer=recipe.optimizer(), key=jax.random.fold_in(key, i), mesh=mesh, progress=config.progress)
+            optimizer=recipe.optimizer(), key=jax.random.fold_in(key, i), mesh=mesh, progress=config.progress,
+            workdir=workdir, stage=f"ranking_check/{i}")  # checkpointed and resumed like every stage
         test.append(retrain.accuracy(network, variables, dataset.test))
     return ranking.retrained_check(objective(archs), np.asarray(test), [space.to_string(a) for a in archs], len(top))

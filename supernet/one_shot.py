@@ -215,7 +215,7 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
 
     tic = time.perf_counter()
     order = np.argsort(-found["val_accuracy"], kind="stable")
-    member_rows = _first_distinct(found["archs"], order, max(search_recipe.ensemble_size, 1))
+    member_rows = first_distinct(found["archs"], order, max(search_recipe.ensemble_size, 1))
     members = found["archs"][member_rows]
     retrained = [retrain_from_scratch(space, arch, retrain_recipe.split(dataset), steps=retrain_recipe.steps,
                                       batch_size=retrain_recipe.batch_size, optimizer=retrain_recipe.optimizer(),
@@ -259,7 +259,7 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
     }
 
 
-def _first_distinct(archs: np.ndarray, order: np.ndarray, k: int) -> list[int]:
+def first_distinct(archs: np.ndarray, order: np.ndarray, k: int) -> list[int]:
     """Rows of `archs`, visited in `order`, of the first `k` distinct architectures."""
     seen, rows = set(), []
     for row in order:

@@ -65,8 +65,7 @@ def ranking_report(config, dataset, space, mesh, models, workdir: str | None = N
         return ranking.against_table(objective, space, resolve_table(config.ranking.table), config.ranking.column)
     history, k = models["history"], config.ranking.check_size
     order = np.argsort(-history["val_accuracy"], kind="stable")
-    top = np.unique(history["archs"][order], axis=0, return_index=True)
-    top = history["archs"][order][np.sort(top[1])][:k]  # the k best distinct, best first
+    top = history["archs"][one_shot.first_distinct(history["archs"], order, k)]  # the k best distinct, best first
     taken = {tuple(a) for a in top.tolist()}
     pool = sample_architectures(space, min(space.size, 2 * k + len(top)), config.seed + 1)
     extra = np.asarray([a for a in pool if tuple(a.tolist()) not in taken][:k], np.int32)

@@ -57,7 +57,7 @@ def main(argv):
     except (config_check.ConfigError, run_identity.RunIdentityError, ValueError) as err:
         sys.exit(f"error: {err}")
     done = records.read_json(workdir, "results.json")
-    if done and done.get("fingerprint") == run["fingerprint"]:
+    if done and done.get("fingerprint") == run["fingerprint"] and done.get("status") == "complete":
         print(f"{workdir} already holds the complete results of this config: {os.path.join(workdir, 'results.json')}")
         return
     records.write_progress(workdir, "running", job=config.job)
@@ -72,7 +72,7 @@ def main(argv):
         timings={"wall_time_s": time.perf_counter() - tic}, backend=backend.describe(),
         processes=jax.process_count(), devices=jax.device_count())
     print(f"wrote {records.write_json(workdir, 'results.json', results)}")
-    records.write_progress(workdir, "complete", job=config.job)
+    records.write_progress(workdir, results["status"], job=config.job)
 
 
 if __name__ == "__main__":

@@ -121,14 +121,16 @@ def remove_run(workdir: str) -> None:
 
 
 def results_document(results: dict, *, job: str, config: dict, fingerprint: str, **fields) -> dict:
-    """One results schema for every job: status, best_arch, best_accuracy (or None with
+    """One results schema for every job: status ('complete' unless the job says otherwise, e.g. a
+    ground-truth shard waiting for the others), best_arch, best_accuracy (or None with
     `best_accuracy_reason`), config, fingerprint, timings, then the job's own fields."""
     results = dict(results)
+    status = results.pop("status", "complete")
     best = {"best_arch": results.pop("best_arch", None), "best_accuracy": results.pop("best_accuracy", None),
             "best_accuracy_reason": results.pop("best_accuracy_reason", None)}
     if best["best_accuracy"] is None and not best["best_accuracy_reason"]:
         best["best_accuracy_reason"] = f"the {job} job does not retrain a searched architecture"
-    return {"status": "complete", "job": job, **best, "config": config, "fingerprint": fingerprint,
+    return {"status": status, "job": job, **best, "config": config, "fingerprint": fingerprint,
             "timings": {**results.pop("timings", {}), **fields.pop("timings", {})}, **fields, **results}
 
 

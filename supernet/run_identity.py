@@ -14,8 +14,9 @@ import json
 
 from supernet import records
 
-# Fields that do not change results and so may differ when a run resumes (dotted paths).
-MAY_CHANGE_ON_RESUME = ("progress",)
+# Fields that do not change results and so may differ when a run resumes (dotted paths). The
+# ground-truth shards are processes of one run that share its workdir.
+MAY_CHANGE_ON_RESUME = ("progress", "ground_truth.shard_index")
 RUN_FILE = "run.json"
 
 

@@ -68,3 +68,21 @@ def test_benchmark_writes_figures(tmp_path):
     assert bench["population_eval_archs_per_s"] > 0 and bench["loop_eval_archs_per_s"] > 0
     assert bench["population_eval_all_vmapped_archs_per_s"] > 0 and bench["population_eval_vmap_archs"] == 1
     assert bench["supernet_path"] == "sparse" and bench["folded_step_ms"] > 0 and bench["folded_train_step_ratio"] > 0
+
+
+def test_ground_truth_shards_share_one_workdir(tmp_path):
+    tiny = ["--config.ground_truth.train.steps=4", "--config.ground_truth.num_archs=3",
+            "--config.ground_truth.num_shards=2", "--config.progress=False"]
+    args = ["--config", "experiments/ground_truth.py:runlocal", "--workdir", str(tmp_path), *tiny]
+    first = launch(*args, "--config.ground_truth.shard_index=0")
+    assert first.returncode == 0, first.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["status"] == "waiting for the other shards" and not (tmp_path / "ground_truth.csv").exists()
+    second = launch(*args, "--config.ground_truth.shard_index=1")  # the same run, so its workdir is accepted
+    assert second.returncode == 0, second.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["status"] == "complete" and results["rows"] == 3
+    rows = (tmp_path / "ground_truth.csv").read_text().splitlines()
+    assert rows[0].startswith("arch,val_accuracy_seed0") and len({r.split(",")[0] for r in rows[1:]}) == 3
+    again = launch(*args, "--config.ground_truth.shard_index=0")
+    assert again.returncode == 0 and "already holds the complete results" in again.stdout

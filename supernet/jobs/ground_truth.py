@@ -131,5 +131,5 @@ def run(config, workdir: str) -> dict:
                               weight_decay=t.weight_decay, mesh=mesh)
         _append(part, columns(seeds), row)
     merged = merge_parts(workdir, archs, g.num_shards)
-    return {"table": merged, "rows": len(read_rows(merged)) if merged else None, "part": part,
-            "complete": merged is not None}
+    return {"status": "complete" if merged else "waiting for the other shards", "table": merged,
+            "rows": len(read_rows(merged)) if merged else None, "part": part}

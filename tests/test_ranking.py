@@ -178,6 +178,29 @@ def test_ranking_job_end_to_end(tmp_path):
     assert results["config"]["supernet"]["steps"] == 3 and "noise ceiling" in proc.stdout
 
 
+def test_search_job_reports_against_a_named_table(tmp_path):
+    """The quickstart's full config (it names the shipped table) on tiny settings and a synthetic
+    table: results.json's `ranking` is the report against every row of the table."""
+    space = spaces.get("nas_bench_201")
+    rng = np.random.default_rng(1)
+    table = write_synthetic_table(tmp_path / "synthetic_ground_truth.csv", space, rng.uniform(0.5, 0.9, 8),
+                                  rng.uniform(0.5, 0.9, 8))
+    tiny = [f"--config.ranking.table={table}", "--config.dataset.options.num_samples=1000",
+            "--config.space.options.channels=4", "--config.space.options.stages=1", "--config.supernet.steps=3",
+            "--config.supernet.batch_size=16", "--config.search.budget=6", "--config.search.population=3",
+            "--config.search.calib_size=32", "--config.search.eval_batch_size=25", "--config.retrain.steps=3",
+            "--config.retrain.batch_size=16", "--config.progress=False"]
+    command = [sys.executable, os.path.join(REPO, "launch.py"), "--config", "experiments/quickstart.py",
+               "--workdir", str(tmp_path / "run"), *tiny]
+    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "run" / "results.json").read_text())["ranking"]
+    assert report["kind"] == "ground_truth_table" and report["n"] == 8 and report["table"] == str(table)
+    assert -1 <= report["kendall_tau"] <= 1 and set(report["noise_ceiling"]) >= {"test_seed_tau", "val_test_tau"}
+    assert "ranking (ground_truth_table, n=8)" in proc.stdout
+
+
 def test_table_paths_and_rankers_are_checked(tmp_path, monkeypatch):
     from experiments import ranking as ranking_config
     from supernet.jobs import ranking as ranking_job

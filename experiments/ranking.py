@@ -56,7 +56,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.supernet = ml_collections.ConfigDict({
         "steps": 100 if runlocal else 3000, "batch_size": 128, "learning_rate": 0.05, "momentum": 0.9,
         "weight_decay": 5e-4, "sampling": "uniform", "checkpoint_every": 0 if runlocal else 500,
-        "calib_size": 256, "eval_batch_size": 250})
+        "calib_size": 256, "eval_batch_size": 250,
+        "seed": 0})  # added to `seed` for the supernet's init and paths only (the data stay `seed`'s)
     # Few-shot (ranker "few_shot"): split on these decisions (3: NAS-Bench-201's edge 0->3, from the
     # input node straight to the output), each sub-supernet warm-started from the trained one-shot
     # weights; together they train budget_share x supernet.steps more steps.

@@ -47,7 +47,7 @@ def _supernet_scores(config, dataset, space, mesh, archs, workdir) -> dict:
     recipe = one_shot.from_section(one_shot.SupernetRecipe, s)
     model = space.supernet()
     state = training.train_supernet(space, model, dataset.train, steps=recipe.steps, batch_size=recipe.batch_size,
-                                    optimizer=recipe.optimizer(), key=jax.random.key(config.seed), mesh=mesh,
+                                    optimizer=recipe.optimizer(), key=jax.random.key(config.seed + s.seed), mesh=mesh,
                                     sampling=recipe.sampling, workdir=workdir,
                                     checkpoint_every=recipe.checkpoint_every, progress=config.progress)
     calib_x = one_shot.calibration_inputs(dataset.train, s.calib_size, config.seed, mesh)

@@ -11,6 +11,7 @@ ensemble's members) from scratch and reports test accuracy: `supernet.one_shot` 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Any
 
 import jax
@@ -20,7 +21,7 @@ import strategies
 from strategies import pareto
 from supernet import data as data_lib
 from supernet import ensemble as ensembling
-from supernet import one_shot, plots, retrain, sharding, spaces
+from supernet import one_shot, plots, retrain, run_identity, sharding, spaces
 
 
 def resolve_data(data, seed: int = 0) -> data_lib.Dataset:
@@ -119,15 +120,17 @@ class AutoModel:
     budget, population: supernet evaluations in all / per round.
     ensemble: None, "average" or "vote" over the `ensemble_size` best (each retrained from scratch).
     supernet_steps, retrain_steps, batch_size: training lengths and batch.
-    workdir: where the metrics and the supernet checkpoint go (None: nowhere).
+    workdir: where the metrics and the checkpoints go (None: nowhere); a rerun with the same options
+        and data resumes there, other options or data are refused unless `restart=True`, which
+        deletes that run's files first.
     space_options, strategy_options: passed to `spaces.get` / `strategies.get`.
     """
 
     def __init__(self, search_space, data="digits", *, strategy: str = "evolution", max_flops=None, max_params=None,
                  constraints=(), budget: int = 200, population: int = 25, ensemble: str | None = None,
                  ensemble_size: int = 3, supernet_steps: int = 1200, retrain_steps: int = 800, batch_size: int = 64,
-                 seed: int = 0, workdir: str | None = None, progress: bool = True, space_options: dict | None = None,
-                 strategy_options: dict | None = None):
+                 seed: int = 0, workdir: str | None = None, restart: bool = False, progress: bool = True,
+                 space_options: dict | None = None, strategy_options: dict | None = None):
         if ensemble not in (None, *ensembling.METHODS):
             raise ValueError(f"ensemble must be None or one of {', '.join(ensembling.METHODS)}, got {ensemble!r}.")
         strategies.STRATEGIES.get(strategy)  # an unknown name fails here, before any work
@@ -139,7 +142,7 @@ class AutoModel:
         self.strategy, self.strategy_options = strategy, dict(strategy_options or {})
         self.limits = dict(max_flops=max_flops, max_params=max_params, constraints=constraints)
         self.space_options = dict(space_options or {})
-        self.seed, self.workdir, self.progress = seed, workdir, progress
+        self.seed, self.workdir, self.restart, self.progress = seed, workdir, restart, progress
         self.recipes = (
             one_shot.SupernetRecipe(steps=supernet_steps, batch_size=batch_size, checkpoint_every=200 if workdir else 0),
             one_shot.SearchRecipe(budget=budget, population=population,
@@ -150,6 +153,9 @@ class AutoModel:
         dataset = resolve_data(self.data, self.seed)
         space = resolve_space(self.search_space, dataset, self.space_options)
         strategy = strategies.get(self.strategy, space, **self.limits, **self.strategy_options)
+        if self.workdir:
+            run_identity.claim(self.workdir, self._identity(space, dataset), "automodel", restart=self.restart,
+                               caller="AutoModel")
         supernet_recipe, search_recipe, retrain_recipe = self.recipes
         results = one_shot.run_one_shot_nas(space, dataset, strategy, supernet=supernet_recipe,
                                             search_recipe=search_recipe, retrain_recipe=retrain_recipe,
@@ -167,6 +173,22 @@ class AutoModel:
             history={"archs": found["archs"], "val_accuracy": found["val_accuracy"]},
             pareto=self._pareto(space, found), ensemble=results.get("ensemble"), results=results, space=space,
             dataset=dataset, members=models["retrained"])
+
+    def _identity(self, space, dataset) -> dict:
+        """Everything that changes the results, for the workdir's run identity: the data by a digest
+        of its arrays, the space by its decisions and size, the options and recipes."""
+        digest = hashlib.sha256()
+        for split in (dataset.train, dataset.val, dataset.test):
+            digest.update(np.ascontiguousarray(split.x).tobytes())
+            digest.update(np.ascontiguousarray(split.y).tobytes())
+        smallest = np.zeros(len(space.decision_names), np.int32)
+        return {"data": digest.hexdigest()[:16], "seed": self.seed,
+                "space": {"kind": type(space).__name__, "decisions": dict(zip(space.decision_names, space.options)),
+                          "params_of_first_arch": int(space.params(smallest))},
+                "strategy": self.strategy, "strategy_options": self.strategy_options,
+                "limits": {k: v for k, v in self.limits.items() if k != "constraints"},
+                "constraints": [repr(c) for c in self.limits["constraints"]],
+                "recipes": [dataclasses.asdict(r) for r in self.recipes]}
 
     def _pareto(self, space, found) -> list | None:
         """The front of (validation accuracy, each limited cost) over everything evaluated."""

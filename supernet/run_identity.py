@@ -53,22 +53,26 @@ def differences(recorded: dict, current: dict, limit: int = 6) -> str:
     return "; ".join(shown) + (f"; and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
-def claim(workdir: str, config: dict, job: str, restart: bool = False) -> dict:
+def claim(workdir: str, config: dict, job: str, restart: bool = False, caller: str = "launch.py") -> dict:
     """Records or checks the run in `workdir`; returns its run record. `restart`: delete the
-    workdir's previous run (checkpoints, metrics, results) and start this one."""
+    workdir's previous run (checkpoints, metrics, results) and start this one. `caller`
+    ("launch.py" or "AutoModel") words the way out in the error as that caller's options."""
     if restart:
         records.remove_run(workdir)
     current = {"job": job, "fingerprint": fingerprint(config), "config": config,
                "may_change_on_resume": list(MAY_CHANGE_ON_RESUME)}
     recorded = records.read_json(workdir, RUN_FILE)
-    ways_on = f"use a new --workdir, or add --restart to delete that run and start this one in {workdir}"
+    if caller == "launch.py":
+        ways_on = f"use a new --workdir, or add --restart to delete that run and start this one in {workdir}"
+    else:
+        ways_on = f"use another workdir, or pass restart=True to delete that run and start this one in {workdir}"
     if recorded is None:
         if records.has_run_files(workdir):
-            raise RunIdentityError(f"--workdir {workdir} holds run files but no {RUN_FILE} (a run of an older "
+            raise RunIdentityError(f"workdir {workdir} holds run files but no {RUN_FILE} (a run of an older "
                                    f"version?), so it cannot tell whether they belong to this config; {ways_on}.")
         records.write_json(workdir, RUN_FILE, current)
         return current
     if recorded["fingerprint"] != current["fingerprint"]:
-        raise RunIdentityError(f"--workdir {workdir} holds a run of another config ({recorded['job']} job; "
+        raise RunIdentityError(f"workdir {workdir} holds a run of another config ({recorded['job']} job; "
                                f"{differences(recorded['config'], config)}); {ways_on}.")
     return recorded

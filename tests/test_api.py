@@ -85,3 +85,19 @@ def test_every_space_draws_its_architecture(name, options, tmp_path):
     space = spaces.get(name, **options)
     file = plots.architecture(space, space.largest(), str(tmp_path / f"{name}.png"))
     assert (tmp_path / f"{name}.png").stat().st_size > 2000 and file.endswith(".png")
+
+
+def test_a_workdir_holds_one_run(digits_arrays, tmp_path):
+    """The same options and data resume; other data or options are refused, naming the way out;
+    restart=True deletes the old run and starts the new one."""
+    from supernet import run_identity
+    x, y = digits_arrays
+    first = AutoModel(CHOICES, data=(x, y), workdir=str(tmp_path), **TINY).search()
+    again = AutoModel(CHOICES, data=(x, y), workdir=str(tmp_path), **TINY).search()  # resumes every stage
+    assert again.best_architecture == first.best_architecture and again.best_accuracy == first.best_accuracy
+    with pytest.raises(run_identity.RunIdentityError, match=r"holds a run of another config.*restart=True"):
+        AutoModel(CHOICES, data=(x[:1000], y[:1000]), workdir=str(tmp_path), **TINY).search()
+    with pytest.raises(run_identity.RunIdentityError, match=r"recipes"):
+        AutoModel(CHOICES, data=(x, y), workdir=str(tmp_path), **{**TINY, "supernet_steps": 12}).search()
+    other = AutoModel(CHOICES, data=(x[:1000], y[:1000]), workdir=str(tmp_path), restart=True, **TINY).search()
+    assert 0.0 <= other.best_accuracy <= 1.0

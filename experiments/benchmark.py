@@ -21,11 +21,7 @@ from experiments import common
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     variants = common.variants(arg, {"runlocal", "gpu", "scaling"}, "benchmark")
     runlocal = "runlocal" in variants
-    c = ml_collections.ConfigDict()
-    c.job = "benchmark"
-    c.seed = 0
-    c.progress = True
-    c.backend = common.backend_section()  # CPU/GPU/TPU choices (cell, vmap_archs, depthwise, init, compute_dtype)
+    c = common.base("benchmark", devices=False)
     c.benchmark = ml_collections.ConfigDict()
     c.benchmark.channels = 8 if runlocal else 16
     c.benchmark.cells_per_stage = 1 if runlocal else 5

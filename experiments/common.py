@@ -1,4 +1,5 @@
-"""The one small argument parser every config shares: `get_config("runlocal,gdas")`."""
+"""What every config shares: the variant parser (`get_config("runlocal,gdas")`) and the top-level
+fields every job reads."""
 
 from __future__ import annotations
 
@@ -18,3 +19,13 @@ def backend_section():
     import ml_collections
     return ml_collections.ConfigDict({"cell": "auto", "vmap_archs": "auto", "depthwise": "auto", "init": "auto",
                                       "compute_dtype": "float32"})
+
+
+def base(job: str, *, devices: bool = True):
+    """The fields every job's config starts with: `job`, `seed` (every random choice flows from
+    it), `num_devices` (0: every local device; jobs that shard), `progress` bars and `backend`."""
+    import ml_collections
+    c = ml_collections.ConfigDict({"job": job, "seed": 0, "progress": True, "backend": backend_section()})
+    if devices:
+        c.num_devices = 0
+    return c

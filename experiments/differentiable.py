@@ -45,12 +45,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if "early_stop" in variants and "aux_skip" in variants:
         raise ValueError("differentiable: pick one remedy, early_stop or aux_skip.")
 
-    c = ml_collections.ConfigDict()
-    c.job = "differentiable"
-    c.seed = 0
-    c.num_devices = 0  # 0: every local device
-    c.progress = True
-    c.backend = common.backend_section()  # CPU/GPU/TPU choices (cell, vmap_archs, depthwise, init, compute_dtype)
+    c = common.base("differentiable")
 
     c.dataset = ml_collections.ConfigDict({"name": "digits" if runlocal or quick else "mnist1d",
                                            "options": {}})

@@ -26,11 +26,7 @@ from experiments import common
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     variants = common.variants(arg, {"runlocal"}, "ground_truth")
     runlocal = "runlocal" in variants
-    c = ml_collections.ConfigDict()
-    c.job = "ground_truth"
-    c.seed = 0  # picks the sample of architectures and the train/val carve
-    c.progress = True
-    c.backend = common.backend_section()  # CPU/GPU/TPU choices (cell, vmap_archs, depthwise, init, compute_dtype)
+    c = common.base("ground_truth", devices=False)  # seed: picks the sample of architectures and the train/val carve
     c.dataset = ml_collections.ConfigDict({"name": "mnist1d", "options": {
         "num_samples": 20_000, "train_split": 0.25, "val_fraction": 0.2}})
     c.space = ml_collections.ConfigDict({"name": "nas_bench_201", "options": {

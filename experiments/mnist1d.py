@@ -23,12 +23,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     variants = common.variants(arg, {"runlocal"}, "mnist1d")
     runlocal = "runlocal" in variants
 
-    c = ml_collections.ConfigDict()
-    c.job = "search"
-    c.seed = 0
-    c.num_devices = 0  # 0: every local device
-    c.progress = True
-    c.backend = common.backend_section()
+    c = common.base("search")
 
     c.dataset = ml_collections.ConfigDict({"name": "mnist1d", "options": {}})
     c.space = ml_collections.ConfigDict({"name": "nas_bench_201",

@@ -25,12 +25,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     variants = common.variants(arg, {"runlocal"}, "quickstart")
     runlocal = "runlocal" in variants
 
-    c = ml_collections.ConfigDict()
-    c.job = "search"
-    c.seed = 0
-    c.num_devices = 0  # 0: every local device
-    c.progress = True
-    c.backend = common.backend_section()  # CPU/GPU/TPU choices (cell, vmap_archs, depthwise, init, compute_dtype)
+    c = common.base("search")
 
     c.dataset = ml_collections.ConfigDict(
         {"name": "digits", "options": {}} if runlocal else  # the ground-truth table's task:

@@ -33,12 +33,7 @@ from experiments import common
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     variants = common.variants(arg, {"runlocal"}, "ranking")
     runlocal = "runlocal" in variants
-    c = ml_collections.ConfigDict()
-    c.job = "ranking"
-    c.seed = 0  # the ground-truth job's seed: the same train/val carve
-    c.progress = True
-    c.backend = common.backend_section()  # CPU/GPU/TPU choices (cell, vmap_archs, depthwise, init, compute_dtype)
-    c.num_devices = 0  # 0: every local device
+    c = common.base("ranking")  # seed: the ground-truth job's, for the same train/val carve
     c.dataset = ml_collections.ConfigDict({"name": "mnist1d", "options": {
         "num_samples": 5_000 if runlocal else 20_000, "train_split": 0.25, "val_fraction": 0.2}})
     c.space = ml_collections.ConfigDict({"name": "nas_bench_201", "options": {

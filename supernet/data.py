@@ -204,12 +204,13 @@ def _digits(seed: int, *, val_fraction: float = 0.2, test_fraction: float = 0.2)
 
 
 @functools.lru_cache(maxsize=2)
-def _mnist1d_raw(num_samples: int = 5000, train_split: float = 0.8, generator_seed: int = 42):
+def _mnist1d_raw(num_samples: int = 5000, train_split: float = 0.8, generator_seed: int = 42, noise: float = 1.0):
     """MNIST-1D arrays generated offline by the author's procedure (deterministic, cached per
     process). The defaults give the official 4,000 / 1,000 dataset (~5 s); a larger
     `num_samples` draws more examples from the same generator (how the ground-truth tables get
     a test split large enough to tell architectures apart). `generator_seed` 42 is the official
-    stream; another seed draws other examples of the same distribution.
+    stream; another seed draws other examples of the same distribution. `noise` multiplies the
+    generator's correlated and i.i.d. noise scales (1: the official task; more: a harder one).
 
     `make_dataset` reseeds Python's and numpy's global RNGs; their states are restored afterwards
     so importing the data does not perturb other code.
@@ -220,6 +221,8 @@ def _mnist1d_raw(num_samples: int = 5000, train_split: float = 0.8, generator_se
     try:
         args = get_dataset_args()
         args.num_samples, args.train_split, args.seed = num_samples, train_split, generator_seed
+        args.corr_noise_scale *= noise
+        args.iid_noise_scale *= noise
         d = make_dataset(args)
     finally:
         random.setstate(py_state)
@@ -237,16 +240,19 @@ def _mnist1d_raw(num_samples: int = 5000, train_split: float = 0.8, generator_se
 
 @register("mnist1d")
 def _mnist1d(seed: int, *, val_fraction: float = 0.2, num_samples: int = 5000, train_split: float = 0.8,
-             extra_val: int = 0) -> Dataset:
+             extra_val: int = 0, noise: float = 1.0) -> Dataset:
     """`extra_val` > 0 appends that many examples to `val`, drawn from the generator's stream 43
     (the official data is stream 42), so the training split stays exactly the same: a larger
-    validation set for scoring architectures without touching what the networks train on."""
+    validation set for scoring architectures without touching what the networks train on.
+    `noise` > 1 scales up the generator's noise: a harder, less saturated variant of the task."""
     num_samples = _check_count(num_samples, "num_samples", 20)
     train_split = _check_fraction(train_split, "train_split", allow_zero=False)
-    x, y, x_test, y_test = _mnist1d_raw(num_samples, train_split)
+    if not float(noise) > 0:
+        raise ValueError(f"mnist1d noise must be > 0 (1: the official task), got {noise}.")
+    x, y, x_test, y_test = _mnist1d_raw(num_samples, train_split, noise=float(noise))
     dataset = _carve_val("mnist1d", 10, x[..., None], y, x_test[..., None], y_test, val_fraction, seed)
     if _check_count(extra_val, "extra_val", 0):
-        extra_x, extra_y, _, _ = _mnist1d_raw(extra_val, 1.0, 43)
+        extra_x, extra_y, _, _ = _mnist1d_raw(extra_val, 1.0, 43, noise=float(noise))
         extra_x = (extra_x[:extra_val, :, None] - dataset.mean) / dataset.std  # the train statistics
         val = Split(np.concatenate([dataset.val.x, extra_x.astype(np.float32)]),
                     np.concatenate([dataset.val.y, extra_y[:extra_val]]))

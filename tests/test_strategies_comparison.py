@@ -75,6 +75,21 @@ def test_comparison_is_deterministic(tmp_path, nb201, nb201_table):
     assert a["table"] == b["table"]
 
 
+def test_a_rerun_resumes_the_finished_strategies(tmp_path, nb201, nb201_table, monkeypatch):
+    first = comparison.run_comparison(nb201, nb201_table, ["random", "evolution"], [6], 2, str(tmp_path),
+                                      progress=False)
+    lines = (tmp_path / "metrics.jsonl").read_text()
+    (tmp_path / "checkpoints" / "comparison" / "evolution.npz").unlink()  # as if killed during evolution
+    searched = []
+    real_search = comparison.run_search
+    monkeypatch.setattr(comparison, "run_search", lambda strategy, *a: searched.append(strategy) or real_search(strategy, *a))
+    again = comparison.run_comparison(nb201, nb201_table, ["random", "evolution"], [6], 2, str(tmp_path),
+                                      progress=False)
+    assert len(searched) == 1  # random was loaded, only evolution ran again
+    assert again["table"] == first["table"] and again["wall_seconds"]["random"] == first["wall_seconds"]["random"]
+    assert (tmp_path / "metrics.jsonl").read_text().splitlines()[:2] == lines.splitlines()[:2]
+
+
 def test_experiment_config_variants():
     base = strategies_nb201.get_config()
     assert base.job == "strategies_nb201" and base.seeds >= 20 and tuple(base.budgets) == (100, 300)

@@ -15,6 +15,8 @@ one) within the budget.
 Outputs in `workdir`: `results.json` (the table, the reference architecture, per-strategy wall
 time, the Pareto fronts when a latency limit is given), `metrics.jsonl` (one line per
 (strategy, budget, seed) run) and `best_so_far.png` (plus `pareto.png` with a latency limit).
+Each strategy's queries are saved in `checkpoints/comparison/<strategy>.npz` once it finishes, so
+a rerun after a kill redoes only the strategy it was in.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import strategies as registry
 from strategies import base, pareto
 from strategies.constraints import Limit
 from strategies.benchmarks import tabular
-from supernet import plots, records, spaces
+from supernet import distributed, plots, records, spaces
 
 
 @contextlib.contextmanager
@@ -147,9 +149,8 @@ def run_comparison(space, table, strategy_names, budgets, seeds, workdir, *, fit
             if bar is not None:
                 bar.set_postfix_str(name)
             strategy = registry.get(name, space, constraints=[limit] if limit else (), **options.get(name, {}))
-            start = time.time()
-            queried = run_search(strategy, table_objective(table, fitness_column), seeds, horizon, batch_size, bar)
-            wall[name] = time.time() - start
+            queried, wall[name] = _search_or_resume(strategy, name, table_objective(table, fitness_column), seeds,
+                                                    horizon, batch_size, bar, workdir)
             flat = queried.reshape(-1, space.num_decisions)
             fitness = table.metric(flat, fitness_column).reshape(queried.shape[:2])
             report = table.metric(flat, report_column).reshape(queried.shape[:2])
@@ -175,6 +176,26 @@ def run_comparison(space, table, strategy_names, budgets, seeds, workdir, *, fit
     plots.best_so_far_curves(curves, reference, report_column, os.path.join(workdir, "best_so_far.png"))
     records.write_json(workdir, "results.json", results)  # atomically, process 0 only
     return results
+
+
+def _search_or_resume(strategy, name, objective, seeds, horizon, batch_size, bar, workdir):
+    """(queries [S, T, D], wall seconds) of one strategy: loaded when a previous run of this
+    workdir finished it, else searched and saved (atomically, by process 0)."""
+    path = os.path.join(workdir, "checkpoints", "comparison", f"{name}.npz")
+    if os.path.isfile(path):
+        with np.load(path) as saved:
+            if bar is not None:
+                bar.update(saved["queried"].shape[0] * saved["queried"].shape[1])
+            return saved["queried"], float(saved["wall_seconds"])
+    start = time.time()
+    queried = run_search(strategy, objective, seeds, horizon, batch_size, bar)
+    seconds = time.time() - start
+    if distributed.is_writer():
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "wb") as f:
+            np.savez(f, queried=queried, wall_seconds=seconds)
+        os.replace(path + ".tmp", path)
+    return queried, seconds
 
 
 def table_objective(table, column):

@@ -173,28 +173,42 @@ def rescore(archs, scores: dict, rows, column: str = "test_accuracy_mean") -> di
             for name, values in scores.items()}
 
 
-def against_table(objective, space, table: str, column: str = "test_accuracy_mean") -> dict:
+def against_table(objective, space, table: str, column: str = "test_accuracy_mean",
+                  scatter: str | None = None) -> dict:
     """`objective(archs) -> scores` (e.g. the trained supernet's validation accuracy) judged against
-    every row of a ground-truth table of the same space, with the table's noise ceiling next to it."""
+    every row of a ground-truth table of the same space, with the table's noise ceiling next to it.
+    `scatter`: a PNG path for the scores against the table (`scatter_png` in the report)."""
     archs, truth, rows = read_ground_truth(table, space, column)
-    out = report(np.asarray(objective(archs)), truth, names=[r["arch"] for r in rows])
+    predicted = np.asarray(objective(archs))
+    out = report(predicted, truth, names=[r["arch"] for r in rows])
     ceiling = noise_ceiling(rows) if len(table_seeds(rows)) >= 2 else None
+    if scatter:
+        out["scatter_png"] = _scatter(predicted, truth, out, scatter, f"{column} (table)")
     return {**out, "kind": "ground_truth_table", "table": table, "column": column, "noise_ceiling": ceiling,
             "meaning": f"the objective's scores of the table's {len(rows)} architectures against their "
                        f"{column} trained from scratch"}
 
 
-def retrained_check(predicted, retrained_test, names, num_top: int) -> dict:
+def retrained_check(predicted, retrained_test, names, num_top: int, scatter: str | None = None) -> dict:
     """The cheap check when no table is given: the objective's `num_top` favourites plus as many
     random architectures, each retrained from scratch; `predicted` and `retrained_test` align with
-    `names`, favourites first. Few rows and mostly good ones: a coarse, noisy check, labelled so."""
+    `names`, favourites first. Few rows and mostly good ones: a coarse, noisy check, labelled so.
+    `scatter`: a PNG path for the plot (`scatter_png` in the report)."""
     out = report(predicted, retrained_test, names=names)
+    if scatter:
+        out["scatter_png"] = _scatter(predicted, retrained_test, out, scatter, "test accuracy (retrained)")
     return {**out, "kind": "retrained_top_k_plus_random", "num_top": int(num_top),
             "num_random": len(names) - int(num_top),
             "architectures": [{"arch": n, "predicted": float(p), "retrained_test_accuracy": float(t)}
                               for n, p, t in zip(names, predicted, retrained_test)],
             "meaning": f"{num_top} top architectures by the objective and {len(names) - num_top} random ones, "
                        f"each retrained from scratch once; with {len(names)} rows the tau is coarse"}
+
+
+def _scatter(predicted, truth, out: dict, file: str, ylabel: str) -> str:
+    from supernet import plots  # matplotlib only when a plot is asked for
+    title = f"Kendall tau {out['kendall_tau']:.3f}, Spearman {out['spearman_rho']:.3f} (n={out['n']})"
+    return plots.ranking_scatter(predicted, truth, file, "objective (e.g. supernet val accuracy)", ylabel, title)
 
 
 def main(argv=None) -> None:

@@ -41,6 +41,7 @@ def test_quickstart_writes_results(tmp_path):
     assert [r["arch"] for r in rows[:3]] == ensemble["members"] and len({r["arch"] for r in rows}) == 6
     assert [r["retrained_test_accuracy"] for r in rows[:3]] == pytest.approx(ensemble["member_test_accuracies"])
     assert -1 <= check["kendall_tau"] <= 1 and "ranking (retrained_top_k_plus_random, n=6)" in proc.stdout
+    assert (tmp_path / "ranking.png").stat().st_size > 1000
 
 
 def test_unknown_config_key_is_an_error(tmp_path):

@@ -199,6 +199,7 @@ def test_search_job_reports_against_a_named_table(tmp_path):
     assert report["kind"] == "ground_truth_table" and report["n"] == 8 and report["table"] == str(table)
     assert -1 <= report["kendall_tau"] <= 1 and set(report["noise_ceiling"]) >= {"test_seed_tau", "val_test_tau"}
     assert "ranking (ground_truth_table, n=8)" in proc.stdout
+    assert (tmp_path / "run" / "ranking.png").stat().st_size > 1000 and report["scatter_png"].endswith("ranking.png")
 
 
 def test_table_paths_and_rankers_are_checked(tmp_path, monkeypatch):

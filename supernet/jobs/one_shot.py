@@ -61,8 +61,10 @@ def ranking_report(config, dataset, space, mesh, models, workdir: str | None = N
     the cheap check (its `check_size` favourites and as many random architectures, retrained)."""
     objective = one_shot.supernet_objective(space, models["supernet"], models["params"], dataset.val,
                                             models["calib_x"], mesh=mesh, batch_size=config.search.eval_batch_size)
+    scatter = os.path.join(workdir, "ranking.png") if workdir else None
     if config.ranking.table:
-        return ranking.against_table(objective, space, resolve_table(config.ranking.table), config.ranking.column)
+        return ranking.against_table(objective, space, resolve_table(config.ranking.table), config.ranking.column,
+                                     scatter=scatter)
     history, k = models["history"], config.ranking.check_size
     order = np.argsort(-history["val_accuracy"], kind="stable")
     top = history["archs"][one_shot.first_distinct(history["archs"], order, k)]  # the k best distinct, best first
@@ -80,4 +82,5 @@ def ranking_report(config, dataset, space, mesh, models, workdir: str | None = N
             optimizer=recipe.optimizer(), key=jax.random.fold_in(key, i), mesh=mesh, progress=config.progress,
             workdir=workdir, stage=f"ranking_check/{i}")  # checkpointed and resumed like every stage
         test.append(retrain.accuracy(network, variables, dataset.test))
-    return ranking.retrained_check(objective(archs), np.asarray(test), [space.to_string(a) for a in archs], len(top))
+    return ranking.retrained_check(objective(archs), np.asarray(test), [space.to_string(a) for a in archs], len(top),
+                                   scatter=scatter)

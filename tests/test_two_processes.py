@@ -62,6 +62,7 @@ def _comparable(workdir):
         results = json.load(f)
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         losses = [(line["stage"], line["step"], line["loss"]) for line in map(json.loads, f) if "loss" in line]
+    results.get("ranking", {}).pop("scatter_png", None)  # a path inside the workdir
     return {k: v for k, v in results.items() if k not in VARYING}, losses
 
 

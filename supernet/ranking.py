@@ -183,7 +183,7 @@ def against_table(objective, space, table: str, column: str = "test_accuracy_mea
     out = report(predicted, truth, names=[r["arch"] for r in rows])
     ceiling = noise_ceiling(rows) if len(table_seeds(rows)) >= 2 else None
     if scatter:
-        out["scatter_png"] = _scatter(predicted, truth, out, scatter, f"{column} (table)")
+        out["scatter_png"] = draw_scatter(predicted, truth, out, scatter, ylabel=f"{column} (table)")
     return {**out, "kind": "ground_truth_table", "table": table, "column": column, "noise_ceiling": ceiling,
             "meaning": f"the objective's scores of the table's {len(rows)} architectures against their "
                        f"{column} trained from scratch"}
@@ -196,7 +196,7 @@ def retrained_check(predicted, retrained_test, names, num_top: int, scatter: str
     `scatter`: a PNG path for the plot (`scatter_png` in the report)."""
     out = report(predicted, retrained_test, names=names)
     if scatter:
-        out["scatter_png"] = _scatter(predicted, retrained_test, out, scatter, "test accuracy (retrained)")
+        out["scatter_png"] = draw_scatter(predicted, retrained_test, out, scatter, ylabel="test accuracy (retrained)")
     return {**out, "kind": "retrained_top_k_plus_random", "num_top": int(num_top),
             "num_random": len(names) - int(num_top),
             "architectures": [{"arch": n, "predicted": float(p), "retrained_test_accuracy": float(t)}
@@ -205,10 +205,13 @@ def retrained_check(predicted, retrained_test, names, num_top: int, scatter: str
                        f"each retrained from scratch once; with {len(names)} rows the tau is coarse"}
 
 
-def _scatter(predicted, truth, out: dict, file: str, ylabel: str) -> str:
+def draw_scatter(predicted, truth, out: dict, file: str, *, ylabel: str,
+                 xlabel: str = "objective (e.g. supernet val accuracy)", name: str = "") -> str:
+    """A report's scatter PNG (`out`: `report`'s dict, for the title); returns `file`."""
     from supernet import plots  # matplotlib only when a plot is asked for
     title = f"Kendall tau {out['kendall_tau']:.3f}, Spearman {out['spearman_rho']:.3f} (n={out['n']})"
-    return plots.ranking_scatter(predicted, truth, file, "objective (e.g. supernet val accuracy)", ylabel, title)
+    title = f"{name}: {title}" if name else title
+    return plots.ranking_scatter(predicted, truth, file, xlabel, ylabel, title)
 
 
 def main(argv=None) -> None:

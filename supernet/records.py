@@ -9,6 +9,7 @@ a step twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -134,11 +135,17 @@ def results_document(results: dict, *, job: str, config: dict, fingerprint: str,
             "timings": {**results.pop("timings", {}), **fields.pop("timings", {})}, **fields, **results}
 
 
-def _write_atomically(file: str, text: str) -> None:
-    """Write to a temporary file, flush it to disk, then rename: readers see the old or the new
-    file, never half of one."""
-    with open(file + ".tmp", "w") as f:
-        f.write(text)
+@contextlib.contextmanager
+def atomic_file(file: str, mode: str = "w", **open_options):
+    """`with atomic_file(path) as f: ...` writes a temporary file, flushes it to disk, then
+    renames it over `path`: readers see the old or the new file, never half of one."""
+    with open(file + ".tmp", mode, **open_options) as f:
+        yield f
         f.flush()
         os.fsync(f.fileno())
     os.replace(file + ".tmp", file)
+
+
+def _write_atomically(file: str, text: str) -> None:
+    with atomic_file(file) as f:
+        f.write(text)

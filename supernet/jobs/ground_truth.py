@@ -19,7 +19,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from supernet import data, retrain, sharding, spaces, training
+from supernet import data, records, retrain, sharding, spaces, training
 
 
 def sample_architectures(space, n: int, seed: int) -> np.ndarray:
@@ -99,11 +99,10 @@ def merge_parts(workdir: str, archs: list[str], shards: int) -> str | None:
         return None
     file = os.path.join(workdir, "ground_truth.csv")
     fields = list(rows[archs[0]])
-    with open(file + ".tmp", "w", newline="") as f:
+    with records.atomic_file(file, newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows[a] for a in archs)
-    os.replace(file + ".tmp", file)
     return file
 
 

@@ -17,7 +17,7 @@ import time
 import jax
 import numpy as np
 
-from supernet import evaluation, few_shot, one_shot, plots, proxies, ranking, training
+from supernet import evaluation, few_shot, one_shot, proxies, ranking, training
 from supernet.jobs import ground_truth, setup
 
 SUPERNET_RANKERS = ("supernet", "supernet_loss", "few_shot")
@@ -118,10 +118,8 @@ def run(config, workdir: str) -> dict:
         predicted = np.asarray(all_scores)[at]
         seconds = time.perf_counter() - tic
         report = ranking.report(predicted, truth, names=names)
-        title = (f"{name}: Kendall tau {report['kendall_tau']:.3f}, Spearman {report['spearman_rho']:.3f} "
-                 f"(n={report['n']})")
-        png = plots.ranking_scatter(predicted, truth, os.path.join(workdir, f"ranking_{name}.png"),
-                                    labels[name], f"{g.column} (trained from scratch)", title)
+        png = ranking.draw_scatter(predicted, truth, report, os.path.join(workdir, f"ranking_{name}.png"),
+                                   xlabel=labels[name], ylabel=f"{g.column} (trained from scratch)", name=name)
         # The scores themselves, aligned with "archs": a later, larger table can re-score them.
         reports[name] = {**report, "seconds": seconds, "scatter_png": png,
                          "scores": np.asarray(all_scores, np.float64).tolist()}

@@ -192,9 +192,8 @@ def _search_or_resume(strategy, name, objective, seeds, horizon, batch_size, bar
     seconds = time.time() - start
     if distributed.is_writer():
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path + ".tmp", "wb") as f:
+        with records.atomic_file(path, "wb") as f:
             np.savez(f, queried=queried, wall_seconds=seconds)
-        os.replace(path + ".tmp", path)
     return queried, seconds
 
 

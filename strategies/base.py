@@ -133,6 +133,26 @@ def queries_since_best(history: History, since) -> jax.Array:
     return jnp.where(jnp.any(counted), history.count - 1 - index[slot], 0)
 
 
+def since(history: History, start) -> History:
+    """The history with results told before result number `start` masked out (fitness -inf):
+    what a search that restarted at `start` counts as its current run."""
+    later = result_index(history) >= start
+    return history._replace(fitness=jnp.where(later, history.fitness, -jnp.inf))
+
+
+def local_search_over(history: History, start, num_choices) -> jax.Array:
+    """Whether a local search that began at result number `start` is over: every one-decision
+    neighbour of its best result was evaluated, or as many results as it has neighbours came in
+    without improving on it (its neighbours may be infeasible, or repeats filled in for them).
+    Jittable."""
+    incumbent = history.archs[jnp.argmax(since(history, start).fitness)]
+    children = neighbours(incumbent[None], num_choices)
+    evaluated = jnp.any(archs_lib.matches(children, history.archs, num_choices)
+                        & valid_mask(history)[None, :], axis=1)
+    stalled = queries_since_best(history, start) >= children.shape[0]
+    return (history.count > start) & (jnp.all(evaluated) | stalled)
+
+
 def top_k(state, k: int) -> tuple[jax.Array, jax.Array]:
     """The `k` best architectures in the state's history, best first: (int32[k, D], float32[k]).
 

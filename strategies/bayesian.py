@@ -19,15 +19,17 @@ BANANAS, White et al. AAAI 2021, made exhaustive as in local search), `mutations
 two-decision mutations of each, plus `num_random` uniform ones. The first `num_initial` proposals
 are uniform random.
 
-Restarts (`restart_patience` > 0), after TuRBO (Eriksson et al., NeurIPS 2019): the local pool
-around the incumbents is a local search, and a local search can settle on a local optimum whose
-neighbourhood is exhausted. When `restart_patience` results in a row did not improve on the best
-since the last restart, the search restarts: a new uniform initial design of `num_initial`, and
-from then on the incumbents are the best results since the restart only. The GP keeps every
-result (what was learned elsewhere still ranks the new region's candidates), and the search
-still returns its best overall. The default patience (40) was chosen on the NAS-Bench-201 table
-by validation accuracy, on seeds other than the ones reported: without restarts 4 of 20 seeds
-stayed on a local optimum from query 200 to 300.
+Restarts, after TuRBO (Eriksson et al., NeurIPS 2019): the local pool around the incumbents is a
+local search, and a local search can settle on a local optimum whose neighbourhood is exhausted.
+By default (`restart_patience=None`) the search restarts when every neighbour of the best result
+since the last restart was evaluated, or as many results as it has neighbours came in without
+improving on it (`base.local_search_over`); an integer `restart_patience` restarts after that many
+results in a row without improvement instead, and 0 never restarts. A restart begins a new
+uniform initial design of `num_initial`, and from then on the incumbents are the best results
+since the restart only. The GP keeps every result (what was learned elsewhere still ranks the new
+region's candidates), and the search still returns its best overall. The default was chosen on
+the NAS-Bench-201 table by validation accuracy, on seeds other than the ones reported: with it
+every one of 20 seeds found the best-by-validation cell within 300 queries.
 
 Batches (`ask` with n > 1) use the kriging believer (Ginsbourger et al. 2010): the batch is chosen
 greedily, and after each pick the GP is conditioned on its own posterior mean there. The mean is
@@ -183,7 +185,7 @@ def expected_improvement(mean, std, best):
 
 def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2.0, num_initial: int = 10,
               num_incumbents: int = 10, mutations_per_incumbent: int = 30, num_random: int = 200,
-              gp_size: int = 300, restart_patience: int = 40) -> base.Core:
+              gp_size: int = 300, restart_patience: int | None = None) -> base.Core:
     if acquisition not in ("ei", "ucb"):
         raise ValueError(f"bayesian: acquisition must be 'ei' or 'ucb', got {acquisition!r}.")
     if not 1 <= gp_size <= capacity:
@@ -204,9 +206,7 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
 
     def local_incumbents(state):
         """The best `num_incumbents` results since the last restart."""
-        history = state.history
-        since = base.result_index(history) >= state.restart_at
-        current = history._replace(fitness=jnp.where(since, history.fitness, -jnp.inf))
+        current = base.since(state.history, state.restart_at)
         return base.top_k(state._replace(history=current), num_incumbents)[0]
 
     def candidates(key, state):
@@ -238,8 +238,11 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
     def learn(state, archs, fitness):
         del archs, fitness
         history = state.history
-        stagnated = base.queries_since_best(history, state.restart_at) >= max(restart_patience, 1)
-        restart_at = jnp.where((restart_patience > 0) & stagnated, history.count, state.restart_at)
+        if restart_patience is None:
+            over = base.local_search_over(history, state.restart_at, num_choices)
+        else:
+            over = (restart_patience > 0) & (base.queries_since_best(history, state.restart_at) >= max(restart_patience, 1))
+        restart_at = jnp.where(over, history.count, state.restart_at)
         return state._replace(gp=fit(history, num_choices, gp_size), restart_at=restart_at.astype(jnp.int32))
 
     return base.Core(init, propose, learn)

@@ -323,6 +323,22 @@ def test_evolution_finds_the_last_unseen_child_of_its_parent():
         np.testing.assert_array_equal(asked[0], children[-1])
 
 
+def test_evolution_restarts_when_its_local_search_is_over():
+    parent = jnp.asarray([[2, 1, 3, 0]], jnp.int32)
+    children = np.asarray(base.neighbours(parent, TOY.num_choices))
+    strategy = strategies.get("evolution", TOY, num_initial=2)  # local search, the default
+    state = strategy.tell(strategy.init(jax.random.key(0)), np.concatenate([parent, children[:-1]]),
+                          np.concatenate([[10.0], np.zeros(11)]))
+    assert int(state.restart_at) == 0  # one neighbour of the best is left
+    state = strategy.tell(state, children[-1:], np.zeros(1))
+    assert int(state.restart_at) == 13  # all evaluated, none better: a restart
+    asked, state = strategy.ask(jax.random.key(1), state, 2)
+    state = strategy.tell(state, asked, np.asarray([1.0, 2.0]))
+    # After the new initial sample the parent is the best since the restart, not the old optimum.
+    children_now, _ = strategy.ask(jax.random.key(2), state, 4)
+    assert np.all(np.sum(np.asarray(children_now) != np.asarray(asked[1]), axis=1) == 1)
+
+
 def test_kriging_believer_does_not_pick_the_same_point_twice():
     from strategies import bayesian
     # Candidates 0 and 1 are the same point (perfectly correlated), the best by expected

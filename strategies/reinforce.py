@@ -33,6 +33,16 @@ The default learning rate is small on purpose: Adam moves every weight by about 
 per step and a logit sums dozens of such moves, so at 0.05 and above the policy collapsed onto a
 mediocre architecture within ~20 queries (on NAS-Bench-201, 0.01 did best at 100 and 300 queries).
 
+Local search guided by the policy (`local_search=True`, the default; after RENAS, Chen et al. CVPR
+2019, where a learned controller proposes the mutations of an evolution): after the first
+`num_initial` results, and after each restart, the one-decision neighbours of the best result
+since the restart come before the policy's samples, the likeliest under the policy first
+(`base.local_search_pool`); when they are exhausted (`base.local_search_over`) the search
+restarts, and the policy's samples choose where the next climb starts. On the NAS-Bench-201 table
+(seeds other than the ones reported) it raised the mean test accuracy of the returned cell from
+88.49 to 88.82 at 100 queries and from 88.91 to 89.00 at 300 (40 seeds; neighbours in random
+order instead of by the policy: 88.80 / 88.95).
+
 `ask` samples `samples_per_arch` architectures per requested one from the policy and keeps, in
 sampling order, those that are feasible and fresh: a draw from the policy conditioned on the
 constraints and on not repeating an evaluated architecture.
@@ -106,6 +116,7 @@ class ReinforceState(NamedTuple):
     baseline: jax.Array       # moving average of fitness
     reward_scale: jax.Array   # moving average of |fitness - baseline|
     updates: jax.Array        # how many tells have trained the policy
+    restart_at: jax.Array     # int32: the number of results told when the current local search began
 
 
 def controller_for(space, state: ReinforceState) -> Controller:
@@ -130,7 +141,8 @@ def entropy_weight_at(count, entropy_weight: float, entropy_decay_queries: int):
 def make_core(space, capacity: int, hidden: int = 32, learning_rate: float = 0.01,
               entropy_weight: float = 1e-3, entropy_decay_queries: int = 0, baseline_decay: float = 0.9,
               updates_per_tell: int = 1, samples_per_arch: int = 16, advantage_clip: float = 2.0,
-              elite_size: int = 10, elite_weight: float = 1.0) -> base.Core:
+              elite_size: int = 10, elite_weight: float = 1.0, local_search: bool = True,
+              num_initial: int = 10) -> base.Core:
     if not 0.0 <= baseline_decay < 1.0:
         raise ValueError(f"reinforce: baseline_decay must be in [0, 1), got {baseline_decay}.")
     if not 0 <= elite_size <= capacity:
@@ -145,11 +157,20 @@ def make_core(space, capacity: int, hidden: int = 32, learning_rate: float = 0.0
         params = base.init_params(controller, key, jnp.zeros((1, space.num_decisions), jnp.int32))
         return ReinforceState(history=base.empty_history(space.num_decisions, capacity), params=params,
                               opt_state=optimizer.init(params), baseline=jnp.zeros(()),
-                              reward_scale=jnp.ones(()), updates=jnp.zeros((), jnp.int32))
+                              reward_scale=jnp.ones(()), updates=jnp.zeros((), jnp.int32),
+                              restart_at=jnp.zeros((), jnp.int32))
 
     def propose(key, state, n):
+        k_sample, k_climb = jax.random.split(key)
         m = n * samples_per_arch
-        return controller.apply(state.params, key, m, method=Controller.sample), jnp.zeros((m,), jnp.float32)
+        samples = controller.apply(state.params, k_sample, m, method=Controller.sample)
+        priority = jnp.zeros((m,), jnp.float32)
+        if not local_search:
+            return samples, priority
+        by_policy = lambda children: controller.apply(state.params, children)[0]  # log pi
+        children, climb = base.local_search_pool(k_climb, state.history, state.restart_at, space.num_choices,
+                                                 num_initial, by_policy)
+        return jnp.concatenate([children, samples]), jnp.concatenate([climb, priority])
 
     def loss_fn(params, archs, advantage, entropy_bonus, elite, elite_present):
         log_prob, entropy = controller.apply(params, jnp.concatenate([archs, elite]))
@@ -186,7 +207,9 @@ def make_core(space, capacity: int, hidden: int = 32, learning_rate: float = 0.0
         decay = baseline_decay
         new_baseline = decay * baseline + (1 - decay) * jnp.mean(reward)
         new_scale = decay * scale + (1 - decay) * jnp.maximum(jnp.mean(jnp.abs(reward - baseline)), 1e-8)
+        over = local_search & base.local_search_over(state.history, state.restart_at, space.num_choices)
         return state._replace(params=params, opt_state=opt_state, baseline=new_baseline,
-                              reward_scale=new_scale, updates=state.updates + 1)
+                              reward_scale=new_scale, updates=state.updates + 1,
+                              restart_at=jnp.where(over, state.history.count, state.restart_at))
 
     return base.Core(init, propose, learn)

@@ -339,6 +339,25 @@ def test_evolution_restarts_when_its_local_search_is_over():
     assert np.all(np.sum(np.asarray(children_now) != np.asarray(asked[1]), axis=1) == 1)
 
 
+@pytest.mark.parametrize("name", ["evolution", "reinforce", "autoencoder"])
+def test_learning_strategies_climb_from_their_best_after_the_initial_sample(name):
+    # Local search (the default of all three): after `num_initial` results, the neighbours of the
+    # best come first, and `local_search=False` (reinforce, autoencoder) turns it off.
+    options = {"num_initial": 4} if name == "evolution" else {**FAST[name], "num_initial": 4}
+    strategy = strategies.get(name, TOY, **options)
+    others = np.array([[0, 0, 0, 1], [1, 0, 0, 1], [0, 3, 0, 2]], np.int32)  # 3-4 steps from the star
+    state = strategy.tell(strategy.init(jax.random.key(0)), np.concatenate([TOY_OPTIMUM[None], others]),
+                          np.asarray([10.0, 0.0, 0.0, 0.0]))
+    asked, _ = strategy.ask(jax.random.key(1), state, 3)
+    assert np.all(np.sum(np.asarray(asked) != TOY_OPTIMUM, axis=1) == 1)
+    if name != "evolution":
+        plain = strategies.get(name, TOY, **options, local_search=False)
+        state = plain.tell(plain.init(jax.random.key(0)), np.concatenate([TOY_OPTIMUM[None], others]),
+                           np.asarray([10.0, 0.0, 0.0, 0.0]))
+        asked, _ = plain.ask(jax.random.key(1), state, 12)
+        assert not np.all(np.sum(np.asarray(asked) != TOY_OPTIMUM, axis=1) == 1)
+
+
 def test_kriging_believer_does_not_pick_the_same_point_twice():
     from strategies import bayesian
     # Candidates 0 and 1 are the same point (perfectly correlated), the best by expected

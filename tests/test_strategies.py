@@ -259,9 +259,10 @@ def test_reinforce_policy_concentrates_on_the_optimum():
     # The default learning rate suits 100-300 query budgets on NAS-Bench-201 and moves slowly here;
     # a faster one needs the stronger entropy bonus, or seeds collapse onto a near-optimum.
     # The policy gradient alone (no elite term): at this rate the elite term pulls the policy onto
-    # the best found early, before the optimum was seen.
+    # the best found early, before the optimum was seen. Without the local search, whose proposals
+    # are not the policy's samples.
     strategy = strategies.get("reinforce", TOY, avoid_repeats=False, learning_rate=0.03, entropy_weight=0.01,
-                              elite_weight=0.0)
+                              elite_weight=0.0, local_search=False)
     _, state = run(strategy, toy_objective, jax.random.key(0), 200)
     before = reinforce.log_prob(TOY, strategy.init(jax.random.key(0)), TOY_OPTIMUM[None])[0]
     after = reinforce.log_prob(TOY, state, TOY_OPTIMUM[None])[0]
@@ -436,7 +437,7 @@ def test_reinforce_entropy_bonus_decays_to_zero():
 
 def test_reinforce_elite_term_pulls_the_policy_to_the_best_found():
     def log_prob_of_best(elite_weight):
-        strategy = strategies.get("reinforce", TOY, elite_size=4, elite_weight=elite_weight)
+        strategy = strategies.get("reinforce", TOY, elite_size=4, elite_weight=elite_weight, local_search=False)
         queried, state = run(strategy, toy_objective, jax.random.key(0), 20)
         best = queried[np.argmax(toy_objective(queried))]
         return float(reinforce.log_prob(TOY, state, best[None])[0])

@@ -140,13 +140,18 @@ def since(history: History, start) -> History:
     return history._replace(fitness=jnp.where(later, history.fitness, -jnp.inf))
 
 
+def best_since(history: History, start) -> jax.Array:
+    """The best architecture told from result number `start` on: int32[D]."""
+    current = since(history, start)
+    return current.archs[jnp.argmax(current.fitness)]
+
+
 def local_search_over(history: History, start, num_choices) -> jax.Array:
     """Whether a local search that began at result number `start` is over: every one-decision
     neighbour of its best result was evaluated, or as many results as it has neighbours came in
     without improving on it (its neighbours may be infeasible, or repeats filled in for them).
     Jittable."""
-    incumbent = history.archs[jnp.argmax(since(history, start).fitness)]
-    children = neighbours(incumbent[None], num_choices)
+    children = neighbours(best_since(history, start)[None], num_choices)
     evaluated = jnp.any(archs_lib.matches(children, history.archs, num_choices)
                         & valid_mask(history)[None, :], axis=1)
     stalled = queries_since_best(history, start) >= children.shape[0]
@@ -161,9 +166,7 @@ def local_search_pool(key, history: History, start, num_choices, num_initial: in
     neighbours are not wanted (priority -inf): the strategy's own proposals choose where a climb
     starts. `ask`'s novelty filter skips evaluated neighbours, so a first-improvement climb
     follows; restart it when `local_search_over`. Returns (int32[m, D], float32[m]); jittable."""
-    current = since(history, start)
-    incumbent = current.archs[jnp.argmax(current.fitness)]
-    children = neighbours(incumbent[None], num_choices)
+    children = neighbours(best_since(history, start)[None], num_choices)
     rank = jax.random.uniform(key, (children.shape[0],)) if order is None else order(children)
     priority = 1.0 + (jnp.argsort(jnp.argsort(rank)) + 0.5) / children.shape[0]
     climbing = history.count - start >= num_initial

@@ -136,6 +136,11 @@ def table_seeds(rows) -> list[int]:
     return sorted(int(m.group(1)) for k in rows[0] if (m := re.fullmatch(r"test_accuracy_seed(\d+)", k)))
 
 
+def table_noise_ceiling(rows) -> dict | None:
+    """`noise_ceiling` over every seed of a table; None for a table of one seed."""
+    return noise_ceiling(rows) if len(table_seeds(rows)) >= 2 else None
+
+
 def noise_ceiling(rows, seeds=None) -> dict:
     """How well the table agrees with itself (Kendall tau-b; `seeds` default: every seed in it).
 
@@ -181,7 +186,7 @@ def against_table(objective, space, table: str, column: str = "test_accuracy_mea
     archs, truth, rows = read_ground_truth(table, space, column)
     predicted = np.asarray(objective(archs))
     out = report(predicted, truth, names=[r["arch"] for r in rows])
-    ceiling = noise_ceiling(rows) if len(table_seeds(rows)) >= 2 else None
+    ceiling = table_noise_ceiling(rows)
     if scatter:
         out["scatter_png"] = draw_scatter(predicted, truth, out, scatter, ylabel=f"{column} (table)")
     return {**out, "kind": "ground_truth_table", "table": table, "column": column, "noise_ceiling": ceiling,

@@ -125,7 +125,7 @@ def run(config, workdir: str) -> dict:
                          "scores": np.asarray(all_scores, np.float64).tolist()}
 
     # A table with one seed has no seed-to-seed agreement to report.
-    ceiling = ranking.noise_ceiling(rows) if len(ranking.table_seeds(rows)) >= 2 else None
+    ceiling = ranking.table_noise_ceiling(rows)
     print(f"{len(rows)} architectures from {table}; noise ceiling: " + (
         f"seed halves tau {ceiling['test_seed_tau']:.3f}, val vs test tau {ceiling['val_test_tau']:.3f}"
         if ceiling else "none (the table has fewer than 2 seeds)"))

@@ -2,7 +2,7 @@
 
 Every strategy gets `cifar10-val` as fitness for `budgets` queries and `seeds` seeds; what it
 would return (its best by validation) is judged on `cifar10-test`. The strategies' defaults were
-chosen on this table by validation accuracy only, on seeds 100-299; the reported seeds are 0-19.
+chosen on this table by validation accuracy only, on seeds from 100 on; the reported seeds are 0-19.
 
     python launch.py --config experiments/strategies_nb201.py --workdir DIR
     python launch.py --config experiments/strategies_nb201.py:runlocal --workdir DIR          # < 1 min

@@ -29,7 +29,9 @@ uniform initial design of `num_initial`, and from then on the incumbents are the
 since the restart only. The GP keeps every result (what was learned elsewhere still ranks the new
 region's candidates), and the search still returns its best overall. The default was chosen on
 the NAS-Bench-201 table by validation accuracy, on seeds other than the ones reported: with it
-every one of 20 seeds found the best-by-validation cell within 300 queries.
+every one of 20 seeds found the best-by-validation cell within 300 queries (mean test accuracy
+of the returned cell 88.81 / 89.03 at 100 / 300 queries, against 88.72 / 88.97 with a patience of
+40 results, the previous default).
 
 Batches (`ask` with n > 1) use the kriging believer (Ginsbourger et al. 2010): the batch is chosen
 greedily, and after each pick the GP is conditioned on its own posterior mean there. The mean is

@@ -7,10 +7,13 @@ chosen on this table by validation accuracy only, on seeds from 100 on; the repo
     python launch.py --config experiments/strategies_nb201.py --workdir DIR
     python launch.py --config experiments/strategies_nb201.py:runlocal --workdir DIR          # < 1 min
     python launch.py --config experiments/strategies_nb201.py:latency --workdir DIR           # + latency limit
+    python launch.py --config experiments/strategies_nb201.py:prior --workdir DIR             # + zero-cost prior
     python launch.py --config experiments/strategies_nb201.py:runlocal,latency --workdir DIR
 
 Variants (comma-separated in `arg`):
   runlocal: 3 seeds, budgets 20 and 50, smaller surrogates - a smoke test.
+  prior:    every strategy's initial and restart samples come best-scored by parameter count first
+            (a zero-cost warm-up; no extra queries, but information a plain search does not have).
   latency:  only architectures with Pixel 3 latency <= 10 ms (45% of the space) may be proposed;
             results.json also holds the Pareto front of (cifar10-val, latency) per strategy.
 
@@ -23,7 +26,7 @@ import ml_collections
 from experiments import common
 
 STRATEGIES = ("random", "evolution", "bayesian", "reinforce", "autoencoder")
-VARIANTS = ("runlocal", "latency")
+VARIANTS = ("runlocal", "latency", "prior")
 
 
 def get_config(arg=None):
@@ -45,6 +48,8 @@ def get_config(arg=None):
     config.latency_table = ""
     config.latency_column = "pixel3"
     config.latency_limit = 10.0
+    # Zero-cost prior for every strategy: "" (none), "params" or "flops" (the space's analytic counts).
+    config.prior = ""
     config.progress = True
 
     if "runlocal" in variants:
@@ -52,6 +57,8 @@ def get_config(arg=None):
         config.budgets = (20, 50)
         config.strategy_options.bayesian = {"capacity": 64, "gp_size": 64, "num_random": 64}
         config.strategy_options.autoencoder = {"capacity": 64, "train_steps": 5}
+    if "prior" in variants:
+        config.prior = "params"
     if "latency" in variants:
         config.latency_table = "strategies/benchmarks/nas_bench_201_latency_ms.csv"
     return config

@@ -55,7 +55,7 @@ def algorithm_options(name: str) -> dict:
 
 def get(name: str, space, *, max_flops=None, max_params=None, constraints=(), capacity=None,
         avoid_repeats: bool = True, enumerate_limit: int = _constraints.DEFAULT_ENUMERATE_LIMIT,
-        **options) -> Strategy:
+        prior=None, **options) -> Strategy:
     """Builds the named strategy for `space`.
 
     Common options:
@@ -65,6 +65,11 @@ def get(name: str, space, *, max_flops=None, max_params=None, constraints=(), ca
       capacity: how many evaluations the state remembers (fixed, for jit); per-strategy default.
       avoid_repeats: never re-propose an evaluated architecture while fresh feasible ones remain.
       enumerate_limit: spaces up to this size get constraints tabulated (jittable `ask`).
+      prior: `score(archs int32[n, D]) -> [n]`, higher = more promising, free to compute (a
+        training-free proxy, the parameter count): the uniform candidates a strategy draws when its
+        own proposals are not wanted or run out (initial designs, restarts) come best-scored first,
+        the zero-cost warm-up of Abdelfattah et al. (ICLR 2021). Tabulated over the whole space
+        once, so the space may hold at most `enumerate_limit` architectures.
     Anything else is the algorithm's own option (see `algorithm_options(name)`); an unknown one
     raises a TypeError listing the valid ones. A constraint that no architecture meets raises a
     ValueError here (tabulated spaces) or in `ask` after a bounded search (others).
@@ -76,7 +81,9 @@ def get(name: str, space, *, max_flops=None, max_params=None, constraints=(), ca
     feasibility = Feasibility(space, limits, enumerate_limit=enumerate_limit)
     core = module.make_core(space, capacity, **options)
     from strategies import base  # local: keeps the package namespace small
-    return base.build(space, core, feasibility, capacity=capacity, avoid_repeats=avoid_repeats, name=name)
+    prior_table = None if prior is None else _constraints.tabulate_score(space, prior, enumerate_limit, "prior")
+    return base.build(space, core, feasibility, capacity=capacity, avoid_repeats=avoid_repeats, name=name,
+                      prior_table=prior_table)
 
 
 __all__ = ["SEARCH_STRATEGIES", "STRATEGIES", "Strategy", "Limit", "Feasibility", "get", "names", "algorithm_options", "best", "top_k"]

@@ -287,11 +287,14 @@ def check_tell_inputs(space, archs, fitness, capacity: int):
 
 
 def build(space, core: Core, feasibility: Feasibility, *, capacity: int, avoid_repeats: bool,
-          name: str) -> Strategy:
-    """Wraps a `Core` into a `Strategy` with input checks, constraints and the novelty filter."""
+          name: str, prior_table=None) -> Strategy:
+    """Wraps a `Core` into a `Strategy` with input checks, constraints and the novelty filter.
+    `prior_table` (float[space.size], by architecture number): the fill's order, best first."""
     if capacity < 1:
         raise ValueError(f"{name}: capacity must be at least 1, got {capacity}.")
     num_choices = tuple(space.num_choices)
+    strides = jnp.asarray(archs_lib.radix_strides(num_choices), jnp.int32) if prior_table is not None else None
+    prior_table = None if prior_table is None else jnp.asarray(prior_table, jnp.float32)
 
     # Jitted as a whole: run eagerly, every small op of an initialiser compiles on its own.
     init = jax.jit(core.init)
@@ -304,7 +307,9 @@ def build(space, core: Core, feasibility: Feasibility, *, capacity: int, avoid_r
 
     def combine(pool, priority, fill):
         candidates = jnp.concatenate([pool.astype(jnp.int32), fill.astype(jnp.int32)])
-        priority = jnp.concatenate([priority, jnp.zeros((fill.shape[0],), jnp.float32)])
+        fill_priority = (jnp.zeros((fill.shape[0],), jnp.float32) if prior_table is None
+                         else prior_table[fill.astype(jnp.int32) @ strides])
+        priority = jnp.concatenate([priority, fill_priority])
         from_pool = jnp.arange(candidates.shape[0]) < pool.shape[0]
         return candidates, priority, from_pool
 

@@ -103,6 +103,20 @@ def all_architectures(space) -> np.ndarray:
     return archs_lib.enumerate_all(space.num_choices)
 
 
+def tabulate_score(space, score: Callable[[np.ndarray], np.ndarray], enumerate_limit: int, what: str) -> np.ndarray:
+    """float32[space.size]: `score` of every architecture, by architecture number (`radix_strides`)."""
+    if space.size > enumerate_limit:
+        raise ValueError(f"{what}: {space.name} holds {space.size} architectures, more than enumerate_limit "
+                         f"({enumerate_limit}) allows to tabulate; raise enumerate_limit or drop the {what}.")
+    archs = all_architectures(space)
+    table = np.asarray(score(archs), np.float32).reshape(-1)
+    if table.shape[0] != archs.shape[0] or not np.all(np.isfinite(table)):
+        raise ValueError(f"{what}: the score function must return one finite number per architecture; got "
+                         f"{table.shape[0]} values for {archs.shape[0]} architectures"
+                         f"{'' if np.all(np.isfinite(table)) else ', some not finite'}.")
+    return table
+
+
 def _cost_array(limit: Limit, archs: np.ndarray) -> np.ndarray:
     cost = np.asarray(limit.cost(archs), np.float64).reshape(-1)
     if cost.shape[0] != archs.shape[0]:

@@ -241,6 +241,26 @@ def found_everywhere(queried):
     return bool(np.all(np.any(np.all(queried == TOY_OPTIMUM, axis=-1), axis=1)))
 
 
+@pytest.mark.parametrize("name", ["random", "evolution"])
+def test_prior_orders_the_uniform_samples(name):
+    # Scored by the first decision: the uniform samples (all of random search, evolution's initial
+    # sample) come with the best-scored option nearly always, never without a prior.
+    first_choice = lambda archs: np.asarray(archs)[:, 0].astype(np.float32)
+    with_prior = strategies.get(name, TOY, prior=first_choice)
+    asked, _ = with_prior.ask(jax.random.key(0), with_prior.init(jax.random.key(0)), 4)
+    assert np.all(np.asarray(asked)[:, 0] == TOY.num_choices[0] - 1)
+    plain = strategies.get(name, TOY)
+    asked, _ = plain.ask(jax.random.key(0), plain.init(jax.random.key(0)), 16)
+    assert len(set(np.asarray(asked)[:, 0].tolist())) > 1
+
+
+def test_prior_must_score_every_architecture_of_a_small_space():
+    with pytest.raises(ValueError, match="one finite number per architecture"):
+        strategies.get("random", TOY, prior=lambda archs: np.zeros(3))
+    with pytest.raises(ValueError, match="enumerate_limit"):
+        strategies.get("random", TOY, prior=lambda archs: np.zeros(len(archs)), enumerate_limit=10)
+
+
 def test_random_search_needs_what_uniform_sampling_predicts():
     strategy = strategies.get("random", TOY)
     found = queries_to_optimum(comparison.run_search(strategy, toy_objective, range(48), TOY_BUDGET))

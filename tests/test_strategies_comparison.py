@@ -101,3 +101,16 @@ def test_experiment_config_variants():
     assert both.latency_table.endswith("nas_bench_201_latency_ms.csv") and both.seeds == local.seeds
     with pytest.raises(ValueError, match="valid: latency, runlocal"):
         strategies_nb201.get_config("fast")
+
+
+def test_comparison_with_a_parameter_count_prior(tmp_path, nb201, nb201_table):
+    results = comparison.run_comparison(nb201, nb201_table, ["random"], budgets=[4], seeds=2, workdir=str(tmp_path),
+                                        prior="params", progress=False)
+    assert results["prior"] == "params"
+    # Random search with the prior asks the best-scored of its uniform candidates: large cells.
+    params = [nb201.params(nb201.from_string(json.loads(l)["arch"]))
+              for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert min(params) > np.median([nb201.params(a) for a in np.asarray(nb201_table.archs)[::97]])
+    with pytest.raises(ValueError, match="prior must be one of"):
+        comparison.run_comparison(nb201, nb201_table, ["random"], budgets=[4], seeds=1, workdir=str(tmp_path / "x"),
+                                  prior="latency", progress=False)

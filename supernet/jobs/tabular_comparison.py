@@ -32,9 +32,12 @@ import numpy as np
 
 import strategies as registry
 from strategies import base, pareto
-from strategies.constraints import Limit
+from strategies.constraints import Limit, per_architecture
 from strategies.benchmarks import tabular
 from supernet import distributed, plots, records, spaces
+
+
+PRIORS = ("", "params", "flops")
 
 
 @contextlib.contextmanager
@@ -123,7 +126,7 @@ def _latency_limit(latency_table, latency_column, latency_limit):
 def run_comparison(space, table, strategy_names, budgets, seeds, workdir, *, fitness_column="cifar10-val",
                    report_column="cifar10-test", strategy_options=None, batch_size: int = 1,
                    latency_table=None, latency_column="pixel3", latency_limit=None,
-                   progress: bool = True) -> dict:
+                   prior: str = "", progress: bool = True) -> dict:
     """Runs the comparison and writes its outputs to `workdir`; returns what `results.json` holds.
 
     Args:
@@ -135,7 +138,12 @@ def run_comparison(space, table, strategy_names, budgets, seeds, workdir, *, fit
       latency_table, latency_column, latency_limit: when all given, every strategy is constrained
         to `latency_table.metric(arch, latency_column) <= latency_limit`, the reference becomes the
         best feasible architecture, and Pareto fronts of (fitness, latency) are reported.
+      prior: "" (none), "params" or "flops": the space's analytic count as every strategy's
+        zero-cost prior (`strategies.get(prior=...)`: initial and restart samples best-scored first).
     """
+    if prior not in PRIORS:
+        raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}.")
+    prior_fn = per_architecture(getattr(space, prior)) if prior else None
     os.makedirs(workdir, exist_ok=True)
     seeds, budgets = _seed_list(seeds), sorted(int(b) for b in budgets)
     horizon, options = budgets[-1], dict(strategy_options or {})
@@ -148,7 +156,8 @@ def run_comparison(space, table, strategy_names, budgets, seeds, workdir, *, fit
         for name in strategy_names:
             if bar is not None:
                 bar.set_postfix_str(name)
-            strategy = registry.get(name, space, constraints=[limit] if limit else (), **options.get(name, {}))
+            strategy = registry.get(name, space, constraints=[limit] if limit else (), prior=prior_fn,
+                                    **options.get(name, {}))
             queried, wall[name] = _search_or_resume(strategy, name, table_objective(table, fitness_column), seeds,
                                                     horizon, batch_size, bar, workdir)
             flat = queried.reshape(-1, space.num_decisions)
@@ -163,7 +172,7 @@ def run_comparison(space, table, strategy_names, budgets, seeds, workdir, *, fit
         bar.close()
     results = {
         "space": space.name, "fitness_column": fitness_column, "report_column": report_column,
-        "budgets": budgets, "seeds": seeds, "batch_size": batch_size, "strategy_options": options,
+        "budgets": budgets, "seeds": seeds, "batch_size": batch_size, "strategy_options": options, "prior": prior,
         "reference": reference, "table": summary, "wall_seconds": wall,
         "targets": _targets(summary, budgets, reference),
         "plot": "best_so_far.png",
@@ -285,7 +294,8 @@ def run(config, workdir: str) -> dict:
         fitness_column=config.fitness_column, report_column=config.report_column,
         strategy_options=config.strategy_options.to_dict(), batch_size=config.batch_size,
         latency_table=latency, latency_column=config.latency_column,
-        latency_limit=config.latency_limit if latency else None, progress=config.progress)
+        latency_limit=config.latency_limit if latency else None, prior=config.get("prior", ""),
+        progress=config.progress)
 
 
 __all__ = ["run", "run_comparison", "run_search", "best_so_far", "single_threaded_blas", "table_objective"]

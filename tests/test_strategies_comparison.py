@@ -99,7 +99,8 @@ def test_experiment_config_variants():
     assert local.seeds < base.seeds and max(local.budgets) < max(base.budgets)
     both = strategies_nb201.get_config("runlocal,latency")
     assert both.latency_table.endswith("nas_bench_201_latency_ms.csv") and both.seeds == local.seeds
-    with pytest.raises(ValueError, match="valid: latency, runlocal"):
+    assert base.prior == "" and strategies_nb201.get_config("prior").prior == "params"
+    with pytest.raises(ValueError, match="valid: latency, prior, runlocal"):
         strategies_nb201.get_config("fast")
 
 

@@ -216,8 +216,8 @@ def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning
 
         (params, opt_state), _ = jax.lax.scan(step, (state.params, state.opt_state),
                                               jax.random.split(key, train_steps))
-        over = local_search & base.local_search_over(history, state.restart_at, space.num_choices)
-        return state._replace(params=params, opt_state=opt_state, y_mean=y_mean, y_std=y_std,
-                              restart_at=jnp.where(over, history.count, state.restart_at))
+        restart_at = (base.restart_when_over(history, state.restart_at, space.num_choices)
+                      if local_search else state.restart_at)
+        return state._replace(params=params, opt_state=opt_state, y_mean=y_mean, y_std=y_std, restart_at=restart_at)
 
     return base.Core(init, propose, learn)

@@ -158,6 +158,12 @@ def local_search_over(history: History, start, num_choices) -> jax.Array:
     return (history.count > start) & (jnp.all(evaluated) | stalled)
 
 
+def restart_when_over(history: History, restart_at, num_choices) -> jax.Array:
+    """The new `restart_at`: `history.count` (a restart) when the local search that began at
+    result number `restart_at` is over (`local_search_over`), else unchanged. Jittable."""
+    return jnp.where(local_search_over(history, restart_at, num_choices), history.count, restart_at)
+
+
 def local_search_pool(key, history: History, start, num_choices, num_initial: int, order=None):
     """A local search step (White et al. 2020) as a proposal pool, for a strategy to put in front of
     its own proposals: the one-decision neighbours of the best result since result number `start`,
@@ -165,7 +171,7 @@ def local_search_pool(key, history: History, start, num_choices, num_initial: in
     proposals at priorities <= 1. During the first `num_initial` results after `start` the
     neighbours are not wanted (priority -inf): the strategy's own proposals choose where a climb
     starts. `ask`'s novelty filter skips evaluated neighbours, so a first-improvement climb
-    follows; restart it when `local_search_over`. Returns (int32[m, D], float32[m]); jittable."""
+    follows; restart it with `restart_when_over`. Returns (int32[m, D], float32[m]); jittable."""
     children = neighbours(best_since(history, start)[None], num_choices)
     rank = jax.random.uniform(key, (children.shape[0],)) if order is None else order(children)
     priority = 1.0 + (jnp.argsort(jnp.argsort(rank)) + 0.5) / children.shape[0]

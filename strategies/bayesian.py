@@ -241,10 +241,10 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
         del archs, fitness
         history = state.history
         if restart_patience is None:
-            over = base.local_search_over(history, state.restart_at, num_choices)
+            restart_at = base.restart_when_over(history, state.restart_at, num_choices)
         else:
-            over = (restart_patience > 0) & (base.queries_since_best(history, state.restart_at) >= max(restart_patience, 1))
-        restart_at = jnp.where(over, history.count, state.restart_at)
+            stagnated = base.queries_since_best(history, state.restart_at) >= max(restart_patience, 1)
+            restart_at = jnp.where((restart_patience > 0) & stagnated, history.count, state.restart_at)
         return state._replace(gp=fit(history, num_choices, gp_size), restart_at=restart_at.astype(jnp.int32))
 
     return base.Core(init, propose, learn)

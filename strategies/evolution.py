@@ -115,7 +115,8 @@ def make_core(space, capacity: int, population_size: int | None = None, tourname
 
     def learn(state, archs, fitness):
         del archs, fitness
-        over = restart & base.local_search_over(state.history, state.restart_at, num_choices)
-        return state._replace(restart_at=jnp.where(over, state.history.count, state.restart_at))
+        if not restart:
+            return state
+        return state._replace(restart_at=base.restart_when_over(state.history, state.restart_at, num_choices))
 
     return base.Core(init, propose, learn)

@@ -52,7 +52,10 @@ def per_architecture(fn: Callable[[np.ndarray], float]) -> Callable[[np.ndarray]
 _ANALYTIC_TABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def _analytic_cost(space, what: str, enumerate_limit: int) -> Callable[[np.ndarray], np.ndarray]:
+def analytic_cost(space, what: str,
+                  enumerate_limit: int = DEFAULT_ENUMERATE_LIMIT) -> Callable[[np.ndarray], np.ndarray]:
+    """The space's analytic count `what` ("params" or "flops") as `cost(archs int32[n, D]) -> [n]`;
+    tabulated once per space (and cached) when it holds at most `enumerate_limit` architectures."""
     per_arch = per_architecture(getattr(space, what))
     if space.size > enumerate_limit:
         return per_arch
@@ -64,11 +67,11 @@ def _analytic_cost(space, what: str, enumerate_limit: int) -> Callable[[np.ndarr
 
 
 def flops_limit(space, max_flops: float, enumerate_limit: int = DEFAULT_ENUMERATE_LIMIT) -> Limit:
-    return Limit("FLOPs", _analytic_cost(space, "flops", enumerate_limit), float(max_flops))
+    return Limit("FLOPs", analytic_cost(space, "flops", enumerate_limit), float(max_flops))
 
 
 def params_limit(space, max_params: float, enumerate_limit: int = DEFAULT_ENUMERATE_LIMIT) -> Limit:
-    return Limit("parameters", _analytic_cost(space, "params", enumerate_limit), float(max_params))
+    return Limit("parameters", analytic_cost(space, "params", enumerate_limit), float(max_params))
 
 
 def make_limits(space, max_flops=None, max_params=None, constraints: Sequence = (),

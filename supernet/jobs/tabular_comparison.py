@@ -32,7 +32,7 @@ import numpy as np
 
 import strategies as registry
 from strategies import base, pareto
-from strategies.constraints import Limit, per_architecture
+from strategies.constraints import Limit, analytic_cost
 from strategies.benchmarks import tabular
 from supernet import distributed, plots, records, spaces
 
@@ -143,7 +143,7 @@ def run_comparison(space, table, strategy_names, budgets, seeds, workdir, *, fit
     """
     if prior not in PRIORS:
         raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}.")
-    prior_fn = per_architecture(getattr(space, prior)) if prior else None
+    prior_fn = analytic_cost(space, prior) if prior else None  # tabulated once for every strategy
     os.makedirs(workdir, exist_ok=True)
     seeds, budgets = _seed_list(seeds), sorted(int(b) for b in budgets)
     horizon, options = budgets[-1], dict(strategy_options or {})

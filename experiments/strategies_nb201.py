@@ -9,6 +9,7 @@ chosen on this table by validation accuracy only, on seeds from 100 on; the repo
     python launch.py --config experiments/strategies_nb201.py:latency --workdir DIR           # + latency limit
     python launch.py --config experiments/strategies_nb201.py:prior --workdir DIR             # + zero-cost prior
     python launch.py --config experiments/strategies_nb201.py:runlocal,latency --workdir DIR
+    python launch.py --config experiments/strategies_nb201.py --workdir DIR --config.first_seed=100 --config.seeds=40   # tuning seeds
 
 Variants (comma-separated in `arg`):
   runlocal: 3 seeds, budgets 20 and 50, smaller surrogates - a smoke test.
@@ -41,6 +42,7 @@ def get_config(arg=None):
     config.strategies = STRATEGIES
     config.budgets = (100, 300)
     config.seeds = 20
+    config.first_seed = 0  # seeds first_seed .. first_seed + seeds - 1; the defaults were tuned from 100 on
     config.batch_size = 1
     # Per-strategy options for strategies.get; empty = the strategy's defaults.
     config.strategy_options = ml_collections.ConfigDict({name: {} for name in STRATEGIES})

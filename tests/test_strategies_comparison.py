@@ -115,3 +115,11 @@ def test_comparison_with_a_parameter_count_prior(tmp_path, nb201, nb201_table):
     with pytest.raises(ValueError, match="prior must be one of"):
         comparison.run_comparison(nb201, nb201_table, ["random"], budgets=[4], seeds=1, workdir=str(tmp_path / "x"),
                                   prior="latency", progress=False)
+
+
+def test_the_job_runs_the_seeds_from_first_seed(tmp_path):
+    config = strategies_nb201.get_config("runlocal")
+    config.strategies, config.seeds, config.first_seed, config.budgets = ("random",), 2, 100, (3,)
+    config.progress = False
+    assert strategies_nb201.get_config().first_seed == 0
+    assert comparison.run(config, str(tmp_path))["seeds"] == [100, 101]

@@ -289,8 +289,10 @@ def run(config, workdir: str) -> dict:
     space = spaces.get(config.space.name, **config.space.options.to_dict())
     table = tabular.TabularObjective(_table_path(config.table), space, fitness_column=config.fitness_column)
     latency = (tabular.TabularObjective(_table_path(config.latency_table), space) if config.latency_table else None)
+    first_seed = config.get("first_seed", 0)
     return run_comparison(
-        space, table, list(config.strategies), list(config.budgets), config.seeds, workdir,
+        space, table, list(config.strategies), list(config.budgets),
+        list(range(first_seed, first_seed + config.seeds)), workdir,
         fitness_column=config.fitness_column, report_column=config.report_column,
         strategy_options=config.strategy_options.to_dict(), batch_size=config.batch_size,
         latency_table=latency, latency_column=config.latency_column,

@@ -46,6 +46,21 @@ def test_one_compilation_for_fifty_architectures(setup):
     assert len(set(np.round(losses, 6))) > 40  # different architectures really ran
 
 
+def test_a_compilation_loaded_from_the_persistent_cache_counts_once():
+    # conftest gives the test session a persistent compilation cache; clearing the in-memory caches
+    # makes the second call load the executable from it (jax records a cache hit and a compile
+    # event for that one load: the count must not depend on whether an earlier test compiled it).
+    assert jax.config.jax_compilation_cache_dir
+    scale = jax.jit(lambda v: v * 2.75 + jnp.sin(v))
+    x = jnp.arange(11.0)
+    with profiling.count_compilations() as first:
+        scale(x).block_until_ready()
+    jax.clear_caches()
+    with profiling.count_compilations() as loaded:
+        scale(x).block_until_ready()
+    assert first.count == 1 and loaded.count == 1
+
+
 def test_training_learns(setup, trained):
     ds, space, model, mesh, _ = setup
     archs = np.asarray(space.sample(jax.random.key(9), 8))

@@ -13,17 +13,19 @@ architectures are data, so one compilation serves every population of the same s
 from __future__ import annotations
 
 import functools
+import itertools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.sharding import Mesh
+from tqdm.auto import tqdm
 
 from supernet import backend, sharding
 from supernet.layers import STATS_COLLECTION
 from supernet.spaces.base import Space
-from supernet.training import one_hot
+from supernet.training import TrainState, make_train_step, one_hot, step_batches
 
 
 def calibrate_variables(model, variables, arch_or_weights, x: jax.Array, **apply_kwargs):
@@ -134,6 +136,35 @@ def evaluate_population(space: Space, model, params, archs, calib_x: np.ndarray,
         correct.append(sum(c for c, _ in totals))
         loss.append(sum(l for _, l in totals))
     return {"accuracy": np.concatenate(correct) / len(x), "loss": np.concatenate(loss) / len(x)}
+
+
+def evaluate_fine_tuned(space: Space, model, params, archs, train, calib_x: np.ndarray, x: np.ndarray,
+                        y: np.ndarray, *, mesh: Mesh, steps: int, optimizer: optax.GradientTransformation,
+                        batch_size: int = 128, seed: int = 0, eval_batch_size: int = 256,
+                        progress: bool = False) -> dict:
+    """`evaluate_population` after each architecture has trained its inherited weights alone for
+    `steps` steps (a fresh `optimizer` state each, the same `batch_size` batches of `train` for all,
+    shuffled by `seed`): the weights lose some of the compromise they strike between all the paths
+    that share them, at the cost of `steps` training steps per architecture. One compiled step
+    serves every architecture (the architecture is data); `params` are not changed."""
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"fine-tuning steps must be an int >= 0 (0: the inherited weights as they are), got {steps!r}.")
+    archs = np.asarray(space.validate(archs)).reshape(-1, space.num_decisions)
+    step = make_train_step(space, model, optimizer)
+    batches = [sharding.shard_batch(mesh, bx, by) for bx, by in itertools.islice(
+        step_batches(train, batch_size, seed, 0), steps)]
+    correct, loss = [], []
+    for arch in tqdm(archs, desc="fine-tuning", disable=not progress):
+        own = jax.tree.map(jnp.array, params)  # a copy: the step donates its state
+        state = sharding.replicate(mesh, TrainState(step=jnp.zeros((), jnp.int32), params=own,
+                                                    opt_state=optimizer.init(own)))
+        for bx, by in batches:
+            state, _ = step(state, bx, by, jnp.asarray(arch)[None])
+        scores = evaluate_population(space, model, state.params, arch[None], calib_x, x, y, mesh=mesh,
+                                     batch_size=eval_batch_size)
+        correct.append(scores["accuracy"])
+        loss.append(scores["loss"])
+    return {"accuracy": np.concatenate(correct), "loss": np.concatenate(loss)}
 
 
 def _padded(x, y, start, batch_size):

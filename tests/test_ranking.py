@@ -155,7 +155,7 @@ def test_ranking_job_end_to_end(tmp_path):
     workdir = tmp_path / "run"
     tiny = [f"--config.ground_truth.table={table}", "--config.ground_truth.max_rows=10",
             "--config.ground_truth.score_sample=12",  # the synthetic table's rows are this sample's
-            "--config.rankers=('params', 'flops', 'naswot', 'supernet', 'supernet_loss', 'few_shot')",
+            "--config.rankers=('params', 'flops', 'naswot', 'supernet', 'supernet_loss', 'few_shot', 'fine_tuned')",
             "--config.supernet.sampling=fair",
             "--config.dataset.options.num_samples=1000", "--config.space.options.channels=4",
             "--config.space.options.stages=1", "--config.proxy_batch=16", "--config.supernet.steps=3",
@@ -169,7 +169,8 @@ def test_ranking_job_end_to_end(tmp_path):
     results = json.loads((workdir / "results.json").read_text())
     assert results["rows"] == 10 and results["table"] == str(table) and results["column"] == "test_accuracy_mean"
     assert set(results["noise_ceiling"]) >= {"test_seed_tau", "val_test_tau"}
-    assert list(results["rankers"]) == ["params", "flops", "naswot", "supernet", "supernet_loss", "few_shot"]
+    assert list(results["rankers"]) == ["params", "flops", "naswot", "supernet", "supernet_loss", "few_shot",
+                                        "fine_tuned"]
     for name, r in results["rankers"].items():
         assert r["n"] == 10 and -1 <= r["kendall_tau"] <= 1 and 1 <= r["top1_true_rank"] <= 10, name
         assert 0 <= r["precision_top10pct"] <= 1 and r["top1_regret"] >= 0 and r["top1_name"].startswith("|")

@@ -96,6 +96,34 @@ def test_population_equals_single_evaluations(setup, trained):
                                        mesh=mesh, vmap_archs=0)
 
 
+def test_fine_tuned_evaluation(setup, trained):
+    ds, space, model, mesh, _ = setup
+    archs = np.asarray(space.sample(jax.random.key(6), 3))
+    calib = ds.train.x[:64]
+    shared = jax.tree.map(np.asarray, trained.params)
+
+    def fine_tuned(population, steps):
+        return evaluation.evaluate_fine_tuned(space, model, trained.params, population, ds.train, calib, ds.val.x,
+                                              ds.val.y, mesh=mesh, steps=steps, batch_size=32, eval_batch_size=50,
+                                              optimizer=training.make_optimizer(0.05, steps=max(steps, 1)))
+
+    plain = evaluation.evaluate_population(space, model, trained.params, archs, calib, ds.val.x, ds.val.y,
+                                           mesh=mesh, batch_size=50)
+    untouched = fine_tuned(archs, 0)  # no steps: the inherited weights' scores
+    np.testing.assert_allclose(untouched["accuracy"], plain["accuracy"], atol=1e-6)
+    np.testing.assert_allclose(untouched["loss"], plain["loss"], rtol=1e-4)
+    tuned = fine_tuned(archs, 15)
+    assert np.all(np.abs(tuned["loss"] - plain["loss"]) > 1e-4)
+    # each architecture trains alone: its score does not depend on the rest of the population
+    np.testing.assert_allclose(fine_tuned(archs[1:2], 15)["loss"], tuned["loss"][1:2], rtol=1e-4)
+    with profiling.count_compilations() as compiles:  # one training step compiled for all three
+        fine_tuned(np.asarray(space.sample(jax.random.key(7), 3)), 15)
+    assert compiles.count == 1
+    jax.tree.map(np.testing.assert_array_equal, shared, jax.tree.map(np.asarray, trained.params))
+    with pytest.raises(ValueError, match="fine-tuning steps must be an int >= 0"):
+        fine_tuned(archs, -1)
+
+
 def test_evaluation_needs_calibration(setup, trained):
     ds, space, model, _, _ = setup
     with pytest.raises(ValueError, match="calibrate"):

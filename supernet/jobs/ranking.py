@@ -20,7 +20,7 @@ import numpy as np
 from supernet import evaluation, few_shot, one_shot, proxies, ranking, training
 from supernet.jobs import ground_truth, setup
 
-SUPERNET_RANKERS = ("supernet", "supernet_loss", "few_shot")
+SUPERNET_RANKERS = ("supernet", "supernet_loss", "few_shot", "fine_tuned")
 RANKERS = ("params", "flops", *proxies.PROXIES, *SUPERNET_RANKERS)
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -42,7 +42,8 @@ def resolve_table(path: str) -> str:
 def _supernet_scores(config, dataset, space, mesh, archs, workdir) -> dict:
     """Every supernet ranker's scores from one training of the one-shot supernet: validation
     accuracy and negative validation loss with inherited weights (BN recalibrated per architecture)
-    and, when `few_shot.decisions` is set, the few-shot sub-supernets' validation accuracy."""
+    and, when asked for, the few-shot sub-supernets' validation accuracy and the validation accuracy
+    after fine-tuning each architecture's inherited weights alone (`fine_tuned`)."""
     s = config.supernet
     recipe = one_shot.from_section(one_shot.SupernetRecipe, s)
     model = space.supernet()
@@ -66,6 +67,15 @@ def _supernet_scores(config, dataset, space, mesh, archs, workdir) -> dict:
         routed = few_shot.evaluate_population(space, model, subs, split, archs, calib_x, dataset.val.x,
                                               dataset.val.y, mesh=mesh, batch_size=s.eval_batch_size)
         out["few_shot"] = routed["accuracy"]
+    if "fine_tuned" in config.rankers:
+        t = config.fine_tune
+        optimizer = training.make_optimizer(t.learning_rate, recipe.momentum, recipe.weight_decay, t.steps)
+        tuned = evaluation.evaluate_fine_tuned(space, model, state.params, archs, dataset.train, calib_x,
+                                               dataset.val.x, dataset.val.y, mesh=mesh, steps=t.steps,
+                                               optimizer=optimizer, batch_size=recipe.batch_size,
+                                               seed=config.seed + 2, eval_batch_size=s.eval_batch_size,
+                                               progress=config.progress)
+        out["fine_tuned"] = tuned["accuracy"]
     return out
 
 
@@ -101,6 +111,7 @@ def run(config, workdir: str) -> dict:
               "supernet": "supernet validation accuracy (inherited weights)",
               "supernet_loss": "minus supernet validation loss (inherited weights)",
               "few_shot": "few-shot sub-supernet validation accuracy",
+              "fine_tuned": "validation accuracy after fine-tuning the inherited weights",
               **{p: f"{p} score at initialisation" for p in proxies.PROXIES}}
     reports, supernet_scores = {}, None
     for name in config.rankers:

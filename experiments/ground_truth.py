@@ -15,9 +15,9 @@ still shipped). The doubled noise spreads the cells over 54-87%; the 4x larger t
 keeps a seed's noise down. The table made with this config
 (strategies/benchmarks/ground_truth_nb201_mnist1d_noise2.csv, 300 cells) ranks at seed vs seed
 0.69 and val vs test 0.94 (README, ranking section, also for the pilots that chose it). The
-15,000 test examples measure each cell to about +-0.35 points at 80%. Recipe (the same for every cell):
-SGD with Nesterov momentum 0.9, learning rate 0.05 on a cosine schedule, weight decay 5e-4, batch
-128, 1,000 steps (8 epochs), one compiled step shared by the seeds.
+15,000 test examples measure each cell to about +-0.35 points at 80%. Recipe (the same for every
+cell): SGD with Nesterov momentum 0.9, learning rate 0.05 on a cosine schedule, weight decay
+5e-4, batch 128, 1,000 steps (8 epochs), one compiled step shared by the seeds.
 
 The official-task table was made with
 `--config.dataset.options.noise=1.0 --config.dataset.options.num_samples=20000

@@ -158,8 +158,9 @@ def evaluate_fine_tuned(space: Space, model, params, archs, train, calib_x: np.n
         own = jax.tree.map(jnp.array, params)  # a copy: the step donates its state
         state = sharding.replicate(mesh, TrainState(step=jnp.zeros((), jnp.int32), params=own,
                                                     opt_state=optimizer.init(own)))
+        path = jnp.asarray(arch)[None]  # the step's int32[paths=1, D]
         for bx, by in batches:
-            state, _ = step(state, bx, by, jnp.asarray(arch)[None])
+            state, _ = step(state, bx, by, path)
         scores = evaluate_population(space, model, state.params, arch[None], calib_x, x, y, mesh=mesh,
                                      batch_size=eval_batch_size)
         correct.append(scores["accuracy"])

@@ -46,5 +46,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         "steps": 200 if runlocal else 3000, "batch_size": 128, "learning_rate": 0.05, "momentum": 0.9,
         "weight_decay": 5e-4, "with_val": True})
 
-    c.ranking = ml_collections.ConfigDict({"table": "", "column": "test_accuracy_mean", "check_size": 3})
+    c.ranking = ml_collections.ConfigDict({"table": "", "column": "test_accuracy_mean", "check_size": 3,
+        "check_task": True})  # a named table must have been made on this task (its .json file says)
     return c

@@ -71,5 +71,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # architectures, each retrained from scratch with the retrain recipe.
     c.ranking = ml_collections.ConfigDict({
         "table": "" if runlocal else "strategies/benchmarks/ground_truth_nb201_mnist1d.csv",
-        "column": "test_accuracy_mean", "check_size": 3})
+        "column": "test_accuracy_mean", "check_size": 3,
+        "check_task": True})  # a named table must have been made on this task (its .json file says)
     return c

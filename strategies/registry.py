@@ -48,6 +48,12 @@ class Registry:
                              f"valid: {', '.join(self.names())}.")
         return self._entries[name]
 
+    def defaults(self, name: str) -> dict:
+        """The named entry's keyword options and their defaults (for a class, its __init__'s)."""
+        params = inspect.signature(self.get(name)).parameters.values()
+        return {p.name: p.default for p in params
+                if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is not p.empty}
+
     def build(self, name: str, *args, **options):
         """Calls the entry with the options; unknown options name the valid ones."""
         builder: Callable = self.get(name)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 import os
 import pickle
 import random
@@ -95,8 +94,7 @@ def names() -> tuple[str, ...]:
 
 def options(name: str) -> dict:
     """The named dataset's options and their defaults."""
-    params = inspect.signature(DATASETS.get(name)).parameters.values()
-    return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    return DATASETS.defaults(name)
 
 
 def get(name: str, seed: int = 0, **options) -> Dataset:

@@ -22,7 +22,7 @@ import optax
 from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
-from supernet import backend, sharding
+from supernet import backend, records, sharding
 from supernet.layers import STATS_COLLECTION
 from supernet.spaces.base import Space
 from supernet.training import TrainState, make_train_step, one_hot, step_batches
@@ -141,31 +141,40 @@ def evaluate_population(space: Space, model, params, archs, calib_x: np.ndarray,
 def evaluate_fine_tuned(space: Space, model, params, archs, train, calib_x: np.ndarray, x: np.ndarray,
                         y: np.ndarray, *, mesh: Mesh, steps: int, optimizer: optax.GradientTransformation,
                         batch_size: int = 128, seed: int = 0, eval_batch_size: int = 256,
-                        progress: bool = False) -> dict:
+                        progress: bool = False, record: str | None = None) -> dict:
     """`evaluate_population` after each architecture has trained its inherited weights alone for
     `steps` steps (a fresh `optimizer` state each, the same `batch_size` batches of `train` for all,
     shuffled by `seed`): the weights lose some of the compromise they strike between all the paths
     that share them, at the cost of `steps` training steps per architecture. One compiled step
-    serves every architecture (the architecture is data); `params` are not changed."""
+    serves every architecture (the architecture is data); `params` are not changed.
+
+    `record`: a JSON-lines file that gets each architecture's scores as soon as they are known;
+    architectures already in it are not fine-tuned again, so a killed pass resumes where it stopped
+    (the file must come from the same supernet weights and settings, e.g. live in the run's workdir)."""
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"fine-tuning steps must be an int >= 0 (0: the inherited weights as they are), got {steps!r}.")
     archs = np.asarray(space.validate(archs)).reshape(-1, space.num_decisions)
+    done = {tuple(line["arch"]): line for line in records.read_lines(record)} if record else {}
     step = make_train_step(space, model, optimizer)
     batches = [sharding.shard_batch(mesh, bx, by) for bx, by in itertools.islice(
         step_batches(train, batch_size, seed, 0), steps)]
-    correct, loss = [], []
+    scored = []
     for arch in tqdm(archs, desc="fine-tuning", disable=not progress):
-        own = jax.tree.map(jnp.array, params)  # a copy: the step donates its state
-        state = sharding.replicate(mesh, TrainState(step=jnp.zeros((), jnp.int32), params=own,
-                                                    opt_state=optimizer.init(own)))
-        path = jnp.asarray(arch)[None]  # the step's int32[paths=1, D]
-        for bx, by in batches:
-            state, _ = step(state, bx, by, path)
-        scores = evaluate_population(space, model, state.params, arch[None], calib_x, x, y, mesh=mesh,
-                                     batch_size=eval_batch_size)
-        correct.append(scores["accuracy"])
-        loss.append(scores["loss"])
-    return {"accuracy": np.concatenate(correct), "loss": np.concatenate(loss)}
+        key = tuple(int(v) for v in arch)
+        if key not in done:
+            own = jax.tree.map(jnp.array, params)  # a copy: the step donates its state
+            state = sharding.replicate(mesh, TrainState(step=jnp.zeros((), jnp.int32), params=own,
+                                                        opt_state=optimizer.init(own)))
+            path = jnp.asarray(arch)[None]  # the step's int32[paths=1, D]
+            for bx, by in batches:
+                state, _ = step(state, bx, by, path)
+            scores = evaluate_population(space, model, state.params, arch[None], calib_x, x, y, mesh=mesh,
+                                         batch_size=eval_batch_size)
+            done[key] = {"arch": list(key), "accuracy": float(scores["accuracy"][0]), "loss": float(scores["loss"][0])}
+            if record:
+                records.append_line(record, done[key])
+        scored.append(done[key])
+    return {name: np.asarray([s[name] for s in scored], np.float64) for name in ("accuracy", "loss")}
 
 
 def _padded(x, y, start, batch_size):

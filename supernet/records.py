@@ -51,10 +51,7 @@ class MetricsLog:
 
     def lines(self) -> list[dict]:
         """Every complete line, parsed."""
-        if not os.path.isfile(self.file):
-            return []
-        with open(self.file) as f:
-            return [json.loads(line) for line in f if line.endswith("\n")]
+        return read_lines(self.file)
 
     def rewind(self, stage: str, step: int) -> None:
         """Drops the lines of `stage` (and of its sub-stages `stage/...`) past `step`: what a
@@ -68,13 +65,38 @@ class MetricsLog:
             _write_atomically(self.file, "".join(json.dumps(line) + "\n" for line in kept))
 
     def _drop_partial_last_line(self) -> None:
-        """A process killed mid-write leaves half a line; the next append must not continue it."""
-        if not distributed.is_writer() or not os.path.isfile(self.file):
-            return
-        with open(self.file, "rb") as f:
-            raw = f.read()
-        if raw and not raw.endswith(b"\n"):
-            _write_atomically(self.file, raw[:raw.rfind(b"\n") + 1].decode())
+        if distributed.is_writer():
+            _drop_partial_last_line(self.file)
+
+
+def read_lines(file: str) -> list[dict]:
+    """Every complete line of a JSON-lines file, parsed ([] when there is no file)."""
+    if not os.path.isfile(file):
+        return []
+    with open(file) as f:
+        return [json.loads(line) for line in f if line.endswith("\n")]
+
+
+def append_line(file: str, content: dict) -> None:
+    """Appends one JSON line and syncs it to disk (process 0 only): what a killed run has finished
+    stays finished."""
+    if not distributed.is_writer():
+        return
+    _drop_partial_last_line(file)
+    with open(file, "a") as f:
+        f.write(json.dumps(to_jsonable(content)) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _drop_partial_last_line(file: str) -> None:
+    """A process killed mid-write leaves half a line; the next append must not continue it."""
+    if not os.path.isfile(file):
+        return
+    with open(file, "rb") as f:
+        raw = f.read()
+    if raw and not raw.endswith(b"\n"):
+        _write_atomically(file, raw[:raw.rfind(b"\n") + 1].decode())
 
 
 def write_json(workdir: str, name: str, content: dict) -> str:

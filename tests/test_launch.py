@@ -85,5 +85,8 @@ def test_ground_truth_shards_share_one_workdir(tmp_path):
     assert results["status"] == "complete" and results["rows"] == 3
     rows = (tmp_path / "ground_truth.csv").read_text().splitlines()
     assert rows[0].startswith("arch,val_accuracy_seed0") and len({r.split(",")[0] for r in rows[1:]}) == 3
+    made = json.loads((tmp_path / "ground_truth.json").read_text())  # the table's task, next to it
+    assert made["task"]["dataset"]["options"]["noise"] == 2.0 and made["task"]["seed"] == 0
+    assert made["recipe"]["steps"] == 4 and made["seeds"] == [0, 1] and made["num_archs"] == 3
     again = launch(*args, "--config.ground_truth.shard_index=0")
     assert again.returncode == 0 and "already holds the complete results" in again.stdout

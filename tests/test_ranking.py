@@ -216,3 +216,43 @@ def test_table_paths_and_rankers_are_checked(tmp_path, monkeypatch):
     config.rankers = ("params", "grasp")
     with pytest.raises(ValueError, match="valid: params, flops, synflow, naswot, snip, supernet"):
         ranking_job.run(config, str(tmp_path))
+
+
+def test_a_table_is_only_used_on_the_task_it_was_made_on(tmp_path, capsys):
+    """Each table records its task (dataset, space, seed; ground_truth.json beside it): a run on
+    another task is refused before any work, with the overrides that fix it."""
+    from experiments import quickstart
+    from experiments import ranking as ranking_config
+    from supernet.jobs import one_shot
+    from supernet.jobs import ranking as ranking_job
+    official = "strategies/benchmarks/ground_truth_nb201_mnist1d.csv"
+    ranking_job.check(ranking_config.get_config())  # the shipped tables match the configs that use them
+    one_shot.check(quickstart.get_config())
+    config = ranking_config.get_config()
+    config.ground_truth.table = official
+    with pytest.raises(ValueError, match="dataset.options.noise is 1.0 there and 2.0 here") as err:
+        ranking_job.check(config)
+    fix = [arg for arg in str(err.value).split() if arg.startswith("--config.dataset")]
+    assert fix == ["--config.dataset.options.noise=1.0", "--config.dataset.options.num_samples=20000",
+                   "--config.dataset.options.train_split=0.25,"]
+    config.dataset.options.update(noise=1.0, num_samples=20000, train_split=0.25)
+    ranking_job.check(config)
+    config.seed = 1  # another train/val carve
+    with pytest.raises(ValueError, match="seed is 0 there and 1 here"):
+        ranking_job.check(config)
+    config.ground_truth.check_task = False
+    ranking_job.check(config)
+    table = write_synthetic_table(tmp_path / "mine.csv", spaces.get("nas_bench_201"), [0.5, 0.6], [0.5, 0.6])
+    config = ranking_config.get_config()
+    config.ground_truth.table = str(table)
+    ranking_job.check(config)  # a table without a task file (made before they existed): not checked, said so
+    assert "mine.csv has no task file (mine.json)" in capsys.readouterr().out
+
+
+def test_launch_refuses_a_table_from_another_task(tmp_path):
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "launch.py"), "--config", "experiments/ranking.py",
+                           "--workdir", str(tmp_path), "--config.ground_truth.table=strategies/benchmarks/"
+                           "ground_truth_nb201_mnist1d.csv"], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert proc.returncode != 0 and "--config.dataset.options.noise=1.0" in proc.stderr
+    assert not (tmp_path / "run.json").exists()  # refused before the run was claimed

@@ -1,6 +1,7 @@
 """The supernet core on a tiny NAS-Bench-201 network: compile once, exact extraction, population
 evaluation, checkpoint resume, retraining from scratch."""
 
+import json
 import os
 import shutil
 
@@ -122,6 +123,32 @@ def test_fine_tuned_evaluation(setup, trained):
     jax.tree.map(np.testing.assert_array_equal, shared, jax.tree.map(np.asarray, trained.params))
     with pytest.raises(ValueError, match="fine-tuning steps must be an int >= 0"):
         fine_tuned(archs, -1)
+
+
+
+def test_fine_tuned_evaluation_resumes_from_its_record(setup, trained, tmp_path):
+    """Each architecture's scores are appended to the record as soon as they are known; a rerun
+    (after a kill: a torn last line) takes the recorded ones as they are and trains only the rest."""
+    ds, space, model, mesh, _ = setup
+    archs = np.asarray(space.sample(jax.random.key(8), 3))
+    record = tmp_path / "fine_tuned.jsonl"
+
+    def fine_tuned():
+        return evaluation.evaluate_fine_tuned(space, model, trained.params, archs, ds.train, ds.train.x[:64],
+                                              ds.val.x, ds.val.y, mesh=mesh, steps=5, batch_size=32,
+                                              eval_batch_size=50, optimizer=training.make_optimizer(0.05, steps=5),
+                                              record=str(record))
+
+    first = fine_tuned()
+    lines = record.read_text().splitlines()
+    assert [json.loads(line)["arch"] for line in lines] == archs.tolist()
+    kept = json.loads(lines[0]) | {"accuracy": 0.125}  # marked: a rerun must take it from the record
+    record.write_text(json.dumps(kept) + "\n" + lines[1][:10])  # killed while writing the second line
+    again = fine_tuned()
+    assert again["accuracy"][0] == 0.125
+    np.testing.assert_allclose(again["accuracy"][1:], first["accuracy"][1:], atol=1e-6)
+    np.testing.assert_allclose(again["loss"], first["loss"], rtol=1e-5)
+    assert len(record.read_text().splitlines()) == 3
 
 
 def test_evaluation_needs_calibration(setup, trained):

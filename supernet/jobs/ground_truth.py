@@ -5,13 +5,17 @@ A table is what every ranker (the supernet, a training-free proxy, parameter cou
 against (`supernet.ranking`). Rows are appended to `workdir/ground_truth.partIofN.csv` as they
 finish, so a killed run resumes at the next architecture; `num_shards` processes can split the
 sample (`shard_index` 0..N-1, e.g. one per core); once every part is complete, the first process
-to notice merges them into `workdir/ground_truth.csv`, in sample order.
+to notice merges them into `workdir/ground_truth.csv`, in sample order. `workdir/ground_truth.json`
+records the task the rows were trained on (dataset, space and seed, with every default filled in)
+and the recipe: the `ranking` and `search` jobs refuse to judge a run on another task against the
+table (`check_task`).
 """
 
 from __future__ import annotations
 
 import csv
 import glob
+import json
 import os
 import time
 
@@ -20,6 +24,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from supernet import data, records, retrain, sharding, spaces, training
+
+# Space options that follow from the dataset rather than from the config.
+_DERIVED_SPACE_OPTIONS = ("num_classes", "input_shape")
+# Dataset options that leave the training split and the architectures' test scores unchanged.
+_TASK_NEUTRAL = ("dataset.options.extra_val",)
 
 
 def sample_architectures(space, n: int, seed: int) -> np.ndarray:
@@ -65,6 +74,56 @@ def train_and_score(space, arch, dataset: data.Dataset, *, seeds, steps: int, ba
     row.update(val_accuracy_mean=float(np.mean(val)), test_accuracy_mean=float(np.mean(test)),
                params=space.params(arch), flops=space.flops(arch), train_seconds=time.perf_counter() - tic)
     return row
+
+
+def task(config) -> dict:
+    """The task a config trains on: dataset and space with every default filled in, and the seed
+    (it carves train from val). A table's rows are comparable only with runs on the same task."""
+    dataset = {**data.options(config.dataset.name), **config.dataset.options.to_dict()}
+    space = {**spaces.SPACES.defaults(config.space.name), **config.space.options.to_dict()}
+    for name in _DERIVED_SPACE_OPTIONS:
+        space.pop(name, None)
+    # Through JSON, so a config's tuples compare equal to a saved task's lists.
+    return json.loads(json.dumps({"dataset": {"name": config.dataset.name, "options": dataset},
+                                  "space": {"name": config.space.name, "options": space},
+                                  "seed": config.seed}))
+
+
+def task_file(table: str) -> str:
+    """Where a table's task is recorded: next to it, with the extension .json."""
+    return os.path.splitext(table)[0] + ".json"
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def check_task(config, table: str, skip_flag: str) -> None:
+    """ValueError when `table`'s recorded task differs from the config's: a table trained on
+    another dataset variant, space or train/val carve would judge the rankers against the wrong
+    accuracies. A table without a task file (made before they existed) is not checked."""
+    if not os.path.isfile(task_file(table)):
+        print(f"note: {table} has no task file ({os.path.basename(task_file(table))}); "
+              f"cannot check it was made on this run's task.")
+        return
+    with open(task_file(table)) as f:
+        made = _flat(json.load(f)["task"])
+    mine = _flat(task(config))
+    differ = sorted(k for k in set(made) | set(mine) if k not in _TASK_NEUTRAL and made.get(k) != mine.get(k))
+    if differ:
+        raise ValueError(
+            f"ground-truth table {table} was made on another task than this run's: "
+            + "; ".join(f"{k} is {made.get(k)!r} there and {mine.get(k)!r} here" for k in differ)
+            + ". Its accuracies only judge rankings on its own task: run with "
+            + " ".join(f"--config.{k}={made[k]}" for k in differ if k in made)
+            + f", or name a table made on this task (experiments/ground_truth.py with the same dataset, space "
+              f"and seed); --config.{skip_flag}=False skips this check.")
 
 
 def read_rows(file: str) -> list[dict]:
@@ -115,6 +174,8 @@ def run(config, workdir: str) -> dict:
         raise ValueError(f"ground_truth.shard_index {g.shard_index} must lie in 0..{g.num_shards - 1} "
                          f"(ground_truth.num_shards={g.num_shards}).")
     archs = [space.to_string(a) for a in sample_architectures(space, g.num_archs, config.seed)]
+    records.write_json(workdir, "ground_truth.json", {
+        "task": task(config), "recipe": g.train.to_dict(), "seeds": list(g.seeds), "num_archs": g.num_archs})
     mine = archs[g.shard_index::g.num_shards]
     seeds = list(g.seeds)
     part = _part_file(workdir, g.shard_index, g.num_shards)

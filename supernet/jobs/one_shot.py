@@ -10,7 +10,7 @@ import numpy as np
 import strategies
 from supernet import config_check, one_shot, plots, ranking, retrain, training
 from supernet.jobs import setup
-from supernet.jobs.ground_truth import sample_architectures
+from supernet.jobs.ground_truth import check_task, sample_architectures
 from supernet.jobs.ranking import resolve_table
 
 
@@ -27,6 +27,8 @@ def check(config) -> None:
     config_check.check_divisible(config, **{"supernet.batch_size": recipes["supernet"].batch_size,
                                             "search.eval_batch_size": recipes["search"].eval_batch_size,
                                             "retrain.batch_size": recipes["retrain"].batch_size})
+    if config.ranking.table and config.ranking.check_task:
+        check_task(config, resolve_table(config.ranking.table), "ranking.check_task")
 
 
 def run(config, workdir: str) -> dict:

@@ -39,6 +39,13 @@ def resolve_table(path: str) -> str:
                             f"and pass --config.ground_truth.table=DIR/ground_truth.csv.")
 
 
+def check(config) -> None:
+    """The table exists and, unless `ground_truth.check_task` is off, was made on this run's task."""
+    table = resolve_table(config.ground_truth.table)
+    if config.ground_truth.check_task:
+        ground_truth.check_task(config, table, "ground_truth.check_task")
+
+
 def _supernet_scores(config, dataset, space, mesh, archs, workdir) -> dict:
     """Every supernet ranker's scores from one training of the one-shot supernet: validation
     accuracy and negative validation loss with inherited weights (BN recalibrated per architecture)
@@ -74,7 +81,8 @@ def _supernet_scores(config, dataset, space, mesh, archs, workdir) -> dict:
                                                dataset.val.x, dataset.val.y, mesh=mesh, steps=t.steps,
                                                optimizer=optimizer, batch_size=recipe.batch_size,
                                                seed=config.seed + 2, eval_batch_size=s.eval_batch_size,
-                                               progress=config.progress)
+                                               progress=config.progress,
+                                               record=os.path.join(workdir, "fine_tuned.jsonl"))
         out["fine_tuned"] = tuned["accuracy"]
     return out
 

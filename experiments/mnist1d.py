@@ -35,6 +35,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.supernet = ml_collections.ConfigDict({
         "steps": 200 if runlocal else 10_000, "batch_size": 128, "learning_rate": 0.05, "momentum": 0.9,
         "weight_decay": 5e-4, "sampling": "uniform", "checkpoint_every": 1000})
+    # Few-shot sub-supernets after it (quickstart.py says how; decisions=(): none).
+    c.few_shot = ml_collections.ConfigDict({"decisions": (), "budget_share": 1.0, "learning_rate": 0.01})
 
     c.search = ml_collections.ConfigDict({
         # Aging evolution (population 10), as measured in the README (quickstart.py says why).

@@ -21,7 +21,8 @@ import strategies
 from strategies import pareto
 from supernet import data as data_lib
 from supernet import ensemble as ensembling
-from supernet import one_shot, plots, retrain, run_identity, sharding, spaces
+from strategies.registry import closest
+from supernet import few_shot, one_shot, plots, retrain, run_identity, sharding, spaces
 
 
 def resolve_data(data, seed: int = 0) -> data_lib.Dataset:
@@ -120,6 +121,9 @@ class AutoModel:
     budget, population: supernet evaluations in all / per round.
     ensemble: None, "average" or "vote" over the `ensemble_size` best (each retrained from scratch).
     supernet_steps, retrain_steps, batch_size: training lengths and batch.
+    few_shot: decisions (names or indices) to split the trained supernet on into few-shot
+        sub-supernets (`supernet.few_shot`), which together train supernet_steps more steps and
+        each score only their own architectures; () (default): the one-shot supernet alone.
     workdir: where the metrics and the checkpoints go (None: nowhere); a rerun with the same options
         and data resumes there, other options or data are refused unless `restart=True`, which
         deletes that run's files first.
@@ -129,7 +133,7 @@ class AutoModel:
     def __init__(self, search_space, data="digits", *, strategy: str = "evolution", max_flops=None, max_params=None,
                  constraints=(), budget: int = 200, population: int = 25, ensemble: str | None = None,
                  ensemble_size: int = 3, supernet_steps: int = 1200, retrain_steps: int = 800, batch_size: int = 64,
-                 seed: int = 0, workdir: str | None = None, restart: bool = False, progress: bool = True,
+                 few_shot=(), seed: int = 0, workdir: str | None = None, restart: bool = False, progress: bool = True,
                  space_options: dict | None = None, strategy_options: dict | None = None):
         if ensemble not in (None, *ensembling.METHODS):
             raise ValueError(f"ensemble must be None or one of {', '.join(ensembling.METHODS)}, got {ensemble!r}.")
@@ -142,6 +146,7 @@ class AutoModel:
         self.strategy, self.strategy_options = strategy, dict(strategy_options or {})
         self.limits = dict(max_flops=max_flops, max_params=max_params, constraints=constraints)
         self.space_options = dict(space_options or {})
+        self.few_shot = tuple(few_shot)
         self.seed, self.workdir, self.restart, self.progress = seed, workdir, restart, progress
         self.recipes = (
             one_shot.SupernetRecipe(steps=supernet_steps, batch_size=batch_size, checkpoint_every=200 if workdir else 0),
@@ -159,6 +164,7 @@ class AutoModel:
         supernet_recipe, search_recipe, retrain_recipe = self.recipes
         results = one_shot.run_one_shot_nas(space, dataset, strategy, supernet=supernet_recipe,
                                             search_recipe=search_recipe, retrain_recipe=retrain_recipe,
+                                            few_shot_recipe=one_shot.FewShotRecipe(self._split(space)),
                                             mesh=sharding.make_mesh(), key=jax.random.key(self.seed),
                                             workdir=self.workdir, progress=self.progress)
         models = results.pop("_models")
@@ -174,6 +180,17 @@ class AutoModel:
             pareto=self._pareto(space, found), ensemble=results.get("ensemble"), results=results, space=space,
             dataset=dataset, members=models["retrained"])
 
+    def _split(self, space) -> tuple[int, ...]:
+        """`few_shot` as decision indices of `space`."""
+        decisions = []
+        for d in self.few_shot:
+            if isinstance(d, str) and d not in space.decision_names:
+                raise ValueError(f"few_shot: {d!r} is not a decision of the space{closest(d, space.decision_names)}; "
+                                 f"its decisions: {', '.join(space.decision_names)}.")
+            decisions.append(space.decision_names.index(d) if isinstance(d, str) else int(d))
+        few_shot.Split(tuple(decisions)).sizes(space)  # an index out of range names the valid ones
+        return tuple(decisions)
+
     def _identity(self, space, dataset) -> dict:
         """Everything that changes the results, for the workdir's run identity: the data by a digest
         of its arrays, the space by its decisions and size, the options and recipes."""
@@ -188,7 +205,8 @@ class AutoModel:
                 "strategy": self.strategy, "strategy_options": self.strategy_options,
                 "limits": {k: v for k, v in self.limits.items() if k != "constraints"},
                 "constraints": [repr(c) for c in self.limits["constraints"]],
-                "recipes": [dataclasses.asdict(r) for r in self.recipes]}
+                "recipes": [dataclasses.asdict(r) for r in self.recipes],
+                **({"few_shot": self._split(space)} if self.few_shot else {})}  # older runs' identity unchanged
 
     def _pareto(self, space, found) -> list | None:
         """The front of (validation accuracy, each limited cost) over everything evaluated."""

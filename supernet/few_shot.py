@@ -52,6 +52,17 @@ class Split:
         return lambda key: space.sample(key, 1).at[:, columns].set(fixed)
 
 
+@dataclasses.dataclass(frozen=True)
+class SubSupernets:
+    """Trained sub-supernets: `params[i]` serves the architectures that `split` routes to i."""
+    split: Split
+    params: list
+
+    def of(self, space, arch):
+        """The weights that serve `arch`."""
+        return self.params[int(self.split.index(space, arch)[0])]
+
+
 def train_sub_supernets(space, model, one_shot_params, train: data.Split, split: Split, *, steps: int,
                         batch_size: int, optimizer, key: jax.Array, mesh: Mesh, workdir: str | None = None,
                         checkpoint_every: int = 0, progress: bool = True) -> list:

@@ -21,7 +21,7 @@ import optax
 from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
-from supernet import checkpoint, data, evaluation, records, retrain, training
+from supernet import checkpoint, data, evaluation, few_shot, records, retrain, training
 from supernet.spaces.base import Space
 from supernet import ensemble as ensembling
 
@@ -34,23 +34,50 @@ def calibration_inputs(train: data.Split, size: int, seed: int, mesh: Mesh) -> n
     return train.x[np.sort(idx)]
 
 
-def supernet_objective(space: Space, model, params, split: data.Split, calib_x: np.ndarray, *, mesh: Mesh,
+def supernet_objective(space: Space, model, weights, split: data.Split, calib_x: np.ndarray, *, mesh: Mesh,
                        batch_size: int = 256):
     """`objective(archs int32[n, D]) -> float32[n]`: accuracy on `split` with shared weights, each
-    architecture's BN recalibrated on `calib_x`. Same shape as the tabular objective."""
+    architecture's BN recalibrated on `calib_x`. Same shape as the tabular objective. `weights`:
+    the supernet's params, or few-shot `SubSupernets` (each architecture scored by its own)."""
     def objective(archs) -> np.ndarray:
-        scores = evaluation.evaluate_population(space, model, params, np.asarray(archs), calib_x, split.x, split.y,
-                                                mesh=mesh, batch_size=batch_size)
+        if isinstance(weights, few_shot.SubSupernets):
+            scores = few_shot.evaluate_population(space, model, weights.params, weights.split, np.asarray(archs),
+                                                  calib_x, split.x, split.y, mesh=mesh, batch_size=batch_size)
+        else:
+            scores = evaluation.evaluate_population(space, model, weights, np.asarray(archs), calib_x, split.x,
+                                                    split.y, mesh=mesh, batch_size=batch_size)
         return scores["accuracy"].astype(np.float32)
     return objective
 
 
-def search(space: Space, model, params, strategy, val: data.Split, calib_x: np.ndarray, *,
+def weights_of(weights, space: Space, arch):
+    """The supernet params that serve `arch` (its sub-supernet's, with few-shot `SubSupernets`)."""
+    return weights.of(space, arch) if isinstance(weights, few_shot.SubSupernets) else weights
+
+
+def train_few_shot(space: Space, model, params, train: data.Split, supernet: "SupernetRecipe",
+                   recipe: "FewShotRecipe", *, key: jax.Array, mesh: Mesh, workdir: str | None = None,
+                   progress: bool = True) -> few_shot.SubSupernets:
+    """The few-shot sub-supernets of `recipe`, each warm-started from the one-shot `params` and
+    trained on its own architectures with the supernet's batch size, momentum and weight decay;
+    together they train `recipe.budget_share` x `supernet.steps` steps."""
+    split = few_shot.Split(tuple(recipe.decisions))
+    steps = max(1, int(supernet.steps * recipe.budget_share) // split.count(space))
+    optimizer = training.make_optimizer(recipe.learning_rate, supernet.momentum, supernet.weight_decay, steps)
+    subs = few_shot.train_sub_supernets(space, model, params, train, split, steps=steps,
+                                        batch_size=supernet.batch_size, optimizer=optimizer, key=key, mesh=mesh,
+                                        workdir=workdir, checkpoint_every=supernet.checkpoint_every,
+                                        progress=progress)
+    return few_shot.SubSupernets(split, subs)
+
+
+def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.ndarray, *,
            budget: int, population: int, key: jax.Array, mesh: Mesh, eval_batch_size: int = 256,
            log: records.MetricsLog | None = None, progress: bool = True, workdir: str | None = None,
            stage: str = "search") -> dict:
     """Asks `strategy` for `population` architectures at a time, scores them with the supernet
-    objective on `val`, tells it the accuracies, until `budget` evaluations.
+    objective on `val` (`weights`: see `supernet_objective`), tells it the accuracies, until
+    `budget` evaluations.
 
     With a `workdir`, every round checkpoints the strategy's state and everything evaluated so far
     (`workdir/checkpoints/<stage>`), and a rerun continues after the last saved round. An
@@ -59,7 +86,7 @@ def search(space: Space, model, params, strategy, val: data.Split, calib_x: np.n
     if budget < 1 or population < 1:
         raise ValueError(f"search needs budget >= 1 and population >= 1, got budget={budget}, "
                          f"population={population}; set search.budget / search.population.")
-    objective = supernet_objective(space, model, params, val, calib_x, mesh=mesh, batch_size=eval_batch_size)
+    objective = supernet_objective(space, model, weights, val, calib_x, mesh=mesh, batch_size=eval_batch_size)
     init_key, ask_key = jax.random.split(key)
     state = strategy.init(init_key)
     checkpoints = checkpoint.Checkpoints(checkpoint.stage_dir(workdir, stage)) if workdir else None
@@ -131,6 +158,17 @@ class SupernetRecipe:
 
 
 @dataclasses.dataclass(frozen=True)
+class FewShotRecipe:
+    """Few-shot sub-supernets after the one-shot training (`supernet.few_shot`): split on
+    `decisions` (empty: none, the one-shot supernet ranks alone), each sub-supernet warm-started
+    from the one-shot weights; together they train `budget_share` x the supernet's steps more,
+    at `learning_rate` (cosine)."""
+    decisions: tuple[int, ...] = ()
+    budget_share: float = 1.0
+    learning_rate: float = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
 class SearchRecipe:
     """How the search runs: `budget` evaluations, `population` per round, BN recalibration on
     `calib_size` training inputs; the `ensemble_size` best distinct architectures are retrained
@@ -176,8 +214,10 @@ def from_section(recipe_type, section) -> Any:
 
 def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet: SupernetRecipe,
                      search_recipe: SearchRecipe, retrain_recipe: RetrainRecipe, mesh: Mesh, key: jax.Array,
-                     workdir: str | None = None, progress: bool = True) -> dict:
-    """Supernet training -> search on val -> retraining the winner from scratch -> test accuracy.
+                     few_shot_recipe: FewShotRecipe = FewShotRecipe(), workdir: str | None = None,
+                     progress: bool = True) -> dict:
+    """Supernet training [-> few-shot sub-supernets] -> search on val -> retraining the winner from
+    scratch -> test accuracy.
 
     With `search_recipe.ensemble_size` k > 1, the k best distinct architectures by validation
     accuracy are each retrained from scratch and their test predictions combined
@@ -200,17 +240,23 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
                                     sampling=supernet.sampling, workdir=workdir,
                                     checkpoint_every=supernet.checkpoint_every, progress=progress)
     timings["supernet_training_s"] = time.perf_counter() - tic
+    shared = state.params  # the weights the search scores with: the supernet's, or its sub-supernets
+    if few_shot_recipe.decisions:
+        tic = time.perf_counter()
+        shared = train_few_shot(space, model, state.params, dataset.train, supernet, few_shot_recipe,
+                                 key=jax.random.fold_in(train_key, 1), mesh=mesh, workdir=workdir, progress=progress)
+        timings["few_shot_training_s"] = time.perf_counter() - tic
 
     tic = time.perf_counter()
     calib_x = calibration_inputs(dataset.train, search_recipe.calib_size,
                                  int(jax.random.randint(calib_key, (), 0, 2**31 - 1)), mesh)
-    found = search(space, model, state.params, strategy, dataset.val, calib_x, budget=search_recipe.budget,
+    found = search(space, model, shared, strategy, dataset.val, calib_x, budget=search_recipe.budget,
                    population=search_recipe.population, key=search_key, mesh=mesh,
                    eval_batch_size=search_recipe.eval_batch_size, log=log, progress=progress, workdir=workdir)
     timings["search_s"] = time.perf_counter() - tic
 
     best = found["best_arch"]
-    network, inherited = evaluation.extract(space, state.params, best, calib_x, model=model)
+    network, inherited = evaluation.extract(space, weights_of(shared, space, best), best, calib_x, model=model)
     inherited_test = retrain.accuracy(network, inherited, dataset.test)
 
     tic = time.perf_counter()
@@ -254,7 +300,7 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
         "devices": int(mesh.devices.size),
         "timings": timings,
         **ensemble,
-        "_models": {"supernet": model, "params": state.params, "retrained": retrained, "members": members,
+        "_models": {"supernet": model, "params": shared, "retrained": retrained, "members": members,
                     "history": found, "calib_x": calib_x},
     }
 

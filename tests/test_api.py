@@ -66,6 +66,16 @@ def test_space_in_every_form():
         resolve_space(wrong, ds, {})
 
 
+def test_few_shot_sub_supernets_by_decision_name(digits_arrays):
+    x, y = digits_arrays
+    found = AutoModel(CHOICES, data=(x, y), few_shot=("block1",), **TINY).search()
+    assert found.results["timings"]["few_shot_training_s"] > 0 and len(found.history["archs"]) == 4
+    with pytest.raises(ValueError, match="'blok1' is not a decision of the space \\(did you mean 'block1'\\?\\)"):
+        AutoModel(CHOICES, data=(x, y), few_shot=("blok1",), **TINY).search()
+    with pytest.raises(ValueError, match="few-shot split decision 7 is not a decision"):
+        AutoModel(CHOICES, data=(x, y), few_shot=(7,), **TINY).search()
+
+
 def test_bad_options_fail_before_any_work():
     with pytest.raises(ValueError, match="ensemble must be None or one of average, vote"):
         AutoModel(CHOICES, ensemble="vot")

@@ -58,3 +58,40 @@ def test_sub_supernets_warm_start_and_route_every_architecture():
         own = evaluation.evaluate_population(space, model, subs[arch[5]], arch[None], calib, ds.val.x, ds.val.y,
                                              mesh=mesh, batch_size=64)
         np.testing.assert_allclose(routed["accuracy"][i], own["accuracy"][0], atol=1e-6)
+
+
+def test_the_pipeline_searches_with_few_shot_sub_supernets(tmp_path):
+    """run_one_shot_nas with a FewShotRecipe: the search scores every architecture with its own
+    sub-supernet, the winner's inherited weights come from its sub-supernet, and a rerun in the
+    same workdir resumes every stage to the same results."""
+    from supernet import one_shot, retrain
+    import strategies
+    ds, space = tiny()
+    mesh = sharding.make_mesh(1)
+
+    def run():
+        return one_shot.run_one_shot_nas(
+            space, ds, strategies.get("random", space), mesh=mesh, key=jax.random.key(0),
+            supernet=one_shot.SupernetRecipe(steps=4, batch_size=32, checkpoint_every=2),
+            few_shot_recipe=one_shot.FewShotRecipe(decisions=(5,), budget_share=2.5),
+            search_recipe=one_shot.SearchRecipe(budget=6, population=3, calib_size=64, eval_batch_size=64,
+                                                ensemble_size=1),
+            retrain_recipe=one_shot.RetrainRecipe(steps=2, batch_size=32), workdir=str(tmp_path), progress=False)
+
+    results = run()
+    models = results["_models"]
+    subs = models["params"]
+    assert isinstance(subs, few_shot.SubSupernets) and len(subs.params) == 5 and subs.split.decisions == (5,)
+    assert "few_shot_training_s" in results["timings"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith("few_shot")) == [
+        f"few_shot_{i}" for i in range(5)]  # 4 x 2.5 / 5 = 2 steps each, checkpointed
+    history, calib = models["history"], models["calib_x"]
+    routed = few_shot.evaluate_population(space, models["supernet"], subs.params, subs.split, history["archs"],
+                                          calib, ds.val.x, ds.val.y, mesh=mesh, batch_size=64)
+    np.testing.assert_allclose(history["val_accuracy"], routed["accuracy"], atol=1e-6)
+    best = np.asarray(results["best_arch_int"])
+    network, inherited = evaluation.extract(space, subs.params[best[5]], best, calib, model=models["supernet"])
+    assert results["inherited_weights_test_accuracy"] == retrain.accuracy(network, inherited, ds.test)
+    again = run()
+    assert again["best_arch"] == results["best_arch"] and again["best_accuracy"] == results["best_accuracy"]
+    np.testing.assert_array_equal(again["_models"]["history"]["val_accuracy"], history["val_accuracy"])

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 import strategies
-from supernet import config_check, one_shot, plots, ranking, retrain, training
+from supernet import config_check, few_shot, one_shot, plots, ranking, retrain, spaces, training
 from supernet.jobs import setup
 from supernet.jobs.ground_truth import check_task, sample_architectures
 from supernet.jobs.ranking import resolve_table
@@ -27,6 +27,9 @@ def check(config) -> None:
     config_check.check_divisible(config, **{"supernet.batch_size": recipes["supernet"].batch_size,
                                             "search.eval_batch_size": recipes["search"].eval_batch_size,
                                             "retrain.batch_size": recipes["retrain"].batch_size})
+    if config.few_shot.decisions:  # before the supernet trains, not after
+        few_shot.Split(tuple(config.few_shot.decisions)).sizes(spaces.get(config.space.name,
+                                                                          **config.space.options.to_dict()))
     if config.ranking.table and config.ranking.check_task:
         check_task(config, resolve_table(config.ranking.table), "ranking.check_task")
 
@@ -40,6 +43,7 @@ def run(config, workdir: str) -> dict:
         supernet=one_shot.from_section(one_shot.SupernetRecipe, config.supernet),
         search_recipe=one_shot.from_section(one_shot.SearchRecipe, config.search),
         retrain_recipe=one_shot.from_section(one_shot.RetrainRecipe, config.retrain),
+        few_shot_recipe=one_shot.from_section(one_shot.FewShotRecipe, config.few_shot),
         workdir=workdir, progress=config.progress)
     models = results.pop("_models")
     results["ranking"] = ranking_report(config, dataset, space, mesh, models, workdir)

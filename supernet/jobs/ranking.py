@@ -62,16 +62,12 @@ def _supernet_scores(config, dataset, space, mesh, archs, workdir) -> dict:
     scores = evaluation.evaluate_population(space, model, state.params, archs, calib_x, dataset.val.x,
                                             dataset.val.y, mesh=mesh, batch_size=s.eval_batch_size)
     out = {"supernet": scores["accuracy"], "supernet_loss": -scores["loss"]}
-    f = config.few_shot
     if "few_shot" in config.rankers:
-        split = few_shot.Split(tuple(f.decisions))
-        steps = max(1, int(recipe.steps * f.budget_share) // split.count(space))
-        optimizer = training.make_optimizer(f.learning_rate, recipe.momentum, recipe.weight_decay, steps)
-        subs = few_shot.train_sub_supernets(space, model, state.params, dataset.train, split, steps=steps,
-                                            batch_size=recipe.batch_size, optimizer=optimizer,
-                                            key=jax.random.key(config.seed + 1), mesh=mesh, workdir=workdir,
-                                            checkpoint_every=recipe.checkpoint_every, progress=config.progress)
-        routed = few_shot.evaluate_population(space, model, subs, split, archs, calib_x, dataset.val.x,
+        subs = one_shot.train_few_shot(space, model, state.params, dataset.train, recipe,
+                                       one_shot.from_section(one_shot.FewShotRecipe, config.few_shot),
+                                       key=jax.random.key(config.seed + 1), mesh=mesh, workdir=workdir,
+                                       progress=config.progress)
+        routed = few_shot.evaluate_population(space, model, subs.params, subs.split, archs, calib_x, dataset.val.x,
                                               dataset.val.y, mesh=mesh, batch_size=s.eval_batch_size)
         out["few_shot"] = routed["accuracy"]
     if "fine_tuned" in config.rankers:

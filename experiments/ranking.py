@@ -59,7 +59,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.rankers = ("params", "flops", "synflow", "naswot", "snip", "supernet", "supernet_loss", "few_shot")
     c.proxy_batch = 64  # training examples the proxies see (synflow uses only their shape)
     c.supernet = ml_collections.ConfigDict({
-        "steps": 100 if runlocal else 3000, "batch_size": 128, "learning_rate": 0.05, "momentum": 0.9,
+        "steps": 100 if runlocal else 10_000, "batch_size": 128, "learning_rate": 0.05, "momentum": 0.9,
         "weight_decay": 5e-4, "sampling": "uniform", "checkpoint_every": 0 if runlocal else 500,
         "calib_size": 256, "eval_batch_size": 250,
         "seed": 0})  # added to `seed` for the supernet's init and paths only (the data stay `seed`'s)

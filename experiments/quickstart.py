@@ -45,7 +45,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.supernet.checkpoint_every = 200 if runlocal else 1000
     # Few-shot sub-supernets after it (supernet.few_shot; decisions=(): none): split on these
     # decisions, each warm-started from the one-shot weights, budget_share x steps more in all.
-    c.few_shot = ml_collections.ConfigDict({"decisions": (), "budget_share": 1.0, "learning_rate": 0.01})
+    c.few_shot = ml_collections.ConfigDict({"decisions": (), "budget_share": 1.0, "learning_rate": 0.05})
 
     c.search = ml_collections.ConfigDict()
     c.search.strategy = "evolution"

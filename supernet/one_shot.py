@@ -165,7 +165,7 @@ class FewShotRecipe:
     at `learning_rate` (cosine)."""
     decisions: tuple[int, ...] = ()
     budget_share: float = 1.0
-    learning_rate: float = 0.01
+    learning_rate: float = 0.05
 
 
 @dataclasses.dataclass(frozen=True)

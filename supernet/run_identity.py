@@ -46,9 +46,11 @@ def fingerprint(config: dict) -> str:
 
 
 def differences(recorded: dict, current: dict, limit: int = 6) -> str:
-    """'seed: 0 there, 1 here; ...' for the result fields that differ."""
+    """'seed: 0 there, 1 here; ...' for the result fields that differ, top-level fields (the job,
+    the seed) first: they say the most when only the first `limit` are shown."""
     old, new = result_fields(recorded), result_fields(current)
-    keys = sorted(k for k in old.keys() | new.keys() if old.get(k, "(absent)") != new.get(k, "(absent)"))
+    keys = sorted((k for k in old.keys() | new.keys() if old.get(k, "(absent)") != new.get(k, "(absent)")),
+                  key=lambda k: (k.count("."), k))
     shown = [f"{k}: {old.get(k, '(absent)')!r} there, {new.get(k, '(absent)')!r} here" for k in keys[:limit]]
     return "; ".join(shown) + (f"; and {len(keys) - limit} more" if len(keys) > limit else "")
 

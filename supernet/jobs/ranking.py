@@ -17,7 +17,7 @@ import time
 import jax
 import numpy as np
 
-from supernet import evaluation, few_shot, one_shot, proxies, ranking, training
+from supernet import evaluation, one_shot, proxies, ranking, training
 from supernet.jobs import ground_truth, setup
 
 SUPERNET_RANKERS = ("supernet", "supernet_loss", "few_shot", "fine_tuned")
@@ -67,9 +67,9 @@ def _supernet_scores(config, dataset, space, mesh, archs, workdir) -> dict:
                                        one_shot.from_section(one_shot.FewShotRecipe, config.few_shot),
                                        key=jax.random.key(config.seed + 1), mesh=mesh, workdir=workdir,
                                        progress=config.progress)
-        routed = few_shot.evaluate_population(space, model, subs.params, subs.split, archs, calib_x, dataset.val.x,
-                                              dataset.val.y, mesh=mesh, batch_size=s.eval_batch_size)
-        out["few_shot"] = routed["accuracy"]
+        # Each architecture scored by its own sub-supernet, as the search scores it.
+        out["few_shot"] = one_shot.supernet_objective(space, model, subs, dataset.val, calib_x, mesh=mesh,
+                                                      batch_size=s.eval_batch_size)(archs)
     if "fine_tuned" in config.rankers:
         t = config.fine_tune
         optimizer = training.make_optimizer(t.learning_rate, recipe.momentum, recipe.weight_decay, t.steps)

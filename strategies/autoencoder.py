@@ -216,7 +216,7 @@ def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning
 
         (params, opt_state), _ = jax.lax.scan(step, (state.params, state.opt_state),
                                               jax.random.split(key, train_steps))
-        restart_at = (base.restart_when_over(history, state.restart_at, space.num_choices)
+        restart_at = (base.restart_when_over(history, state.restart_at, space)
                       if local_search else state.restart_at)
         return state._replace(params=params, opt_state=opt_state, y_mean=y_mean, y_std=y_std, restart_at=restart_at)
 

@@ -146,22 +146,31 @@ def best_since(history: History, start) -> jax.Array:
     return current.archs[jnp.argmax(current.fitness)]
 
 
-def local_search_over(history: History, start, num_choices) -> jax.Array:
+def same_function(a: jax.Array, b: jax.Array, space) -> jax.Array:
+    """bool[len(a), len(b)]: a[i] and b[j] are the same architecture or compute the same function
+    (`space.canonical`). Jittable."""
+    return archs_lib.matches(space.canonical(a), space.canonical(b), space.num_choices)
+
+
+def evaluated(candidates: jax.Array, history: History, space) -> jax.Array:
+    """bool[n]: the history holds each candidate, or an architecture computing the same function."""
+    return jnp.any(same_function(candidates, history.archs, space) & valid_mask(history)[None, :], axis=1)
+
+
+def local_search_over(history: History, start, space) -> jax.Array:
     """Whether a local search that began at result number `start` is over: every one-decision
-    neighbour of its best result was evaluated, or as many results as it has neighbours came in
-    without improving on it (its neighbours may be infeasible, or repeats filled in for them).
-    Jittable."""
-    children = neighbours(best_since(history, start)[None], num_choices)
-    evaluated = jnp.any(archs_lib.matches(children, history.archs, num_choices)
-                        & valid_mask(history)[None, :], axis=1)
+    neighbour of its best result was evaluated (`evaluated`), or as many results as it has
+    neighbours came in without improving on it (its neighbours may be infeasible, or repeats filled
+    in for them). Jittable."""
+    children = neighbours(best_since(history, start)[None], space.num_choices)
     stalled = queries_since_best(history, start) >= children.shape[0]
-    return (history.count > start) & (jnp.all(evaluated) | stalled)
+    return (history.count > start) & (jnp.all(evaluated(children, history, space)) | stalled)
 
 
-def restart_when_over(history: History, restart_at, num_choices) -> jax.Array:
+def restart_when_over(history: History, restart_at, space) -> jax.Array:
     """The new `restart_at`: `history.count` (a restart) when the local search that began at
     result number `restart_at` is over (`local_search_over`), else unchanged. Jittable."""
-    return jnp.where(local_search_over(history, restart_at, num_choices), history.count, restart_at)
+    return jnp.where(local_search_over(history, restart_at, space), history.count, restart_at)
 
 
 def local_search_pool(key, history: History, start, num_choices, num_initial: int, order=None):
@@ -238,12 +247,11 @@ def init_params(module, key, *example_inputs):
 
 # -- choosing among candidates --------------------------------------------------------------------
 
-def select(candidates, priority, from_pool, feasible, history: History, n: int, avoid_repeats: bool,
-           num_choices: tuple):
-    """The `n` best candidates: feasible first, then fresh (not in the history, not repeated in the
-    batch) first, then wanted pool candidates before the fill, then by priority. A pool candidate
-    with priority -inf is not wanted (e.g. during a warm-up phase): it ranks with the fill.
-    Jittable."""
+def select(candidates, priority, from_pool, feasible, history: History, n: int, avoid_repeats: bool, space):
+    """The `n` best candidates: feasible first, then fresh (neither it nor an architecture that
+    computes the same function is in the history or earlier in the batch) first, then wanted pool
+    candidates before the fill, then by priority. A pool candidate with priority -inf is not wanted
+    (e.g. during a warm-up phase): it ranks with the fill. Jittable."""
     m = candidates.shape[0]
     priority = jnp.where(jnp.isnan(priority), -jnp.inf, priority)
     wanted = from_pool & (priority > -jnp.inf)
@@ -252,11 +260,8 @@ def select(candidates, priority, from_pool, feasible, history: History, n: int, 
     first = jnp.lexsort((-priority, ~wanted, ~feasible))
     candidates, feasible = candidates[first], feasible[first]
     if avoid_repeats:
-        same = archs_lib.matches(candidates, candidates, num_choices)
-        repeated_in_batch = jnp.any(jnp.tril(same, k=-1), axis=1)
-        seen = jnp.any(archs_lib.matches(candidates, history.archs, num_choices) & valid_mask(history)[None, :],
-                       axis=1)
-        fresh = ~(repeated_in_batch | seen)
+        repeated_in_batch = jnp.any(jnp.tril(same_function(candidates, candidates, space), k=-1), axis=1)
+        fresh = ~(repeated_in_batch | evaluated(candidates, history, space))
     else:
         fresh = jnp.ones((m,), bool)
     rank = jnp.arange(m) + m * (~fresh) + 2 * m * (~feasible)
@@ -324,7 +329,7 @@ def build(space, core: Core, feasibility: Feasibility, *, capacity: int, avoid_r
         pool, priority, fill = propose_with_fill(key, state, n)
         candidates, priority, from_pool = combine(pool, priority, fill)
         chosen, _ = select(candidates, priority, from_pool, feasibility.check(candidates),
-                           state.history, n, avoid_repeats, num_choices)
+                           state.history, n, avoid_repeats, space)
         return chosen, state
 
     propose_jit = jax.jit(propose_with_fill, static_argnums=2)
@@ -338,8 +343,7 @@ def build(space, core: Core, feasibility: Feasibility, *, capacity: int, avoid_r
         fill = feasibility.sample(jax.random.fold_in(key, 1), n)  # host rejection sampling, bounded
         candidates, priority, from_pool = combine(pool, priority, fill)
         feasible = jnp.asarray(feasibility.check(np.asarray(candidates)))
-        chosen, _ = select_jit(candidates, priority, from_pool, feasible, state.history, n, avoid_repeats,
-                               num_choices)
+        chosen, _ = select_jit(candidates, priority, from_pool, feasible, state.history, n, avoid_repeats, space)
         return chosen, state
 
     def ask(key, state, n):

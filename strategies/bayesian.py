@@ -226,8 +226,7 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
         best = gp.y_mean + gp.y_std * gp.best_y
         priority = score(mean, std, best)
         if n > 1:
-            seen = jnp.any(archs_lib.matches(pool, state.history.archs, num_choices)
-                           & base.valid_mask(state.history)[None, :], axis=1)
+            seen = base.evaluated(pool, state.history, space)
             picks = kriging_believer(score, mean, joint_covariance(gp, pool, num_choices), best, n, seen)
             # The believer's picks first, in order; the rest behind them (in (-1, 0], same order as
             # the plain acquisition) for when `ask` must drop a pick as infeasible.
@@ -241,7 +240,7 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
         del archs, fitness
         history = state.history
         if restart_patience is None:
-            restart_at = base.restart_when_over(history, state.restart_at, num_choices)
+            restart_at = base.restart_when_over(history, state.restart_at, space)
         else:
             stagnated = base.queries_since_best(history, state.restart_at) >= max(restart_patience, 1)
             restart_at = jnp.where((restart_patience > 0) & stagnated, history.count, state.restart_at)

@@ -117,6 +117,6 @@ def make_core(space, capacity: int, population_size: int | None = None, tourname
         del archs, fitness
         if not restart:
             return state
-        return state._replace(restart_at=base.restart_when_over(state.history, state.restart_at, num_choices))
+        return state._replace(restart_at=base.restart_when_over(state.history, state.restart_at, space))
 
     return base.Core(init, propose, learn)

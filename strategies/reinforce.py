@@ -210,7 +210,7 @@ def make_core(space, capacity: int, hidden: int = 32, learning_rate: float = 0.0
         decay = baseline_decay
         new_baseline = decay * baseline + (1 - decay) * jnp.mean(reward)
         new_scale = decay * scale + (1 - decay) * jnp.maximum(jnp.mean(jnp.abs(reward - baseline)), 1e-8)
-        restart_at = (base.restart_when_over(state.history, state.restart_at, space.num_choices)
+        restart_at = (base.restart_when_over(state.history, state.restart_at, space)
                       if local_search else state.restart_at)
         return state._replace(params=params, opt_state=opt_state, baseline=new_baseline,
                               reward_scale=new_scale, updates=state.updates + 1, restart_at=restart_at)

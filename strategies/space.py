@@ -53,6 +53,13 @@ class Decisions:
         maxval = jnp.asarray(self.num_choices, jnp.int32)
         return jax.random.randint(key, (n, self.num_decisions), 0, maxval, dtype=jnp.int32)
 
+    def canonical(self, archs: jax.Array) -> jax.Array:
+        """Each architecture's representative among those that compute the same function
+        (int32[..., D]); strategies evaluate one architecture per class. The identity here; a space
+        whose encoding names one network several ways (NAS-Bench-201's cells) overrides it.
+        Jittable."""
+        return archs
+
     # -- checking and naming -------------------------------------------------------------------
     def validate(self, arch) -> np.ndarray:
         """Returns `arch` as int32 ([D] or [n, D]); raises ValueError naming the bad decision."""

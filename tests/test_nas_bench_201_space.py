@@ -85,3 +85,52 @@ def test_flops_agree_with_xla_cost_analysis(input_shape):
 def test_bad_options():
     with pytest.raises(ValueError, match="stages"):
         NasBench201Space(stages=4)
+
+
+NONE, SKIP, CONV1, CONV3, POOL = range(5)  # edges: 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2
+
+
+def _same_function(space, a, b):
+    canonical = np.asarray(space.canonical(np.asarray([a, b], np.int32)))
+    return bool(np.all(canonical[0] == canonical[1]))
+
+
+def test_canonical_merges_cells_that_compute_the_same_function():
+    space = spaces.get("nas_bench_201")
+    # Node 1 feeds nothing: its input edge does not matter.
+    assert _same_function(space, [CONV3, CONV1, NONE, CONV3, NONE, SKIP], [POOL, CONV1, NONE, CONV3, NONE, SKIP])
+    # A skip in front of a conv: conv1x1(input) + conv3x3(skip(input)).
+    assert _same_function(space, [CONV3, CONV1, NONE, CONV3, NONE, SKIP], [NONE, SKIP, NONE, CONV1, NONE, CONV3])
+    # A skip detour: a conv into node 1, skipped on to the output, is the conv on edge 3<-0.
+    assert _same_function(space, [CONV3, NONE, NONE, NONE, SKIP, NONE], [NONE, NONE, NONE, CONV3, NONE, NONE])
+    # The two middle nodes swapped.
+    assert _same_function(space, [CONV1, CONV3, NONE, NONE, SKIP, SKIP], [CONV3, CONV1, NONE, NONE, SKIP, SKIP])
+    # Nothing reaches the output: zero, like the all-`none` cell.
+    assert _same_function(space, [NONE] * 6, [CONV3, NONE, NONE, NONE, NONE, POOL])
+
+
+def test_canonical_keeps_different_functions_apart():
+    space = spaces.get("nas_bench_201")
+    assert not _same_function(space, [NONE, NONE, NONE, CONV1, NONE, NONE], [NONE, NONE, NONE, CONV3, NONE, NONE])
+    # Two parallel convolutions (two sets of weights) are not one.
+    assert not _same_function(space, [CONV3, NONE, NONE, CONV3, SKIP, NONE], [NONE, NONE, NONE, CONV3, NONE, NONE])
+    # Order matters along a path: pool then conv is not conv then pool.
+    assert not _same_function(space, [POOL, NONE, NONE, NONE, CONV3, NONE], [CONV3, NONE, NONE, NONE, POOL, NONE])
+    every = np.asarray(space.canonical(np.asarray(np.unravel_index(np.arange(space.size), space.num_choices)).T))
+    assert np.all(np.asarray(space.canonical(every)) == every)  # a representative is its own
+    assert len(np.unique(every, axis=0)) == 5155
+    assert _same_function(space, space.largest(), space.largest())
+    assert np.sum(np.all(every == space.largest(), axis=1)) == 1  # the all-conv cell is alone
+
+
+def test_cells_merged_by_a_dead_edge_give_the_same_supernet_outputs():
+    space = spaces.get("nas_bench_201", num_classes=10, input_shape=(8, 8, 3), channels=4, stages=1)
+    arch = np.asarray([CONV3, CONV1, NONE, CONV3, NONE, SKIP], np.int32)
+    dead_edge_changed = np.asarray([POOL, CONV1, NONE, CONV3, NONE, SKIP], np.int32)  # node 1 feeds nothing
+    assert _same_function(space, arch, dead_edge_changed)
+    x = jax.random.normal(jax.random.key(0), (4, 8, 8, 3))
+    for sparse in (True, False):
+        net = space.supernet(sparse=sparse)
+        params = net.init(jax.random.key(1), x, arch, train=True)["params"]
+        outputs = [net.apply({"params": params}, x, a, train=True) for a in (arch, dead_edge_changed)]
+        np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-6, atol=1e-6)

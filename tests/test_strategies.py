@@ -379,6 +379,39 @@ def test_learning_strategies_climb_from_their_best_after_the_initial_sample(name
         assert not np.all(np.sum(np.asarray(asked) != TOY_OPTIMUM, axis=1) == 1)
 
 
+class DeadDecisionToy(ToySpace):
+    """TOY where decision d does not matter while decision a is a0, like an edge into a node that
+    cannot reach a cell's output: such architectures compute the same function."""
+
+    def canonical(self, archs):
+        archs = jnp.asarray(archs, jnp.int32)
+        return archs.at[..., 3].set(jnp.where(archs[..., 0] == 0, 0, archs[..., 3]))
+
+
+DEAD_TOY = DeadDecisionToy()
+
+
+@pytest.mark.parametrize("name", SEARCH)
+def test_no_two_queries_compute_the_same_function(name):
+    strategy = strategies.get(name, DEAD_TOY, **FAST[name])
+    queried, _ = run(strategy, toy_objective, jax.random.key(3), 60)
+    functions = {tuple(a) for a in np.asarray(DEAD_TOY.canonical(queried))}
+    assert len(functions) == len(queried)  # 60 of the 186 distinct functions, none twice
+
+
+def test_local_search_counts_a_neighbour_as_evaluated_when_an_equivalent_one_was():
+    parent = jnp.asarray([[0, 1, 3, 2]], jnp.int32)  # a = a0: its d is dead
+    children = np.asarray(base.neighbours(parent, DEAD_TOY.num_choices))
+    alive = children[np.asarray(jnp.any(DEAD_TOY.canonical(children) != DEAD_TOY.canonical(parent), axis=1))]
+    assert len(alive) == len(children) - 3  # changing d gives the parent's own function
+    strategy = strategies.get("evolution", DEAD_TOY, num_initial=2)
+    state = strategy.tell(strategy.init(jax.random.key(0)), np.concatenate([parent, alive[:-1]]),
+                          np.concatenate([[10.0], np.zeros(len(alive) - 1)]))
+    assert int(state.restart_at) == 0
+    state = strategy.tell(state, alive[-1:], np.zeros(1))
+    assert int(state.restart_at) == len(alive) + 1  # the 3 dead-d children were never needed
+
+
 def test_kriging_believer_does_not_pick_the_same_point_twice():
     from strategies import bayesian
     # Candidates 0 and 1 are the same point (perfectly correlated), the best by expected

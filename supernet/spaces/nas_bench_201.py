@@ -23,6 +23,8 @@ continuous relaxation that DARTS needs.
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -35,10 +37,45 @@ from supernet.layers import (STATS_COLLECTION, CalibratedBatchNorm, StoredStats,
 from supernet.networks import (NB201_EDGES, NB201_OPS, ConvBN, Head, NasBench201Network,
                                ResidualReduction)
 from supernet.spaces.base import Space
+from strategies.archs import enumerate_all, radix_strides
 
 NONE, SKIP, CONV1, CONV3, POOL = range(5)
 DECISION_NAMES = tuple(f"edge{k}_{i}to{j}" for k, (i, j) in enumerate(NB201_EDGES))
 NUM_CHOICES = (len(NB201_OPS),) * len(NB201_EDGES)
+
+
+def _cell_expression(arch) -> tuple:
+    """What a cell computes, written canonically: each node is the sorted tuple of its terms, a
+    term being an operation applied to a source node's expression. Cells with equal expressions
+    build the same network up to where each weight sits: `none` edges drop out, a skip passes its
+    source's terms on (so the two middle nodes' order and a detour through a skip do not matter),
+    and a node that receives nothing is zero, so a skip or pool of it vanishes and a convolution of
+    it leaves only its BN bias, a learned constant (one is as good as several)."""
+    nodes = [("input",)]
+    for target in range(1, 4):
+        terms = []
+        for e, (source, to) in enumerate(NB201_EDGES):
+            if to != target or arch[e] == NONE:
+                continue
+            op, value = int(arch[e]), nodes[source]
+            if not value:
+                if op in (CONV1, CONV3) and "bias" not in terms:
+                    terms.append("bias")
+            elif op == SKIP:
+                terms.extend(value)
+            else:
+                terms.append((NB201_OPS[op], value))
+        nodes.append(tuple(sorted(terms, key=repr)))
+    return nodes[3]
+
+
+@functools.cache
+def _representatives() -> np.ndarray:
+    """int32[15625, 6]: for each cell (by number), the lowest-numbered cell that computes the same
+    function. 5,155 distinct functions (NAS-Bench-201 counts 6,466 with a stricter notion)."""
+    cells = enumerate_all(NUM_CHOICES)
+    first = {}
+    return cells[[first.setdefault(_cell_expression(cell), number) for number, cell in enumerate(cells)]]
 
 
 class EdgeParams(nn.Module):
@@ -244,6 +281,12 @@ class NasBench201Space(Space):
             if a[k] != NONE and i in reached:
                 reached.add(j)
         return 3 not in reached
+
+    def canonical(self, archs: jax.Array) -> jax.Array:
+        """Each cell's representative among the cells that compute the same function
+        (`_cell_expression`): strategies evaluate one cell per function. Jittable."""
+        numbers = jnp.asarray(archs, jnp.int32) @ jnp.asarray(radix_strides(NUM_CHOICES), jnp.int32)
+        return jnp.asarray(_representatives())[numbers]
 
     def parameter_free(self, arch) -> np.ndarray:
         """Per decision: True where the chosen op has no weights (for DARTS's collapse guard)."""

@@ -63,7 +63,8 @@ def get(name: str, space, *, max_flops=None, max_params=None, constraints=(), ca
       constraints: more limits, each a `Limit(name, cost, limit)` or `(cost, limit)` with
         `cost(archs int32[n, D]) -> [n]` (e.g. a latency table lookup).
       capacity: how many evaluations the state remembers (fixed, for jit); per-strategy default.
-      avoid_repeats: never re-propose an evaluated architecture while fresh feasible ones remain.
+      avoid_repeats: never re-propose an evaluated architecture, or one that computes the same
+        function (`space.canonical`), while fresh feasible ones remain.
       enumerate_limit: spaces up to this size get constraints tabulated (jittable `ask`).
       prior: `score(archs int32[n, D]) -> [n]`, higher = more promising, free to compute (a
         training-free proxy, the parameter count): the uniform candidates a strategy draws when its

@@ -13,7 +13,8 @@ architectures with a priority each (its preference order), and `learn` updates t
 fields after new results were recorded. Everything else lives here, once:
 
 * `ask` adds a "fill" of uniform feasible architectures to the pool, drops infeasible candidates
-  and, by default, ones already evaluated or repeated within the batch, and returns the `n` best
+  and, by default, ones already evaluated or repeated within the batch (or computing the same
+  function as one: `space.canonical`), and returns the `n` best
   left by priority (pool before fill). Only if no fresh feasible candidate is left does it fall back
   to repeating a feasible one, so it never loops and never proposes an infeasible architecture.
 * `tell` checks its inputs, records them in a fixed-capacity `History` ring buffer, then calls

@@ -1,0 +1,70 @@
+"""A plain-numpy simulation of the strategies' local search on the NAS-Bench-201 table, fast
+enough for 1,000 tuning seeds per setting (the jitted strategies take minutes for 20): how the
+README's local-search settings were compared. Fitness `cifar10-val`, reported `cifar10-test` of
+the best-by-validation cell after 100 and 300 queries; seeds from 100 on, never the reported 0-19.
+
+    PYTHONPATH=. python experiments/measured/strategies_nb201/local_search_simulation.py [SEEDS]
+
+Each climb starts from the best of 10 fresh uniform cells, evaluates the best cell's unevaluated
+neighbours in random order and restarts when none is left or 24 results came in without
+improving on it (`strategies.base.local_search_over`). `one_per_function` counts a cell as
+evaluated when one computing the same function was (`space.canonical`).
+"""
+
+import sys
+
+import numpy as np
+
+from strategies.archs import enumerate_all, radix_strides
+from strategies.benchmarks import tabular
+from supernet import spaces
+
+SPACE = spaces.get("nas_bench_201")
+CELLS = enumerate_all(SPACE.num_choices)
+STRIDES = radix_strides(SPACE.num_choices)
+TABLE = tabular.TabularObjective(tabular.NB201_ACCURACY_CSV, SPACE, "cifar10-val")
+VAL, TEST = TABLE.metric(CELLS, "cifar10-val"), TABLE.metric(CELLS, "cifar10-test")
+FUNCTION = np.asarray(SPACE.canonical(CELLS)) @ STRIDES  # a number per function
+
+
+def neighbours(cell):
+    out = []
+    for d in range(CELLS.shape[1]):
+        for shift in range(1, SPACE.num_choices[d]):
+            b = CELLS[cell].copy()
+            b[d] = (b[d] + shift) % SPACE.num_choices[d]
+            out.append(int(b @ STRIDES))
+    return out
+
+
+def search(seed, budget=300, one_per_function=True, num_initial=10, patience=24):
+    rng = np.random.default_rng(seed)
+    key = FUNCTION if one_per_function else np.arange(len(CELLS))
+    seen, queried = set(), []
+
+    def query(cell):
+        seen.add(key[cell])
+        queried.append(cell)
+
+    while len(queried) < budget:
+        start = len(queried)
+        while len(queried) < budget and len(queried) - start < num_initial:
+            cell = int(rng.integers(len(CELLS)))
+            if key[cell] not in seen:
+                query(cell)
+        while len(queried) < budget:
+            best = max(queried[start:], key=lambda c: VAL[c])
+            fresh = [c for c in neighbours(best) if key[c] not in seen]
+            if not fresh or len(queried) - 1 - queried.index(best) >= patience:
+                break
+            query(fresh[rng.integers(len(fresh))])
+    return [TEST[max(queried[:b], key=lambda c: VAL[c])] for b in (100, 300)]
+
+
+if __name__ == "__main__":
+    seeds = range(100, 100 + int(sys.argv[1] if len(sys.argv) > 1 else 1000))
+    for options in ({"one_per_function": False}, {}, {"patience": 12}, {"patience": 16}, {"num_initial": 3}):
+        result = np.array([search(s, **options) for s in seeds])
+        mean, error = result.mean(0), result.std(0) / np.sqrt(len(result))
+        print(f"{options or 'default'}: test at 100 / 300 queries {mean[0]:.3f} / {mean[1]:.3f} "
+              f"(+- {error[0]:.3f} / {error[1]:.3f})")

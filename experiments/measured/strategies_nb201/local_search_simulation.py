@@ -8,7 +8,8 @@ the best-by-validation cell after 100 and 300 queries; seeds from 100 on, never 
 Each climb starts from the best of 10 fresh uniform cells, evaluates the best cell's unevaluated
 neighbours in random order and restarts when none is left or 24 results came in without
 improving on it (`strategies.base.local_search_over`). `one_per_function` counts a cell as
-evaluated when one computing the same function was (`space.canonical`).
+evaluated when one computing the same function was (`space.canonical`); `perturb` > 0 starts each
+later climb from the last optimum with that many decisions changed (iterated local search).
 """
 
 import sys
@@ -37,7 +38,14 @@ def neighbours(cell):
     return out
 
 
-def search(seed, budget=300, one_per_function=True, num_initial=10, patience=24):
+def perturbed(cell, changes, rng):
+    arch = CELLS[cell].copy()
+    for d in rng.choice(len(arch), changes, replace=False):
+        arch[d] = (arch[d] + rng.integers(1, SPACE.num_choices[d])) % SPACE.num_choices[d]
+    return int(arch @ STRIDES)
+
+
+def search(seed, budget=300, one_per_function=True, num_initial=10, patience=24, perturb=0):
     rng = np.random.default_rng(seed)
     key = FUNCTION if one_per_function else np.arange(len(CELLS))
     seen, queried = set(), []
@@ -46,9 +54,12 @@ def search(seed, budget=300, one_per_function=True, num_initial=10, patience=24)
         seen.add(key[cell])
         queried.append(cell)
 
+    next_start = None
     while len(queried) < budget:
         start = len(queried)
-        while len(queried) < budget and len(queried) - start < num_initial:
+        if next_start is not None:
+            query(next_start)
+        while len(queried) < budget and len(queried) - start < num_initial and next_start is None:
             cell = int(rng.integers(len(CELLS)))
             if key[cell] not in seen:
                 query(cell)
@@ -58,12 +69,15 @@ def search(seed, budget=300, one_per_function=True, num_initial=10, patience=24)
             if not fresh or len(queried) - 1 - queried.index(best) >= patience:
                 break
             query(fresh[rng.integers(len(fresh))])
+        starts = [perturbed(best, perturb, rng) for _ in range(50)] if perturb else []
+        next_start = next((c for c in starts if key[c] not in seen), None)
     return [TEST[max(queried[:b], key=lambda c: VAL[c])] for b in (100, 300)]
 
 
 if __name__ == "__main__":
     seeds = range(100, 100 + int(sys.argv[1] if len(sys.argv) > 1 else 1000))
-    for options in ({"one_per_function": False}, {}, {"patience": 12}, {"patience": 16}, {"num_initial": 3}):
+    for options in ({"one_per_function": False}, {}, {"patience": 12}, {"patience": 16}, {"num_initial": 3},
+                    {"perturb": 2}, {"perturb": 3}, {"perturb": 4}):
         result = np.array([search(s, **options) for s in seeds])
         mean, error = result.mean(0), result.std(0) / np.sqrt(len(result))
         print(f"{options or 'default'}: test at 100 / 300 queries {mean[0]:.3f} / {mean[1]:.3f} "

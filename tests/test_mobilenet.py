@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from space_helpers import abstract_variables, archs, matmul_flops, normal, random_params
+import strategies
 from supernet import spaces
 from supernet.evaluation import calibrate, predict
 from supernet.layers import STATS_COLLECTION
@@ -70,6 +71,18 @@ def test_canonical_ignores_blocks_beyond_depth():
     assert np.array_equal(space.canonical(a), space.canonical(b))
     assert space.params(a) == space.params(b)
     assert space.to_string(space.canonical(a)) != space.to_string(space.canonical(space.largest()))
+    assert np.array_equal(jax.jit(space.canonical)(np.stack([a, b])), np.stack([space.canonical(a)] * 2))
+
+
+def test_strategies_never_query_two_names_of_one_mobilenet():
+    space = tiny()
+    strategy = strategies.get("evolution", space, population_size=8)
+    state, names = strategy.init(jax.random.key(0)), set()
+    for step in range(12):
+        archs, state = strategy.ask(jax.random.key(step), state, 4)
+        state = strategy.tell(state, archs, np.asarray([space.params(a) for a in np.asarray(archs)], np.float32))
+        names |= {space.to_string(space.canonical(a)) for a in np.asarray(archs)}
+    assert len(names) == 48
 
 
 @pytest.mark.parametrize("input_shape", [(8, 8, 1), (16, 2)])

@@ -323,14 +323,15 @@ class MobileNetSpace(Space):
         """No choice here removes all of a block's weights, so none is parameter-free."""
         return np.zeros(self.validate(arch).shape, bool)
 
-    def canonical(self, arch) -> np.ndarray:
-        """`arch` with the (irrelevant) choices of blocks beyond each stage's depth set to 0, so
-        architectures that build the same network compare equal."""
-        a = self.validate(arch).copy()
+    def canonical(self, archs) -> jax.Array:
+        """`archs` with the (irrelevant) choices of blocks beyond each stage's depth set to 0, so
+        architectures that build the same network compare equal. Jittable."""
+        a = jnp.asarray(archs, jnp.int32)
         for b in self.block_layout():
-            inactive = b["position"] >= np.take(self.depth_options[b["stage"]], a[..., b["depth_index"]])
-            a[..., b["kernel_index"]] = np.where(inactive, 0, a[..., b["kernel_index"]])
-            a[..., b["expand_index"]] = np.where(inactive, 0, a[..., b["expand_index"]])
+            depth = jnp.asarray(self.depth_options[b["stage"]], jnp.int32)[a[..., b["depth_index"]]]
+            inactive = b["position"] >= depth
+            for index in (b["kernel_index"], b["expand_index"]):
+                a = a.at[..., index].set(jnp.where(inactive, 0, a[..., index]))
         return a
 
     # -- networks ------------------------------------------------------------------------------

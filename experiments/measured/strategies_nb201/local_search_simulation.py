@@ -69,7 +69,7 @@ def search(seed, budget=300, one_per_function=True, num_initial=10, patience=24,
             if not fresh or len(queried) - 1 - queried.index(best) >= patience:
                 break
             query(fresh[rng.integers(len(fresh))])
-        starts = [perturbed(best, perturb, rng) for _ in range(50)] if perturb else []
+        starts = [perturbed(best, perturb, rng) for _ in range(50)] if perturb and len(queried) < budget else []
         next_start = next((c for c in starts if key[c] not in seen), None)
     return [TEST[max(queried[:b], key=lambda c: VAL[c])] for b in (100, 300)]
 

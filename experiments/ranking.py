@@ -30,7 +30,8 @@ weights, `supernet_loss` by validation loss, `few_shot` by the few-shot sub-supe
 `fine_tuned` by the accuracy after each architecture has trained its inherited weights alone for
 `fine_tune.steps` more steps (weight inheritance with fine-tuning, as once-for-all networks'
 subnets are fine-tuned after extraction, Cai et al. 2020; not in the default rankers: it costs
-that many steps per architecture).
+that many steps per architecture). Rankers joined by "+" form a hybrid that averages their ranks
+(`supernet.ranking.rank_average`): a supernet and a training-free proxy err in different places.
 """
 
 import ml_collections
@@ -56,7 +57,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # `seed`), not only the table's rows, so that `supernet.ranking.rescore` can judge the same
         # scores against the table once more of it is trained.
         "score_sample": 0})
-    c.rankers = ("params", "flops", "synflow", "naswot", "snip", "supernet", "supernet_loss", "few_shot")
+    # "a+b": a hybrid ranker, the average of a's and b's ranks; the training-free hybrid is its control.
+    c.rankers = ("params", "flops", "synflow", "naswot", "snip", "supernet", "supernet_loss", "few_shot",
+                 "few_shot+naswot", "few_shot+params+naswot", "params+naswot+synflow")
     c.proxy_batch = 64  # training examples the proxies see (synflow uses only their shape)
     c.supernet = ml_collections.ConfigDict({
         "steps": 100 if runlocal else 10_000, "batch_size": 128, "learning_rate": 0.05, "momentum": 0.9,

@@ -36,6 +36,22 @@ def spearman_rho(a, b) -> float:
     return float(scipy.stats.spearmanr(a, b).statistic)
 
 
+def rank_average(*scores) -> np.ndarray:
+    """A hybrid ranker's scores: the mean over rankers of each architecture's rank among the
+    scored ones (ties averaged), scaled to [0, 1]; higher is better. Cheap estimators err in
+    different places (a supernet's sharing bias, a proxy's blind spots), so a combination can
+    rank better than any of them (zero-cost proxies complement other predictors: White et al.,
+    "How Powerful are Performance Predictors in NAS?", NeurIPS 2021). NaN scores rank lowest."""
+    if not scores:
+        raise ValueError("rank_average: give the scores of at least one ranker.")
+    columns = [np.nan_to_num(np.asarray(x, np.float64), nan=-np.inf) for x in scores]
+    if len({c.shape for c in columns}) != 1 or columns[0].ndim != 1:
+        raise ValueError(f"rank_average: every ranker must score the same architectures, got shapes "
+                         f"{[c.shape for c in columns]}.")
+    n = max(len(columns[0]) - 1, 1)
+    return np.mean([(scipy.stats.rankdata(c) - 1) / n for c in columns], axis=0)
+
+
 def _top_k_weights(values: np.ndarray, k: int) -> np.ndarray:
     """Probability that each element is among the k largest when ties are broken at random:
     1 above the k-th largest value, 0 below it, and the tied group at that value shares the

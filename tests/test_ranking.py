@@ -155,7 +155,8 @@ def test_ranking_job_end_to_end(tmp_path):
     workdir = tmp_path / "run"
     tiny = [f"--config.ground_truth.table={table}", "--config.ground_truth.max_rows=10",
             "--config.ground_truth.score_sample=12",  # the synthetic table's rows are this sample's
-            "--config.rankers=('params', 'flops', 'naswot', 'supernet', 'supernet_loss', 'few_shot', 'fine_tuned')",
+            "--config.rankers=('params', 'flops', 'naswot', 'supernet', 'supernet_loss', 'few_shot', 'fine_tuned', "
+            "'few_shot+naswot', 'params+naswot')",
             "--config.supernet.sampling=fair",
             "--config.dataset.options.num_samples=1000", "--config.space.options.channels=4",
             "--config.space.options.stages=1", "--config.proxy_batch=16", "--config.supernet.steps=3",
@@ -170,7 +171,10 @@ def test_ranking_job_end_to_end(tmp_path):
     assert results["rows"] == 10 and results["table"] == str(table) and results["column"] == "test_accuracy_mean"
     assert set(results["noise_ceiling"]) >= {"test_seed_tau", "val_test_tau"}
     assert list(results["rankers"]) == ["params", "flops", "naswot", "supernet", "supernet_loss", "few_shot",
-                                        "fine_tuned"]
+                                        "fine_tuned", "few_shot+naswot", "params+naswot"]
+    scores = {name: r["scores"] for name, r in results["rankers"].items()}
+    for hybrid in ("few_shot+naswot", "params+naswot"):
+        np.testing.assert_allclose(scores[hybrid], ranking.rank_average(*(scores[c] for c in hybrid.split("+"))))
     for name, r in results["rankers"].items():
         assert r["n"] == 10 and -1 <= r["kendall_tau"] <= 1 and 1 <= r["top1_true_rank"] <= 10, name
         assert 0 <= r["precision_top10pct"] <= 1 and r["top1_regret"] >= 0 and r["top1_name"].startswith("|")
@@ -213,9 +217,19 @@ def test_table_paths_and_rankers_are_checked(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="ground_truth.py"):
         ranking_job.resolve_table("benchmarks/no_such_table.csv")
     config = ranking_config.get_config("runlocal")
-    config.rankers = ("params", "grasp")
-    with pytest.raises(ValueError, match="valid: params, flops, synflow, naswot, snip, supernet"):
-        ranking_job.run(config, str(tmp_path))
+    for bad in (("params", "grasp"), ("few_shot+grasp",)):
+        config.rankers = bad
+        with pytest.raises(ValueError, match="valid: params, flops, synflow, naswot, snip, supernet.*joined by '\\+'"):
+            ranking_job.check(config)
+
+
+def test_rank_average_is_the_mean_rank_scaled_to_one():
+    np.testing.assert_allclose(ranking.rank_average([10, 30, 20]), [0.0, 1.0, 0.5])
+    # Two rankers that disagree on the order: the hybrid splits the difference; ties share a rank.
+    np.testing.assert_allclose(ranking.rank_average([1, 2, 3, 4], [4, 3, 3, 1]), [0.5, 5 / 12, 7 / 12, 0.5])
+    assert ranking.rank_average([np.nan, 1.0, 2.0])[0] == 0.0  # a failed evaluation ranks lowest
+    with pytest.raises(ValueError, match="same architectures"):
+        ranking.rank_average([1, 2, 3], [1, 2])
 
 
 def test_a_table_is_only_used_on_the_task_it_was_made_on(tmp_path, capsys):

@@ -6,7 +6,9 @@ ranker in `config.rankers` and compares each ranking with the table's `config.gr
 (`supernet.ranking.report`): analytic parameter and FLOP counts, the training-free proxies
 (`supernet.proxies`, at initialisation, on one batch of training examples) and the trained
 single-path supernet (validation accuracy with inherited weights, BN recalibrated per
-architecture, as the one-shot pipeline's search sees it). Writes one scatter plot per ranker.
+architecture, as the one-shot pipeline's search sees it). A ranker named `a+b+...` is a hybrid:
+the average of those rankers' ranks (`supernet.ranking.rank_average`). Writes one scatter plot per
+ranker.
 """
 
 from __future__ import annotations
@@ -39,8 +41,22 @@ def resolve_table(path: str) -> str:
                             f"and pass --config.ground_truth.table=DIR/ground_truth.csv.")
 
 
+def components(ranker: str) -> list[str]:
+    """The single rankers a ranker name stands for: `few_shot+naswot` -> [few_shot, naswot]."""
+    return ranker.split("+")
+
+
+def check_rankers(rankers) -> None:
+    unknown = [r for r in rankers if any(c not in RANKERS for c in components(r))]
+    if unknown:
+        raise ValueError(f"unknown ranker(s) {unknown}; valid: {', '.join(RANKERS)}, or several of them joined "
+                         f"by '+' for the average of their ranks (e.g. 'few_shot+naswot').")
+
+
 def check(config) -> None:
-    """The table exists and, unless `ground_truth.check_task` is off, was made on this run's task."""
+    """The rankers exist, the table exists and, unless `ground_truth.check_task` is off, was made
+    on this run's task."""
+    check_rankers(config.rankers)
     table = resolve_table(config.ground_truth.table)
     if config.ground_truth.check_task:
         ground_truth.check_task(config, table, "ground_truth.check_task")
@@ -62,7 +78,8 @@ def _supernet_scores(config, dataset, space, mesh, archs, workdir) -> dict:
     scores = evaluation.evaluate_population(space, model, state.params, archs, calib_x, dataset.val.x,
                                             dataset.val.y, mesh=mesh, batch_size=s.eval_batch_size)
     out = {"supernet": scores["accuracy"], "supernet_loss": -scores["loss"]}
-    if "few_shot" in config.rankers:
+    wanted = {c for r in config.rankers for c in components(r)}
+    if "few_shot" in wanted:
         subs = one_shot.train_few_shot(space, model, state.params, dataset.train, recipe,
                                        one_shot.from_section(one_shot.FewShotRecipe, config.few_shot),
                                        key=jax.random.key(config.seed + 1), mesh=mesh, workdir=workdir,
@@ -70,7 +87,7 @@ def _supernet_scores(config, dataset, space, mesh, archs, workdir) -> dict:
         # Each architecture scored by its own sub-supernet, as the search scores it.
         out["few_shot"] = one_shot.supernet_objective(space, model, subs, dataset.val, calib_x, mesh=mesh,
                                                       batch_size=s.eval_batch_size)(archs)
-    if "fine_tuned" in config.rankers:
+    if "fine_tuned" in wanted:
         t = config.fine_tune
         optimizer = training.make_optimizer(t.learning_rate, recipe.momentum, recipe.weight_decay, t.steps)
         tuned = evaluation.evaluate_fine_tuned(space, model, state.params, archs, dataset.train, calib_x,
@@ -84,9 +101,7 @@ def _supernet_scores(config, dataset, space, mesh, archs, workdir) -> dict:
 
 
 def run(config, workdir: str) -> dict:
-    unknown = [r for r in config.rankers if r not in RANKERS]
-    if unknown:
-        raise ValueError(f"unknown ranker(s) {unknown}; valid: {', '.join(RANKERS)}.")
+    check_rankers(config.rankers)
     dataset, space, mesh = setup(config)
     g = config.ground_truth
     table = resolve_table(g.table)
@@ -117,26 +132,33 @@ def run(config, workdir: str) -> dict:
               "few_shot": "few-shot sub-supernet validation accuracy",
               "fine_tuned": "validation accuracy after fine-tuning the inherited weights",
               **{p: f"{p} score at initialisation" for p in proxies.PROXIES}}
-    reports, supernet_scores = {}, None
-    for name in config.rankers:
+    singles, seconds, supernet_scores = {}, {}, None
+    for name in dict.fromkeys(c for r in config.rankers for c in components(r)):
         tic = time.perf_counter()
         if name == "params":
-            all_scores = np.asarray([space.params(a) for a in scored], np.float64)
+            singles[name] = np.asarray([space.params(a) for a in scored], np.float64)
         elif name == "flops":
-            all_scores = np.asarray([space.flops(a) for a in scored], np.float64)
+            singles[name] = np.asarray([space.flops(a) for a in scored], np.float64)
         elif name in SUPERNET_RANKERS:  # one supernet training serves all of them
             if supernet_scores is None:
                 supernet_scores = _supernet_scores(config, dataset, space, mesh, scored, workdir)
-            all_scores = supernet_scores[name]
+            singles[name] = supernet_scores[name]
         else:
-            all_scores = proxies.score(space, proxy_model, proxy_params, scored, proxy_x, proxy_y, name)
+            singles[name] = proxies.score(space, proxy_model, proxy_params, scored, proxy_x, proxy_y, name)
+        seconds[name] = time.perf_counter() - tic
+
+    reports = {}
+    for name in config.rankers:
+        parts = components(name)
+        all_scores = singles[name] if len(parts) == 1 else ranking.rank_average(*(singles[c] for c in parts))
         predicted = np.asarray(all_scores)[at]
-        seconds = time.perf_counter() - tic
         report = ranking.report(predicted, truth, names=names)
+        label = labels[name] if len(parts) == 1 else "rank average of " + ", ".join(parts)
         png = ranking.draw_scatter(predicted, truth, report, os.path.join(workdir, f"ranking_{name}.png"),
-                                   xlabel=labels[name], ylabel=f"{g.column} (trained from scratch)", name=name)
+                                   xlabel=label, ylabel=f"{g.column} (trained from scratch)", name=name)
+        seconds_taken = sum(seconds[c] for c in parts)
         # The scores themselves, aligned with "archs": a later, larger table can re-score them.
-        reports[name] = {**report, "seconds": seconds, "scatter_png": png,
+        reports[name] = {**report, "seconds": seconds_taken, "scatter_png": png,
                          "scores": np.asarray(all_scores, np.float64).tolist()}
 
     # A table with one seed has no seed-to-seed agreement to report.
@@ -145,7 +167,7 @@ def run(config, workdir: str) -> dict:
         f"seed halves tau {ceiling['test_seed_tau']:.3f}, val vs test tau {ceiling['val_test_tau']:.3f}"
         if ceiling else "none (the table has fewer than 2 seeds)"))
     for name, r in reports.items():
-        print(f"  {name:>9}: tau {r['kendall_tau']:+.3f}  rho {r['spearman_rho']:+.3f}  "
+        print(f"  {name:>22}: tau {r['kendall_tau']:+.3f}  rho {r['spearman_rho']:+.3f}  "
               f"P@5% {r['precision_top5pct']:.2f}  P@10% {r['precision_top10pct']:.2f}  "
               f"top-1 true rank {r['top1_true_rank']:g}  regret {r['top1_regret']:.4f}  ({r['seconds']:.1f} s)")
     return {"table": table, "rows": len(rows), "column": g.column, "noise_ceiling": ceiling, "rankers": reports,

@@ -124,6 +124,9 @@ class AutoModel:
     few_shot: decisions (names or indices) to split the trained supernet on into few-shot
         sub-supernets (`supernet.few_shot`), which together train supernet_steps more steps and
         each score only their own architectures; () (default): the one-shot supernet alone.
+    hybrid: training-free rankers ("params", "flops", "synflow", "naswot", "snip") whose quantiles
+        are averaged with the supernet's validation accuracy as the search's fitness
+        (`one_shot.HybridRecipe`); () (default): the supernet's accuracy alone.
     workdir: where the metrics and the checkpoints go (None: nowhere); a rerun with the same options
         and data resumes there, other options or data are refused unless `restart=True`, which
         deletes that run's files first.
@@ -133,7 +136,7 @@ class AutoModel:
     def __init__(self, search_space, data="digits", *, strategy: str = "evolution", max_flops=None, max_params=None,
                  constraints=(), budget: int = 200, population: int = 25, ensemble: str | None = None,
                  ensemble_size: int = 3, supernet_steps: int = 1200, retrain_steps: int = 800, batch_size: int = 64,
-                 few_shot=(), seed: int = 0, workdir: str | None = None, restart: bool = False, progress: bool = True,
+                 few_shot=(), hybrid=(), seed: int = 0, workdir: str | None = None, restart: bool = False, progress: bool = True,
                  space_options: dict | None = None, strategy_options: dict | None = None):
         if ensemble not in (None, *ensembling.METHODS):
             raise ValueError(f"ensemble must be None or one of {', '.join(ensembling.METHODS)}, got {ensemble!r}.")
@@ -147,6 +150,11 @@ class AutoModel:
         self.limits = dict(max_flops=max_flops, max_params=max_params, constraints=constraints)
         self.space_options = dict(space_options or {})
         self.few_shot = tuple(few_shot)
+        self.hybrid = tuple(hybrid)
+        unknown = [name for name in self.hybrid if name not in one_shot.TRAINING_FREE]
+        if unknown:
+            raise ValueError(f"hybrid: unknown training-free ranker(s) {unknown}; valid: "
+                             f"{', '.join(one_shot.TRAINING_FREE)}.")
         self.seed, self.workdir, self.restart, self.progress = seed, workdir, restart, progress
         self.recipes = (
             one_shot.SupernetRecipe(steps=supernet_steps, batch_size=batch_size, checkpoint_every=200 if workdir else 0),
@@ -165,6 +173,7 @@ class AutoModel:
         results = one_shot.run_one_shot_nas(space, dataset, strategy, supernet=supernet_recipe,
                                             search_recipe=search_recipe, retrain_recipe=retrain_recipe,
                                             few_shot_recipe=one_shot.FewShotRecipe(self._split(space)),
+                                            hybrid_recipe=one_shot.HybridRecipe(self.hybrid),
                                             mesh=sharding.make_mesh(), key=jax.random.key(self.seed),
                                             workdir=self.workdir, progress=self.progress)
         models = results.pop("_models")
@@ -206,7 +215,8 @@ class AutoModel:
                 "limits": {k: v for k, v in self.limits.items() if k != "constraints"},
                 "constraints": [repr(c) for c in self.limits["constraints"]],
                 "recipes": [dataclasses.asdict(r) for r in self.recipes],
-                **({"few_shot": self._split(space)} if self.few_shot else {})}  # older runs' identity unchanged
+                **({"few_shot": self._split(space)} if self.few_shot else {}),  # older runs' identity unchanged
+                **({"hybrid": self.hybrid} if self.hybrid else {})}
 
     def _pareto(self, space, found) -> list | None:
         """The front of (validation accuracy, each limited cost) over everything evaluated."""

@@ -5,8 +5,9 @@ retrain_recipe=RetrainRecipe(), mesh=..., key=...)`; `supernet.AutoModel` wraps 
 the `search` job (`supernet.jobs.one_shot`) runs it from a config.
 
 Splits are used honestly: supernet weights train on `train`, the search's fitness is accuracy on
-`val` (with BN recalibrated on `train` inputs), and the reported number is the winner's `test`
-accuracy after retraining it from scratch as a standalone network.
+`val` (with BN recalibrated on `train` inputs; optionally averaged with training-free rankers,
+`HybridRecipe`), and the reported number is the winner's `test` accuracy after retraining it from
+scratch as a standalone network.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import optax
 from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
-from supernet import checkpoint, data, evaluation, few_shot, records, retrain, training
+from supernet import checkpoint, data, evaluation, few_shot, proxies, ranking, records, retrain, training
 from supernet.spaces.base import Space
 from supernet import ensemble as ensembling
 
@@ -50,6 +51,53 @@ def supernet_objective(space: Space, model, weights, split: data.Split, calib_x:
     return objective
 
 
+TRAINING_FREE = ("params", "flops", *proxies.PROXIES)
+
+
+def training_free_scorers(space: Space, names, train: data.Split, input_shape, key: jax.Array,
+                          proxy_batch: int = 64) -> dict:
+    """`{name: score(archs) -> float[n]}` for each of `names` (`TRAINING_FREE`): the analytic
+    counts, or a proxy at freshly initialised supernet weights on `proxy_batch` training examples."""
+    unknown = [n for n in names if n not in TRAINING_FREE]
+    if unknown:
+        raise ValueError(f"unknown training-free ranker(s) {unknown}; valid: {', '.join(TRAINING_FREE)}.")
+    scorers = {}
+    for name in ("params", "flops"):
+        if name in names:
+            count = getattr(space, name)
+            scorers[name] = lambda archs, count=count: np.asarray([count(a) for a in np.asarray(archs)], np.float64)
+    if any(n in proxies.PROXIES for n in names):
+        init_key, pick_key = jax.random.split(key)
+        model = space.supernet()
+        params = training.init_params(space, model, init_key, input_shape)
+        pick = np.sort(np.asarray(jax.random.choice(pick_key, len(train), (min(proxy_batch, len(train)),),
+                                                    replace=False)))
+        for name in (n for n in names if n in proxies.PROXIES):
+            scorers[name] = proxies.as_objective(space, model, params, train.x[pick], train.y[pick], name)
+    return {name: scorers[name] for name in names}
+
+
+class HybridFitness:
+    """A search's fitness that averages rankers: the supernet's validation accuracy and each
+    training-free score, mapped to their quantiles in a fixed reference sample of the space
+    (`ranking.quantiles`), so an architecture's fitness does not depend on what else was
+    evaluated. NaN when the supernet's accuracy is NaN. The `ranking` job's hybrid rankers
+    (`ranking.rank_average`), for a search."""
+
+    def __init__(self, scorers: dict, accuracy_of, reference: np.ndarray):
+        self.scorers = scorers
+        self.reference = {name: score(reference) for name, score in scorers.items()}
+        self.reference_accuracy = accuracy_of(reference)
+
+    def __call__(self, archs, accuracy) -> np.ndarray:
+        parts = [ranking.quantiles(accuracy, self.reference_accuracy)]
+        parts += [ranking.quantiles(score(archs), self.reference[name]) for name, score in self.scorers.items()]
+        return np.mean(parts, axis=0).astype(np.float32)
+
+    def describe(self) -> str:
+        return "mean quantile of supernet validation accuracy, " + ", ".join(self.scorers)
+
+
 def weights_of(weights, space: Space, arch):
     """The supernet params that serve `arch` (its sub-supernet's, with few-shot `SubSupernets`)."""
     return weights.of(space, arch) if isinstance(weights, few_shot.SubSupernets) else weights
@@ -74,10 +122,10 @@ def train_few_shot(space: Space, model, params, train: data.Split, supernet: "Su
 def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.ndarray, *,
            budget: int, population: int, key: jax.Array, mesh: Mesh, eval_batch_size: int = 256,
            log: records.MetricsLog | None = None, progress: bool = True, workdir: str | None = None,
-           stage: str = "search") -> dict:
+           stage: str = "search", hybrid: HybridFitness | None = None) -> dict:
     """Asks `strategy` for `population` architectures at a time, scores them with the supernet
-    objective on `val` (`weights`: see `supernet_objective`), tells it the accuracies, until
-    `budget` evaluations.
+    objective on `val` (`weights`: see `supernet_objective`), tells it the accuracies (or, with a
+    `hybrid`, their hybrid fitness), until `budget` evaluations.
 
     With a `workdir`, every round checkpoints the strategy's state and everything evaluated so far
     (`workdir/checkpoints/<stage>`), and a rerun continues after the last saved round. An
@@ -93,39 +141,47 @@ def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.
 
     def saved_after(rounds: int) -> dict:  # what a checkpoint after `rounds` rounds holds
         n = min(rounds * population, budget)
-        return {"strategy": state, "archs": np.zeros((n, space.num_decisions), np.int32),
-                "fitness": np.zeros(n, np.float32)}
+        saved = {"strategy": state, "archs": np.zeros((n, space.num_decisions), np.int32),
+                 "fitness": np.zeros(n, np.float32)}
+        return {**saved, "val_accuracy": np.zeros(n, np.float32)} if hybrid else saved
 
     round_index, saved = training.resume(checkpoints, state, snapshot=lambda _: saved_after)
     if round_index:
         state = saved["strategy"]
     archs_seen = np.asarray(saved["archs"]).tolist() if round_index else []
     fitness_seen = np.asarray(saved["fitness"]).tolist() if round_index else []
+    accuracy_seen = np.asarray(saved["val_accuracy" if hybrid else "fitness"]).tolist() if round_index else []
     if log:
         log.rewind(stage, round_index)
     bar = tqdm(total=budget, initial=len(fitness_seen), desc=stage, disable=not progress)
     while len(fitness_seen) < budget:
         n = min(population, budget - len(fitness_seen))
         archs, state = strategy.ask(jax.random.fold_in(ask_key, round_index), state, n)
-        fitness = np.asarray(objective(archs), np.float32)
+        accuracy = np.asarray(objective(archs), np.float32)
+        fitness = accuracy if hybrid is None else hybrid(archs, accuracy)
         state = strategy.tell(state, archs, fitness)
         archs_seen.extend(np.asarray(archs).tolist())
         fitness_seen.extend(fitness.tolist())
+        accuracy_seen.extend(accuracy.tolist())
         round_index += 1
         best = _best(fitness_seen, stage)
         if log:
-            log.write(stage, round_index, evaluated=len(fitness_seen), best_val_accuracy=fitness_seen[best],
-                      best_arch=space.to_string(archs_seen[best]))
+            log.write(stage, round_index, evaluated=len(fitness_seen), best_val_accuracy=accuracy_seen[best],
+                      best_arch=space.to_string(archs_seen[best]),
+                      **({"best_fitness": fitness_seen[best]} if hybrid else {}))
         if checkpoints:
-            checkpoints.save(round_index, {"strategy": state, "archs": np.asarray(archs_seen, np.int32),
-                                           "fitness": np.asarray(fitness_seen, np.float32)},
-                             stage=stage, check_finite=False)  # NaN fitness is a legitimate result
+            saved = {"strategy": state, "archs": np.asarray(archs_seen, np.int32),
+                     "fitness": np.asarray(fitness_seen, np.float32)}
+            if hybrid:
+                saved["val_accuracy"] = np.asarray(accuracy_seen, np.float32)
+            checkpoints.save(round_index, saved, stage=stage, check_finite=False)  # NaN fitness is a legitimate result
         bar.update(n)
-        bar.set_postfix(best_val=f"{fitness_seen[best]:.3f}")
+        bar.set_postfix(best_val=f"{accuracy_seen[best]:.3f}")
     bar.close()
     best = _best(fitness_seen, stage)
-    return {"archs": np.asarray(archs_seen, np.int32), "val_accuracy": np.asarray(fitness_seen),
-            "best_arch": np.asarray(archs_seen[best], np.int32), "best_val_accuracy": fitness_seen[best]}
+    return {"archs": np.asarray(archs_seen, np.int32), "fitness": np.asarray(fitness_seen),
+            "val_accuracy": np.asarray(accuracy_seen), "best_arch": np.asarray(archs_seen[best], np.int32),
+            "best_fitness": fitness_seen[best], "best_val_accuracy": accuracy_seen[best]}
 
 
 def _best(fitness: list[float], stage: str) -> int:
@@ -184,6 +240,17 @@ class SearchRecipe:
 
 
 @dataclasses.dataclass(frozen=True)
+class HybridRecipe:
+    """The search's fitness (`HybridFitness`): with `training_free` rankers named (of
+    `TRAINING_FREE`), the mean quantile of the supernet's validation accuracy and their scores
+    among `reference_size` uniform architectures; proxies see `proxy_batch` training examples.
+    Empty: the supernet's validation accuracy alone."""
+    training_free: tuple[str, ...] = ()
+    reference_size: int = 256
+    proxy_batch: int = 64
+
+
+@dataclasses.dataclass(frozen=True)
 class RetrainRecipe:
     """How the winners are retrained from scratch as standalone networks. `with_val`: on train and
     val together (the search is over, so val has done its job; test stays untouched)."""
@@ -214,13 +281,13 @@ def from_section(recipe_type, section) -> Any:
 
 def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet: SupernetRecipe,
                      search_recipe: SearchRecipe, retrain_recipe: RetrainRecipe, mesh: Mesh, key: jax.Array,
-                     few_shot_recipe: FewShotRecipe = FewShotRecipe(), workdir: str | None = None,
-                     progress: bool = True) -> dict:
+                     few_shot_recipe: FewShotRecipe = FewShotRecipe(), hybrid_recipe: HybridRecipe = HybridRecipe(),
+                     workdir: str | None = None, progress: bool = True) -> dict:
     """Supernet training [-> few-shot sub-supernets] -> search on val -> retraining the winner from
     scratch -> test accuracy.
 
-    With `search_recipe.ensemble_size` k > 1, the k best distinct architectures by validation
-    accuracy are each retrained from scratch and their test predictions combined
+    With `search_recipe.ensemble_size` k > 1, the k best distinct architectures by the search's
+    fitness (validation accuracy, or the `hybrid_recipe`'s hybrid) are each retrained from scratch and their test predictions combined
     (`supernet.ensemble`). With a `workdir`, writes `metrics.jsonl` and checkpoints there as it
     goes, and every stage resumes from its own: the supernet (`checkpoints/supernet`), the search
     (`checkpoints/search`, every round) and each retraining (`checkpoints/retrain_<i>`); the
@@ -250,9 +317,17 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
     tic = time.perf_counter()
     calib_x = calibration_inputs(dataset.train, search_recipe.calib_size,
                                  int(jax.random.randint(calib_key, (), 0, 2**31 - 1)), mesh)
+    hybrid = None
+    if hybrid_recipe.training_free:
+        scorers = training_free_scorers(space, hybrid_recipe.training_free, dataset.train, dataset.input_shape,
+                                        jax.random.fold_in(calib_key, 1), hybrid_recipe.proxy_batch)
+        reference = np.asarray(space.sample(jax.random.fold_in(calib_key, 2), hybrid_recipe.reference_size))
+        hybrid = HybridFitness(scorers, supernet_objective(space, model, shared, dataset.val, calib_x, mesh=mesh,
+                                                           batch_size=search_recipe.eval_batch_size), reference)
     found = search(space, model, shared, strategy, dataset.val, calib_x, budget=search_recipe.budget,
                    population=search_recipe.population, key=search_key, mesh=mesh,
-                   eval_batch_size=search_recipe.eval_batch_size, log=log, progress=progress, workdir=workdir)
+                   eval_batch_size=search_recipe.eval_batch_size, log=log, progress=progress, workdir=workdir,
+                   hybrid=hybrid)
     timings["search_s"] = time.perf_counter() - tic
 
     best = found["best_arch"]
@@ -260,7 +335,7 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
     inherited_test = retrain.accuracy(network, inherited, dataset.test)
 
     tic = time.perf_counter()
-    order = np.argsort(-found["val_accuracy"], kind="stable")
+    order = np.argsort(-found["fitness"], kind="stable")
     member_rows = first_distinct(found["archs"], order, max(search_recipe.ensemble_size, 1))
     members = found["archs"][member_rows]
     retrained = [retrain_from_scratch(space, arch, retrain_recipe.split(dataset), steps=retrain_recipe.steps,
@@ -288,12 +363,13 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
         "best_accuracy": test_accuracy,
         "best_accuracy_meaning": "test accuracy of the winner retrained from scratch as a standalone network",
         "supernet_val_accuracy": found["best_val_accuracy"],
+        "search_fitness": hybrid.describe() if hybrid else "supernet validation accuracy",
         "inherited_weights_test_accuracy": inherited_test,
         "params": space.params(best),
         "flops": space.flops(best),
         "evaluated": len(found["val_accuracy"]),
-        "top10": [{"arch": space.to_string(found["archs"][i]), "val_accuracy": float(found["val_accuracy"][i])}
-                  for i in order],
+        "top10": [{"arch": space.to_string(found["archs"][i]), "val_accuracy": float(found["val_accuracy"][i]),
+                   **({"fitness": float(found["fitness"][i])} if hybrid else {})} for i in order],
         "space": space.describe(),
         "dataset": {"name": dataset.name, "train": len(dataset.train), "val": len(dataset.val),
                     "test": len(dataset.test)},
@@ -301,7 +377,7 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
         "timings": timings,
         **ensemble,
         "_models": {"supernet": model, "params": shared, "retrained": retrained, "members": members,
-                    "history": found, "calib_x": calib_x},
+                    "history": found, "calib_x": calib_x, "hybrid": hybrid},
     }
 
 

@@ -52,6 +52,17 @@ def rank_average(*scores) -> np.ndarray:
     return np.mean([(scipy.stats.rankdata(c) - 1) / n for c in columns], axis=0)
 
 
+def quantiles(values, reference) -> np.ndarray:
+    """Where each of `values` falls among `reference` (a fixed sample's scores), in [0, 1]: the
+    fraction of the sample below it, ties counting half. NaN stays NaN."""
+    values = np.asarray(values, np.float64)
+    ordered = np.sort(np.asarray(reference, np.float64)[np.isfinite(reference)])
+    if ordered.size == 0:
+        raise ValueError("quantiles: the reference sample has no finite score.")
+    below = np.searchsorted(ordered, values, "left") + np.searchsorted(ordered, values, "right")
+    return np.where(np.isnan(values), np.nan, below / (2.0 * ordered.size))
+
+
 def _top_k_weights(values: np.ndarray, k: int) -> np.ndarray:
     """Probability that each element is among the k largest when ties are broken at random:
     1 above the k-th largest value, 0 below it, and the tied group at that value shares the

@@ -66,6 +66,15 @@ def test_space_in_every_form():
         resolve_space(wrong, ds, {})
 
 
+def test_hybrid_fitness_by_name(digits_arrays):
+    x, y = digits_arrays
+    found = AutoModel(CHOICES, data=(x, y), hybrid=("params", "naswot"), **TINY).search()
+    assert found.results["search_fitness"] == "mean quantile of supernet validation accuracy, params, naswot"
+    assert len(found.history["archs"]) == 4 and 0 <= found.supernet_val_accuracy <= 1
+    with pytest.raises(ValueError, match="hybrid: unknown training-free ranker.*'grasp'.*valid: params, flops"):
+        AutoModel(CHOICES, data=(x, y), hybrid=("grasp",), **TINY)
+
+
 def test_few_shot_sub_supernets_by_decision_name(digits_arrays):
     x, y = digits_arrays
     found = AutoModel(CHOICES, data=(x, y), few_shot=("block1",), **TINY).search()

@@ -30,6 +30,9 @@ def check(config) -> None:
     if config.few_shot.decisions:  # before the supernet trains, not after
         few_shot.Split(tuple(config.few_shot.decisions)).sizes(spaces.get(config.space.name,
                                                                           **config.space.options.to_dict()))
+    if "hybrid" in config:
+        config_check.check_keys(config.hybrid.training_free, list(one_shot.TRAINING_FREE), "hybrid.training_free",
+                                "the hybrid fitness")
     if config.ranking.table and config.ranking.check_task:
         check_task(config, resolve_table(config.ranking.table), "ranking.check_task")
 
@@ -44,6 +47,7 @@ def run(config, workdir: str) -> dict:
         search_recipe=one_shot.from_section(one_shot.SearchRecipe, config.search),
         retrain_recipe=one_shot.from_section(one_shot.RetrainRecipe, config.retrain),
         few_shot_recipe=one_shot.from_section(one_shot.FewShotRecipe, config.few_shot),
+        hybrid_recipe=one_shot.from_section(one_shot.HybridRecipe, config.get("hybrid", {})),
         workdir=workdir, progress=config.progress)
     models = results.pop("_models")
     results["ranking"] = ranking_report(config, dataset, space, mesh, models, workdir)
@@ -63,16 +67,18 @@ def run(config, workdir: str) -> dict:
 
 
 def ranking_report(config, dataset, space, mesh, models, workdir: str | None = None) -> dict:
-    """How well the trained supernet ranked: against `config.ranking.table` when one is named, else
+    """How well the search's fitness ranked: against `config.ranking.table` when one is named, else
     the cheap check (its `check_size` favourites and as many random architectures, retrained)."""
-    objective = one_shot.supernet_objective(space, models["supernet"], models["params"], dataset.val,
-                                            models["calib_x"], mesh=mesh, batch_size=config.search.eval_batch_size)
+    accuracy = one_shot.supernet_objective(space, models["supernet"], models["params"], dataset.val,
+                                           models["calib_x"], mesh=mesh, batch_size=config.search.eval_batch_size)
+    hybrid = models["hybrid"]
+    objective = accuracy if hybrid is None else (lambda archs: hybrid(archs, accuracy(archs)))
     scatter = os.path.join(workdir, "ranking.png") if workdir else None
     if config.ranking.table:
         return ranking.against_table(objective, space, resolve_table(config.ranking.table), config.ranking.column,
                                      scatter=scatter)
     history, k = models["history"], config.ranking.check_size
-    order = np.argsort(-history["val_accuracy"], kind="stable")
+    order = np.argsort(-history["fitness"], kind="stable")
     top = history["archs"][one_shot.first_distinct(history["archs"], order, k)]  # the k best distinct, best first
     taken = {tuple(a) for a in top.tolist()}
     pool = sample_architectures(space, min(space.size, 2 * k + len(top)), config.seed + 1)

@@ -139,11 +139,14 @@ def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.
     state = strategy.init(init_key)
     checkpoints = checkpoint.Checkpoints(checkpoint.stage_dir(workdir, stage)) if workdir else None
 
-    def saved_after(rounds: int) -> dict:  # what a checkpoint after `rounds` rounds holds
+    def snapshot(strategy_state, archs, fitness, accuracy) -> dict:  # what a checkpoint holds
+        saved = {"strategy": strategy_state, "archs": np.asarray(archs, np.int32).reshape(-1, space.num_decisions),
+                 "fitness": np.asarray(fitness, np.float32)}
+        return {**saved, "val_accuracy": np.asarray(accuracy, np.float32)} if hybrid else saved
+
+    def saved_after(rounds: int) -> dict:
         n = min(rounds * population, budget)
-        saved = {"strategy": state, "archs": np.zeros((n, space.num_decisions), np.int32),
-                 "fitness": np.zeros(n, np.float32)}
-        return {**saved, "val_accuracy": np.zeros(n, np.float32)} if hybrid else saved
+        return snapshot(state, np.zeros((n, space.num_decisions)), np.zeros(n), np.zeros(n))
 
     round_index, saved = training.resume(checkpoints, state, snapshot=lambda _: saved_after)
     if round_index:
@@ -169,12 +172,9 @@ def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.
             log.write(stage, round_index, evaluated=len(fitness_seen), best_val_accuracy=accuracy_seen[best],
                       best_arch=space.to_string(archs_seen[best]),
                       **({"best_fitness": fitness_seen[best]} if hybrid else {}))
-        if checkpoints:
-            saved = {"strategy": state, "archs": np.asarray(archs_seen, np.int32),
-                     "fitness": np.asarray(fitness_seen, np.float32)}
-            if hybrid:
-                saved["val_accuracy"] = np.asarray(accuracy_seen, np.float32)
-            checkpoints.save(round_index, saved, stage=stage, check_finite=False)  # NaN fitness is a legitimate result
+        if checkpoints:  # NaN fitness is a legitimate result
+            checkpoints.save(round_index, snapshot(state, archs_seen, fitness_seen, accuracy_seen), stage=stage,
+                             check_finite=False)
         bar.update(n)
         bar.set_postfix(best_val=f"{accuracy_seen[best]:.3f}")
     bar.close()

@@ -7,10 +7,12 @@ The official MNIST-1D split (4,000 train, 1,000 test; 800 of the train examples 
 for validation, so the supernet trains on 3,200 and architectures are scored on 800). The supernet
 trains with the options that ranked best against the official-task ground-truth table, the one
 closest to this task (README, ranking section): uniform single-path sampling for 10,000 steps;
-the search runs regularized evolution on it; the 3 best distinct architectures are retrained from
+the search runs regularized evolution on it, its fitness the supernet's validation accuracy
+averaged (as quantiles) with the parameter count and NASWOT, the hybrid that ranked best on both
+ground-truth tables; the 3 best distinct architectures are retrained from
 scratch on train+val (the official 4,000 training examples; the search is over) and ensembled;
 the reported `best_accuracy` is the winner's accuracy on the 1,000 official test examples.
-results.json also holds the ranking check (the supernet's 3 favourites and 3 random cells
+results.json also holds the ranking check (the search's 3 favourites and 3 random cells
 retrained the same way).
 
 `runlocal` (a few minutes on 2 cores) checks the code paths; its numbers mean little.

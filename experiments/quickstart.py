@@ -4,10 +4,11 @@ The task and space of the shipped ground-truth table (strategies/benchmarks/
 ground_truth_nb201_mnist1d.csv): MNIST-1D drawn at 20,000 examples (4,000 train, 1,000 val,
 15,000 test), NAS-Bench-201 cells at C=8, one cell per stage. Trains the supernet (single-path,
 uniform sampling) for the budget that ranked best per minute in the ranking measurement (README,
-ranking section), searches it with regularized evolution on the validation split, retrains the 3
+ranking section), searches it with regularized evolution on the validation split with a hybrid
+fitness (the supernet's accuracy averaged with the parameter count and NASWOT), retrains the 3
 best from scratch with the table's recipe (so their test accuracy is comparable with the table's)
-and ensembles them, and judges the supernet's ranking against every row of the table.
-About 12 minutes on 2 CPU cores (README: measured times).
+and ensembles them, and judges the search's ranking against every row of the table.
+About 4 minutes on 2 CPU cores (README: measured times).
 
 `runlocal` (about a minute) checks the code paths on scikit-learn's bundled 8x8 digits with a
 tiny budget and the cheap ranking check (no table exists for digits); its numbers mean little.

@@ -151,10 +151,7 @@ class AutoModel:
         self.space_options = dict(space_options or {})
         self.few_shot = tuple(few_shot)
         self.hybrid = tuple(hybrid)
-        unknown = [name for name in self.hybrid if name not in one_shot.TRAINING_FREE]
-        if unknown:
-            raise ValueError(f"hybrid: unknown training-free ranker(s) {unknown}; valid: "
-                             f"{', '.join(one_shot.TRAINING_FREE)}.")
+        one_shot.check_training_free(self.hybrid)
         self.seed, self.workdir, self.restart, self.progress = seed, workdir, restart, progress
         self.recipes = (
             one_shot.SupernetRecipe(steps=supernet_steps, batch_size=batch_size, checkpoint_every=200 if workdir else 0),

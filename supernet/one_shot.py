@@ -54,13 +54,17 @@ def supernet_objective(space: Space, model, weights, split: data.Split, calib_x:
 TRAINING_FREE = ("params", "flops", *proxies.PROXIES)
 
 
+def check_training_free(names, what: str = "hybrid") -> None:
+    unknown = [n for n in names if n not in TRAINING_FREE]
+    if unknown:
+        raise ValueError(f"{what}: unknown training-free ranker(s) {unknown}; valid: {', '.join(TRAINING_FREE)}.")
+
+
 def training_free_scorers(space: Space, names, train: data.Split, input_shape, key: jax.Array,
                           proxy_batch: int = 64) -> dict:
     """`{name: score(archs) -> float[n]}` for each of `names` (`TRAINING_FREE`): the analytic
     counts, or a proxy at freshly initialised supernet weights on `proxy_batch` training examples."""
-    unknown = [n for n in names if n not in TRAINING_FREE]
-    if unknown:
-        raise ValueError(f"unknown training-free ranker(s) {unknown}; valid: {', '.join(TRAINING_FREE)}.")
+    check_training_free(names)
     scorers = {}
     for name in ("params", "flops"):
         if name in names:

@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from strategies.archs import enumerate_all, radix_strides
+from strategies.archs import enumerate_all, neighbours, radix_strides
 from strategies.benchmarks import tabular
 from supernet import spaces
 
@@ -26,16 +26,9 @@ STRIDES = radix_strides(SPACE.num_choices)
 TABLE = tabular.TabularObjective(tabular.NB201_ACCURACY_CSV, SPACE, "cifar10-val")
 VAL, TEST = TABLE.metric(CELLS, "cifar10-val"), TABLE.metric(CELLS, "cifar10-test")
 FUNCTION = np.asarray(SPACE.canonical(CELLS)) @ STRIDES  # a number per function
-
-
-def neighbours(cell):
-    out = []
-    for d in range(CELLS.shape[1]):
-        for shift in range(1, SPACE.num_choices[d]):
-            b = CELLS[cell].copy()
-            b[d] = (b[d] + shift) % SPACE.num_choices[d]
-            out.append(int(b @ STRIDES))
-    return out
+# NEIGHBOURS[c]: the numbers of cell c's one-decision neighbours, in `strategies.archs.neighbours`' order.
+NEIGHBOURS = (np.asarray(neighbours(CELLS, SPACE.num_choices)).reshape(len(CELLS), -1, CELLS.shape[1])
+              @ STRIDES).tolist()
 
 
 def perturbed(cell, changes, rng):
@@ -65,7 +58,7 @@ def search(seed, budget=300, one_per_function=True, num_initial=10, patience=24,
                 query(cell)
         while len(queried) < budget:
             best = max(queried[start:], key=lambda c: VAL[c])
-            fresh = [c for c in neighbours(best) if key[c] not in seen]
+            fresh = [c for c in NEIGHBOURS[best] if key[c] not in seen]
             if not fresh or len(queried) - 1 - queried.index(best) >= patience:
                 break
             query(fresh[rng.integers(len(fresh))])

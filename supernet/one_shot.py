@@ -13,6 +13,7 @@ scratch as a standalone network.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from typing import Any
 
@@ -86,15 +87,22 @@ class HybridFitness:
     training-free score, mapped to their quantiles in a fixed reference sample of the space
     (`ranking.quantiles`), so an architecture's fitness does not depend on what else was
     evaluated. NaN when the supernet's accuracy is NaN. The `ranking` job's hybrid rankers
-    (`ranking.rank_average`), for a search."""
+    (`ranking.rank_average`), for a search. The reference is scored on first use, so a resumed
+    run whose search is already complete does not score it again."""
 
     def __init__(self, scorers: dict, accuracy_of, reference: np.ndarray):
         self.scorers = scorers
-        self.reference = {name: score(reference) for name, score in scorers.items()}
-        self.reference_accuracy = accuracy_of(reference)
+        self._accuracy_of = accuracy_of
+        self._reference_archs = reference
+
+    @functools.cached_property
+    def reference(self) -> dict:
+        """Each ranker's scores of the reference sample ("accuracy": the supernet's)."""
+        scores = {name: score(self._reference_archs) for name, score in self.scorers.items()}
+        return {"accuracy": self._accuracy_of(self._reference_archs), **scores}
 
     def __call__(self, archs, accuracy) -> np.ndarray:
-        parts = [ranking.quantiles(accuracy, self.reference_accuracy)]
+        parts = [ranking.quantiles(accuracy, self.reference["accuracy"])]
         parts += [ranking.quantiles(score(archs), self.reference[name]) for name, score in self.scorers.items()]
         return np.mean(parts, axis=0).astype(np.float32)
 

@@ -71,3 +71,4 @@ def test_the_pipeline_searches_with_a_hybrid_fitness_and_resumes(tmp_path):
     again = run()  # every stage resumes from its checkpoints: the same search, the same winner
     assert again["best_arch"] == results["best_arch"] and again["best_accuracy"] == results["best_accuracy"]
     np.testing.assert_array_equal(again["_models"]["history"]["fitness"], history["fitness"])
+    assert "reference" not in vars(again["_models"]["hybrid"])  # the search was complete: no rescoring

@@ -61,25 +61,32 @@ def check_training_free(names, what: str = "hybrid") -> None:
         raise ValueError(f"{what}: unknown training-free ranker(s) {unknown}; valid: {', '.join(TRAINING_FREE)}.")
 
 
-def training_free_scorers(space: Space, names, train: data.Split, input_shape, key: jax.Array,
-                          proxy_batch: int = 64) -> dict:
-    """`{name: score(archs) -> float[n]}` for each of `names` (`TRAINING_FREE`): the analytic
-    counts, or a proxy at freshly initialised supernet weights on `proxy_batch` training examples."""
+def proxy_inputs(space: Space, train: data.Split, input_shape, key: jax.Array, proxy_batch: int = 64) -> tuple:
+    """(model, params, x, y) for the training-free proxies: freshly initialised supernet weights and
+    `proxy_batch` training examples, both drawn from `key`."""
+    init_key, pick_key = jax.random.split(key)
+    model = space.supernet()
+    params = training.init_params(space, model, init_key, input_shape)
+    pick = np.sort(np.asarray(jax.random.choice(pick_key, len(train), (min(proxy_batch, len(train)),),
+                                                replace=False)))
+    return model, params, train.x[pick], train.y[pick]
+
+
+def training_free_scorers(space: Space, names, inputs: tuple | None = None) -> dict:
+    """`{name: score(archs) -> float[n]}` for each of `names` (`TRAINING_FREE`): the analytic counts,
+    or a proxy at `inputs` (`proxy_inputs`: model, params, x, y; needed only for proxies)."""
     check_training_free(names)
-    scorers = {}
-    for name in ("params", "flops"):
-        if name in names:
-            count = getattr(space, name)
-            scorers[name] = lambda archs, count=count: np.asarray([count(a) for a in np.asarray(archs)], np.float64)
-    if any(n in proxies.PROXIES for n in names):
-        init_key, pick_key = jax.random.split(key)
-        model = space.supernet()
-        params = training.init_params(space, model, init_key, input_shape)
-        pick = np.sort(np.asarray(jax.random.choice(pick_key, len(train), (min(proxy_batch, len(train)),),
-                                                    replace=False)))
-        for name in (n for n in names if n in proxies.PROXIES):
-            scorers[name] = proxies.as_objective(space, model, params, train.x[pick], train.y[pick], name)
-    return {name: scorers[name] for name in names}
+
+    def scorer(name):
+        if name in proxies.PROXIES:
+            if inputs is None:
+                raise ValueError(f"training-free ranker {name!r} needs proxy inputs (one_shot.proxy_inputs).")
+            model, params, x, y = inputs
+            return lambda archs: proxies.score(space, model, params, archs, x, y, name)
+        count = getattr(space, name)
+        return lambda archs: np.asarray([count(a) for a in np.asarray(archs)], np.float64)
+
+    return {name: scorer(name) for name in names}
 
 
 class HybridFitness:
@@ -331,8 +338,9 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
                                  int(jax.random.randint(calib_key, (), 0, 2**31 - 1)), mesh)
     hybrid = None
     if hybrid_recipe.training_free:
-        scorers = training_free_scorers(space, hybrid_recipe.training_free, dataset.train, dataset.input_shape,
-                                        jax.random.fold_in(calib_key, 1), hybrid_recipe.proxy_batch)
+        inputs = proxy_inputs(space, dataset.train, dataset.input_shape, jax.random.fold_in(calib_key, 1),
+                              hybrid_recipe.proxy_batch)
+        scorers = training_free_scorers(space, hybrid_recipe.training_free, inputs)
         reference = np.asarray(space.sample(jax.random.fold_in(calib_key, 2), hybrid_recipe.reference_size))
         hybrid = HybridFitness(scorers, supernet_objective(space, model, shared, dataset.val, calib_x, mesh=mesh,
                                                            batch_size=search_recipe.eval_batch_size), reference)

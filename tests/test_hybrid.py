@@ -35,7 +35,7 @@ def test_hybrid_fitness_of_an_architecture_does_not_depend_on_its_batch():
 def test_unknown_training_free_ranker_is_named():
     space = spaces.get("nas_bench_201")
     with pytest.raises(ValueError, match="hybrid: unknown training-free ranker.*valid: params, flops, synflow, naswot, snip"):
-        one_shot.training_free_scorers(space, ("params", "grasp"), None, (8, 8, 1), jax.random.key(0))
+        one_shot.training_free_scorers(space, ("params", "grasp"))
 
 
 def test_the_pipeline_searches_with_a_hybrid_fitness_and_resumes(tmp_path):

@@ -23,7 +23,7 @@ from supernet import evaluation, one_shot, proxies, ranking, training
 from supernet.jobs import ground_truth, setup
 
 SUPERNET_RANKERS = ("supernet", "supernet_loss", "few_shot", "fine_tuned")
-RANKERS = ("params", "flops", *proxies.PROXIES, *SUPERNET_RANKERS)
+RANKERS = (*one_shot.TRAINING_FREE, *SUPERNET_RANKERS)
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -125,6 +125,9 @@ def run(config, workdir: str) -> dict:
     proxy_params = training.init_params(space, proxy_model, jax.random.key(config.seed), dataset.input_shape)
     pick = np.sort(np.random.default_rng(config.seed).choice(len(dataset.train), config.proxy_batch, replace=False))
     proxy_x, proxy_y = dataset.train.x[pick], dataset.train.y[pick]
+    wanted = list(dict.fromkeys(c for r in config.rankers for c in components(r)))
+    training_free = one_shot.training_free_scorers(space, [n for n in wanted if n in one_shot.TRAINING_FREE],
+                                                   (proxy_model, proxy_params, proxy_x, proxy_y))
 
     labels = {"params": "parameters (analytic)", "flops": "FLOPs (analytic)",
               "supernet": "supernet validation accuracy (inherited weights)",
@@ -133,18 +136,14 @@ def run(config, workdir: str) -> dict:
               "fine_tuned": "validation accuracy after fine-tuning the inherited weights",
               **{p: f"{p} score at initialisation" for p in proxies.PROXIES}}
     singles, seconds, supernet_scores = {}, {}, None
-    for name in dict.fromkeys(c for r in config.rankers for c in components(r)):
+    for name in wanted:
         tic = time.perf_counter()
-        if name == "params":
-            singles[name] = np.asarray([space.params(a) for a in scored], np.float64)
-        elif name == "flops":
-            singles[name] = np.asarray([space.flops(a) for a in scored], np.float64)
-        elif name in SUPERNET_RANKERS:  # one supernet training serves all of them
+        if name in training_free:
+            singles[name] = training_free[name](scored)
+        else:  # one supernet training serves every supernet ranker
             if supernet_scores is None:
                 supernet_scores = _supernet_scores(config, dataset, space, mesh, scored, workdir)
             singles[name] = supernet_scores[name]
-        else:
-            singles[name] = proxies.score(space, proxy_model, proxy_params, scored, proxy_x, proxy_y, name)
         seconds[name] = time.perf_counter() - tic
 
     reports = {}

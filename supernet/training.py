@@ -18,6 +18,7 @@ import optax
 from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
+from strategies.archs import enumerate_all
 from supernet import backend, checkpoint, data, records, sharding
 from supernet.spaces.base import Space
 
@@ -93,17 +94,34 @@ def make_train_step(space: Space, model, optimizer: optax.GradientTransformation
     return jax.jit(step, donate_argnums=0)
 
 
-SAMPLINGS = ("uniform", "sandwich", "fair")
+SAMPLINGS = ("uniform", "sandwich", "fair", "distinct")
+DISTINCT_LIMIT = 100_000  # the most architectures "distinct" sampling enumerates
 
 
 def make_path_sampler(space: Space, sampling: str = "uniform") -> Callable[[jax.Array], jax.Array]:
     """`sampler(key) -> int32[paths, D]`, the architectures one supernet step trains: "uniform"
-    (one path), "sandwich" (largest, smallest, uniform) or "fair" (`fair_paths`)."""
+    (one path), "sandwich" (largest, smallest, uniform), "fair" (`fair_paths`) or "distinct"
+    (one path, uniform over `distinct_functions`)."""
     if sampling not in SAMPLINGS:
         raise ValueError(f"unknown supernet sampling {sampling!r}; valid: {', '.join(SAMPLINGS)}.")
     if sampling == "fair":
         return lambda key: fair_paths(space, key)
+    if sampling == "distinct":
+        table = jnp.asarray(distinct_functions(space))
+        return lambda key: table[jax.random.randint(key, (1,), 0, len(table))]
     return lambda key: sample_paths(space, key, sandwich=sampling == "sandwich")
+
+
+def distinct_functions(space: Space) -> np.ndarray:
+    """int32[F, D]: one architecture per distinct function of the space (`space.canonical`), for
+    de-isomorphic sampling (Ning et al., "Evaluating Efficient Performance Estimators of Neural
+    Architectures", NeurIPS 2021). Why: uniform encodings over-train the functions that many
+    encodings name (on NAS-Bench-201, cells with dead edges: simple ones), so the shared weights
+    favour simple architectures. Enumerates the space, so at most `DISTINCT_LIMIT` architectures."""
+    if space.size > DISTINCT_LIMIT:
+        raise ValueError(f"supernet sampling 'distinct' enumerates the space, but {space.name} has {space.size:,} "
+                         f"architectures (limit {DISTINCT_LIMIT:,}); use supernet.sampling='uniform'.")
+    return np.unique(np.asarray(space.canonical(enumerate_all(space.num_choices))), axis=0).astype(np.int32)
 
 
 def sample_paths(space: Space, key: jax.Array, sandwich: bool) -> jax.Array:

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
+from strategies.archs import enumerate_all
 from supernet import data, evaluation, training
 
 
@@ -45,10 +46,15 @@ class Split:
         """The options the split decisions take in sub-supernet `sub`."""
         return tuple(int(o) for o in np.unravel_index(sub, self.sizes(space)))
 
-    def sampler(self, space, sub: int):
-        """`sampler(key) -> int32[1, D]`: uniform architectures of sub-supernet `sub` only."""
+    def sampler(self, space, sub: int, distinct: bool = False):
+        """`sampler(key) -> int32[1, D]`: uniform architectures of sub-supernet `sub` only; with
+        `distinct`, uniform over the distinct functions among them (`training.distinct_functions`)."""
         fixed = jnp.asarray(self.options(space, sub), jnp.int32)
         columns = jnp.asarray(self.decisions, jnp.int32)
+        if distinct:
+            cells = enumerate_all(space.num_choices)
+            mine = cells[np.all(cells[:, list(self.decisions)] == np.asarray(fixed), axis=1)]
+            return training.uniform_over(training.distinct_functions(space, mine))
         return lambda key: space.sample(key, 1).at[:, columns].set(fixed)
 
 
@@ -65,15 +71,16 @@ class SubSupernets:
 
 def train_sub_supernets(space, model, one_shot_params, train: data.Split, split: Split, *, steps: int,
                         batch_size: int, optimizer, key: jax.Array, mesh: Mesh, workdir: str | None = None,
-                        checkpoint_every: int = 0, progress: bool = True) -> list:
+                        checkpoint_every: int = 0, progress: bool = True, distinct: bool = False) -> list:
     """Params of every sub-supernet: each starts from `one_shot_params` and trains `steps` steps on
-    its own architectures (resuming from `workdir/checkpoints/few_shot_{i}` when present)."""
+    its own architectures (uniform, or uniform over their distinct functions with `distinct`),
+    resuming from `workdir/checkpoints/few_shot_{i}` when present."""
     subs = []
     for sub in range(split.count(space)):
         state = training.train_supernet(space, model, train, steps=steps, batch_size=batch_size, optimizer=optimizer,
                                         key=jax.random.fold_in(key, sub), mesh=mesh, workdir=workdir,
                                         checkpoint_every=checkpoint_every, progress=progress,
-                                        path_sampler=split.sampler(space, sub), params=one_shot_params,
+                                        path_sampler=split.sampler(space, sub, distinct), params=one_shot_params,
                                         stage=f"few_shot_{sub}", desc=f"few-shot {sub}")
         subs.append(state.params)
     return subs

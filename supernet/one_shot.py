@@ -126,15 +126,16 @@ def train_few_shot(space: Space, model, params, train: data.Split, supernet: "Su
                    recipe: "FewShotRecipe", *, key: jax.Array, mesh: Mesh, workdir: str | None = None,
                    progress: bool = True) -> few_shot.SubSupernets:
     """The few-shot sub-supernets of `recipe`, each warm-started from the one-shot `params` and
-    trained on its own architectures with the supernet's batch size, momentum and weight decay;
-    together they train `recipe.budget_share` x `supernet.steps` steps."""
+    trained on its own architectures with the supernet's batch size, momentum and weight decay
+    (uniform over their distinct functions when the supernet's sampling is "distinct"; otherwise
+    uniform); together they train `recipe.budget_share` x `supernet.steps` steps."""
     split = few_shot.Split(tuple(recipe.decisions))
     steps = max(1, int(supernet.steps * recipe.budget_share) // split.count(space))
     optimizer = training.make_optimizer(recipe.learning_rate, supernet.momentum, supernet.weight_decay, steps)
     subs = few_shot.train_sub_supernets(space, model, params, train, split, steps=steps,
                                         batch_size=supernet.batch_size, optimizer=optimizer, key=key, mesh=mesh,
                                         workdir=workdir, checkpoint_every=supernet.checkpoint_every,
-                                        progress=progress)
+                                        progress=progress, distinct=supernet.sampling == "distinct")
     return few_shot.SubSupernets(split, subs)
 
 

@@ -107,21 +107,29 @@ def make_path_sampler(space: Space, sampling: str = "uniform") -> Callable[[jax.
     if sampling == "fair":
         return lambda key: fair_paths(space, key)
     if sampling == "distinct":
-        table = jnp.asarray(distinct_functions(space))
-        return lambda key: table[jax.random.randint(key, (1,), 0, len(table))]
+        return uniform_over(distinct_functions(space))
     return lambda key: sample_paths(space, key, sandwich=sampling == "sandwich")
 
 
-def distinct_functions(space: Space) -> np.ndarray:
-    """int32[F, D]: one architecture per distinct function of the space (`space.canonical`), for
-    de-isomorphic sampling (Ning et al., "Evaluating Efficient Performance Estimators of Neural
-    Architectures", NeurIPS 2021). Why: uniform encodings over-train the functions that many
-    encodings name (on NAS-Bench-201, cells with dead edges: simple ones), so the shared weights
-    favour simple architectures. Enumerates the space, so at most `DISTINCT_LIMIT` architectures."""
+def distinct_functions(space: Space, archs=None) -> np.ndarray:
+    """int32[F, D]: one of `archs` (default: every architecture of the space) per distinct function
+    among them (`space.canonical`), the first met, for de-isomorphic sampling (Ning et al.,
+    "Evaluating Efficient Performance Estimators of Neural Architectures", NeurIPS 2021). Why:
+    uniform encodings over-train the functions that many encodings name (on NAS-Bench-201, cells
+    with dead edges: simple ones), so the shared weights favour simple architectures. Enumerates
+    the space, so at most `DISTINCT_LIMIT` architectures."""
     if space.size > DISTINCT_LIMIT:
         raise ValueError(f"supernet sampling 'distinct' enumerates the space, but {space.name} has {space.size:,} "
                          f"architectures (limit {DISTINCT_LIMIT:,}); use supernet.sampling='uniform'.")
-    return np.unique(np.asarray(space.canonical(enumerate_all(space.num_choices))), axis=0).astype(np.int32)
+    archs = enumerate_all(space.num_choices) if archs is None else np.asarray(archs)
+    _, first = np.unique(np.asarray(space.canonical(archs)), axis=0, return_index=True)
+    return archs[np.sort(first)].astype(np.int32)
+
+
+def uniform_over(table) -> Callable[[jax.Array], jax.Array]:
+    """`sampler(key) -> int32[1, D]`: one row of `table`, uniformly."""
+    table = jnp.asarray(table, jnp.int32)
+    return lambda key: table[jax.random.randint(key, (1,), 0, len(table))]
 
 
 def sample_paths(space: Space, key: jax.Array, sandwich: bool) -> jax.Array:

@@ -47,3 +47,14 @@ def test_distinct_sampling_draws_each_function_once_whatever_its_encodings():
 def test_distinct_sampling_refuses_a_space_too_large_to_enumerate():
     with pytest.raises(ValueError, match="enumerates the space.*use supernet.sampling='uniform'"):
         training.make_path_sampler(spaces.get("mobilenet"), "distinct")
+
+
+def test_a_sub_supernet_samples_the_distinct_functions_of_its_own_architectures():
+    from supernet import few_shot
+    space = spaces.get("nas_bench_201")
+    split = few_shot.Split((0,))
+    sampler = jax.jit(split.sampler(space, 2, distinct=True))
+    drawn = np.concatenate([np.asarray(sampler(jax.random.key(i))) for i in range(300)])
+    assert np.all(drawn[:, 0] == 2)  # only its own architectures
+    functions = np.asarray(space.canonical(drawn)).tolist()
+    assert len({tuple(f) for f in functions}) > 250  # one encoding per function: few repeats

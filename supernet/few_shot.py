@@ -18,7 +18,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from strategies.archs import enumerate_all
 from supernet import data, evaluation, training
 
 
@@ -49,12 +48,11 @@ class Split:
     def sampler(self, space, sub: int, distinct: bool = False):
         """`sampler(key) -> int32[1, D]`: uniform architectures of sub-supernet `sub` only; with
         `distinct`, uniform over the distinct functions among them (`training.distinct_functions`)."""
+        if distinct:
+            own = dict(zip(self.decisions, self.options(space, sub)))
+            return training.uniform_over(training.distinct_functions(space, own))
         fixed = jnp.asarray(self.options(space, sub), jnp.int32)
         columns = jnp.asarray(self.decisions, jnp.int32)
-        if distinct:
-            cells = enumerate_all(space.num_choices)
-            mine = cells[np.all(cells[:, list(self.decisions)] == np.asarray(fixed), axis=1)]
-            return training.uniform_over(training.distinct_functions(space, mine))
         return lambda key: space.sample(key, 1).at[:, columns].set(fixed)
 
 

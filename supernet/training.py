@@ -111,17 +111,20 @@ def make_path_sampler(space: Space, sampling: str = "uniform") -> Callable[[jax.
     return lambda key: sample_paths(space, key, sandwich=sampling == "sandwich")
 
 
-def distinct_functions(space: Space, archs=None) -> np.ndarray:
-    """int32[F, D]: one of `archs` (default: every architecture of the space) per distinct function
-    among them (`space.canonical`), the first met, for de-isomorphic sampling (Ning et al.,
-    "Evaluating Efficient Performance Estimators of Neural Architectures", NeurIPS 2021). Why:
-    uniform encodings over-train the functions that many encodings name (on NAS-Bench-201, cells
-    with dead edges: simple ones), so the shared weights favour simple architectures. Enumerates
-    the space, so at most `DISTINCT_LIMIT` architectures."""
+def distinct_functions(space: Space, fixed: dict[int, int] | None = None) -> np.ndarray:
+    """int32[F, D]: one architecture per distinct function of the space (`space.canonical`), the
+    lowest-numbered, for de-isomorphic sampling (Ning et al., "Evaluating Efficient Performance
+    Estimators of Neural Architectures", NeurIPS 2021); with `fixed` ({decision: option}), among
+    the architectures that take those options only. Why: uniform encodings over-train the
+    functions that many encodings name (on NAS-Bench-201, cells with dead edges: simple ones), so
+    the shared weights favour simple architectures. Enumerates the space, so at most
+    `DISTINCT_LIMIT` architectures."""
     if space.size > DISTINCT_LIMIT:
         raise ValueError(f"supernet sampling 'distinct' enumerates the space, but {space.name} has {space.size:,} "
                          f"architectures (limit {DISTINCT_LIMIT:,}); use supernet.sampling='uniform'.")
-    archs = enumerate_all(space.num_choices) if archs is None else np.asarray(archs)
+    archs = enumerate_all(space.num_choices)
+    if fixed:
+        archs = archs[np.all(archs[:, list(fixed)] == np.asarray(list(fixed.values())), axis=1)]
     _, first = np.unique(np.asarray(space.canonical(archs)), axis=0, return_index=True)
     return archs[np.sort(first)].astype(np.int32)
 

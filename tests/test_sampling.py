@@ -45,8 +45,12 @@ def test_distinct_sampling_draws_each_function_once_whatever_its_encodings():
 
 
 def test_distinct_sampling_refuses_a_space_too_large_to_enumerate():
+    from supernet import few_shot
+    space = spaces.get("mobilenet")
     with pytest.raises(ValueError, match="enumerates the space.*use supernet.sampling='uniform'"):
-        training.make_path_sampler(spaces.get("mobilenet"), "distinct")
+        training.make_path_sampler(space, "distinct")
+    with pytest.raises(ValueError, match="enumerates the space"):  # before enumerating anything
+        few_shot.Split((0,)).sampler(space, 0, distinct=True)
 
 
 def test_a_sub_supernet_samples_the_distinct_functions_of_its_own_architectures():

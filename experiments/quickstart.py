@@ -43,7 +43,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.supernet.momentum = 0.9
     # Distinct sampling (uniform over distinct functions) with weight decay 1e-2: against this
     # task's table it ranked at tau 0.55 (accuracy) where uniform sampling with 5e-4 ranked at
-    # 0.41-0.44, above the parameter count's 0.51 (README, ranking section).
+    # 0.41-0.44 (0.56 on another seed), above the parameter count's 0.51 (README, ranking section).
     c.supernet.weight_decay = 1e-2
     c.supernet.sampling = "distinct"  # or "uniform", "sandwich", "fair" (supernet.training.make_path_sampler)
     c.supernet.checkpoint_every = 200 if runlocal else 1000

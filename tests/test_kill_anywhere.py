@@ -4,7 +4,8 @@ results.json of an uninterrupted run (timings and paths aside) and a metrics.jso
 (stage, step) twice. Covers the one-shot `search` job and the `differentiable` (GDAS) job.
 
 A kill is planned as "once stage S has written a checkpoint in this process, wait a seeded random
-0-1 s, then SIGKILL", so the kills spread over the stages and every rerun makes progress; the
+0-0.25 s, then SIGKILL", so the kills spread over the stages and every rerun makes progress (the
+wait is short because the last stages of these small jobs last about a second); the
 first kill instead fires as soon as an orbax temporary directory (a write in progress) appears.
 """
 
@@ -48,10 +49,10 @@ def writing(workdir):
 
 
 def kill_when(proc, workdir, ready, rng) -> bool:
-    """Waits until `ready()` holds, then a random 0-1 s, then SIGKILLs; False if the job ended first."""
+    """Waits until `ready()` holds, then a random 0-0.25 s, then SIGKILLs; False if the job ended first."""
     while proc.poll() is None and not ready():
         time.sleep(0.005)
-    time.sleep(rng.uniform(0.0, 1.0) if ready.__name__ != "in_write" else 0.0)
+    time.sleep(rng.uniform(0.0, 0.25) if ready.__name__ != "in_write" else 0.0)
     if proc.poll() is not None:
         return False
     proc.send_signal(signal.SIGKILL)

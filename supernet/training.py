@@ -19,6 +19,7 @@ from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from strategies.archs import enumerate_all
+from strategies.constraints import DEFAULT_ENUMERATE_LIMIT
 from supernet import backend, checkpoint, data, records, sharding
 from supernet.spaces.base import Space
 
@@ -95,7 +96,7 @@ def make_train_step(space: Space, model, optimizer: optax.GradientTransformation
 
 
 SAMPLINGS = ("uniform", "sandwich", "fair", "distinct")
-DISTINCT_LIMIT = 100_000  # the most architectures "distinct" sampling enumerates
+DISTINCT_LIMIT = DEFAULT_ENUMERATE_LIMIT  # the most architectures "distinct" sampling enumerates, as constraints do
 
 
 def make_path_sampler(space: Space, sampling: str = "uniform") -> Callable[[jax.Array], jax.Array]:

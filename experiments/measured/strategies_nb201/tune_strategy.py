@@ -1,0 +1,31 @@
+"""How one strategy's setting was compared on tuning seeds (2026-12-03): the jitted strategy,
+vmapped over seeds, against the NAS-Bench-201 table; prints the mean `cifar10-test` accuracy of
+the best-by-validation cell at 100 (and 300) queries.
+
+    PYTHONPATH=. python experiments/measured/strategies_nb201/tune_strategy.py NAME 'OPTIONS' FIRST_SEED SEEDS BUDGET
+    # e.g. bayesian "{'num_incumbents': 1}" 100 200 100
+"""
+
+import ast
+import sys
+
+import numpy as np
+
+import strategies
+from strategies.benchmarks import tabular
+from supernet import spaces
+from supernet.jobs import tabular_comparison
+
+name, options = sys.argv[1], ast.literal_eval(sys.argv[2])
+first, count, budget = (int(a) for a in sys.argv[3:6])
+space = spaces.get("nas_bench_201")
+table = tabular.TabularObjective(tabular.NB201_ACCURACY_CSV, space, "cifar10-val")
+queried = tabular_comparison.run_search(strategies.get(name, space, **options),
+                                        tabular_comparison.table_objective(table, "cifar10-val"),
+                                        list(range(first, first + count)), budget)
+flat = queried.reshape(-1, space.num_decisions)
+val, test = (table.metric(flat, column).reshape(queried.shape[:2]) for column in ("cifar10-val", "cifar10-test"))
+curve = tabular_comparison.best_so_far(val, test)
+for b in (100, 300):
+    if b <= budget:
+        print(f"{name} {options} at {b} queries: {curve[:, b - 1].mean():.3f} +- {curve[:, b - 1].std() / np.sqrt(count):.3f}")

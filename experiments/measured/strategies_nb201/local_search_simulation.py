@@ -38,7 +38,11 @@ def perturbed(cell, changes, rng):
     return int(arch @ STRIDES)
 
 
-def search(seed, budget=300, one_per_function=True, num_initial=10, patience=24, perturb=0):
+def search(seed, budget=300, one_per_function=True, num_initial=10, patience=24, perturb=0, choose=None,
+           after_first_sample=None):
+    """`choose(fresh, queried, best)`: the next neighbour to query, or None to end the climb (default:
+    a uniform one); `after_first_sample(queried, seen)`: a cell to query after the first initial
+    sample, or None. For variants such as `ridge_guided_simulation.py`."""
     rng = np.random.default_rng(seed)
     key = FUNCTION if one_per_function else np.arange(len(CELLS))
     seen, queried = set(), []
@@ -56,12 +60,19 @@ def search(seed, budget=300, one_per_function=True, num_initial=10, patience=24,
             cell = int(rng.integers(len(CELLS)))
             if key[cell] not in seen:
                 query(cell)
+        if after_first_sample is not None and start == 0 and len(queried) < budget:
+            cell = after_first_sample(queried, seen)
+            if cell is not None:
+                query(cell)
         while len(queried) < budget:
             best = max(queried[start:], key=lambda c: VAL[c])
             fresh = [c for c in NEIGHBOURS[best] if key[c] not in seen]
             if not fresh or len(queried) - 1 - queried.index(best) >= patience:
                 break
-            query(fresh[rng.integers(len(fresh))])
+            cell = fresh[rng.integers(len(fresh))] if choose is None else choose(fresh, queried, best)
+            if cell is None:
+                break
+            query(cell)
         starts = [perturbed(best, perturb, rng) for _ in range(50)] if perturb and len(queried) < budget else []
         next_start = next((c for c in starts if key[c] not in seen), None)
     return [TEST[max(queried[:b], key=lambda c: VAL[c])] for b in (100, 300)]

@@ -19,7 +19,7 @@ import numpy as np
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 import local_search_simulation as sim  # noqa: E402
 
-CELLS, VAL, TEST, FUNCTION, NEIGHBOURS = sim.CELLS, sim.VAL, sim.TEST, sim.FUNCTION, sim.NEIGHBOURS
+CELLS, VAL, FUNCTION = sim.CELLS, sim.VAL, sim.FUNCTION
 OPTIONS = 5
 PATHS = [(3,), (0, 4), (1, 5), (0, 2, 5)]  # edge indices (NB201_EDGES order) along each path
 
@@ -43,39 +43,20 @@ def ridge(queried, l2, features):
     return lambda cells: FEATURES[features][cells] @ weights + y.mean()
 
 
-def search(seed, budget=300, num_initial=10, patience=24, order=False, features="onehot", l2=0.1,
-           jump=False, margin=None):
-    rng = np.random.default_rng(seed)
-    seen, queried = set(), []
+def search(seed, order=False, features="onehot", l2=0.1, jump=False, margin=None, **options):
+    """`local_search_simulation.search` with the surrogate's options (module docstring)."""
+    def choose(fresh, queried, best):
+        predicted = ridge(queried, l2, features)(fresh)
+        if margin is not None and predicted.max() < VAL[best] + margin:
+            return None
+        return fresh[int(np.argmax(predicted))]
 
-    def query(cell):
-        seen.add(FUNCTION[cell])
-        queried.append(cell)
+    def best_predicted(queried, seen):
+        predicted = ridge(queried, l2, features)(np.arange(len(CELLS)))
+        return next(int(c) for c in np.argsort(-predicted) if FUNCTION[c] not in seen)
 
-    first = True
-    while len(queried) < budget:
-        start = len(queried)
-        while len(queried) < budget and len(queried) - start < num_initial:
-            cell = int(rng.integers(len(CELLS)))
-            if FUNCTION[cell] not in seen:
-                query(cell)
-        if jump and first and len(queried) < budget:
-            predicted = ridge(queried, l2, features)(np.arange(len(CELLS)))
-            query(next(int(c) for c in np.argsort(-predicted) if FUNCTION[c] not in seen))
-        first = False
-        while len(queried) < budget:
-            best = max(queried[start:], key=lambda c: VAL[c])
-            fresh = [c for c in NEIGHBOURS[best] if FUNCTION[c] not in seen]
-            if not fresh or len(queried) - 1 - queried.index(best) >= patience:
-                break
-            if not order:
-                query(fresh[rng.integers(len(fresh))])
-                continue
-            predicted = ridge(queried, l2, features)(fresh)
-            if margin is not None and predicted.max() < VAL[best] + margin:
-                break
-            query(fresh[int(np.argmax(predicted))])
-    return [TEST[max(queried[:b], key=lambda c: VAL[c])] for b in (100, 300)]
+    return sim.search(seed, choose=choose if order else None, after_first_sample=best_predicted if jump else None,
+                      **options)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import strategies
+from strategies import archs as archs_lib
 from strategies import autoencoder, base, pareto, reinforce
 from supernet import ensemble
 from supernet.jobs import tabular_comparison as comparison
@@ -377,6 +378,86 @@ def test_learning_strategies_climb_from_their_best_after_the_initial_sample(name
                            np.asarray([10.0, 0.0, 0.0, 0.0]))
         asked, _ = plain.ask(jax.random.key(1), state, 12)
         assert not np.all(np.sum(np.asarray(asked) != TOY_OPTIMUM, axis=1) == 1)
+
+
+class SharedLabelSpace(Decisions):
+    """Four decisions offering the same three operations, like NAS-Bench-201's edges."""
+    name = "shared"
+
+    def __init__(self):
+        super().__init__([(f"edge{i}", ["conv", "pool", "none"]) for i in range(4)])
+
+
+SHARED = SharedLabelSpace()
+
+
+def by_operation_counts(archs):
+    """Fitness additive in how often each operation occurs, whichever edge it is on."""
+    archs = np.asarray(archs)
+    return (3.0 * np.sum(archs == 0, axis=1) + 1.0 * np.sum(archs == 1, axis=1)).astype(np.float32)
+
+
+def test_option_counts_matrix_counts_each_label_over_the_decisions():
+    counts = base.option_counts_matrix(SHARED)
+    assert counts.shape == (12, 3) and np.all(counts.sum(1) == 1)
+    arch = jnp.asarray([[0, 0, 2, 1]])
+    # Labels in sorted order: conv, none, pool.
+    np.testing.assert_array_equal(base.one_hot(arch, SHARED.num_choices) @ counts, [[2, 1, 1]])
+    assert base.option_counts_matrix(TOY).shape == (16, 16)  # no label shared: one column per slot
+
+
+def test_linear_surrogate_generalises_an_operation_effect_across_decisions():
+    # Five results, none with "conv" on edge 3: the shared weight still predicts every cell.
+    told = np.asarray([[0, 1, 2, 2], [2, 0, 1, 2], [1, 2, 0, 2], [2, 2, 2, 1], [1, 1, 1, 2]], np.int32)
+    history = base.append(base.empty_history(4, 16), jnp.asarray(told), jnp.asarray(by_operation_counts(told)))
+    slot_weights, offset = base.fit_linear_surrogate(history, SHARED)
+    every = archs_lib.enumerate_all(SHARED.num_choices)
+    predicted = base.linear_prediction(jnp.asarray(every), slot_weights, offset, SHARED.num_choices)
+    np.testing.assert_allclose(predicted, by_operation_counts(every), atol=0.1)
+
+
+@pytest.mark.parametrize("name", ["reinforce", "autoencoder"])
+def test_climb_takes_the_neighbour_the_linear_surrogate_ranks_first(name):
+    strategy = strategies.get(name, SHARED, **FAST[name], num_initial=3)
+    told = np.asarray([[1, 1, 1, 1], [0, 2, 2, 2], [2, 2, 2, 2]], np.int32)
+    state = strategy.tell(strategy.init(jax.random.key(0)), told, by_operation_counts(told))
+    # The best told is all "pool"; the model learned what "conv" is worth on edge 0 only, and
+    # ranks a "conv" on any edge first (random order would take one in half the cases).
+    for seed in range(5):
+        asked, _ = strategy.ask(jax.random.key(seed), state, 1)
+        changed = np.flatnonzero(np.asarray(asked[0]) != told[0])
+        assert len(changed) == 1 and asked[0][changed[0]] == 0, asked
+
+
+def test_bad_climb_options_name_the_valid_ones():
+    with pytest.raises(ValueError, match=r"climb_order must be one of \('linear', 'random', 'policy'\)"):
+        strategies.get("reinforce", TOY, climb_order="best")
+    with pytest.raises(ValueError, match="climb_order must be one of.*'predictor'"):
+        strategies.get("autoencoder", TOY, climb_order="policy")
+    with pytest.raises(ValueError, match="climb_starts must be 'uniform' or 'policy'"):
+        strategies.get("reinforce", TOY, climb_starts="best")
+
+
+def test_reinforce_starts_climbs_from_uniform_samples_unless_told_to_use_the_policy():
+    for climb_starts, wanted in (("uniform", False), ("policy", True)):
+        core = reinforce.make_core(TOY, 100, climb_starts=climb_starts, num_initial=4)
+        state = core.init(jax.random.key(0))
+        _, priority = jax.jit(core.propose, static_argnums=2)(jax.random.key(1), state, 1)
+        samples = np.asarray(priority)[-16:]  # the policy's samples follow the climb's neighbours
+        assert np.all(samples > -np.inf) == wanted, climb_starts
+
+
+def test_bayesian_linear_mean_predicts_unseen_cells_better():
+    from strategies import bayesian
+    told = np.asarray([[0, 1, 2, 2], [2, 0, 1, 2], [1, 2, 0, 2], [2, 2, 2, 1], [1, 1, 1, 2], [0, 0, 2, 1]], np.int32)
+    history = base.append(base.empty_history(4, 16), jnp.asarray(told), jnp.asarray(by_operation_counts(told)))
+    every = jnp.asarray(archs_lib.enumerate_all(SHARED.num_choices))
+    errors = []
+    for mean in (base.fit_linear_surrogate(history, SHARED), None):
+        gp = bayesian.fit(history, SHARED.num_choices, 16, mean=mean)
+        predicted, _ = bayesian.predict(gp, every, SHARED.num_choices)
+        errors.append(np.mean(np.abs(np.asarray(predicted) - by_operation_counts(every))))
+    assert errors[0] < 0.2 < errors[1], errors
 
 
 class DeadDecisionToy(ToySpace):

@@ -10,6 +10,12 @@ instead of at random; `features` "onehot" (additive over the edges) or "path" (a
 input-to-output path's operations, NAS-Bench-201's path encoding); `l2` the ridge penalty;
 `jump` queries the surrogate's best unseen cell right after the first initial sample; `margin`
 ends a climb when no fresh neighbour is predicted above the best's fitness + margin.
+
+Kept (2026-12-03, session 13): features "counts", how often each operation occurs in the cell
+(one weight per operation, penalty `SHARED_L2`) plus the one-hot code (penalty `l2`): the
+strategies' `climb_order="linear"` (`strategies.base.fit_linear_surrogate`, same penalties).
+Two upper bounds for any ordering, which know the table: `oracle` "improving" puts a random
+improving neighbour first; "additive" orders by the one-hot linear model fitted to all 15,625 cells.
 """
 
 import sys
@@ -33,19 +39,38 @@ def one_hot_codes(codes, width):
 ONEHOT = np.concatenate([one_hot_codes(CELLS[:, d], OPTIONS) for d in range(CELLS.shape[1])], 1)
 PATH = np.concatenate([ONEHOT] + [one_hot_codes(CELLS[:, list(p)] @ OPTIONS ** np.arange(len(p))[::-1],
                                                 OPTIONS ** len(p)) for p in PATHS], 1)
-FEATURES = {"onehot": ONEHOT, "path": PATH}
+COUNTS = np.stack([(CELLS == o).sum(1) for o in range(OPTIONS)], 1).astype(float)
+FEATURES = {"onehot": ONEHOT, "path": PATH, "counts": np.concatenate([COUNTS, ONEHOT], 1)}
+SHARED_L2 = 0.01
 
 
 def ridge(queried, l2, features):
     """Weights and mean of a ridge regression of validation accuracy on the features."""
     x, y = FEATURES[features][queried], VAL[queried]
-    weights = np.linalg.solve(x.T @ x + l2 * np.eye(x.shape[1]), x.T @ (y - y.mean()))
+    penalty = np.full(x.shape[1], l2)
+    if features == "counts":
+        penalty[:OPTIONS] = SHARED_L2
+    weights = np.linalg.solve(x.T @ x + np.diag(penalty), x.T @ (y - y.mean()))
     return lambda cells: FEATURES[features][cells] @ weights + y.mean()
 
 
-def search(seed, order=False, features="onehot", l2=0.1, jump=False, margin=None, **options):
+ADDITIVE = ONEHOT @ np.linalg.lstsq(ONEHOT, VAL - VAL.mean(), rcond=None)[0]
+
+
+def oracle_choice(oracle, fresh, best, rng):
+    if oracle == "additive":
+        return fresh[int(np.argmax(ADDITIVE[fresh]))]
+    better = [c for c in fresh if VAL[c] > VAL[best]] or fresh
+    return better[rng.integers(len(better))]
+
+
+def search(seed, order=False, features="onehot", l2=0.1, jump=False, margin=None, oracle=None, **options):
     """`local_search_simulation.search` with the surrogate's options (module docstring)."""
+    rng = np.random.default_rng(seed + 12345)
+
     def choose(fresh, queried, best):
+        if oracle is not None:
+            return oracle_choice(oracle, fresh, best, rng)
         predicted = ridge(queried, l2, features)(fresh)
         if margin is not None and predicted.max() < VAL[best] + margin:
             return None
@@ -55,15 +80,17 @@ def search(seed, order=False, features="onehot", l2=0.1, jump=False, margin=None
         predicted = ridge(queried, l2, features)(np.arange(len(CELLS)))
         return next(int(c) for c in np.argsort(-predicted) if FUNCTION[c] not in seen)
 
-    return sim.search(seed, choose=choose if order else None, after_first_sample=best_predicted if jump else None,
-                      **options)
+    return sim.search(seed, choose=choose if order or oracle else None,
+                      after_first_sample=best_predicted if jump else None, **options)
 
 
 if __name__ == "__main__":
     seeds = range(100, 100 + int(sys.argv[1] if len(sys.argv) > 1 else 1000))
     for options in ({}, {"order": True}, {"order": True, "l2": 0.03}, {"order": True, "l2": 0.3},
                     {"order": True, "features": "path", "l2": 1.0}, {"jump": True},
-                    {"order": True, "margin": 0.0}, {"order": True, "margin": -1.0}):
+                    {"order": True, "margin": 0.0}, {"order": True, "margin": -1.0},
+                    {"order": True, "features": "counts", "l2": 100.0}, {"order": True, "features": "counts", "l2": 30.0},
+                    {"oracle": "improving"}, {"oracle": "additive"}):
         result = np.array([search(s, **options) for s in seeds])
         mean, error = result.mean(0), result.std(0) / np.sqrt(len(result))
         print(f"{options or 'default'}: test at 100 / 300 queries {mean[0]:.3f} / {mean[1]:.3f} "

@@ -203,6 +203,30 @@ def option_counts_matrix(space) -> np.ndarray:
     return np.asarray([[float(slot == label) for label in labels] for slot in slots], np.float32)
 
 
+def spd_solve(a: jax.Array, b: jax.Array) -> jax.Array:
+    """a^-1 b for a small symmetric positive definite `a`: a Cholesky factorisation column by
+    column, then two substitutions, in plain jnp ops. Not LAPACK's: the bayesian strategy, which
+    also factorises its GP, hung in jaxlib 0.10's CPU runtime when vmapped over 200 seeds with a
+    LAPACK solve here (all threads idle; 50 seeds ran)."""
+    index = jnp.arange(a.shape[0])
+
+    def factor_column(lower, j):
+        v = a[:, j] - lower @ lower[j]  # columns before j are done, the rest still zero
+        return lower.at[:, j].set(jnp.where(index >= j, v / jnp.sqrt(v[j]), 0.0)), None
+
+    lower, _ = jax.lax.scan(factor_column, jnp.zeros_like(a), index)
+
+    def forward(z, i):  # lower @ z = b
+        return z.at[i].set((b[i] - lower[i] @ z) / lower[i, i]), None
+
+    def backward(x, i):  # lower.T @ x = z
+        return x.at[i].set((z[i] - lower[:, i] @ x) / lower[i, i]), None
+
+    z, _ = jax.lax.scan(forward, jnp.zeros_like(b), index)
+    x, _ = jax.lax.scan(backward, jnp.zeros_like(b), index[::-1])
+    return x
+
+
 def fit_linear_surrogate(history: History, space, shared_l2: float = SURROGATE_SHARED_L2,
                          per_decision_l2: float = SURROGATE_PER_DECISION_L2) -> tuple[jax.Array, jax.Array]:
     """A ridge regression of fitness on how often each option label occurs in an architecture
@@ -219,8 +243,7 @@ def fit_linear_surrogate(history: History, space, shared_l2: float = SURROGATE_S
     codes = one_hot(history.archs, space.num_choices)
     x = jnp.concatenate([codes @ counts, codes], axis=-1) * valid[:, None]
     penalty = jnp.concatenate([jnp.full((counts.shape[1],), shared_l2), jnp.full((counts.shape[0],), per_decision_l2)])
-    gram = jax.scipy.linalg.cho_factor(x.T @ x + jnp.diag(penalty))
-    weights = jax.scipy.linalg.cho_solve(gram, x.T @ (valid * (fitness - offset)))
+    weights = spd_solve(x.T @ x + jnp.diag(penalty), x.T @ (valid * (fitness - offset)))
     # Both feature blocks are linear in the one-hot code: fold them into one weight per slot.
     return counts @ weights[:counts.shape[1]] + weights[counts.shape[1]:], offset
 

@@ -406,6 +406,14 @@ def test_option_counts_matrix_counts_each_label_over_the_decisions():
     assert base.option_counts_matrix(TOY).shape == (16, 16)  # no label shared: one column per slot
 
 
+def test_spd_solve_matches_a_lapack_solve():
+    rng = np.random.default_rng(0)
+    m = rng.normal(size=(35, 35))
+    a, b = m @ m.T + 0.1 * np.eye(35), rng.normal(size=35)
+    x = base.spd_solve(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32))
+    np.testing.assert_allclose(x, np.linalg.solve(a, b), rtol=1e-3, atol=1e-3 * np.abs(np.linalg.solve(a, b)).max())
+
+
 def test_linear_surrogate_generalises_an_operation_effect_across_decisions():
     # Five results, none with "conv" on edge 3: the shared weight still predicts every cell.
     told = np.asarray([[0, 1, 2, 2], [2, 0, 1, 2], [1, 2, 0, 2], [2, 2, 2, 1], [1, 1, 1, 2]], np.int32)

@@ -5,9 +5,9 @@ the best-by-validation cell at 100 (and 300) queries.
     PYTHONPATH=. python experiments/measured/strategies_nb201/tune_strategy.py NAME 'OPTIONS' FIRST_SEED SEEDS BUDGET
     # e.g. reinforce "{'climb_starts': 'policy'}" 100 200 100
 
-Bayesian with its linear mean was run in chunks of 50 seeds (FIRST_SEED 100, 150, 200, 250):
-vmapped over 200 seeds at once it hung in jaxlib 0.10's CPU runtime (all threads idle, the main
-thread waiting on a result); 20 and 50 seeds run.
+Session 13's bayesian settings were run in chunks of 50 seeds (FIRST_SEED 100, 150, 200, 250):
+vmapped over 200 seeds at once, the linear mean's LAPACK solve hung jaxlib 0.10's CPU runtime.
+`strategies.base.spd_solve` replaced it; the defaults then ran on all 200 at once.
 """
 
 import ast

@@ -36,20 +36,40 @@ def calibration_inputs(train: data.Split, size: int, seed: int, mesh: Mesh) -> n
     return train.x[np.sort(idx)]
 
 
-def supernet_objective(space: Space, model, weights, split: data.Split, calib_x: np.ndarray, *, mesh: Mesh,
-                       batch_size: int = 256):
-    """`objective(archs int32[n, D]) -> float32[n]`: accuracy on `split` with shared weights, each
-    architecture's BN recalibrated on `calib_x`. Same shape as the tabular objective. `weights`:
-    the supernet's params, or few-shot `SubSupernets` (each architecture scored by its own)."""
-    def objective(archs) -> np.ndarray:
+# What a search maximises from the supernet: its validation accuracy, or the negative of its
+# validation loss (`search.metric`; the better ranker on the shipped table, README ranking section).
+METRICS = ("accuracy", "loss")
+
+
+def supernet_scores(space: Space, model, weights, split: data.Split, calib_x: np.ndarray, *, mesh: Mesh,
+                    batch_size: int = 256):
+    """`scores(archs int32[n, D]) -> {"accuracy", "loss": float32[n]}` on `split` with shared
+    weights, each architecture's BN recalibrated on `calib_x`. `weights`: the supernet's params, or
+    few-shot `SubSupernets` (each architecture scored by its own)."""
+    def scores(archs) -> dict:
         if isinstance(weights, few_shot.SubSupernets):
-            scores = few_shot.evaluate_population(space, model, weights.params, weights.split, np.asarray(archs),
-                                                  calib_x, split.x, split.y, mesh=mesh, batch_size=batch_size)
+            found = few_shot.evaluate_population(space, model, weights.params, weights.split, np.asarray(archs),
+                                                 calib_x, split.x, split.y, mesh=mesh, batch_size=batch_size)
         else:
-            scores = evaluation.evaluate_population(space, model, weights, np.asarray(archs), calib_x, split.x,
-                                                    split.y, mesh=mesh, batch_size=batch_size)
-        return scores["accuracy"].astype(np.float32)
-    return objective
+            found = evaluation.evaluate_population(space, model, weights, np.asarray(archs), calib_x, split.x,
+                                                   split.y, mesh=mesh, batch_size=batch_size)
+        return {name: np.asarray(found[name], np.float32) for name in METRICS}
+    return scores
+
+
+def metric_fitness(scores: dict, metric: str) -> np.ndarray:
+    """Higher is better: the accuracy, or the negative loss."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown search metric {metric!r}; valid: {', '.join(METRICS)} (config: search.metric).")
+    return scores["accuracy"] if metric == "accuracy" else -scores["loss"]
+
+
+def supernet_objective(space: Space, model, weights, split: data.Split, calib_x: np.ndarray, *, mesh: Mesh,
+                       batch_size: int = 256, metric: str = "accuracy"):
+    """`objective(archs int32[n, D]) -> float32[n]`: `metric_fitness` of `supernet_scores`. Same
+    shape as the tabular objective."""
+    scores = supernet_scores(space, model, weights, split, calib_x, mesh=mesh, batch_size=batch_size)
+    return lambda archs: metric_fitness(scores(archs), metric)
 
 
 TRAINING_FREE = ("params", "flops", *proxies.PROXIES)
@@ -90,31 +110,37 @@ def training_free_scorers(space: Space, names, inputs: tuple | None = None) -> d
 
 
 class HybridFitness:
-    """A search's fitness that averages rankers: the supernet's validation accuracy and each
+    """A search's fitness that averages rankers: the supernet's (validation accuracy or negative
+    loss, `supernet_of`) and each
     training-free score, mapped to their quantiles in a fixed reference sample of the space
     (`ranking.quantiles`), so an architecture's fitness does not depend on what else was
     evaluated. NaN when the supernet's accuracy is NaN. The `ranking` job's hybrid rankers
     (`ranking.rank_average`), for a search. The reference is scored on first use, so a resumed
     run whose search is already complete does not score it again."""
 
-    def __init__(self, scorers: dict, accuracy_of, reference: np.ndarray):
+    def __init__(self, scorers: dict, supernet_of, reference: np.ndarray, metric: str = "accuracy"):
         self.scorers = scorers
-        self._accuracy_of = accuracy_of
+        self._supernet_of = supernet_of
         self._reference_archs = reference
+        self.metric = metric
 
     @functools.cached_property
     def reference(self) -> dict:
-        """Each ranker's scores of the reference sample ("accuracy": the supernet's)."""
+        """Each ranker's scores of the reference sample ("supernet": the supernet's)."""
         scores = {name: score(self._reference_archs) for name, score in self.scorers.items()}
-        return {"accuracy": self._accuracy_of(self._reference_archs), **scores}
+        return {"supernet": self._supernet_of(self._reference_archs), **scores}
 
-    def __call__(self, archs, accuracy) -> np.ndarray:
-        parts = [ranking.quantiles(accuracy, self.reference["accuracy"])]
+    def __call__(self, archs, supernet_fitness) -> np.ndarray:
+        parts = [ranking.quantiles(supernet_fitness, self.reference["supernet"])]
         parts += [ranking.quantiles(score(archs), self.reference[name]) for name, score in self.scorers.items()]
         return np.mean(parts, axis=0).astype(np.float32)
 
     def describe(self) -> str:
-        return "mean quantile of supernet validation accuracy, " + ", ".join(self.scorers)
+        return f"mean quantile of {describe_metric(self.metric)}, " + ", ".join(self.scorers)
+
+
+def describe_metric(metric: str) -> str:
+    return "supernet validation accuracy" if metric == "accuracy" else "negative supernet validation loss"
 
 
 def weights_of(weights, space: Space, arch):
@@ -142,10 +168,11 @@ def train_few_shot(space: Space, model, params, train: data.Split, supernet: "Su
 def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.ndarray, *,
            budget: int, population: int, key: jax.Array, mesh: Mesh, eval_batch_size: int = 256,
            log: records.MetricsLog | None = None, progress: bool = True, workdir: str | None = None,
-           stage: str = "search", hybrid: HybridFitness | None = None) -> dict:
+           stage: str = "search", hybrid: HybridFitness | None = None, metric: str = "accuracy") -> dict:
     """Asks `strategy` for `population` architectures at a time, scores them with the supernet
-    objective on `val` (`weights`: see `supernet_objective`), tells it the accuracies (or, with a
-    `hybrid`, their hybrid fitness), until `budget` evaluations.
+    on `val` (`weights`: see `supernet_scores`), tells it their `metric_fitness` (or, with a
+    `hybrid`, their hybrid fitness), until `budget` evaluations. The validation accuracies are
+    kept beside the fitness whatever it is.
 
     With a `workdir`, every round checkpoints the strategy's state and everything evaluated so far
     (`workdir/checkpoints/<stage>`), and a rerun continues after the last saved round. An
@@ -154,7 +181,9 @@ def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.
     if budget < 1 or population < 1:
         raise ValueError(f"search needs budget >= 1 and population >= 1, got budget={budget}, "
                          f"population={population}; set search.budget / search.population.")
-    objective = supernet_objective(space, model, weights, val, calib_x, mesh=mesh, batch_size=eval_batch_size)
+    metric_fitness({name: np.zeros(0) for name in METRICS}, metric)  # an unknown metric fails before any work
+    scores_of = supernet_scores(space, model, weights, val, calib_x, mesh=mesh, batch_size=eval_batch_size)
+    fitness_is_accuracy = hybrid is None and metric == "accuracy"
     init_key, ask_key = jax.random.split(key)
     state = strategy.init(init_key)
     checkpoints = checkpoint.Checkpoints(checkpoint.stage_dir(workdir, stage)) if workdir else None
@@ -162,7 +191,7 @@ def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.
     def snapshot(strategy_state, archs, fitness, accuracy) -> dict:  # what a checkpoint holds
         saved = {"strategy": strategy_state, "archs": np.asarray(archs, np.int32).reshape(-1, space.num_decisions),
                  "fitness": np.asarray(fitness, np.float32)}
-        return {**saved, "val_accuracy": np.asarray(accuracy, np.float32)} if hybrid else saved
+        return saved if fitness_is_accuracy else {**saved, "val_accuracy": np.asarray(accuracy, np.float32)}
 
     def saved_after(rounds: int) -> dict:
         n = min(rounds * population, budget)
@@ -173,15 +202,16 @@ def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.
         state = saved["strategy"]
     archs_seen = np.asarray(saved["archs"]).tolist() if round_index else []
     fitness_seen = np.asarray(saved["fitness"]).tolist() if round_index else []
-    accuracy_seen = np.asarray(saved["val_accuracy" if hybrid else "fitness"]).tolist() if round_index else []
+    accuracy_seen = np.asarray(saved["fitness" if fitness_is_accuracy else "val_accuracy"]).tolist() if round_index else []
     if log:
         log.rewind(stage, round_index)
     bar = tqdm(total=budget, initial=len(fitness_seen), desc=stage, disable=not progress)
     while len(fitness_seen) < budget:
         n = min(population, budget - len(fitness_seen))
         archs, state = strategy.ask(jax.random.fold_in(ask_key, round_index), state, n)
-        accuracy = np.asarray(objective(archs), np.float32)
-        fitness = accuracy if hybrid is None else hybrid(archs, accuracy)
+        scores = scores_of(archs)
+        accuracy, fitness = scores["accuracy"], metric_fitness(scores, metric)
+        fitness = fitness if hybrid is None else hybrid(archs, fitness)
         state = strategy.tell(state, archs, fitness)
         archs_seen.extend(np.asarray(archs).tolist())
         fitness_seen.extend(fitness.tolist())
@@ -191,7 +221,7 @@ def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.
         if log:
             log.write(stage, round_index, evaluated=len(fitness_seen), best_val_accuracy=accuracy_seen[best],
                       best_arch=space.to_string(archs_seen[best]),
-                      **({"best_fitness": fitness_seen[best]} if hybrid else {}))
+                      **({} if fitness_is_accuracy else {"best_fitness": fitness_seen[best]}))
         if checkpoints:  # NaN fitness is a legitimate result
             checkpoints.save(round_index, snapshot(state, archs_seen, fitness_seen, accuracy_seen), stage=stage,
                              check_finite=False)
@@ -247,13 +277,15 @@ class FewShotRecipe:
 @dataclasses.dataclass(frozen=True)
 class SearchRecipe:
     """How the search runs: `budget` evaluations, `population` per round, BN recalibration on
-    `calib_size` training inputs; the `ensemble_size` best distinct architectures are retrained
+    `calib_size` training inputs, the supernet's `metric` maximised ("accuracy" or "loss": its
+    negative validation loss; `METRICS`); the `ensemble_size` best distinct architectures are retrained
     and combined (`ensemble_method` "average" or "vote", weights a softmax of validation accuracy
     at `ensemble_temperature`); 0 or 1: the winner alone."""
     budget: int = 200
     population: int = 25
     calib_size: int = 256
     eval_batch_size: int = 256
+    metric: str = "accuracy"
     ensemble_size: int = 3
     ensemble_method: str = "average"
     ensemble_temperature: float = 0.01
@@ -344,11 +376,13 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
         scorers = training_free_scorers(space, hybrid_recipe.training_free, inputs)
         reference = np.asarray(space.sample(jax.random.fold_in(calib_key, 2), hybrid_recipe.reference_size))
         hybrid = HybridFitness(scorers, supernet_objective(space, model, shared, dataset.val, calib_x, mesh=mesh,
-                                                           batch_size=search_recipe.eval_batch_size), reference)
+                                                           batch_size=search_recipe.eval_batch_size,
+                                                           metric=search_recipe.metric),
+                               reference, search_recipe.metric)
     found = search(space, model, shared, strategy, dataset.val, calib_x, budget=search_recipe.budget,
                    population=search_recipe.population, key=search_key, mesh=mesh,
                    eval_batch_size=search_recipe.eval_batch_size, log=log, progress=progress, workdir=workdir,
-                   hybrid=hybrid)
+                   hybrid=hybrid, metric=search_recipe.metric)
     timings["search_s"] = time.perf_counter() - tic
 
     best = found["best_arch"]
@@ -384,13 +418,14 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
         "best_accuracy": test_accuracy,
         "best_accuracy_meaning": "test accuracy of the winner retrained from scratch as a standalone network",
         "supernet_val_accuracy": found["best_val_accuracy"],
-        "search_fitness": hybrid.describe() if hybrid else "supernet validation accuracy",
+        "search_fitness": hybrid.describe() if hybrid else describe_metric(search_recipe.metric),
         "inherited_weights_test_accuracy": inherited_test,
         "params": space.params(best),
         "flops": space.flops(best),
         "evaluated": len(found["val_accuracy"]),
         "top10": [{"arch": space.to_string(found["archs"][i]), "val_accuracy": float(found["val_accuracy"][i]),
-                   **({"fitness": float(found["fitness"][i])} if hybrid else {})} for i in order],
+                   **({"fitness": float(found["fitness"][i])} if hybrid or search_recipe.metric != "accuracy" else {})}
+                  for i in order],
         "space": space.describe(),
         "dataset": {"name": dataset.name, "train": len(dataset.train), "val": len(dataset.val),
                     "test": len(dataset.test)},

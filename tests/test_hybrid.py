@@ -72,3 +72,37 @@ def test_the_pipeline_searches_with_a_hybrid_fitness_and_resumes(tmp_path):
     assert again["best_arch"] == results["best_arch"] and again["best_accuracy"] == results["best_accuracy"]
     np.testing.assert_array_equal(again["_models"]["history"]["fitness"], history["fitness"])
     assert "reference" not in vars(again["_models"]["hybrid"])  # the search was complete: no rescoring
+
+
+def test_the_search_can_maximise_the_supernets_negative_loss_and_keeps_the_accuracy(tmp_path):
+    import strategies
+    ds = data.get("digits")
+    space = spaces.get("nas_bench_201", num_classes=10, input_shape=(8, 8, 1), channels=4, cells_per_stage=1,
+                       stages=1)
+    mesh = sharding.make_mesh(1)
+
+    def run(metric="loss"):
+        return one_shot.run_one_shot_nas(
+            space, ds, strategies.get("random", space), mesh=mesh, key=jax.random.key(0),
+            supernet=one_shot.SupernetRecipe(steps=4, batch_size=32, checkpoint_every=2),
+            search_recipe=one_shot.SearchRecipe(budget=6, population=3, calib_size=64, eval_batch_size=64,
+                                                ensemble_size=1, metric=metric),
+            retrain_recipe=one_shot.RetrainRecipe(steps=2, batch_size=32), workdir=str(tmp_path), progress=False)
+
+    results = run()
+    models = results["_models"]
+    history = models["history"]
+    assert results["search_fitness"] == "negative supernet validation loss"
+    scores = one_shot.supernet_scores(space, models["supernet"], models["params"], ds.val, models["calib_x"],
+                                      mesh=mesh, batch_size=64)(history["archs"])
+    np.testing.assert_allclose(history["fitness"], -scores["loss"], rtol=1e-5)
+    np.testing.assert_allclose(history["val_accuracy"], scores["accuracy"], atol=1e-6)
+    best = int(np.argmin(scores["loss"]))
+    assert results["best_arch"] == space.to_string(history["archs"][best])
+    assert results["supernet_val_accuracy"] == pytest.approx(scores["accuracy"][best])
+    assert results["top10"][0]["fitness"] == pytest.approx(-scores["loss"][best], rel=1e-5)
+    again = run()  # the search resumes from its checkpoint, accuracies included
+    np.testing.assert_array_equal(again["_models"]["history"]["val_accuracy"], history["val_accuracy"])
+    with pytest.raises(ValueError, match="unknown search metric 'lost'; valid: accuracy, loss"):
+        one_shot.search(space, models["supernet"], models["params"], strategies.get("random", space), ds.val,
+                        models["calib_x"], budget=3, population=3, key=jax.random.key(1), mesh=mesh, metric="lost")

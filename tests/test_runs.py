@@ -150,6 +150,7 @@ def _check(config):
 @pytest.mark.parametrize("field, value, message", [
     ("search.ensemble_method", "vot", r"search.ensemble_method='vot' is not valid \(did you mean 'vote'\?\)"),
     ("search.strategy", "evolutoin", r"did you mean 'evolution'"),
+    ("search.metric", "los", r"search.metric='los' is not valid \(did you mean 'loss'\?\)"),
     ("search.budget", 0, r"search.budget must be >= 1, got 0"),
     ("supernet.steps", 0, r"supernet.steps must be >= 1"),
     ("dataset.name", "digts", r"did you mean 'digits'"),

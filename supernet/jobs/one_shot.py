@@ -21,6 +21,7 @@ def check(config) -> None:
     config_check.check_keys(config.search.options, list(strategies.algorithm_options(config.search.strategy)),
                             "search.options", f"strategy {config.search.strategy!r}")
     config_check.check_choice(config.search.ensemble_method, ensemble.METHODS, "search.ensemble_method")
+    config_check.check_choice(config.search.get("metric", "accuracy"), one_shot.METRICS, "search.metric")
     config_check.check_choice(config.supernet.sampling, training.SAMPLINGS, "supernet.sampling")
     recipes = {name: one_shot.from_section(recipe, config[name]) for name, recipe in
                (("supernet", one_shot.SupernetRecipe), ("search", one_shot.SearchRecipe), ("retrain", one_shot.RetrainRecipe))}
@@ -69,10 +70,12 @@ def run(config, workdir: str) -> dict:
 def ranking_report(config, dataset, space, mesh, models, workdir: str | None = None) -> dict:
     """How well the search's fitness ranked: against `config.ranking.table` when one is named, else
     the cheap check (its `check_size` favourites and as many random architectures, retrained)."""
-    accuracy = one_shot.supernet_objective(space, models["supernet"], models["params"], dataset.val,
-                                           models["calib_x"], mesh=mesh, batch_size=config.search.eval_batch_size)
+    search_recipe = one_shot.from_section(one_shot.SearchRecipe, config.search)
+    supernet = one_shot.supernet_objective(space, models["supernet"], models["params"], dataset.val, models["calib_x"],
+                                           mesh=mesh, batch_size=search_recipe.eval_batch_size,
+                                           metric=search_recipe.metric)
     hybrid = models["hybrid"]
-    objective = accuracy if hybrid is None else (lambda archs: hybrid(archs, accuracy(archs)))
+    objective = supernet if hybrid is None else (lambda archs: hybrid(archs, supernet(archs)))
     scatter = os.path.join(workdir, "ranking.png") if workdir else None
     if config.ranking.table:
         return ranking.against_table(objective, space, resolve_table(config.ranking.table), config.ranking.column,

@@ -57,10 +57,14 @@ def supernet_scores(space: Space, model, weights, split: data.Split, calib_x: np
     return scores
 
 
-def metric_fitness(scores: dict, metric: str) -> np.ndarray:
-    """Higher is better: the accuracy, or the negative loss."""
+def check_metric(metric: str) -> None:
     if metric not in METRICS:
         raise ValueError(f"unknown search metric {metric!r}; valid: {', '.join(METRICS)} (config: search.metric).")
+
+
+def metric_fitness(scores: dict, metric: str) -> np.ndarray:
+    """Higher is better: the accuracy, or the negative loss."""
+    check_metric(metric)
     return scores["accuracy"] if metric == "accuracy" else -scores["loss"]
 
 
@@ -114,7 +118,7 @@ class HybridFitness:
     loss, `supernet_of`) and each
     training-free score, mapped to their quantiles in a fixed reference sample of the space
     (`ranking.quantiles`), so an architecture's fitness does not depend on what else was
-    evaluated. NaN when the supernet's accuracy is NaN. The `ranking` job's hybrid rankers
+    evaluated. NaN when the supernet's score is NaN. The `ranking` job's hybrid rankers
     (`ranking.rank_average`), for a search. The reference is scored on first use, so a resumed
     run whose search is already complete does not score it again."""
 
@@ -181,7 +185,7 @@ def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.
     if budget < 1 or population < 1:
         raise ValueError(f"search needs budget >= 1 and population >= 1, got budget={budget}, "
                          f"population={population}; set search.budget / search.population.")
-    metric_fitness({name: np.zeros(0) for name in METRICS}, metric)  # an unknown metric fails before any work
+    check_metric(metric)  # before any work
     scores_of = supernet_scores(space, model, weights, val, calib_x, mesh=mesh, batch_size=eval_batch_size)
     fitness_is_accuracy = hybrid is None and metric == "accuracy"
     init_key, ask_key = jax.random.split(key)
@@ -202,7 +206,8 @@ def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.
         state = saved["strategy"]
     archs_seen = np.asarray(saved["archs"]).tolist() if round_index else []
     fitness_seen = np.asarray(saved["fitness"]).tolist() if round_index else []
-    accuracy_seen = np.asarray(saved["fitness" if fitness_is_accuracy else "val_accuracy"]).tolist() if round_index else []
+    accuracy_key = "fitness" if fitness_is_accuracy else "val_accuracy"
+    accuracy_seen = np.asarray(saved[accuracy_key]).tolist() if round_index else []
     if log:
         log.rewind(stage, round_index)
     bar = tqdm(total=budget, initial=len(fitness_seen), desc=stage, disable=not progress)
@@ -339,11 +344,12 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
     scratch -> test accuracy.
 
     With `search_recipe.ensemble_size` k > 1, the k best distinct architectures by the search's
-    fitness (validation accuracy, or the `hybrid_recipe`'s hybrid) are each retrained from scratch and their test predictions combined
-    (`supernet.ensemble`). With a `workdir`, writes `metrics.jsonl` and checkpoints there as it
-    goes, and every stage resumes from its own: the supernet (`checkpoints/supernet`), the search
-    (`checkpoints/search`, every round) and each retraining (`checkpoints/retrain_<i>`); the
-    ensemble is recomputed from the retrained members. Returns the results dict (JSON-friendly) and, under "_models", the model
+    fitness (`search_recipe.metric`, or the `hybrid_recipe`'s hybrid) are each retrained from
+    scratch and their test predictions combined (`supernet.ensemble`). With a `workdir`, writes
+    `metrics.jsonl` and checkpoints there as it goes, and every stage resumes from its own: the
+    supernet (`checkpoints/supernet`), the search (`checkpoints/search`, every round) and each
+    retraining (`checkpoints/retrain_<i>`); the ensemble is recomputed from the retrained members.
+    Returns the results dict (JSON-friendly) and, under "_models", the model
     objects (supernet, its params, the retrained networks) for in-process callers."""
     if search_recipe.ensemble_method not in ensembling.METHODS:
         raise ValueError(f"unknown ensemble_method {search_recipe.ensemble_method!r}; "

@@ -143,6 +143,11 @@ class HybridFitness:
         return f"mean quantile of {describe_metric(self.metric)}, " + ", ".join(self.scorers)
 
 
+def fitness_is_accuracy(hybrid: HybridFitness | None, metric: str) -> bool:
+    """Whether a search's fitness is the supernet's validation accuracy itself (nothing to keep beside it)."""
+    return hybrid is None and metric == "accuracy"
+
+
 def describe_metric(metric: str) -> str:
     return "supernet validation accuracy" if metric == "accuracy" else "negative supernet validation loss"
 
@@ -187,7 +192,7 @@ def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.
                          f"population={population}; set search.budget / search.population.")
     check_metric(metric)  # before any work
     scores_of = supernet_scores(space, model, weights, val, calib_x, mesh=mesh, batch_size=eval_batch_size)
-    fitness_is_accuracy = hybrid is None and metric == "accuracy"
+    accuracy_is_fitness = fitness_is_accuracy(hybrid, metric)
     init_key, ask_key = jax.random.split(key)
     state = strategy.init(init_key)
     checkpoints = checkpoint.Checkpoints(checkpoint.stage_dir(workdir, stage)) if workdir else None
@@ -195,7 +200,7 @@ def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.
     def snapshot(strategy_state, archs, fitness, accuracy) -> dict:  # what a checkpoint holds
         saved = {"strategy": strategy_state, "archs": np.asarray(archs, np.int32).reshape(-1, space.num_decisions),
                  "fitness": np.asarray(fitness, np.float32)}
-        return saved if fitness_is_accuracy else {**saved, "val_accuracy": np.asarray(accuracy, np.float32)}
+        return saved if accuracy_is_fitness else {**saved, "val_accuracy": np.asarray(accuracy, np.float32)}
 
     def saved_after(rounds: int) -> dict:
         n = min(rounds * population, budget)
@@ -206,7 +211,7 @@ def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.
         state = saved["strategy"]
     archs_seen = np.asarray(saved["archs"]).tolist() if round_index else []
     fitness_seen = np.asarray(saved["fitness"]).tolist() if round_index else []
-    accuracy_key = "fitness" if fitness_is_accuracy else "val_accuracy"
+    accuracy_key = "fitness" if accuracy_is_fitness else "val_accuracy"
     accuracy_seen = np.asarray(saved[accuracy_key]).tolist() if round_index else []
     if log:
         log.rewind(stage, round_index)
@@ -226,7 +231,7 @@ def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.
         if log:
             log.write(stage, round_index, evaluated=len(fitness_seen), best_val_accuracy=accuracy_seen[best],
                       best_arch=space.to_string(archs_seen[best]),
-                      **({} if fitness_is_accuracy else {"best_fitness": fitness_seen[best]}))
+                      **({} if accuracy_is_fitness else {"best_fitness": fitness_seen[best]}))
         if checkpoints:  # NaN fitness is a legitimate result
             checkpoints.save(round_index, snapshot(state, archs_seen, fitness_seen, accuracy_seen), stage=stage,
                              check_finite=False)
@@ -430,8 +435,8 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
         "flops": space.flops(best),
         "evaluated": len(found["val_accuracy"]),
         "top10": [{"arch": space.to_string(found["archs"][i]), "val_accuracy": float(found["val_accuracy"][i]),
-                   **({"fitness": float(found["fitness"][i])} if hybrid or search_recipe.metric != "accuracy" else {})}
-                  for i in order],
+                   **({} if fitness_is_accuracy(hybrid, search_recipe.metric)
+                      else {"fitness": float(found["fitness"][i])})} for i in order],
         "space": space.describe(),
         "dataset": {"name": dataset.name, "train": len(dataset.train), "val": len(dataset.val),
                     "test": len(dataset.test)},

@@ -18,7 +18,7 @@ def backend_section():
     e.g. `--config.backend.cell=folded --config.backend.compute_dtype=bfloat16`."""
     import ml_collections
     return ml_collections.ConfigDict({"cell": "auto", "vmap_archs": "auto", "depthwise": "auto", "init": "auto",
-                                      "compute_dtype": "float32"})
+                                      "compute_dtype": "auto"})
 
 
 def base(job: str, *, devices: bool = True):

@@ -1,14 +1,15 @@
 """Quickstart: one-shot NAS on MNIST-1D (generated offline, no download), with a ranking report.
 
-The task and space of the shipped ground-truth table (strategies/benchmarks/
-ground_truth_nb201_mnist1d.csv): MNIST-1D drawn at 20,000 examples (4,000 train, 1,000 val,
+The task and space of the official-task ground-truth table (strategies/benchmarks/
+ground_truth_nb201_mnist1d.csv; the other shipped table, ..._noise2.csv, is a harder variant):
+MNIST-1D drawn at 20,000 examples (4,000 train, 1,000 val,
 15,000 test), NAS-Bench-201 cells at C=8, one cell per stage. Trains the supernet (single-path,
-uniform over distinct functions, weight decay 1e-2) for the budget that ranked best per minute in the ranking measurement (README,
-ranking section), searches it with regularized evolution on the validation split with a hybrid
+uniform over distinct functions, weight decay 1e-2) for the budget that ranked best per minute in
+the ranking measurements (docs/ranking.md), searches it with regularized evolution on the validation split with a hybrid
 fitness (the supernet's accuracy averaged with the parameter count and NASWOT), retrains the 3
 best from scratch with the table's recipe (so their test accuracy is comparable with the table's)
 and ensembles them, and judges the search's ranking against every row of the table.
-About 4 minutes on 2 CPU cores (README: measured times).
+About 4 minutes on 2 CPU cores (experiments/measured/quickstart/).
 
 `runlocal` (about a minute) checks the code paths on scikit-learn's bundled 8x8 digits with a
 tiny budget and the cheap ranking check (no table exists for digits); its numbers mean little.
@@ -35,15 +36,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                          "options": {"channels": 8, "cells_per_stage": 1, "stages": 3}})
 
     c.supernet = ml_collections.ConfigDict()
-    # 10,000 steps: against the table the supernet's Kendall tau was 0.16 at 3,000 steps and 0.41
-    # at 10,000 (README, ranking section); shorter budgets rank like chance.
+    # 10,000 steps: shorter budgets ranked like chance against the table (docs/ranking.md).
     c.supernet.steps = 150 if runlocal else 10_000
     c.supernet.batch_size = 64 if runlocal else 128
     c.supernet.learning_rate = 0.05
     c.supernet.momentum = 0.9
-    # Distinct sampling (uniform over distinct functions) with weight decay 1e-2: against this
-    # task's table it ranked at tau 0.55 (accuracy) where uniform sampling with 5e-4 ranked at
-    # 0.41-0.44 (0.56 on another seed), above the parameter count's 0.51 (README, ranking section).
+    # Distinct sampling (uniform over distinct functions) with weight decay 1e-2: the recipe that
+    # ranked best against both shipped tables (docs/ranking.md, experiments/measured/ranking_options/).
     c.supernet.weight_decay = 1e-2
     c.supernet.sampling = "distinct"  # or "uniform", "sandwich", "fair" (supernet.training.make_path_sampler)
     c.supernet.checkpoint_every = 200 if runlocal else 1000
@@ -52,22 +51,23 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.few_shot = ml_collections.ConfigDict({"decisions": (), "budget_share": 1.0, "learning_rate": 0.05})
     # The search's fitness: the supernet's validation accuracy averaged, as a quantile among
     # reference_size random cells, with the parameter count's and NASWOT's (supernet.one_shot.
-    # HybridRecipe; training_free=() for the supernet alone). Against the table it ranked at tau
-    # 0.52 where the supernet alone ranked at 0.37 (README, ranking section).
+    # HybridRecipe; training_free=() for the supernet alone): it ranked this task's table above the
+    # supernet alone (docs/ranking.md).
     c.hybrid = ml_collections.ConfigDict({"training_free": ("params", "naswot"),
                                           "reference_size": 32 if runlocal else 256, "proxy_batch": 64})
 
     c.search = ml_collections.ConfigDict()
     c.search.strategy = "evolution"
-    # Aging evolution (population 10), as measured in the README; the strategy's default, local
-    # search with restarts, was tuned one query at a time on the NAS-Bench-201 table.
+    # Aging evolution (population 10), as measured in experiments/measured/quickstart/; the
+    # strategy's default, local search with restarts, proposes one query at a time.
     c.search.options = {"population_size": 10, "restart": False}
     c.search.budget = 30 if runlocal else 200
     c.search.population = 10 if runlocal else 25
     c.search.calib_size = 256
     c.search.eval_batch_size = 256 if runlocal else 250
     # What the search maximises from the supernet: "accuracy", or "loss" (its negative validation
-    # loss; the better ranker on the shipped table, README). The figures were measured with accuracy.
+    # loss; the better ranker on the noise-2 table, docs/ranking.md). The quickstart's figures were
+    # measured with accuracy (experiments/measured/quickstart/; with loss: quickstart_loss/).
     c.search.metric = "accuracy"
     c.search.max_params = 0  # 0: no limit
     c.search.max_flops = 0

@@ -22,7 +22,7 @@ from strategies import pareto
 from supernet import data as data_lib
 from supernet import ensemble as ensembling
 from strategies.registry import closest
-from supernet import few_shot, one_shot, plots, retrain, run_identity, sharding, spaces
+from supernet import few_shot, one_shot, plots, records, retrain, run_identity, sharding, spaces
 
 
 def resolve_data(data, seed: int = 0) -> data_lib.Dataset:
@@ -174,6 +174,7 @@ class AutoModel:
                                             mesh=sharding.make_mesh(), key=jax.random.key(self.seed),
                                             workdir=self.workdir, progress=self.progress)
         models = results.pop("_models")
+        results["provenance"] = records.provenance()
         found = models["history"]
         network, variables = models["retrained"][0]
         best = np.asarray(results["best_arch_int"])

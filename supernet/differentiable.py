@@ -18,9 +18,10 @@ on the `val` split.
   difference.
 * GDAS (Dong & Yang, 2019) draws a Gumbel-softmax sample per decision and uses its hard one-hot
   with a straight-through gradient through the sampled option, on the *single-path* supernet:
-  every step runs one path only. (On NAS-Bench-201 that path still costs one 3x3-sized conv per
-  edge whatever was sampled, the folded edge's price; the saving over DARTS is the separate 1x1
-  convs and pools, measured 1.2-1.5x per step on CPU.)
+  every step runs one path only. On NAS-Bench-201 that path is the backend's single-path cell
+  (`supernet.backend`): the sparse cell on the CPU, which runs only the sampled operation per edge,
+  and the folded cell on GPUs and TPUs, which costs one 3x3-sized conv per edge whatever was
+  sampled.
 
 `derive` turns the weights into the discrete architecture (argmax per decision, never an option
 labelled `none`, as NAS-Bench-201's reference code does). DARTS tends to collapse onto

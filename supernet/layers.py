@@ -39,7 +39,7 @@ def conv_grads(x: jax.Array, kernel: jax.Array, grad: jax.Array) -> tuple[jax.Ar
 
     Why: inside `lax.switch` / `lax.cond` branches XLA:CPU runs the transposed dimension layouts
     of JAX's own conv gradient 15-30x slower than outside, but forward-layout convolutions at full
-    speed (measured, README Design notes). `supernet.sparse_cell` uses this in its backward pass.
+    speed (measured: docs/design.md). `supernet.spaces.sparse_cell` uses this in its backward pass.
     """
     nd = x.ndim - 2
     # Input gradient: the same-padded conv of the output gradient with the flipped kernel, in/out swapped.
@@ -107,7 +107,7 @@ def sum_pool3(x: jax.Array) -> jax.Array:
     linear map (its own transpose). `avg_pool3(x) == sum_pool3(x) / pool3_counts(x)`.
     Inside a `lax.switch` branch this ran ~5x faster than `reduce_window` on 2 CPU cores; in a
     plain network XLA fuses the slices with their neighbours and the step got 4x slower, so the
-    networks use `avg_pool3` and only `supernet.sparse_cell` uses this."""
+    networks use `avg_pool3` and only `supernet.spaces.sparse_cell` uses this."""
     return sum(shifted for _, shifted in _shifted(x, (3,) * (x.ndim - 2)))
 
 

@@ -257,9 +257,9 @@ def _best(fitness: list[float], stage: str) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class SupernetRecipe:
-    """How the supernet trains: `sampling` "uniform" (one random path a step), "sandwich" (plus the
-    largest and smallest paths) or "fair" (every option of every decision once a step; see
-    `training.make_path_sampler`). With a workdir it checkpoints at least 4 times, and at most
+    """How the supernet trains: `sampling` "uniform" (one random path a step), "distinct" (one path a
+    step, uniform over the space's distinct functions), "sandwich" (plus the largest and smallest
+    paths) or "fair" (every option of every decision once a step; see `training.make_path_sampler`). With a workdir it checkpoints at least 4 times, and at most
     `checkpoint_every` steps apart (0: no cap)."""
     steps: int = 1200
     batch_size: int = 64

@@ -10,9 +10,11 @@ a step twice.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import shutil
+import subprocess
 import time
 
 import numpy as np
@@ -143,10 +145,41 @@ def remove_run(workdir: str) -> None:
             shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
 
 
+def git_commit(directory: str | None = None) -> dict | None:
+    """{"commit": sha, "dirty": bool} of the checkout holding `directory` (default: this package),
+    or None when it is not a git checkout or git is missing (an installed package)."""
+    directory = directory or os.path.dirname(os.path.abspath(__file__))
+
+    def git(*args):
+        return subprocess.run(["git", "-C", directory, *args], capture_output=True, text=True, timeout=30)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return None
+        return {"commit": head.stdout.strip(), "dirty": bool(git("status", "--porcelain", "--untracked-files=no").stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def provenance() -> dict:
+    """Where a result was measured: package version, git commit (None outside a checkout), jax and
+    jaxlib versions, backend, device kind and count, process count, and the UTC time (ISO 8601)."""
+    import jax
+    import jaxlib
+    import supernet
+    return {"package": "supernet-nas", "version": supernet.__version__, "git": git_commit(),
+            "jax": jax.__version__, "jaxlib": jaxlib.__version__, "backend": jax.default_backend(),
+            "device_kind": jax.devices()[0].device_kind, "device_count": jax.device_count(),
+            "process_count": jax.process_count(),
+            "utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
 def results_document(results: dict, *, job: str, config: dict, fingerprint: str, **fields) -> dict:
     """One results schema for every job: status ('complete' unless the job says otherwise, e.g. a
     ground-truth shard waiting for the others), best_arch, best_accuracy (or None with
-    `best_accuracy_reason`), config, fingerprint, timings, then the job's own fields."""
+    `best_accuracy_reason`), config, fingerprint, timings, provenance (`provenance()`), then the
+    job's own fields."""
     results = dict(results)
     status = results.pop("status", "complete")
     best = {"best_arch": results.pop("best_arch", None), "best_accuracy": results.pop("best_accuracy", None),
@@ -154,7 +187,8 @@ def results_document(results: dict, *, job: str, config: dict, fingerprint: str,
     if best["best_accuracy"] is None and not best["best_accuracy_reason"]:
         best["best_accuracy_reason"] = f"the {job} job does not retrain a searched architecture"
     return {"status": status, "job": job, **best, "config": config, "fingerprint": fingerprint,
-            "timings": {**results.pop("timings", {}), **fields.pop("timings", {})}, **fields, **results}
+            "timings": {**results.pop("timings", {}), **fields.pop("timings", {})}, "provenance": provenance(),
+            **fields, **results}
 
 
 @contextlib.contextmanager

@@ -30,6 +30,10 @@ def test_quickstart_writes_results(tmp_path):
     assert {l["stage"] for l in lines} >= {"supernet", "search", "retrain/0", "retrain/1", "retrain/2"}
     assert all({"stage", "step", "time"} <= set(l) for l in lines)
     assert results["status"] == "complete" and results["fingerprint"] and "wall_time_s" in results["timings"]
+    provenance = results["provenance"]
+    assert set(provenance) >= {"version", "git", "jax", "jaxlib", "backend", "device_kind", "device_count", "utc"}
+    assert provenance["backend"] == "cpu" and provenance["device_count"] >= 1 and provenance["utc"].endswith("+00:00")
+    assert len(provenance["git"]["commit"]) == 40  # the tests run from a checkout
     assert "best architecture:" in proc.stdout
     ensemble = results["ensemble"]
     assert len(ensemble["members"]) == 3 and len(set(ensemble["members"])) == 3

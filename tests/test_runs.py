@@ -1,6 +1,6 @@
-"""Runs that never lie and never lose work (issue 11): the non-finite guard, corrupt and foreign
+"""Runs that never lie and never lose work: the non-finite guard, corrupt and foreign
 checkpoints, run identity, config checks before any work, metrics without duplicates, one
-results schema. Each measured failure of the issue is a case here; the kill-anywhere test is
+results schema. Each failure measured on a real run is a case here; the kill-anywhere test is
 tests/test_kill_anywhere.py."""
 
 import glob
@@ -29,7 +29,7 @@ def tiny():
 
 def test_diverging_supernet_stops_with_one_line_and_keeps_the_good_checkpoint(tiny, tmp_path):
     ds, space, model, mesh = tiny
-    optimizer = training.make_optimizer(1e6, steps=8)  # the issue's --config.supernet.learning_rate=1e6
+    optimizer = training.make_optimizer(1e6, steps=8)  # as --config.supernet.learning_rate=1e6 would
     with pytest.raises(checkpoint.NonFiniteError) as err:
         training.train_supernet(space, model, ds.train, steps=8, batch_size=32, optimizer=optimizer,
                                 key=jax.random.key(0), mesh=mesh, workdir=str(tmp_path), log_every=2, progress=False)
@@ -82,7 +82,7 @@ def test_a_corrupt_latest_checkpoint_is_reported_and_the_previous_one_used(tmp_p
     saved, target = _two_steps(tmp_path)
     for file in _data_files(saved, 2):
         raw = bytearray(open(file, "rb").read())
-        if damage == "garbage":  # the issue's 4 KB of garbage in the middle
+        if damage == "garbage":  # 4 KB of garbage in the middle
             mid = len(raw) // 2
             raw[mid:mid + 4096] = os.urandom(len(raw[mid:mid + 4096]))
         elif damage == "truncate":

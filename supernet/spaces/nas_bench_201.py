@@ -9,7 +9,7 @@ Two ways to compute a single-path cell from the same weights (measured, README "
 * `sparse=True` (the CPU default): each edge runs only its chosen operation through
   `jax.lax.switch` on the traced index, with a hand-written backward pass, and edges that cannot
   reach the cell's output are skipped, so a step costs about what the sampled cell costs
-  standalone (`supernet.sparse_cell`).
+  standalone (`supernet.spaces.sparse_cell`).
 * `sparse=False` (the default on GPU/TPU, and under `vmap` over architectures, where a switch
   would compute every branch): the two convolutions are *folded* into one, the 1x1 kernel
   zero-padded into the centre of the 3x3 slot and the kernels (and their BN affine parameters)
@@ -135,7 +135,7 @@ class SharedCell(nn.Module):
         return nodes[-1]
 
     def _switched(self, x, params, weights, train):
-        """The `sparse` cell (`supernet.sparse_cell`); BN statistics stored per source node in
+        """The `sparse` cell (`supernet.spaces.sparse_cell`); BN statistics stored per source node in
         the folded path's layout."""
         chosen = jnp.argmax(weights, axis=-1)
         scales = jnp.take_along_axis(weights, chosen[:, None], axis=-1)[:, 0]

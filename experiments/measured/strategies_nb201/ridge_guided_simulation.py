@@ -11,7 +11,7 @@ input-to-output path's operations, NAS-Bench-201's path encoding); `l2` the ridg
 `jump` queries the surrogate's best unseen cell right after the first initial sample; `margin`
 ends a climb when no fresh neighbour is predicted above the best's fitness + margin.
 
-Kept (2026-12-03, session 13): features "counts", how often each operation occurs in the cell
+Kept: features "counts", how often each operation occurs in the cell
 (one weight per operation, penalty `SHARED_L2`) plus the one-hot code (penalty `l2`): the
 strategies' `climb_order="linear"` (`strategies.base.fit_linear_surrogate`, same penalties).
 Two upper bounds for any ordering, which know the table: `oracle` "improving" puts a random

@@ -5,7 +5,7 @@ the best-by-validation cell at 100 (and 300) queries.
     PYTHONPATH=. python experiments/measured/strategies_nb201/tune_strategy.py NAME 'OPTIONS' FIRST_SEED SEEDS BUDGET
     # e.g. reinforce "{'climb_starts': 'policy'}" 100 200 100
 
-Session 13's bayesian settings were run in chunks of 50 seeds (FIRST_SEED 100, 150, 200, 250):
+The bayesian settings were once run in chunks of 50 seeds (FIRST_SEED 100, 150, 200, 250):
 vmapped over 200 seeds at once, the linear mean's LAPACK solve hung jaxlib 0.10's CPU runtime.
 `strategies.base.spd_solve` replaced it; the defaults then ran on all 200 at once.
 """

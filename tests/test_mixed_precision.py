@@ -40,8 +40,7 @@ def test_bfloat16_compute_converges_like_float32():
     assert dtypes == {jnp.dtype(jnp.float32)}
     first, last = np.mean(losses16[:5]), np.mean(losses16[-30:])
     assert last < 0.5 * first, (first, last)
-    # Measured (2026-12-03, AMD EPYC): 2.37 -> 0.89 in bfloat16 against 0.76 in float32, means of
-    # the last 30 steps (noisy: random paths each step). At learning rate 0.3 the bfloat16 run
-    # spiked mid-way on this CPU and not on an earlier one: the margin is for rounding, not for that.
+    # Means of the last 30 steps are noisy (random paths each step); the margin allows for rounding.
+    # At learning rate 0.3 a bfloat16 run has been seen to spike mid-way on one CPU: keep 0.2.
     assert last < np.mean(losses32[-30:]) + 0.25, (last, np.mean(losses32[-30:]))
     assert losses16 != losses32  # the compute really ran in another precision

@@ -75,5 +75,23 @@ def main(argv):
     records.write_progress(workdir, results["status"], job=config.job)
 
 
+def check_paths(argv: list[str]) -> str | None:
+    """One line for a config file that does not exist or a workdir that is a file (absl's own
+    errors for these are tracebacks), else None."""
+    for flag, value in zip(argv, argv[1:] + [""]):
+        name, _, inline = flag.partition("=")
+        value = inline if inline else value
+        if name in ("--config", "-config"):
+            path = value.split(":")[0]
+            if not os.path.isfile(path):
+                return f"error: config file {path!r} does not exist; pass --config experiments/<name>.py[:variant]."
+        if name in ("--workdir", "-workdir") and os.path.exists(value) and not os.path.isdir(value):
+            return f"error: --workdir {value!r} is a file, not a directory; pass a directory path."
+    return None
+
+
 if __name__ == "__main__":
+    problem = check_paths(sys.argv[1:])
+    if problem:
+        sys.exit(problem)
     app.run(main)

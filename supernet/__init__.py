@@ -13,7 +13,7 @@ __version__ = "0.5.0"
 
 def __getattr__(name):
     # Lazy: `import supernet` stays cheap, and `supernet.AutoModel` is there when asked for.
-    if name in ("AutoModel", "SearchResult"):
+    if name in ("AutoModel", "SearchResult", "SupernetOptions", "SearchOptions", "RetrainOptions"):
         from supernet import api
         return getattr(api, name)
     raise AttributeError(f"module 'supernet' has no attribute {name!r}")

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import Any
+import os
+import warnings
+from typing import Any, Literal
 
 import jax
 import numpy as np
 
 import strategies
-from strategies import pareto
+from strategies import constraints, pareto
 from supernet import data as data_lib
 from supernet import ensemble as ensembling
 from strategies.registry import closest
@@ -58,6 +60,16 @@ def resolve_space(search_space, dataset: data_lib.Dataset, options: dict) -> spa
                     f"or a supernet.spaces.Space; got {type(search_space).__name__}.")
 
 
+def distinct_feasible(space, limits: dict) -> int | None:
+    """How many distinct architectures (one per function, `space.canonical`) meet `limits`
+    (`max_flops`, `max_params`, `constraints`), or None for a space too large to enumerate."""
+    if space.size > constraints.DEFAULT_ENUMERATE_LIMIT:
+        return None
+    archs = constraints.all_architectures(space)
+    feasible = np.asarray(constraints.Feasibility(space, constraints.make_limits(space, **limits)).check(archs))
+    return len(np.unique(np.asarray(space.canonical(archs[feasible])), axis=0))
+
+
 @dataclasses.dataclass
 class SearchResult:
     """What `AutoModel.search()` found. Unpacks as `best_architecture, best_accuracy = result`.
@@ -91,10 +103,22 @@ class SearchResult:
     def __iter__(self):
         return iter((self.best_architecture, self.best_accuracy))
 
+    def __repr__(self) -> str:
+        ensemble = (f", ensemble of {len(self.ensemble['members'])} ({self.ensemble['method']}): "
+                    f"{self.ensemble['test_accuracy']:.4f}" if self.ensemble else "")
+        return (f"SearchResult(best_architecture={self.best_architecture!r}, best_accuracy={self.best_accuracy:.4f}, "
+                f"supernet_val_accuracy={self.supernet_val_accuracy:.4f}, params={self.params:,}, "
+                f"flops={self.flops:,}, evaluated={len(self.history['val_accuracy'])}{ensemble})")
+
     def predict(self, x) -> np.ndarray:
         """Class predictions for raw inputs `x` [n, *input_shape] (scaled like the training data),
         by the ensemble when there is one, else by the retrained winner."""
-        x = (np.asarray(x, np.float32) - self.dataset.mean) / self.dataset.std
+        x = np.asarray(x, np.float32)
+        bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+        if bad.any():
+            raise ValueError(f"predict input: rows {np.flatnonzero(bad)[:10].tolist()} hold NaN or inf; drop or "
+                             "impute them first (a prediction for them would be meaningless).")
+        x = (x - self.dataset.mean) / self.dataset.std
         data_lib.check_split(data_lib.Split(x, np.zeros(len(x), np.int32)), input_shape=self.space.input_shape,
                              what="predict input")
         if not self.ensemble:
@@ -108,69 +132,212 @@ class SearchResult:
         return plots.architecture(self.space, self.architecture, path)
 
 
-class AutoModel:
-    """One-shot NAS in one call. Options (defaults: a short recipe for small spaces and data; on the
-    NAS-Bench-201 space the supernet ranked like chance below about 10,000 steps, README ranking):
+def _fail(owner: str, name: str, value, wanted: str, fix) -> None:
+    raise ValueError(f"{owner}.{name} must be {wanted}, got {value!r} ({type(value).__name__}); pass {name}={fix}.")
 
-    search_space: a dict {decision: [operations]} (see `supernet.spaces.chain.OPERATIONS`), a
-        registered space name ("nas_bench_201", "mobilenet", "chain") or a `Space`.
-    data: a dataset name ("digits", "mnist1d", ...), numpy `(x, y)`, `(train, val, test)` pairs
-        or a `supernet.data.Dataset`.
-    strategy: a registered strategy ("evolution", "random", "bayesian", "reinforce", "autoencoder").
-    max_flops, max_params, constraints: limits every proposed architecture meets.
-    budget, population: supernet evaluations in all / per round.
-    ensemble: None, "average" or "vote" over the `ensemble_size` best (each retrained from scratch).
-    supernet_steps, retrain_steps, batch_size: training lengths and batch.
+
+def _positive_int(owner: str, name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        _fail(owner, name, value, "a positive int", _suggest_int(value))
+
+
+def _suggest_int(value):
+    try:
+        return max(1, int(round(float(value))))
+    except (TypeError, ValueError):
+        return "<a positive int>"
+
+
+def _number(owner: str, name: str, value, *, positive: bool) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating)) \
+        and np.isfinite(value) and (value > 0 if positive else value >= 0)
+    if not ok:
+        _fail(owner, name, value, "a positive number" if positive else "a number >= 0",
+              "<a positive float>" if positive else "0.0")
+
+
+def _optional_limit(owner: str, name: str, value) -> None:
+    if value is not None:
+        _number(owner, name, value, positive=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class SupernetOptions:
+    """How the weight-sharing supernet trains.
+
+    steps: optimiser steps, one sampled path each; batch_size: examples per step.
+    learning_rate, weight_decay: SGD with momentum 0.9 and a cosine schedule.
+    sampling: "uniform" (one random path a step), "distinct" (uniform over the space's distinct
+        functions), "sandwich" (plus the largest and smallest paths) or "fair" (FairNAS).
     few_shot: decisions (names or indices) to split the trained supernet on into few-shot
-        sub-supernets (`supernet.few_shot`), which together train supernet_steps more steps and
-        each score only their own architectures; () (default): the one-shot supernet alone.
+        sub-supernets (`supernet.few_shot`), which together train `steps` more steps and each score
+        only their own architectures; () (default): the one-shot supernet alone.
+    """
+    steps: int = 1200
+    batch_size: int = 64
+    learning_rate: float = 0.05
+    weight_decay: float = 5e-4
+    sampling: Literal["uniform", "distinct", "sandwich", "fair"] = "uniform"
+    few_shot: tuple = ()
+
+    def __post_init__(self):
+        _positive_int("SupernetOptions", "steps", self.steps)
+        _positive_int("SupernetOptions", "batch_size", self.batch_size)
+        _number("SupernetOptions", "learning_rate", self.learning_rate, positive=True)
+        _number("SupernetOptions", "weight_decay", self.weight_decay, positive=False)
+        _choice("SupernetOptions", "sampling", self.sampling, SAMPLINGS)
+        object.__setattr__(self, "few_shot", tuple(self.few_shot))
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchOptions:
+    """How the search runs on the trained supernet.
+
+    budget: supernet evaluations in all; population: evaluations per round.
+    max_flops, max_params, constraints: limits every proposed architecture meets (None: no limit;
+        constraints: `strategies.Limit`s of any cost).
     hybrid: training-free rankers ("params", "flops", "synflow", "naswot", "snip") whose quantiles
-        are averaged with the supernet's validation accuracy as the search's fitness
-        (`one_shot.HybridRecipe`); () (default): the supernet's accuracy alone.
-    workdir: where the metrics and the checkpoints go (None: nowhere); a rerun with the same options
-        and data resumes there, other options or data are refused unless `restart=True`, which
-        deletes that run's files first.
-    space_options, strategy_options: passed to `spaces.get` / `strategies.get`.
+        are averaged with the supernet's validation accuracy as the fitness; (): the supernet alone.
+    ensemble: None, "average" or "vote" over the `ensemble_size` best, each retrained from scratch.
+    """
+    budget: int = 200
+    population: int = 25
+    max_flops: float | None = None
+    max_params: float | None = None
+    constraints: tuple = ()
+    hybrid: tuple = ()
+    ensemble: Literal["average", "vote"] | None = None
+    ensemble_size: int = 3
+
+    def __post_init__(self):
+        _positive_int("SearchOptions", "budget", self.budget)
+        _positive_int("SearchOptions", "population", self.population)
+        _optional_limit("SearchOptions", "max_flops", self.max_flops)
+        _optional_limit("SearchOptions", "max_params", self.max_params)
+        if self.ensemble is not None:
+            _choice("SearchOptions", "ensemble", self.ensemble, ensembling.METHODS)
+        _positive_int("SearchOptions", "ensemble_size", self.ensemble_size)
+        if self.ensemble and self.ensemble_size > self.budget:
+            raise ValueError(f"SearchOptions.ensemble_size={self.ensemble_size} is larger than budget={self.budget}: "
+                             f"the search cannot deliver that many members; pass ensemble_size <= {self.budget}.")
+        object.__setattr__(self, "constraints", tuple(self.constraints))
+        object.__setattr__(self, "hybrid", tuple(self.hybrid))
+        one_shot.check_training_free(self.hybrid)
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrainOptions:
+    """How the winner (and the ensemble's members) retrain from scratch: `steps` of SGD on
+    `batch_size` examples at `learning_rate` (momentum 0.9, weight decay 5e-4, cosine)."""
+    steps: int = 800
+    batch_size: int = 64
+    learning_rate: float = 0.05
+
+    def __post_init__(self):
+        _positive_int("RetrainOptions", "steps", self.steps)
+        _positive_int("RetrainOptions", "batch_size", self.batch_size)
+        _number("RetrainOptions", "learning_rate", self.learning_rate, positive=True)
+
+
+SAMPLINGS = ("uniform", "distinct", "sandwich", "fair")
+
+
+def _choice(owner: str, name: str, value, valid) -> None:
+    if value not in valid:
+        raise ValueError(f"{owner}.{name}={value!r} is not valid{closest(str(value), valid)}; valid: {', '.join(valid)}.")
+
+
+def _options(kind, value, argument: str):
+    """`value` as the option group `kind`: an instance, a dict of its fields, or None (defaults)."""
+    if value is None:
+        return kind()
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, dict):
+        fields = [f.name for f in dataclasses.fields(kind)]
+        for key in value:
+            if key not in fields:
+                raise ValueError(f"{argument}: {kind.__name__} has no option {key!r}{closest(key, fields)}; "
+                                 f"its options: {', '.join(fields)}.")
+        return kind(**value)
+    raise TypeError(f"{argument} must be a supernet.{kind.__name__} or a dict of its fields, got {type(value).__name__}.")
+
+
+class AutoModel:
+    """One-shot NAS in one call: `AutoModel(search_space, data).search()`.
+
+    Args:
+        search_space: a dict {decision: [operations]} (operations of
+            `supernet.spaces.chain.OPERATIONS`), a registered space name ("nas_bench_201",
+            "mobilenet", "chain") or a `supernet.spaces.Space`.
+        data: a dataset name ("digits", "mnist1d", ...), numpy `(x, y)` (validation and test
+            carved off reproducibly from `seed`), `((x, y), (x, y), (x, y))` train / val / test
+            pairs, or a `supernet.data.Dataset`. Inputs are channels-last; labels 0..K-1.
+        strategy: a registered strategy ("evolution", "random", "bayesian", "reinforce", "autoencoder").
+        supernet, search, retrain: `SupernetOptions`, `SearchOptions`, `RetrainOptions` (or dicts
+            of their fields); the defaults are a short recipe for small spaces and data.
+        seed: every random choice of the run follows from it.
+        workdir: where metrics and checkpoints go (None: nowhere). A rerun with the same options
+            and data resumes there; other options or data are refused unless `restart=True`,
+            which deletes that run's files first.
+        progress: show progress bars.
+        space_options, strategy_options: passed to `spaces.get` / `strategies.get`.
+
+    Every option is checked here, and the data and the space when `search()` starts, before any
+    training.
     """
 
-    def __init__(self, search_space, data="digits", *, strategy: str = "evolution", max_flops=None, max_params=None,
-                 constraints=(), budget: int = 200, population: int = 25, ensemble: str | None = None,
-                 ensemble_size: int = 3, supernet_steps: int = 1200, retrain_steps: int = 800, batch_size: int = 64,
-                 few_shot=(), hybrid=(), seed: int = 0, workdir: str | None = None, restart: bool = False, progress: bool = True,
-                 space_options: dict | None = None, strategy_options: dict | None = None):
-        if ensemble not in (None, *ensembling.METHODS):
-            raise ValueError(f"ensemble must be None or one of {', '.join(ensembling.METHODS)}, got {ensemble!r}.")
+    def __init__(self, search_space, data="digits", *, strategy: str = "evolution",
+                 supernet: SupernetOptions | dict | None = None, search: SearchOptions | dict | None = None,
+                 retrain: RetrainOptions | dict | None = None, seed: int = 0, workdir: str | None = None,
+                 restart: bool = False, progress: bool = True, space_options: dict | None = None,
+                 strategy_options: dict | None = None):
         strategies.STRATEGIES.get(strategy)  # an unknown name fails here, before any work
-        for name, value in (("budget", budget), ("population", population), ("supernet_steps", supernet_steps),
-                            ("retrain_steps", retrain_steps), ("batch_size", batch_size)):
-            if int(value) < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}.")
+        self.supernet_options = _options(SupernetOptions, supernet, "supernet")
+        self.search_options = _options(SearchOptions, search, "search")
+        self.retrain_options = _options(RetrainOptions, retrain, "retrain")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}; pass seed=0.")
+        if workdir is not None and os.path.exists(workdir) and not os.path.isdir(workdir):
+            raise ValueError(f"workdir {workdir!r} is a file, not a directory; pass a directory path.")
         self.search_space, self.data = search_space, data
         self.strategy, self.strategy_options = strategy, dict(strategy_options or {})
-        self.limits = dict(max_flops=max_flops, max_params=max_params, constraints=constraints)
         self.space_options = dict(space_options or {})
-        self.few_shot = tuple(few_shot)
-        self.hybrid = tuple(hybrid)
-        one_shot.check_training_free(self.hybrid)
-        self.seed, self.workdir, self.restart, self.progress = seed, workdir, restart, progress
+        self.seed, self.workdir, self.restart, self.progress = int(seed), workdir, restart, progress
+        sn, se, re_ = self.supernet_options, self.search_options, self.retrain_options
+        self.limits = dict(max_flops=se.max_flops, max_params=se.max_params, constraints=se.constraints)
         self.recipes = (
-            one_shot.SupernetRecipe(steps=supernet_steps, batch_size=batch_size, checkpoint_every=200 if workdir else 0),
-            one_shot.SearchRecipe(budget=budget, population=population,
-                                  ensemble_size=ensemble_size if ensemble else 1, ensemble_method=ensemble or "average"),
-            one_shot.RetrainRecipe(steps=retrain_steps, batch_size=batch_size))
+            one_shot.SupernetRecipe(steps=sn.steps, batch_size=sn.batch_size, learning_rate=sn.learning_rate,
+                                    weight_decay=sn.weight_decay, sampling=sn.sampling,
+                                    checkpoint_every=200 if workdir else 0),
+            one_shot.SearchRecipe(budget=se.budget, population=se.population,
+                                  ensemble_size=se.ensemble_size if se.ensemble else 1,
+                                  ensemble_method=se.ensemble or "average"),
+            one_shot.RetrainRecipe(steps=re_.steps, batch_size=re_.batch_size, learning_rate=re_.learning_rate))
+
+    def __repr__(self) -> str:
+        return (f"AutoModel({type(self.search_space).__name__} space, strategy={self.strategy!r}, "
+                f"{self.supernet_options}, {self.search_options}, {self.retrain_options}, seed={self.seed})")
 
     def search(self) -> SearchResult:
+        """Trains the supernet, searches it, retrains the winner (and the ensemble) from scratch.
+
+        Returns:
+            a `SearchResult`; it unpacks as `best_architecture, best_accuracy`, the latter the test
+            accuracy of the winner retrained from scratch.
+        """
         dataset = resolve_data(self.data, self.seed)
         space = resolve_space(self.search_space, dataset, self.space_options)
-        strategy = strategies.get(self.strategy, space, **self.limits, **self.strategy_options)
+        supernet_recipe, search_recipe, retrain_recipe = self.recipes
+        strategy_name, strategy_options, search_recipe = self._fit_to_space(space, search_recipe)
+        strategy = strategies.get(strategy_name, space, **self.limits, **strategy_options)
         if self.workdir:
             run_identity.claim(self.workdir, self._identity(space, dataset), "automodel", restart=self.restart,
                                caller="AutoModel")
-        supernet_recipe, search_recipe, retrain_recipe = self.recipes
         results = one_shot.run_one_shot_nas(space, dataset, strategy, supernet=supernet_recipe,
                                             search_recipe=search_recipe, retrain_recipe=retrain_recipe,
                                             few_shot_recipe=one_shot.FewShotRecipe(self._split(space)),
-                                            hybrid_recipe=one_shot.HybridRecipe(self.hybrid),
+                                            hybrid_recipe=one_shot.HybridRecipe(self.search_options.hybrid),
                                             mesh=sharding.make_mesh(), key=jax.random.key(self.seed),
                                             workdir=self.workdir, progress=self.progress)
         models = results.pop("_models")
@@ -187,10 +354,26 @@ class AutoModel:
             pareto=self._pareto(space, found), ensemble=results.get("ensemble"), results=results, space=space,
             dataset=dataset, members=models["retrained"])
 
+    def _fit_to_space(self, space, search_recipe):
+        """(strategy, its options, search recipe) for a space with fewer distinct feasible
+        architectures than the budget: each is evaluated once (random search without repeats), and
+        an ensemble larger than that is refused. Otherwise the options as given."""
+        count = distinct_feasible(space, self.limits)
+        if count is None or count >= search_recipe.budget:
+            return self.strategy, self.strategy_options, search_recipe
+        if self.search_options.ensemble and self.search_options.ensemble_size > count:
+            raise ValueError(f"SearchOptions.ensemble_size={self.search_options.ensemble_size} is larger than the "
+                             f"{count} distinct architectures the space holds (within the limits); pass "
+                             f"ensemble_size <= {count}.")
+        warnings.warn(f"the space holds {count} distinct architectures (within the limits), fewer than "
+                      f"budget={search_recipe.budget}: each is evaluated once instead of searching.", stacklevel=3)
+        return "random", {}, dataclasses.replace(search_recipe, budget=count,
+                                                 population=min(search_recipe.population, count))
+
     def _split(self, space) -> tuple[int, ...]:
         """`few_shot` as decision indices of `space`."""
         decisions = []
-        for d in self.few_shot:
+        for d in self.supernet_options.few_shot:
             if isinstance(d, str) and d not in space.decision_names:
                 raise ValueError(f"few_shot: {d!r} is not a decision of the space{closest(d, space.decision_names)}; "
                                  f"its decisions: {', '.join(space.decision_names)}.")
@@ -213,8 +396,8 @@ class AutoModel:
                 "limits": {k: v for k, v in self.limits.items() if k != "constraints"},
                 "constraints": [repr(c) for c in self.limits["constraints"]],
                 "recipes": [dataclasses.asdict(r) for r in self.recipes],
-                **({"few_shot": self._split(space)} if self.few_shot else {}),  # older runs' identity unchanged
-                **({"hybrid": self.hybrid} if self.hybrid else {})}
+                **({"few_shot": self._split(space)} if self.supernet_options.few_shot else {}),
+                **({"hybrid": self.search_options.hybrid} if self.search_options.hybrid else {})}
 
     def _pareto(self, space, found) -> list | None:
         """The front of (validation accuracy, each limited cost) over everything evaluated."""

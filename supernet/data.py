@@ -28,6 +28,7 @@ import functools
 import os
 import pickle
 import random
+import warnings
 from typing import Callable, Iterator
 
 import numpy as np
@@ -35,6 +36,7 @@ import numpy as np
 from strategies.registry import Registry
 
 __all__ = ["Split", "Dataset", "get", "names", "register", "options", "from_arrays", "from_splits", "check_split",
+           "check_inputs", "check_labels",
            "iterate", "epoch_batches"]
 
 
@@ -367,11 +369,70 @@ def _cifar10(
 # --------------------------------------------------------------------------- arrays a user brings
 
 
+# Beyond this many robust deviations (after the library's own scaling) a value is treated as a
+# data error: one such value dominates a channel's statistics and the network learns nothing.
+ABSURD_SCALE = 1e6
+
+
 def _as_labels(y, what: str) -> np.ndarray:
     y = np.asarray(y)
-    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or np.all(y == np.round(y))):
-        raise ValueError(f"{what}: labels must be integer class indices of shape [n], got {y.dtype} {y.shape}.")
+    fix = "map them to 0..K-1 with `classes, y = np.unique(y, return_inverse=True)`"
+    if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+        raise ValueError(f"{what}: labels must be integer class indices, got {y.dtype} values such as "
+                         f"{y.ravel()[:3].tolist()}; {fix}.")
+    if y.ndim != 1:
+        raise ValueError(f"{what}: labels must be integer class indices of shape [n], got shape {y.shape}.")
+    if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+        raise ValueError(f"{what}: labels must be integer class indices, got non-integer values such as "
+                         f"{y[~np.isfinite(y) | (y != np.round(y))][:3].tolist()}; {fix}.")
     return y.astype(np.int32)
+
+
+def check_labels(train_y: np.ndarray, others: dict, what: str) -> None:
+    """Training labels must be the consecutive integers 0..K-1, and every label of another split
+    (`{"val": y, "test": y}`) must occur in training."""
+    present = np.unique(train_y)
+    if present[0] != 0 or present[-1] != len(present) - 1:
+        raise ValueError(f"{what}: training labels must be the consecutive integers 0..K-1, got {len(present)} "
+                         f"distinct labels from {present[0]} to {present[-1]} ({_brief(present)}); remap them with "
+                         "`classes, y = np.unique(y, return_inverse=True)`.")
+    for split, y in others.items():
+        unseen = np.setdiff1d(np.unique(y), present)
+        if len(unseen):
+            raise ValueError(f"{what}: the {split} split has labels never seen in training ({_brief(unseen)}); "
+                             f"training holds 0..{present[-1]}: fix those labels or move such examples into training.")
+
+
+def _brief(values: np.ndarray) -> str:
+    shown = ", ".join(str(v) for v in values[:6])
+    return shown + (", ..." if len(values) > 6 else "")
+
+
+def check_inputs(name: str, splits: dict) -> None:
+    """Errors for inputs that would train silently wrong: non-finite values, and values so far
+    from the training data's typical scale (ABSURD_SCALE robust deviations) that standardising
+    cannot help; a warning for images that look channels-first. `splits`: {split name: x}."""
+    for split, x in splits.items():
+        bad = ~np.isfinite(x)
+        if bad.any():
+            rows = np.flatnonzero(bad.reshape(len(x), -1).any(axis=1))
+            raise ValueError(f"{name}: the {split} inputs hold {int(bad.sum())} non-finite values (NaN or inf) in "
+                             f"rows {_brief(rows)}; drop or impute those rows before searching.")
+    train = splits["train"]
+    q1, q25, centre, q75, q99 = np.percentile(train, [1, 25, 50, 75, 99])
+    typical = max(q75 - q25, (q99 - q1) / 10, 1e-12)  # robust: a few extreme values do not move it
+    for split, x in splits.items():
+        deviation = np.abs(x - centre) / typical
+        if deviation.max() > ABSURD_SCALE:
+            worst = int(np.argmax(deviation))
+            row, value = worst // (x.size // len(x)), x.flat[worst]
+            raise ValueError(f"{name}: the {split} inputs hold {value:.3g} (row {row}), over {ABSURD_SCALE:.0e} times "
+                             f"the training data's typical spread ({typical:.3g}); fix or clip it (e.g. np.clip) "
+                             "before searching.")
+    if train.ndim == 4 and train.shape[1] in (1, 3, 4) and train.shape[-1] > 4:
+        warnings.warn(f"{name}: inputs of shape {train.shape[1:]} look channels-first; the library reads the last "
+                      f"axis as channels ({train.shape[-1]} here). If they are, pass np.moveaxis(x, 1, -1).",
+                      stacklevel=3)
 
 
 def from_arrays(x, y, *, seed: int = 0, val_fraction: float = 0.2, test_fraction: float = 0.2,
@@ -384,6 +445,8 @@ def from_arrays(x, y, *, seed: int = 0, val_fraction: float = 0.2, test_fraction
     if x.ndim < 2 or len(x) != len(y):
         raise ValueError(f"{name}: x must be [n, ...] with one row per label; got x {x.shape} and {len(y)} labels.")
     test_fraction = _check_fraction(test_fraction, "test_fraction", allow_zero=False)
+    check_inputs(name, {"train": x})
+    check_labels(y, {}, name)
     rng = np.random.default_rng(_check_seed(seed, "seed"))
     rest, test = _carve(len(y), test_fraction, rng, "test_fraction", "training")
     classes = int(num_classes or y.max() + 1)
@@ -398,7 +461,9 @@ def from_splits(train, val, test, *, num_classes: int | None = None, name: str =
         if len(x) != len(y) or x.shape[1:] != xt.shape[1:]:
             raise ValueError(f"{name}: the {split} split has x {x.shape} and {len(y)} labels; every split needs "
                              f"one label per row and inputs of shape {xt.shape[1:]}.")
-    classes = int(num_classes or max(yt.max(), yv.max(), ys.max()) + 1)
+    check_inputs(name, {"train": xt, "val": xv, "test": xs})
+    check_labels(yt, {"val": yv, "test": ys}, name)
+    classes = int(num_classes or yt.max() + 1)
     return _finish(name, classes, xt, yt, xv, yv, xs, ys)
 
 

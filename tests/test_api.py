@@ -8,7 +8,12 @@ from supernet import AutoModel, data, spaces
 from supernet.api import resolve_data, resolve_space
 
 CHOICES = {"block1": ["conv", "maxpool"], "block2": ["residual"], "block3": ["linear"]}
-TINY = dict(supernet_steps=10, budget=4, population=2, retrain_steps=5, progress=False)
+TINY = dict(supernet={"steps": 10}, search={"budget": 4, "population": 2}, retrain={"steps": 5}, progress=False)
+
+
+def tiny(supernet=(), **search):
+    """TINY with more search options (and supernet options, as a dict)."""
+    return {**TINY, "supernet": {**TINY["supernet"], **dict(supernet)}, "search": {**TINY["search"], **search}}
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +25,7 @@ def digits_arrays():
 @pytest.fixture(scope="module")
 def result(digits_arrays):
     x, y = digits_arrays
-    return AutoModel(CHOICES, data=(x, y), max_params=10**6, ensemble="vote", ensemble_size=2, **TINY).search()
+    return AutoModel(CHOICES, data=(x, y), **tiny(max_params=10**6, ensemble="vote", ensemble_size=2)).search()
 
 
 def test_search_unpacks_as_the_founding_document_writes_it(result):
@@ -68,30 +73,30 @@ def test_space_in_every_form():
 
 def test_hybrid_fitness_by_name(digits_arrays):
     x, y = digits_arrays
-    found = AutoModel(CHOICES, data=(x, y), hybrid=("params", "naswot"), **TINY).search()
+    found = AutoModel(CHOICES, data=(x, y), **tiny(hybrid=("params", "naswot"))).search()
     assert found.results["search_fitness"] == "mean quantile of supernet validation accuracy, params, naswot"
     assert len(found.history["archs"]) == 4 and 0 <= found.supernet_val_accuracy <= 1
     with pytest.raises(ValueError, match="hybrid: unknown training-free ranker.*'grasp'.*valid: params, flops"):
-        AutoModel(CHOICES, data=(x, y), hybrid=("grasp",), **TINY)
+        AutoModel(CHOICES, data=(x, y), **tiny(hybrid=("grasp",)))
 
 
 def test_few_shot_sub_supernets_by_decision_name(digits_arrays):
     x, y = digits_arrays
-    found = AutoModel(CHOICES, data=(x, y), few_shot=("block1",), **TINY).search()
+    found = AutoModel(CHOICES, data=(x, y), **tiny(supernet={"few_shot": ("block1",)})).search()
     assert found.results["timings"]["few_shot_training_s"] > 0 and len(found.history["archs"]) == 4
     with pytest.raises(ValueError, match="'blok1' is not a decision of the space \\(did you mean 'block1'\\?\\)"):
-        AutoModel(CHOICES, data=(x, y), few_shot=("blok1",), **TINY).search()
+        AutoModel(CHOICES, data=(x, y), **tiny(supernet={"few_shot": ("blok1",)})).search()
     with pytest.raises(ValueError, match="few-shot split decision 7 is not a decision"):
-        AutoModel(CHOICES, data=(x, y), few_shot=(7,), **TINY).search()
+        AutoModel(CHOICES, data=(x, y), **tiny(supernet={"few_shot": (7,)})).search()
 
 
 def test_bad_options_fail_before_any_work():
-    with pytest.raises(ValueError, match="ensemble must be None or one of average, vote"):
-        AutoModel(CHOICES, ensemble="vot")
+    with pytest.raises(ValueError, match=r"SearchOptions.ensemble='vot' is not valid \(did you mean 'vote'\?\)"):
+        AutoModel(CHOICES, search={"ensemble": "vot"})
     with pytest.raises(ValueError, match="unknown strategy 'evolutoin' \\(did you mean 'evolution'\\?\\)"):
         AutoModel(CHOICES, strategy="evolutoin")
-    with pytest.raises(ValueError, match="budget must be >= 1"):
-        AutoModel(CHOICES, budget=0)
+    with pytest.raises(ValueError, match="SearchOptions.budget must be a positive int, got 0"):
+        AutoModel(CHOICES, search={"budget": 0})
 
 
 @pytest.mark.parametrize("name,options", [
@@ -117,6 +122,6 @@ def test_a_workdir_holds_one_run(digits_arrays, tmp_path):
     with pytest.raises(run_identity.RunIdentityError, match=r"holds a run of another config.*restart=True"):
         AutoModel(CHOICES, data=(x[:1000], y[:1000]), workdir=str(tmp_path), **TINY).search()
     with pytest.raises(run_identity.RunIdentityError, match=r"recipes"):
-        AutoModel(CHOICES, data=(x, y), workdir=str(tmp_path), **{**TINY, "supernet_steps": 12}).search()
+        AutoModel(CHOICES, data=(x, y), workdir=str(tmp_path), **tiny(supernet={"steps": 12})).search()
     other = AutoModel(CHOICES, data=(x[:1000], y[:1000]), workdir=str(tmp_path), restart=True, **TINY).search()
     assert 0.0 <= other.best_accuracy <= 1.0

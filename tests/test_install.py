@@ -13,7 +13,7 @@ import supernet
 from supernet import AutoModel
 assert "site-packages" in supernet.__file__, supernet.__file__
 model = AutoModel({"block1": ["conv", "maxpool"], "block2": ["residual"], "block3": ["linear"]}, data="digits",
-                  supernet_steps=10, budget=2, population=2, retrain_steps=5, progress=False)
+                  supernet={"steps": 10}, search={"budget": 2, "population": 2}, retrain={"steps": 5}, progress=False)
 best_architecture, best_accuracy = model.search()
 print("best", best_architecture, best_accuracy)
 """

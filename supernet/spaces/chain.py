@@ -61,7 +61,7 @@ class SepConvOp(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool):
         nd, c = x.ndim - 2, x.shape[-1]
-        depthwise = self.param("depthwise", nn.initializers.kaiming_normal(), (3,) * nd + (1, c))
+        depthwise = self.param("w_depthwise", nn.initializers.kaiming_normal(), (3,) * nd + (1, c))  # w_: host_init draws it as a kernel
         x = ConvKernel(1, c, name="pointwise")(depthwise_conv(x, depthwise))
         return nn.relu(batch_norm(self.calibrated, train, "bn")(x))
 

@@ -76,36 +76,38 @@ def runnable(document: str, blocks: list[Block]) -> str:
 
 
 def missing_paths(text: str, document_dir: pathlib.Path) -> list[str]:
-    """Repository paths mentioned in `text` (or linked from it) that do not exist."""
+    """Repository paths mentioned in `text` (or linked from it) that do not exist, each as
+    'line N: PATH', once per line."""
     def exists(path: str, base: pathlib.Path) -> bool:
         target = (base / path).resolve()
         return bool(glob.glob(str(target))) if "*" in path else target.exists()
 
     problems = []
-    for match in PATH.finditer(text):
-        path = match.group(1).rstrip(".,;:")
-        if any(part.isupper() for part in re.split(r"[/.]", path) if len(part) > 1):
-            continue  # a placeholder such as experiments/NAME.py
-        base = document_dir if path.startswith("../") else REPO
-        if not exists(path, base):
-            problems.append(path)
-    for match in LINK.finditer(text):
-        target = match.group(1)
-        if "://" not in target and not target.startswith("mailto:") and not exists(target, document_dir):
-            problems.append(target)
+    for number, line in enumerate(text.split("\n"), start=1):
+        missing = []
+        for match in PATH.finditer(line):
+            path = match.group(1).rstrip(".,;:")
+            if any(part.isupper() for part in re.split(r"[/.]", path) if len(part) > 1):
+                continue  # a placeholder such as experiments/NAME.py
+            if not exists(path, document_dir if path.startswith("../") else REPO):
+                missing.append(path)
+        for match in LINK.finditer(line):
+            target = match.group(1)
+            if "://" not in target and not target.startswith("mailto:") and not exists(target, document_dir):
+                missing.append(target)
+        problems += [f"line {number}: {path}" for path in dict.fromkeys(missing)]
     return problems
 
 
 def missing_names(text: str) -> list[str]:
-    """Dotted `supernet.` / `strategies.` names in backticks that do not resolve (spans about config
-    keys, which share the `supernet.` prefix, are left out)."""
+    """Dotted `supernet.` / `strategies.` names in backticks that do not resolve, each as
+    'line N: NAME' (spans about config keys, which share the `supernet.` prefix, are left out)."""
     problems = []
-    for span in re.findall(r"`([^`\n]+)`", text):
-        if "config" in span:
-            continue  # a config key or a message naming one, e.g. `--config.supernet.steps=10`
-        for name in DOTTED.findall(span):
-            if not resolves(name):
-                problems.append(name)
+    for number, line in enumerate(text.split("\n"), start=1):
+        for span in re.findall(r"`([^`]+)`", line):
+            if "config" in span:
+                continue  # a config key or a message naming one, e.g. `--config.supernet.steps=10`
+            problems += [f"line {number}: {name}" for name in DOTTED.findall(span) if not resolves(name)]
     return problems
 
 
@@ -132,8 +134,9 @@ def relative(path: pathlib.Path) -> str:
 @pytest.mark.parametrize("document", DOCUMENTS, ids=relative)
 def test_every_mentioned_path_and_name_exists(document):
     text = document.read_text()
-    assert not missing_paths(text, document.parent), f"{relative(document)} names missing paths"
-    assert not missing_names(text), f"{relative(document)} names missing supernet./strategies. names"
+    paths, names = missing_paths(text, document.parent), missing_names(text)
+    assert not paths, f"{relative(document)} names paths that do not exist: {'; '.join(paths)}"
+    assert not names, f"{relative(document)} names what supernet/strategies lack: {'; '.join(names)}"
 
 
 @pytest.mark.parametrize("document", [d for d in DOCUMENTS if "```python" in d.read_text()], ids=relative)
@@ -148,11 +151,13 @@ def test_python_blocks_run(document, tmp_path):
 
 
 def test_the_checkers_catch_what_does_not_exist():
-    fake = ("Use `supernet.spaces.get` and `strategies.get`, see supernet/spaces/base.py.\n"
-            "Renamed: `supernet.spaces.NoSuchSpace`, `strategies.no_such_module.run`, "
-            "supernet/no_such_file.py and [a guide](docs/no_such_page.md).\n")
-    assert missing_names(fake) == ["supernet.spaces.NoSuchSpace", "strategies.no_such_module.run"]
-    assert missing_paths(fake, REPO) == ["supernet/no_such_file.py", "docs/no_such_page.md"]
+    """Stale names of the kind a move leaves behind: the chain's operations and the sparse cell live
+    under supernet/spaces/, and a renamed guide."""
+    fake = ("Use `supernet.spaces.chain.OPERATIONS` and `strategies.get`, see supernet/spaces/sparse_cell.py.\n"
+            "Stale: `supernet.chain.OPERATIONS`, `strategies.no_such_module.run`,\n"
+            "supernet/sparse_cell.py and [a guide](docs/no_such_page.md).\n")
+    assert missing_names(fake) == ["line 2: supernet.chain.OPERATIONS", "line 2: strategies.no_such_module.run"]
+    assert missing_paths(fake, REPO) == ["line 3: supernet/sparse_cell.py", "line 3: docs/no_such_page.md"]
 
 
 def test_directives_are_applied_and_checked():

@@ -1,0 +1,7 @@
+"""Search a user's own Flax module: put `Choice`, `Conv`, `Dense`, `Repeat` and `InputChoice` in an
+ordinary Linen module, and `space(module, example_input)` returns a `supernet.spaces.Space`."""
+
+from supernet.nas.primitives import Choice, Conv, Dense, InputChoice, Repeat
+from supernet.nas.space import NasSpace, NasStandalone, NasSupernet, space
+
+__all__ = ["Choice", "Conv", "Dense", "InputChoice", "Repeat", "NasSpace", "NasStandalone", "NasSupernet", "space"]

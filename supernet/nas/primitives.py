@@ -1,0 +1,280 @@
+"""Search primitives for an ordinary Linen module: `Choice`, `Conv`, `Dense`, `Repeat`, `InputChoice`.
+
+A primitive reads how to behave from the active `_Context`, set by the wrappers in `space.py`:
+- "trace": record each decision (name, options, enclosing `Repeat` blocks) and run the largest option;
+- "supernet": read the decision's weight row float[K] and mix masks (one shape for every architecture);
+- "fixed": build the chosen option as a layer of static size (the extracted network).
+Outside those wrappers a primitive raises: its decisions would be unknown.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_LOCAL = threading.local()
+
+
+class _Context:
+    """What the primitives of one call see: the mode plus the decisions' rows or choices."""
+
+    def __init__(self, mode: str, rows: dict | None = None, choices: dict | None = None):
+        self.mode = mode
+        self.rows = rows or {}          # supernet: name -> float[K] weight row
+        self.choices = choices or {}    # fixed: name -> chosen option index
+        self.decisions: dict[str, dict] = {}   # trace: name -> record, in call order
+        self.repeat_stack: list[tuple[str, int]] = []   # enclosing (repeat decision, block index)
+        self.flops = 0                  # fixed: forward FLOPs per example of recorded layers
+
+
+class active_context:
+    """`with active_context(ctx):` makes `ctx` the one primitives read (nesting restores the outer)."""
+
+    def __init__(self, ctx: _Context):
+        self.ctx = ctx
+
+    def __enter__(self):
+        self.outer = getattr(_LOCAL, "ctx", None)
+        _LOCAL.ctx = self.ctx
+        return self.ctx
+
+    def __exit__(self, *exc):
+        _LOCAL.ctx = self.outer
+
+
+def _context(what: str) -> _Context:
+    ctx = getattr(_LOCAL, "ctx", None)
+    if ctx is None:
+        raise RuntimeError(f"nas.{what} was called outside a search space: build the space with "
+                           f"nas.space(module, example_input) and call its supernet() or standalone(arch).")
+    return ctx
+
+
+def _decision_name(module: nn.Module, kind: str) -> str:
+    """Module path (without the wrapper's own child name) plus the option kind."""
+    if re.fullmatch(rf"{type(module).__name__}_\d+", module.name or ""):
+        raise ValueError(f"nas.{type(module).__name__} at {'/'.join(module.scope.path)} has no name: "
+                         f"pass name=... so its decision has a stable name.")
+    return ".".join(module.scope.path[1:]) + (f".{kind}" if kind else "")
+
+
+def _register(module: nn.Module, kind: str, options: Sequence[Any], ctx: _Context, **info) -> str:
+    name = _decision_name(module, kind)
+    if len(options) < 2:
+        raise ValueError(f"decision {name!r} has a single option {list(options)}: that is not a decision; "
+                         f"pass a plain value (or a plain layer) instead.")
+    if ctx.mode == "trace":
+        labels = tuple(str(o) for o in options)
+        if name in ctx.decisions:
+            if ctx.decisions[name]["labels"] != labels:
+                raise ValueError(f"duplicate decision name {name!r} with different options "
+                                 f"{ctx.decisions[name]['labels']} and {labels}: rename one of them "
+                                 f"(a repeated name ties decisions with the same options).")
+        else:
+            ctx.decisions[name] = dict(labels=labels, values=tuple(options), kind=kind,
+                                       enclosing=tuple(ctx.repeat_stack), **info)
+    return name
+
+
+def _row(ctx: _Context, name: str, n: int) -> jax.Array:
+    return ctx.rows[name][:n]
+
+
+def _centre_mask(big: int, small: int) -> np.ndarray:
+    lo = (big - small) // 2
+    return (np.arange(big) >= lo) & (np.arange(big) < lo + small)
+
+
+def _as_tuple(v) -> tuple:
+    return tuple(v) if isinstance(v, (tuple, list)) else (v,)
+
+
+class _Searchable(nn.Module):
+    """Shared logic of `Conv` and `Dense`: a searched output width (and kernel for Conv)."""
+
+    def _width(self, ctx: _Context):
+        """(static width to build, float mask[width] or None, chosen-by-fixed width)."""
+        options = _as_tuple(self.features)
+        if len(options) == 1:
+            return options[0], None
+        name = _register(self, "features", options, ctx)
+        if ctx.mode == "fixed":
+            return options[ctx.choices[name]], None
+        big = max(options)
+        if ctx.mode == "trace":
+            return big, None
+        masks = np.stack([np.arange(big) < f for f in options]).astype(np.float32)
+        return big, _row(ctx, name, len(options)) @ masks
+
+
+class Conv(_Searchable):
+    """A 2-D convolution (NHWC, SAME padding) whose width and kernel size may be searched.
+
+    Attributes:
+      features: int (fixed) or tuple of ints (a decision named `<path>.features`).
+      kernel_size: int (fixed, square) or tuple of odd ints (a decision `<path>.kernel_size`).
+      strides, use_bias: as in `nn.Conv`.
+    In the supernet one kernel of the largest size serves every option: a prefix of the output
+    channels and a centre crop of the kernel; channels past the chosen width are zero.
+    Returns float[N, H', W', max(features)] (supernet) or [N, H', W', chosen] (extracted).
+    """
+    features: Any
+    kernel_size: Any = 3
+    strides: int = 1
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x):
+        ctx = _context("Conv")
+        width, channel_mask = self._width(ctx)
+        sizes = _as_tuple(self.kernel_size)
+        if any(k % 2 == 0 for k in sizes):
+            raise ValueError(f"nas.Conv {self.name}: kernel sizes must be odd to share a centred kernel; got {sizes}.")
+        k, kernel_mask = sizes[0], None
+        if len(sizes) > 1:
+            name = _register(self, "kernel_size", sizes, ctx)
+            k = sizes[ctx.choices[name]] if ctx.mode == "fixed" else max(sizes)
+            if ctx.mode == "supernet":
+                masks = np.stack([np.outer(_centre_mask(k, s), _centre_mask(k, s)) for s in sizes]).astype(np.float32)
+                kernel_mask = jnp.tensordot(_row(ctx, name, len(sizes)), masks, 1)
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, x.shape[-1], width))
+        if kernel_mask is not None:
+            kernel = kernel * kernel_mask[:, :, None, None]
+        y = jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (self.strides,) * 2, "SAME",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (width,))
+        if ctx.mode == "fixed":
+            ctx.flops += 2 * int(np.prod(y.shape[1:3])) * k * k * x.shape[-1] * width
+        return y if channel_mask is None else y * channel_mask
+
+
+class Dense(_Searchable):
+    """A dense layer whose width may be searched.
+
+    Attributes:
+      features: int (fixed) or tuple of ints (a decision named `<path>.features`).
+      use_bias: as in `nn.Dense`.
+    Returns float[..., max(features)] in the supernet (zeros past the chosen width), [..., chosen]
+    extracted.
+    """
+    features: Any
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x):
+        ctx = _context("Dense")
+        width, channel_mask = self._width(ctx)
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (x.shape[-1], width))
+        y = x @ kernel.astype(x.dtype)
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (width,))
+        if ctx.mode == "fixed":
+            ctx.flops += 2 * int(np.prod(x.shape[1:-1])) * x.shape[-1] * width
+        return y if channel_mask is None else y * channel_mask
+
+
+def _describe(module) -> str:
+    return f"{type(module).__name__}({module.name})" if isinstance(module, nn.Module) else repr(module)
+
+
+class Choice(nn.Module):
+    """One of several candidate modules (a decision `<path>`), taken like `nn.Sequential`'s layers.
+
+    Call arguments are forwarded to the chosen candidate. The supernet runs every candidate and
+    sums their outputs weighted by the decision's row; candidates must return one shape.
+    """
+    candidates: Sequence[Callable]
+
+    @nn.compact
+    def __call__(self, *args, **kwargs):
+        ctx = _context("Choice")
+        labels = [_describe(c) for c in self.candidates]
+        name = _register(self, "", labels, ctx, candidate_paths=None)
+        if ctx.mode == "fixed":
+            return self.candidates[ctx.choices[name]](*args, **kwargs)
+        outputs = [c(*args, **kwargs) for c in self.candidates]
+        shapes = [jnp.shape(o) for o in outputs]
+        for label, shape in zip(labels[1:], shapes[1:]):
+            if shape != shapes[0]:
+                raise ValueError(f"nas.Choice {name!r}: candidates return different shapes, {labels[0]} -> "
+                                 f"{shapes[0]} and {label} -> {shape}; make every candidate return one shape.")
+        if ctx.mode == "trace":
+            ctx.decisions[name]["candidate_paths"] = tuple(
+                tuple(c.scope.path[1:]) if isinstance(c, nn.Module) and c.scope is not None else None
+                for c in self.candidates)
+            return outputs[-1]
+        row = _row(ctx, name, len(outputs))
+        return sum(w * o for w, o in zip(row, outputs))
+
+
+class Repeat(nn.Module):
+    """`block_fn()` repeated up to max(depth) times; the number of blocks is a decision `<path>.depth`.
+
+    `block_fn` is a zero-argument callable returning a module (a module class works). Each block
+    has its own weights (children `block1`, `block2`, ...). Blocks past the chosen depth are the
+    identity, so a block must keep its input's shape. Call arguments go to every block.
+    """
+    block_fn: Callable
+    depth: Sequence[int]
+
+    @nn.compact
+    def __call__(self, x, *args, **kwargs):
+        ctx = _context("Repeat")
+        depths = _as_tuple(self.depth)
+        name = _register(self, "depth", depths, ctx)
+        count = depths[ctx.choices[name]] if ctx.mode == "fixed" else max(depths)
+        for i in range(count):
+            block = self.block_fn().clone(parent=self, name=f"block{i + 1}")
+            ctx.repeat_stack.append((name, i))
+            try:
+                y = block(x, *args, **kwargs)
+            finally:
+                ctx.repeat_stack.pop()
+            if jnp.shape(y) != jnp.shape(x):
+                raise ValueError(f"nas.Repeat {name!r}: block{i + 1} changes the shape {jnp.shape(x)} -> "
+                                 f"{jnp.shape(y)}, so it cannot be skipped; keep the shape inside a Repeat.")
+            if ctx.mode == "supernet":
+                on = _row(ctx, name, len(depths)) @ jnp.asarray([float(d > i) for d in depths])
+                y = on * y + (1 - on) * x
+            x = y
+        return x
+
+
+class InputChoice(nn.Module):
+    """Which `n_chosen` of several tensors flow on (a decision `<path>`), reduced by "sum", "mean"
+    or "concat" (along the last axis). Options are the combinations of inputs, in
+    `itertools.combinations` order. Takes a list of same-shape arrays; returns one array."""
+    n_chosen: int = 1
+    reduction: str = "sum"
+
+    @nn.compact
+    def __call__(self, inputs):
+        ctx = _context("InputChoice")
+        if self.reduction not in ("sum", "mean", "concat"):
+            raise ValueError(f"nas.InputChoice reduction must be 'sum', 'mean' or 'concat', got {self.reduction!r}.")
+        if not 1 <= self.n_chosen <= len(inputs):
+            raise ValueError(f"nas.InputChoice {self.name}: n_chosen={self.n_chosen} but {len(inputs)} inputs; "
+                             f"choose between 1 and {len(inputs)}.")
+        combos = list(itertools.combinations(range(len(inputs)), self.n_chosen))
+        name = _register(self, "", ["+".join(map(str, c)) for c in combos], ctx)
+        reduce = self._reduce
+        if ctx.mode == "fixed":
+            return reduce([inputs[i] for i in combos[ctx.choices[name]]])
+        outputs = [reduce([inputs[i] for i in c]) for c in combos]
+        if ctx.mode == "trace":
+            return outputs[0]
+        return sum(w * o for w, o in zip(_row(ctx, name, len(outputs)), outputs))
+
+    def _reduce(self, xs):
+        if self.reduction == "concat":
+            return jnp.concatenate(xs, axis=-1)
+        total = sum(xs)
+        return total / len(xs) if self.reduction == "mean" else total

@@ -1,0 +1,266 @@
+"""`nas.space(module, example_input)`: a user's Linen module with `nas` primitives as a `Space`.
+
+The module is traced once to discover its decisions. The supernet wrapper turns the architecture
+into weight rows (`layers.as_weights`) and hands each primitive its row through a context, so one
+compiled step serves every architecture. A plain `nn.BatchNorm` inside the supernet is intercepted:
+it normalises with batch statistics in training, writes them to `supernet_stats` when that
+collection is mutable (calibration), and zeroes channels that a narrower layer switched off.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from supernet.layers import STATS_COLLECTION, as_weights, nan_if_invalid
+from supernet.nas.primitives import _Context, active_context
+from supernet.spaces.base import Space
+
+
+def _masked_batch_norm(next_fun, args, kwargs, context):
+    """Replaces `nn.BatchNorm.__call__` inside the supernet (same parameter names)."""
+    m = context.module
+    if not isinstance(m, nn.BatchNorm) or context.method_name != "__call__":
+        return next_fun(*args, **kwargs)
+    x = args[0]
+    given = kwargs.get("use_running_average", args[1] if len(args) > 1 else None)
+    use_stored = nn.merge_param("use_running_average", m.use_running_average, given)
+    features, axes = x.shape[-1], tuple(range(x.ndim - 1))
+    stored = m.has_variable(STATS_COLLECTION, "mean")
+    if use_stored and stored and not m.is_initializing():
+        mean = m.get_variable(STATS_COLLECTION, "mean")
+        var = m.get_variable(STATS_COLLECTION, "var")
+    else:
+        mean = x.mean(axes)
+        var = jnp.maximum((x * x).mean(axes) - mean * mean, 0.0)
+        if m.is_mutable_collection(STATS_COLLECTION):
+            m.put_variable(STATS_COLLECTION, "mean", mean)
+            m.put_variable(STATS_COLLECTION, "var", var)
+    y = (x - mean) * jax.lax.rsqrt(var + m.epsilon)
+    if m.use_scale:
+        y = y * m.param("scale", m.scale_init, (features,))
+    if m.use_bias:
+        y = y + m.param("bias", m.bias_init, (features,))
+    live = (var > 0) | (mean != 0)   # a channel past the chosen width is exactly zero
+    return y * live
+
+
+def _count_flops(ctx, next_fun, args, kwargs, context):
+    """Adds plain nn.Conv / nn.Dense forward FLOPs (per example) while the extracted net is traced."""
+    y = next_fun(*args, **kwargs)
+    m = context.module
+    if isinstance(m, (nn.Conv, nn.Dense)) and context.method_name == "__call__":
+        kernel = m.get_variable("params", "kernel")
+        ctx.flops += 2 * int(np.prod(y.shape[1:])) * int(np.prod(kernel.shape[:-1]))
+    return y
+
+
+def _call(net, x, train, call_kwargs):
+    if "train" in inspect.signature(net.__call__).parameters:
+        return net(x, train=train, **call_kwargs)
+    return net(x, **call_kwargs)
+
+
+class NasSupernet(nn.Module):
+    """The weight-sharing form of a user's module. Call with (x, arch int32[D] or weights float[D, K],
+    train=bool); returns the module's output. Variables: `params/net/...`, `supernet_stats/net/...`."""
+    net: nn.Module
+    names: tuple
+    num_choices: tuple
+    call_kwargs: tuple = ()
+
+    @nn.compact
+    def __call__(self, x, arch_or_weights, train: bool = False):
+        w = as_weights(arch_or_weights, self.num_choices, self.names)
+        ctx = _Context("supernet", rows={n: w[i] for i, n in enumerate(self.names)})
+        with active_context(ctx), nn.intercept_methods(_masked_batch_norm):
+            y = _call(self.net, x, train, dict(self.call_kwargs))
+        return nan_if_invalid(y, w)
+
+
+class NasStandalone(nn.Module):
+    """The user's module with every decision fixed. Call with (x, train=bool). Its layers build
+    plain static-size variables (`params/net/...`, `batch_stats/net/...`); the `nas` primitives
+    still run the chosen option (a fixed-size conv or dense), so the module itself is this library's."""
+    net: nn.Module
+    choices: tuple
+    call_kwargs: tuple = ()
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        with active_context(_Context("fixed", choices=dict(self.choices))):
+            return _call(self.net, x, train, dict(self.call_kwargs))
+
+
+class _Trace(nn.Module):
+    """Calls the user's module under whatever context is active (trace, or counting)."""
+    net: nn.Module
+    call_kwargs: tuple = ()
+
+    @nn.compact
+    def __call__(self, x):
+        return _call(self.net, x, False, dict(self.call_kwargs))
+
+
+def _slice_like(source: jax.Array, shape: tuple) -> jax.Array:
+    """A prefix of each channel axis; a centre crop of a conv kernel's spatial axes."""
+    index = []
+    for axis, (big, small) in enumerate(zip(source.shape, shape)):
+        spatial = source.ndim >= 3 and axis < source.ndim - 2
+        start = (big - small) // 2 if spatial else 0
+        index.append(slice(start, start + small))
+    return source[tuple(index)]
+
+
+class NasSpace(Space):
+    """A `Space` built by `nas.space`; decisions are named `<module path>.<kind>` in call order."""
+
+    name = "nas"
+
+    def __init__(self, module: nn.Module, example_input, call_kwargs: dict, decisions: dict):
+        super().__init__([(n, d["labels"]) for n, d in decisions.items()])
+        self.module = module
+        self.example = jnp.asarray(example_input)[:1]
+        self.call_kwargs = tuple(sorted(call_kwargs.items()))
+        self.records = decisions
+        self._counts = functools.lru_cache(maxsize=65536)(self._count)
+
+    # -- networks --------------------------------------------------------------------------------
+    def supernet(self, mixed: bool = False, head: bool = True, stem: bool = True) -> NasSupernet:
+        """The weight-sharing module. `head`/`stem` are accepted and ignored: a user's module is
+        searched as written (embed it in a bigger module to add a stem or head)."""
+        return NasSupernet(self.module, self.decision_names, self.num_choices, self.call_kwargs)
+
+    def _choices(self, arch) -> tuple:
+        a = np.asarray(self.canonical(self.validate(arch)))
+        return tuple((n, int(c)) for n, c in zip(self.decision_names, a))
+
+    def standalone(self, arch) -> NasStandalone:
+        return NasStandalone(self.module, self._choices(arch), self.call_kwargs)
+
+    def extract_variables(self, variables, arch) -> dict:
+        """Supernet variables -> the standalone network's: each leaf sliced to its static shape
+        (channel prefixes, kernel centre crops); `supernet_stats` become `batch_stats`."""
+        network = self.standalone(arch)
+        target = jax.eval_shape(lambda: network.init(jax.random.key(0), self.example))
+        out = {}
+        for collection, tree in target.items():
+            source = variables["params" if collection == "params" else STATS_COLLECTION]
+            out[collection] = jax.tree_util.tree_map_with_path(
+                lambda path, leaf: _slice_like(_lookup(source, path), leaf.shape), tree)
+        return out
+
+    # -- counts ----------------------------------------------------------------------------------
+    def _count(self, choices: tuple) -> tuple[int, int]:
+        ctx = _Context("fixed", choices=dict(choices))
+        model = _Trace(self.module, self.call_kwargs)   # reads `ctx`, so the nas layers count into it
+
+        def init():
+            with nn.intercept_methods(functools.partial(_count_flops, ctx)):
+                variables = model.init(jax.random.key(0), self.example)
+            return variables
+
+        variables = _traced_with(ctx, init)
+        params = sum(int(np.prod(l.shape)) for l in jax.tree_util.tree_leaves(variables.get("params", {})))
+        return params, int(ctx.flops)
+
+    def params(self, arch) -> int:
+        """Parameters of the extracted network (traced once per distinct architecture, cached)."""
+        return self._counts(self._choices(arch))[0]
+
+    def flops(self, arch) -> int:
+        """Forward FLOPs per example of the extracted network: 2 x multiply-adds of every conv and
+        dense layer over the traced shapes (once per distinct architecture, cached)."""
+        return self._counts(self._choices(arch))[1]
+
+    def largest(self) -> np.ndarray:
+        return np.asarray([self._extreme(n, max) for n in self.decision_names], np.int32)
+
+    def smallest(self) -> np.ndarray:
+        return np.asarray([self._extreme(n, min) for n in self.decision_names], np.int32)
+
+    def _extreme(self, name: str, pick) -> int:
+        record = self.records[name]
+        if record["kind"] in ("features", "kernel_size", "depth"):
+            values = list(record["values"])
+            return values.index(pick(values))
+        return 0 if pick is min or record.get("candidate_paths") is None else self._heaviest_candidate(name)
+
+    def _heaviest_candidate(self, name: str) -> int:
+        base = self._choices(np.zeros(self.num_decisions, np.int32))
+        sizes = [self._counts(tuple((n, k if n == name else c) for n, c in base))[0]
+                 for k in range(len(self.records[name]["labels"]))]
+        return int(np.argmax(sizes))
+
+    def parameter_free(self, arch) -> np.ndarray:
+        """bool[D]: the chosen candidate of a `Choice` has no weights (other kinds: False)."""
+        a = self.validate(arch)
+        out = np.zeros(a.shape, bool)
+        for d, name in enumerate(self.decision_names):
+            paths = self.records[name].get("candidate_paths")
+            if paths:
+                free = np.asarray([p is None or not _has_params(self._abstract, p) for p in paths])
+                out[..., d] = free[a[..., d]]
+        return out
+
+    def canonical(self, archs) -> jax.Array:
+        """`archs` with decisions inside a skipped `Repeat` block set to 0. Jittable."""
+        a = jnp.asarray(archs, jnp.int32)
+        index = {n: i for i, n in enumerate(self.decision_names)}
+        for d, name in enumerate(self.decision_names):
+            for repeat, block in self.records[name]["enclosing"]:
+                depths = jnp.asarray(self.records[repeat]["values"], jnp.int32)
+                inactive = depths[a[..., index[repeat]]] <= block
+                a = a.at[..., d].set(jnp.where(inactive, 0, a[..., d]))
+        return a
+
+
+def _lookup(tree, path):
+    for key in path:
+        tree = tree[key.key]
+    return tree
+
+
+def _has_params(abstract, path) -> bool:
+    tree = abstract.get("params", {}).get("net", {})
+    for key in path:
+        if key not in tree:
+            return False
+        tree = tree[key]
+    return bool(jax.tree_util.tree_leaves(tree))
+
+
+def _traced_with(ctx, fn):
+    """Runs `fn` under jax.eval_shape with the primitives reading `ctx`."""
+    with active_context(ctx):
+        return jax.eval_shape(fn)
+
+
+def space(module: nn.Module, example_input, **call_kwargs) -> NasSpace:
+    """Discovers the decisions of `module` (a Linen module using `nas` primitives) by tracing it
+    once on `example_input` (any array it accepts; only its shape matters).
+
+    Args:
+      module: an unbound Linen module; called as module(x, train=..., **call_kwargs) when its
+        __call__ takes `train`, else module(x, **call_kwargs).
+      example_input: an example batch, e.g. x[:2].
+    Returns:
+      a `NasSpace` (a `supernet.spaces.Space`): decisions in call order.
+    Raises:
+      ValueError naming the problem for unnamed or conflicting decisions, single-option decisions,
+      candidates of different shapes, a `Repeat` block that changes shape, or a bad `n_chosen`.
+    """
+    ctx = _Context("trace")
+    x = jnp.asarray(example_input)[:1]
+    abstract = _traced_with(ctx, lambda: _Trace(module, tuple(sorted(call_kwargs.items()))).init(jax.random.key(0), x))
+    if not ctx.decisions:
+        raise ValueError(f"{type(module).__name__} has no searched decision: use nas.Choice, nas.Repeat, "
+                         f"nas.InputChoice, or a tuple of features/kernel sizes in nas.Conv / nas.Dense.")
+    result = NasSpace(module, example_input, call_kwargs, ctx.decisions)
+    result._abstract = abstract
+    return result

@@ -8,7 +8,7 @@ Everything underneath is usable on its own: `supernet.spaces`, `training`, `eval
 `retrain`, `differentiable`, `one_shot`, `data`, `sharding`; samplers live in `strategies`.
 """
 
-__version__ = "0.5.0"
+from supernet.version import __version__
 
 
 def __getattr__(name):

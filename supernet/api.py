@@ -378,7 +378,7 @@ class AutoModel:
                 raise ValueError(f"few_shot: {d!r} is not a decision of the space{closest(d, space.decision_names)}; "
                                  f"its decisions: {', '.join(space.decision_names)}.")
             decisions.append(space.decision_names.index(d) if isinstance(d, str) else int(d))
-        few_shot.Split(tuple(decisions)).sizes(space)  # an index out of range names the valid ones
+        few_shot.Partition(tuple(decisions)).sizes(space)  # an index out of range names the valid ones
         return tuple(decisions)
 
     def _identity(self, space, dataset) -> dict:

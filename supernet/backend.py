@@ -21,6 +21,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from supernet import initializers
+
 CHOICES = {"cell": ("sparse", "folded"), "depthwise": ("slices", "grouped"), "init": ("host", "device"),
            "compute_dtype": ("float32", "bfloat16")}
 
@@ -99,17 +101,16 @@ def _parse(name: str, value):
 
 def init_variables(init_fn, key: jax.Array):
     """`init_fn(key) -> variables` (a Flax `module.init`), or the same tree drawn on the host
-    (`layers.host_init`) when the policy says `init="host"`."""
+    (`initializers.host_init`) when the policy says `init="host"`."""
     if current().init == "device":
         return jax.jit(init_fn)(key)
-    from supernet.layers import host_init  # layers imports this module
-    return host_init(jax.eval_shape(init_fn, key), key)
+    return initializers.host_init(jax.eval_shape(init_fn, key), key)
 
 
-def compute_cast(tree):
-    """Floating-point leaves of `tree` in the compute dtype (float32 params stay float32 outside
-    the step; gradients flow back through the cast in float32)."""
-    dtype = current().dtype
+def compute_cast(tree, dtype):
+    """Floating-point leaves of `tree` in `dtype`, the compute dtype a step was built with
+    (`Policy.dtype`; float32 params stay float32 outside the step; gradients flow back through the
+    cast in float32)."""
     if dtype == jnp.float32:
         return tree
     return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)

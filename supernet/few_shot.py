@@ -22,7 +22,7 @@ from supernet import data, evaluation, training
 
 
 @dataclasses.dataclass(frozen=True)
-class Split:
+class Partition:
     """Which decisions to split on; `space.num_choices` of them multiply into the sub-supernets."""
     decisions: tuple[int, ...]
 
@@ -58,38 +58,40 @@ class Split:
 
 @dataclasses.dataclass(frozen=True)
 class SubSupernets:
-    """Trained sub-supernets: `params[i]` serves the architectures that `split` routes to i."""
-    split: Split
+    """Trained sub-supernets: `params[i]` serves the architectures that `partition` routes to i."""
+    partition: Partition
     params: list
 
     def of(self, space, arch):
         """The weights that serve `arch`."""
-        return self.params[int(self.split.index(space, arch)[0])]
+        return self.params[int(self.partition.index(space, arch)[0])]
 
 
-def train_sub_supernets(space, model, one_shot_params, train: data.Split, split: Split, *, steps: int,
+def train_sub_supernets(space, model, one_shot_params, train: data.Split, partition: Partition, *, steps: int,
                         batch_size: int, optimizer, key: jax.Array, mesh: Mesh, workdir: str | None = None,
                         checkpoint_every: int = 0, progress: bool = True, distinct: bool = False) -> list:
     """Params of every sub-supernet: each starts from `one_shot_params` and trains `steps` steps on
     its own architectures (uniform, or uniform over their distinct functions with `distinct`),
     resuming from `workdir/checkpoints/few_shot_{i}` when present."""
     subs = []
-    for sub in range(split.count(space)):
+    for sub in range(partition.count(space)):
         state = training.train_supernet(space, model, train, steps=steps, batch_size=batch_size, optimizer=optimizer,
                                         key=jax.random.fold_in(key, sub), mesh=mesh, workdir=workdir,
                                         checkpoint_every=checkpoint_every, progress=progress,
-                                        path_sampler=split.sampler(space, sub, distinct), params=one_shot_params,
+                                        path_sampler=partition.sampler(space, sub, distinct), params=one_shot_params,
                                         stage=f"few_shot_{sub}", desc=f"few-shot {sub}")
         subs.append(state.params)
     return subs
 
 
-def evaluate_population(space, model, sub_params: list, split: Split, archs, calib_x, x, y, *, mesh: Mesh,
+def evaluate_routed(space, model, sub_params: list, partition: Partition, archs, calib_x, x, y, *, mesh: Mesh,
                         **options) -> dict:
-    """`evaluation.evaluate_population`, each architecture scored by its own sub-supernet."""
+    """`evaluation.evaluate_population` with each architecture routed to its own sub-supernet:
+    `sub_params[i]` scores the architectures `partition` assigns to i. Same inputs and output
+    ({"accuracy": float[n], "loss": float[n]}) as `evaluation.evaluate_population`."""
     archs = space.validate(archs).reshape(-1, space.num_decisions)
-    owner = split.index(space, archs)
-    groups = [np.flatnonzero(owner == sub) for sub in range(split.count(space))]
+    owner = partition.index(space, archs)
+    groups = [np.flatnonzero(owner == sub) for sub in range(partition.count(space))]
     out = {"accuracy": np.full(len(archs), np.nan), "loss": np.full(len(archs), np.nan)}
     for sub, rows in enumerate(groups):
         if not len(rows):

@@ -14,8 +14,6 @@ import jax.numpy as jnp
 import numpy as np
 import flax.linen as nn
 
-from supernet import backend
-
 _SPATIAL = "HWD"
 
 
@@ -66,14 +64,16 @@ def _shifted(x: jax.Array, window: tuple, stride: int = 1):
         yield tap, jax.lax.slice(padded, (0, *tap, 0), limit, (1, *(stride,) * nd, 1))
 
 
-def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
-    """Depthwise convolution, kernel `[*window, 1, C]`, symmetric `k // 2` padding: the same
-    result as `conv(x, kernel, stride, groups=C)`, computed as a sum of shifted, scaled copies of
-    the input. Why: XLA:CPU runs grouped convolutions very slowly (measured on a 32x16x16x96
-    input with a 7x7 kernel: ~50x slower forward, ~4x slower forward + backward than this form).
-    On GPU/TPU the backend policy (`backend.current().depthwise == "grouped"`) uses the grouped
-    convolution, which accelerators run natively."""
-    if backend.current().depthwise == "grouped":
+def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int = 1, *, grouped: bool = False) -> jax.Array:
+    """Depthwise convolution, kernel `[*window, 1, C]`, symmetric `k // 2` padding.
+
+    `grouped=False`: the same result as `conv(x, kernel, stride, groups=C)`, computed as a sum of
+    shifted, scaled copies of the input. Why: XLA:CPU runs grouped convolutions very slowly
+    (measured on a 32x16x16x96 input with a 7x7 kernel: ~50x slower forward, ~4x slower forward +
+    backward than this form). `grouped=True`: the grouped convolution, which GPUs and TPUs run
+    natively. The spaces pass their backend policy's choice (`backend.Policy.depthwise`), taken
+    once when the space is built."""
+    if grouped:
         return conv(x, kernel, stride, groups=x.shape[-1])
     window = kernel.shape[:x.ndim - 2]
     return sum(shifted * kernel[tap + (0,)] for tap, shifted in _shifted(x, window, stride))
@@ -251,33 +251,3 @@ def check_channels(x: jax.Array, expected: int, what: str) -> None:
         raise ValueError(f"{what} built with stem=False takes inputs with {expected} channels (its first "
                          f"stage's), got shape {x.shape}; map your features to {expected} channels, or "
                          f"keep the stem (stem=True) to accept any number of channels.")
-
-
-def host_init(abstract_variables, key: jax.Array) -> dict:
-    """Concrete variables for an abstract tree (`jax.eval_shape(module.init, ...)`), drawn with numpy.
-
-    Conv and dense kernels get He-normal values (std sqrt(2 / fan_in)), BN scales and variances
-    ones, biases and means zeros. Why not `module.init`: on the CPU, compiling Flax's truncated-normal
-    initialisers took ~20 s even for a six-edge supernet, eagerly or under jit; this takes
-    milliseconds and is just as deterministic (the numpy generator is seeded from `key`).
-    A parameter of any other name (e.g. `nn.Embed`'s `embedding`) is an error naming it: a silent
-    zero fill would train a custom space with all-zero weights.
-    """
-    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
-    ones, zeros = ("scale", "var"), ("bias", "mean")
-
-    def draw(path, leaf):
-        name = str(getattr(path[-1], "key", path[-1]))
-        if name == "kernel" or name.startswith("w_"):
-            fan_in = int(np.prod(leaf.shape[:-1]))
-            return jnp.asarray(rng.standard_normal(leaf.shape, np.float32) * np.sqrt(2.0 / fan_in), leaf.dtype)
-        if name in ones or name.startswith("scale_"):
-            return jnp.ones(leaf.shape, leaf.dtype)
-        if name in zeros or name.startswith("bias_"):
-            return jnp.zeros(leaf.shape, leaf.dtype)
-        raise ValueError(f"host_init does not know how to initialise parameter {jax.tree_util.keystr(path)} "
-                         f"(it knows conv/dense kernels, BN scales, biases and statistics); initialise the module "
-                         f"with Flax's own initialisers, `params = model.init(key, x, arch, train=True)['params']`, "
-                         f"and pass them to training.train_supernet(..., params=params).")
-
-    return jax.tree_util.tree_map_with_path(draw, abstract_variables)

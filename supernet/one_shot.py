@@ -2,7 +2,7 @@
 
 `run_one_shot_nas(space, dataset, strategy, supernet=SupernetRecipe(), search_recipe=SearchRecipe(),
 retrain_recipe=RetrainRecipe(), mesh=..., key=...)`; `supernet.AutoModel` wraps it in one call and
-the `search` job (`supernet.jobs.one_shot`) runs it from a config.
+the `search` job (`supernet.jobs.search`) runs it from a config.
 
 Splits are used honestly: supernet weights train on `train`, the search's fitness is accuracy on
 `val` (with BN recalibrated on `train` inputs; optionally averaged with training-free rankers,
@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import numpy as np
@@ -23,7 +23,7 @@ import optax
 from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
-from supernet import checkpoint, data, evaluation, few_shot, proxies, ranking, records, retrain, training
+from supernet import checkpoint, data, evaluation, few_shot, proxies, ranking, records, retrain, runtime, training
 from supernet.spaces.base import Space
 from supernet import ensemble as ensembling
 
@@ -48,7 +48,7 @@ def supernet_scores(space: Space, model, weights, split: data.Split, calib_x: np
     few-shot `SubSupernets` (each architecture scored by its own)."""
     def scores(archs) -> dict:
         if isinstance(weights, few_shot.SubSupernets):
-            found = few_shot.evaluate_population(space, model, weights.params, weights.split, np.asarray(archs),
+            found = few_shot.evaluate_routed(space, model, weights.params, weights.partition, np.asarray(archs),
                                                  calib_x, split.x, split.y, mesh=mesh, batch_size=batch_size)
         else:
             found = evaluation.evaluate_population(space, model, weights, np.asarray(archs), calib_x, split.x,
@@ -164,7 +164,7 @@ def train_few_shot(space: Space, model, params, train: data.Split, supernet: "Su
     trained on its own architectures with the supernet's batch size, momentum and weight decay
     (uniform over their distinct functions when the supernet's sampling is "distinct"; otherwise
     uniform); together they train `recipe.budget_share` x `supernet.steps` steps."""
-    split = few_shot.Split(tuple(recipe.decisions))
+    split = few_shot.Partition(tuple(recipe.decisions))
     steps = max(1, int(supernet.steps * recipe.budget_share) // split.count(space))
     optimizer = training.make_optimizer(recipe.learning_rate, supernet.momentum, supernet.weight_decay, steps)
     subs = few_shot.train_sub_supernets(space, model, params, train, split, steps=steps,
@@ -255,6 +255,16 @@ def _best(fitness: list[float], stage: str) -> int:
     return int(np.nanargmax(np.where(np.isfinite(values), values, np.nan)))
 
 
+def check_optimizer_fields(recipe) -> None:
+    """The training fields the supernet and retraining recipes share (steps, batch size, SGD with
+    momentum and weight decay); raises `runtime.InvalidSetting` naming the first bad one."""
+    runtime.check_int("steps", recipe.steps)
+    runtime.check_int("batch_size", recipe.batch_size)
+    runtime.check_real("learning_rate", recipe.learning_rate)
+    runtime.check_real("momentum", recipe.momentum, high=1.0, low_open=False)
+    runtime.check_real("weight_decay", recipe.weight_decay, low_open=False)
+
+
 @dataclasses.dataclass(frozen=True)
 class SupernetRecipe:
     """How the supernet trains: `sampling` "uniform" (one random path a step), "distinct" (one path a
@@ -266,8 +276,13 @@ class SupernetRecipe:
     learning_rate: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    sampling: str = "uniform"
+    sampling: Literal["uniform", "distinct", "sandwich", "fair"] = "uniform"
     checkpoint_every: int = 200
+
+    def __post_init__(self):
+        check_optimizer_fields(self)
+        runtime.check_choice("sampling", self.sampling, training.SAMPLINGS)
+        runtime.check_int("checkpoint_every", self.checkpoint_every, minimum=0)
 
     def optimizer(self) -> optax.GradientTransformation:
         return training.make_optimizer(self.learning_rate, self.momentum, self.weight_decay, self.steps)
@@ -283,6 +298,12 @@ class FewShotRecipe:
     budget_share: float = 1.0
     learning_rate: float = 0.05
 
+    def __post_init__(self):
+        for decision in self.decisions:
+            runtime.check_int("decisions", decision, minimum=0)
+        runtime.check_real("budget_share", self.budget_share)
+        runtime.check_real("learning_rate", self.learning_rate)
+
 
 @dataclasses.dataclass(frozen=True)
 class SearchRecipe:
@@ -295,10 +316,18 @@ class SearchRecipe:
     population: int = 25
     calib_size: int = 256
     eval_batch_size: int = 256
-    metric: str = "accuracy"
+    metric: Literal["accuracy", "loss"] = "accuracy"
     ensemble_size: int = 3
-    ensemble_method: str = "average"
+    ensemble_method: Literal["average", "vote"] = "average"
     ensemble_temperature: float = 0.01
+
+    def __post_init__(self):
+        for field in ("budget", "population", "calib_size", "eval_batch_size"):
+            runtime.check_int(field, getattr(self, field))
+        runtime.check_choice("metric", self.metric, METRICS)
+        runtime.check_int("ensemble_size", self.ensemble_size, minimum=0)
+        runtime.check_choice("ensemble_method", self.ensemble_method, ensembling.METHODS)
+        runtime.check_real("ensemble_temperature", self.ensemble_temperature)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -310,6 +339,12 @@ class HybridRecipe:
     training_free: tuple[str, ...] = ()
     reference_size: int = 256
     proxy_batch: int = 64
+
+    def __post_init__(self):
+        for name in self.training_free:
+            runtime.check_choice("training_free", name, TRAINING_FREE)
+        runtime.check_int("reference_size", self.reference_size)
+        runtime.check_int("proxy_batch", self.proxy_batch)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -323,6 +358,10 @@ class RetrainRecipe:
     weight_decay: float = 5e-4
     with_val: bool = False
 
+    def __post_init__(self):
+        check_optimizer_fields(self)
+        runtime.check_bool("with_val", self.with_val)
+
     def split(self, dataset: data.Dataset) -> data.Split:
         """The examples the retrainings train on."""
         if not self.with_val:
@@ -334,11 +373,9 @@ class RetrainRecipe:
         return training.make_optimizer(self.learning_rate, self.momentum, self.weight_decay, self.steps)
 
 
-def from_section(recipe_type, section) -> Any:
-    """A recipe from the matching fields of a config section (or dict); other fields are ignored."""
-    section = section.to_dict() if hasattr(section, "to_dict") else dict(section)
-    names = {f.name for f in dataclasses.fields(recipe_type)}
-    return recipe_type(**{k: v for k, v in section.items() if k in names})
+def from_section(recipe_type, section, *, read_elsewhere=()) -> Any:
+    """A recipe from a config section (or dict), strictly: see `runtime.recipe_from_section`."""
+    return runtime.recipe_from_section(recipe_type, section, read_elsewhere=read_elsewhere)
 
 
 def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet: SupernetRecipe,

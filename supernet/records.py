@@ -167,8 +167,8 @@ def provenance() -> dict:
     jaxlib versions, backend, device kind and count, process count, and the UTC time (ISO 8601)."""
     import jax
     import jaxlib
-    import supernet
-    return {"package": "supernet-nas", "version": supernet.__version__, "git": git_commit(),
+    from supernet.version import __version__
+    return {"package": "supernet-nas", "version": __version__, "git": git_commit(),
             "jax": jax.__version__, "jaxlib": jaxlib.__version__, "backend": jax.default_backend(),
             "device_kind": jax.devices()[0].device_kind, "device_count": jax.device_count(),
             "process_count": jax.process_count(),

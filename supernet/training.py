@@ -7,6 +7,7 @@ averaged (the "sandwich rule": largest, smallest and random paths in one step).
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any, Callable, Iterator
 
@@ -71,15 +72,16 @@ def make_train_step(space: Space, model, optimizer: optax.GradientTransformation
     Data parallelism comes from the inputs: pass the state replicated (`sharding.replicate`) and
     the batch split over the mesh (`sharding.shard_batch`); jit partitions the step to match and
     averages the gradients across devices. (Giving jit in_shardings/out_shardings instead made the
-    CPU step ~35x slower in our measurement, so the shardings ride on the arrays.)"""
+    CPU step ~35x slower in our measurement, so the shardings ride on the arrays.) The compute
+    dtype is the backend policy's when the step is built (bfloat16 when it asks for it; the params,
+    their gradients and the optimiser state stay float32)."""
+    dtype = backend.current().dtype
 
     def step(state: TrainState, x, y, archs):
         def loss_fn(params):
             losses, accuracies = [], []
             for p in range(archs.shape[0]):  # static: 1 path, or 3 for the sandwich rule
-                # compute_cast: bfloat16 compute when the backend policy asks for it; the params,
-                # their gradients and the optimiser state stay float32.
-                cast = backend.compute_cast
+                cast = functools.partial(backend.compute_cast, dtype=dtype)
                 logits = model.apply({"params": cast(params)}, cast(x), cast(one_hot(space, archs[p])), train=True)
                 logits = logits.astype(jnp.float32)
                 losses.append(cross_entropy(logits, y))

@@ -19,13 +19,13 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 
 @pytest.fixture
-def grouped_depthwise(monkeypatch):
-    """Trace depthwise convs as XLA grouped convolutions (`depthwise_conv` computes the same, see
-    test_depthwise_conv_matches_grouped_conv) so that FLOP counting over the jaxpr sees them."""
-    from supernet.layers import conv
-    reference = lambda x, kernel, stride=1: conv(x, kernel, stride, groups=x.shape[-1])
-    for module in ("supernet.spaces.mobilenet", "supernet.spaces.chain"):
-        monkeypatch.setattr(f"{module}.depthwise_conv", reference)
+def grouped_depthwise():
+    """Spaces built in the test trace depthwise convs as XLA grouped convolutions (the same
+    result, see test_depthwise_conv_matches_grouped_conv), so FLOP counting over the jaxpr sees them."""
+    from supernet import backend
+    backend.configure(depthwise="grouped")
+    yield
+    backend.configure()
 
 
 @pytest.fixture(scope="session")

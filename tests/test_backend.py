@@ -41,10 +41,27 @@ def test_depthwise_implementations_agree():
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((2, 9, 9, 6)), jnp.float32)
     kernel = jnp.asarray(rng.standard_normal((5, 5, 1, 6)), jnp.float32)
-    slices = layers.depthwise_conv(x, kernel, stride=2)
-    backend.configure(depthwise="grouped")
-    grouped = layers.depthwise_conv(x, kernel, stride=2)
+    slices = layers.depthwise_conv(x, kernel, stride=2, grouped=False)
+    grouped = layers.depthwise_conv(x, kernel, stride=2, grouped=True)
     np.testing.assert_allclose(grouped, slices, atol=1e-4)
+
+
+def test_the_policy_is_taken_when_a_space_or_step_is_built_not_when_it_is_traced():
+    """A space built before `configure()` keeps the choice it was built with, whenever its modules
+    are traced; one built after takes the new one. (A module-level global read at trace time would
+    give a function jitted earlier the old choice and one traced later the new one, silently.)"""
+    choices = {"block": ["sepconv", "identity"]}
+    before = spaces.get("chain", choices=choices, channels=4, input_shape=(8, 8, 1))
+    backend.configure(depthwise="grouped")
+    after = spaces.get("chain", choices=choices, channels=4, input_shape=(8, 8, 1))
+    backend.configure()
+    assert before.supernet().grouped is False and before.standalone(np.array([0])).grouped is False
+    assert after.supernet().grouped is True and after.standalone(np.array([0])).grouped is True
+    x = jnp.ones((2, 8, 8, 1))
+    variables = after.supernet().init(jax.random.key(0), x, np.array([0]), train=False)
+    out = after.supernet().apply(variables, x, np.array([0]), train=True, mutable=["supernet_stats"])[0]
+    ref = before.supernet().apply(variables, x, np.array([0]), train=True, mutable=["supernet_stats"])[0]
+    np.testing.assert_allclose(out, ref, atol=1e-4)  # the two implementations agree
 
 
 def test_device_init_gives_the_same_tree():

@@ -10,7 +10,7 @@ import optax
 import pytest
 from flax import nnx
 
-from supernet import data, evaluation, layers, profiling, spaces
+from supernet import data, evaluation, initializers, profiling, spaces
 from supernet.layers import STATS_COLLECTION
 
 STEPS = 12
@@ -28,10 +28,10 @@ def digits():
 
 
 def host_variables(model, *args, **kwargs):
-    """Variables drawn on the host (`layers.host_init`): compiling Flax's initialisers for the
+    """Variables drawn on the host (`initializers.host_init`): compiling Flax's initialisers for the
     sparse cell costs about a minute on two loaded CPU cores (`model.init` itself is tested below)."""
     abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), *args, **kwargs))
-    return layers.host_init(abstract, jax.random.key(0))
+    return initializers.host_init(abstract, jax.random.key(0))
 
 
 def nonzero(tree) -> bool:

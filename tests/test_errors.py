@@ -91,7 +91,7 @@ def test_extract_without_calibration_data(tiny):
 
 def test_initialising_an_unknown_parameter_fails_loudly():
     import flax.linen as nn
-    from supernet.layers import host_init
+    from supernet.initializers import host_init
     abstract = jax.eval_shape(lambda: nn.Embed(10, 4).init(jax.random.key(0), jnp.zeros((2,), jnp.int32)))
     with pytest.raises(ValueError, match=r"parameter \['params'\]\['embedding'\].*model.init\(key, x, arch"):
         host_init(abstract, jax.random.key(0))

@@ -15,7 +15,7 @@ def tiny():
 
 def test_split_indexes_and_samples_only_its_own_architectures():
     _, space = tiny()
-    split = few_shot.Split(decisions=(0, 5))
+    split = few_shot.Partition(decisions=(0, 5))
     assert split.count(space) == 25
     archs = np.asarray(space.sample(jax.random.key(0), 200))
     owner = split.index(space, archs)
@@ -33,7 +33,7 @@ def test_sub_supernets_warm_start_and_route_every_architecture():
     optimizer = training.make_optimizer(0.05, steps=3)
     one_shot = training.train_supernet(space, model, ds.train, steps=3, batch_size=32, optimizer=optimizer,
                                        key=jax.random.key(0), mesh=mesh, progress=False)
-    split = few_shot.Split(decisions=(5,))
+    split = few_shot.Partition(decisions=(5,))
     subs = few_shot.train_sub_supernets(space, model, one_shot.params, ds.train, split, steps=2, batch_size=32,
                                         optimizer=optimizer, key=jax.random.key(1), mesh=mesh, progress=False)
     assert len(subs) == 5
@@ -43,15 +43,15 @@ def test_sub_supernets_warm_start_and_route_every_architecture():
     assert not np.allclose(leaf(subs[0]), leaf(subs[1]))
     archs = np.asarray(space.sample(jax.random.key(2), 7))
     calib = ds.train.x[:64]
-    routed = few_shot.evaluate_population(space, model, subs, split, archs, calib, ds.val.x, ds.val.y,
+    routed = few_shot.evaluate_routed(space, model, subs, split, archs, calib, ds.val.x, ds.val.y,
                                           mesh=mesh, batch_size=64)
     # Other architectures, one per sub-supernet: every group pads to size 1, compiled once for all.
     others = np.array(space.sample(jax.random.key(3), 5))
     others[:, 5] = np.arange(5)
-    few_shot.evaluate_population(space, model, subs, split, others[:1], calib, ds.val.x, ds.val.y, mesh=mesh,
+    few_shot.evaluate_routed(space, model, subs, split, others[:1], calib, ds.val.x, ds.val.y, mesh=mesh,
                                  batch_size=64)
     with profiling.count_compilations() as compiles:
-        few_shot.evaluate_population(space, model, subs, split, others, calib, ds.val.x, ds.val.y, mesh=mesh,
+        few_shot.evaluate_routed(space, model, subs, split, others, calib, ds.val.x, ds.val.y, mesh=mesh,
                                      batch_size=64)
     assert compiles.count == 0  # the compiled evaluation serves every sub-supernet
     for i, arch in enumerate(archs):  # each architecture scored by its own sub-supernet
@@ -81,12 +81,12 @@ def test_the_pipeline_searches_with_few_shot_sub_supernets(tmp_path):
     results = run()
     models = results["_models"]
     subs = models["params"]
-    assert isinstance(subs, few_shot.SubSupernets) and len(subs.params) == 5 and subs.split.decisions == (5,)
+    assert isinstance(subs, few_shot.SubSupernets) and len(subs.params) == 5 and subs.partition.decisions == (5,)
     assert "few_shot_training_s" in results["timings"]
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith("few_shot")) == [
         f"few_shot_{i}" for i in range(5)]  # 4 x 2.5 / 5 = 2 steps each, checkpointed
     history, calib = models["history"], models["calib_x"]
-    routed = few_shot.evaluate_population(space, models["supernet"], subs.params, subs.split, history["archs"],
+    routed = few_shot.evaluate_routed(space, models["supernet"], subs.params, subs.partition, history["archs"],
                                           calib, ds.val.x, ds.val.y, mesh=mesh, batch_size=64)
     np.testing.assert_allclose(history["val_accuracy"], routed["accuracy"], atol=1e-6)
     best = np.asarray(results["best_arch_int"])

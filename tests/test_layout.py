@@ -91,3 +91,73 @@ def test_version_matches_pyproject():
     import supernet
     text = (REPO / "pyproject.toml").read_text()
     assert f'version = "{supernet.__version__}"' in text
+
+
+def module_name(path: pathlib.Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Every module of supernet/ and strategies/ -> the project modules it imports, at any depth
+    (`from package import module` counts as importing the module, not the package)."""
+    files = python_files("supernet") + python_files("strategies")
+    modules = {module_name(f) for f in files}
+    graph = {}
+    for f in files:
+        edges = set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Import):
+                edges.update(a.name for a in node.names if a.name in modules)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    edges.add(full if full in modules else node.module)
+        graph[module_name(f)] = {e for e in edges if e in modules and e != module_name(f)}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as [a, b, ..., a], or None."""
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        state[node] = "done"
+        stack.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_no_import_cycle():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_one():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_job_imports_another_job():
+    """Jobs share only the `supernet.jobs` package's helpers; library code lives in the library."""
+    jobs = {module_name(f) for f in python_files("supernet/jobs") if f.name != "__init__.py"}
+    graph = import_graph()
+    offenders = {job: sorted(graph[job] & jobs) for job in jobs if graph[job] & jobs}
+    assert not offenders
+
+
+def test_job_names_match_module_names():
+    from supernet import jobs
+    assert {name: jobs.JOBS.get(name) for name in jobs.JOBS.names()} == \
+        {name: f"supernet.jobs.{name}" for name in jobs.JOBS.names()}

@@ -12,7 +12,7 @@ import pytest
 import scipy.stats
 
 from supernet import ranking, spaces
-from supernet.jobs import ground_truth
+from supernet import ground_truth
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -212,10 +212,10 @@ def test_table_paths_and_rankers_are_checked(tmp_path, monkeypatch):
     from supernet.jobs import ranking as ranking_job
     (tmp_path / "mine.csv").write_text("arch\n")
     monkeypatch.chdir(tmp_path)
-    assert ranking_job.resolve_table("mine.csv") == str(tmp_path / "mine.csv")  # the current directory first
-    assert ranking_job.resolve_table("experiments/ranking.py") == os.path.join(REPO, "experiments", "ranking.py")
+    assert ground_truth.resolve_table("mine.csv") == str(tmp_path / "mine.csv")  # the current directory first
+    assert ground_truth.resolve_table("experiments/ranking.py") == os.path.join(REPO, "experiments", "ranking.py")
     with pytest.raises(FileNotFoundError, match="ground_truth.py"):
-        ranking_job.resolve_table("benchmarks/no_such_table.csv")
+        ground_truth.resolve_table("benchmarks/no_such_table.csv")
     config = ranking_config.get_config("runlocal")
     for bad in (("params", "grasp"), ("few_shot+grasp",)):
         config.rankers = bad
@@ -237,11 +237,11 @@ def test_a_table_is_only_used_on_the_task_it_was_made_on(tmp_path, capsys):
     another task is refused before any work, with the overrides that fix it."""
     from experiments import quickstart
     from experiments import ranking as ranking_config
-    from supernet.jobs import one_shot
+    from supernet.jobs import search as search_job
     from supernet.jobs import ranking as ranking_job
     official = "strategies/benchmarks/ground_truth_nb201_mnist1d.csv"
     ranking_job.check(ranking_config.get_config())  # the shipped tables match the configs that use them
-    one_shot.check(quickstart.get_config())
+    search_job.check(quickstart.get_config())
     config = ranking_config.get_config()
     config.ground_truth.table = official
     with pytest.raises(ValueError, match="dataset.options.noise is 1.0 there and 2.0 here") as err:

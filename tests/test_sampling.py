@@ -50,13 +50,13 @@ def test_distinct_sampling_refuses_a_space_too_large_to_enumerate():
     with pytest.raises(ValueError, match="enumerates the space.*use supernet.sampling='uniform'"):
         training.make_path_sampler(space, "distinct")
     with pytest.raises(ValueError, match="enumerates the space"):  # before enumerating anything
-        few_shot.Split((0,)).sampler(space, 0, distinct=True)
+        few_shot.Partition((0,)).sampler(space, 0, distinct=True)
 
 
 def test_a_sub_supernet_samples_the_distinct_functions_of_its_own_architectures():
     from supernet import few_shot
     space = spaces.get("nas_bench_201")
-    split = few_shot.Split((0,))
+    split = few_shot.Partition((0,))
     sampler = jax.jit(split.sampler(space, 2, distinct=True))
     drawn = np.concatenate([np.asarray(sampler(jax.random.key(i))) for i in range(300)])
     assert np.all(drawn[:, 0] == 2)  # only its own architectures

@@ -13,7 +13,7 @@ import strategies
 from strategies import archs as archs_lib
 from strategies import autoencoder, base, pareto, reinforce
 from supernet import ensemble
-from supernet.jobs import tabular_comparison as comparison
+from supernet.jobs import strategies_nb201 as comparison
 from strategies.constraints import Limit
 from strategies.space import Decisions
 

@@ -7,7 +7,7 @@ import pytest
 
 from experiments import strategies_nb201
 from strategies.benchmarks import tabular
-from supernet.jobs import tabular_comparison as comparison
+from supernet.jobs import strategies_nb201 as comparison
 
 
 def test_best_so_far_follows_the_first_best_by_fitness():

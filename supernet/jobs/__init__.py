@@ -11,9 +11,9 @@ import importlib
 from strategies.registry import Registry
 
 JOBS = Registry("job")
-JOBS.register("search", "supernet.jobs.one_shot")
+JOBS.register("search", "supernet.jobs.search")
 JOBS.register("differentiable", "supernet.jobs.differentiable")
-JOBS.register("strategies_nb201", "supernet.jobs.tabular_comparison")
+JOBS.register("strategies_nb201", "supernet.jobs.strategies_nb201")
 JOBS.register("benchmark", "supernet.jobs.benchmark")
 JOBS.register("ground_truth", "supernet.jobs.ground_truth")
 JOBS.register("ranking", "supernet.jobs.ranking")
@@ -32,3 +32,10 @@ def setup(config):
                        **config.space.options.to_dict())
     mesh = sharding.make_mesh(config.num_devices or None)
     return dataset, space, mesh
+
+
+def task_of(config) -> dict:
+    """The task a config trains on, as ground-truth tables record it (`supernet.ground_truth.task`)."""
+    from supernet import ground_truth
+    return ground_truth.task(config.dataset.name, config.dataset.options.to_dict(), config.space.name,
+                             config.space.options.to_dict(), config.seed)

@@ -1,7 +1,7 @@
 """The `ranking` job: how well do cheap rankers order architectures the way training them from
 scratch does (`experiments/ranking.py`)?
 
-Reads a ground-truth table (`supernet.jobs.ground_truth`), scores its architectures with every
+Reads a ground-truth table (`supernet.ground_truth`), scores its architectures with every
 ranker in `config.rankers` and compares each ranking with the table's `config.ground_truth.column`
 (`supernet.ranking.report`): analytic parameter and FLOP counts, the training-free proxies
 (`supernet.proxies`, at initialisation, on one batch of training examples) and the trained
@@ -20,25 +20,12 @@ import jax
 import numpy as np
 
 from supernet import evaluation, one_shot, proxies, ranking, training
-from supernet.jobs import ground_truth, setup
+from supernet import ground_truth
+from supernet.ground_truth import resolve_table
+from supernet.jobs import setup, task_of
 
 SUPERNET_RANKERS = ("supernet", "supernet_loss", "few_shot", "fine_tuned")
 RANKERS = (*one_shot.TRAINING_FREE, *SUPERNET_RANKERS)
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def resolve_table(path: str) -> str:
-    """`path` as given if it exists (relative to the current directory), else relative to the
-    project root (the directory holding the `supernet` package)."""
-    candidates = [os.path.abspath(path)]
-    if not os.path.isabs(path):
-        candidates.append(os.path.join(PROJECT_ROOT, path))
-    for candidate in candidates:
-        if os.path.isfile(candidate):
-            return candidate
-    raise FileNotFoundError(f"ground-truth table {path!r} not found (looked at {', '.join(candidates)}); "
-                            f"make one with `python launch.py --config experiments/ground_truth.py --workdir DIR` "
-                            f"and pass --config.ground_truth.table=DIR/ground_truth.csv.")
 
 
 def components(ranker: str) -> list[str]:
@@ -59,7 +46,7 @@ def check(config) -> None:
     check_rankers(config.rankers)
     table = resolve_table(config.ground_truth.table)
     if config.ground_truth.check_task:
-        ground_truth.check_task(config, table, "ground_truth.check_task")
+        ground_truth.check_task(task_of(config), table, "ground_truth.check_task")
 
 
 def _supernet_scores(config, dataset, space, mesh, archs, workdir) -> dict:
@@ -68,7 +55,7 @@ def _supernet_scores(config, dataset, space, mesh, archs, workdir) -> dict:
     and, when asked for, the few-shot sub-supernets' validation accuracy and the validation accuracy
     after fine-tuning each architecture's inherited weights alone (`fine_tuned`)."""
     s = config.supernet
-    recipe = one_shot.from_section(one_shot.SupernetRecipe, s)
+    recipe = one_shot.from_section(one_shot.SupernetRecipe, s, read_elsewhere=("seed", "calib_size", "eval_batch_size"))
     model = space.supernet()
     state = training.train_supernet(space, model, dataset.train, steps=recipe.steps, batch_size=recipe.batch_size,
                                     optimizer=recipe.optimizer(), key=jax.random.key(config.seed + s.seed), mesh=mesh,

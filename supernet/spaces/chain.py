@@ -37,6 +37,7 @@ from typing import Callable, Mapping
 import flax.linen as nn
 import numpy as np
 
+from supernet import backend
 from supernet.layers import (STATS_COLLECTION, ConvKernel, as_weights, avg_pool3, check_channels, depthwise_conv,
                              global_pool, nan_if_invalid)
 from supernet.networks import batch_norm
@@ -57,12 +58,13 @@ class ConvOp(nn.Module):
 class SepConvOp(nn.Module):
     """Depthwise 3x3, pointwise 1x1, BN, ReLU."""
     calibrated: bool = False
+    grouped: bool = False  # the backend policy's depthwise choice (`layers.depthwise_conv`)
 
     @nn.compact
     def __call__(self, x, train: bool):
         nd, c = x.ndim - 2, x.shape[-1]
         depthwise = self.param("w_depthwise", nn.initializers.kaiming_normal(), (3,) * nd + (1, c))  # w_: host_init draws it as a kernel
-        x = ConvKernel(1, c, name="pointwise")(depthwise_conv(x, depthwise))
+        x = ConvKernel(1, c, name="pointwise")(depthwise_conv(x, depthwise, grouped=self.grouped))
         return nn.relu(batch_norm(self.calibrated, train, "bn")(x))
 
 
@@ -103,8 +105,8 @@ def _max_pool3(x):
 
 @dataclasses.dataclass(frozen=True)
 class Operation:
-    """A named block: `make(calibrated, name)` returns a callable `(x, train) -> y` (a Flax module
-    for ops with weights); `params(c, nd)` its trainable parameters; `macs(c, nd)` its
+    """A named block: `make(calibrated, name, grouped)` returns a callable `(x, train) -> y` (a Flax
+    module for ops with weights; `grouped`: the backend's depthwise choice); `params(c, nd)` its trainable parameters; `macs(c, nd)` its
     multiply-adds per spatial position, for `c` channels and `nd` spatial dims."""
     description: str
     make: Callable
@@ -113,12 +115,12 @@ class Operation:
 
 
 def _stateless(fn):
-    return lambda calibrated, name: (lambda x, train: fn(x))
+    return lambda calibrated, name, grouped: (lambda x, train: fn(x))
 
 
 def _conv_op(window):
     return Operation(f"{window}x{window} conv, BN, ReLU",
-                     lambda calibrated, name: ConvOp(window, calibrated, name=name),
+                     lambda calibrated, name, grouped: ConvOp(window, calibrated, name=name),
                      lambda c, nd: window ** nd * c * c + 2 * c,
                      lambda c, nd: window ** nd * c * c)
 
@@ -128,21 +130,21 @@ OPERATIONS: dict[str, Operation] = {
     "conv1x1": _conv_op(1),
     "conv5x5": _conv_op(5),
     "sepconv": Operation("depthwise 3x3 conv, pointwise 1x1 conv, BN, ReLU",
-                         lambda calibrated, name: SepConvOp(calibrated, name=name),
+                         lambda calibrated, name, grouped: SepConvOp(calibrated, grouped, name=name),
                          lambda c, nd: 3 ** nd * c + c * c + 2 * c,
                          lambda c, nd: 3 ** nd * c + c * c),
     "residual": Operation("3x3 conv, BN, ReLU, 3x3 conv, BN, identity skip, ReLU",
-                          lambda calibrated, name: ResidualOp(calibrated, name=name),
+                          lambda calibrated, name, grouped: ResidualOp(calibrated, name=name),
                           lambda c, nd: 2 * (3 ** nd * c * c + 2 * c),
                           lambda c, nd: 2 * 3 ** nd * c * c),
     "maxpool": Operation("3x3 max pool, stride 1", _stateless(_max_pool3), lambda c, nd: 0, lambda c, nd: 0),
     "avgpool": Operation("3x3 average pool, stride 1", _stateless(avg_pool3), lambda c, nd: 0, lambda c, nd: 0),
     "identity": Operation("the input unchanged", _stateless(lambda x: x), lambda c, nd: 0, lambda c, nd: 0),
     "linear": Operation("pointwise dense layer with bias, no norm or activation",
-                        lambda calibrated, name: LinearOp(calibrated, name=name),
+                        lambda calibrated, name, grouped: LinearOp(calibrated, name=name),
                         lambda c, nd: c * c + c, lambda c, nd: c * c),
     "mlp": Operation("pointwise dense C->2C, ReLU, dense 2C->C",
-                     lambda calibrated, name: MLPOp(calibrated, name=name),
+                     lambda calibrated, name, grouped: MLPOp(calibrated, name=name),
                      lambda c, nd: 4 * c * c + 3 * c, lambda c, nd: 4 * c * c),
 }
 
@@ -157,12 +159,13 @@ def _stem(x, calibrated, train, channels):
 class MixedOp(nn.Module):
     """Every candidate of one decision, combined as sum_k w_k * op_k(x)."""
     options: tuple
+    grouped: bool = False
 
     @nn.compact
     def __call__(self, x, weights, train: bool):
         total = 0.0
         for k, op in enumerate(self.options):
-            total = total + weights[k] * OPERATIONS[op].make(True, op)(x, train)
+            total = total + weights[k] * OPERATIONS[op].make(True, op, self.grouped)(x, train)
         return total
 
 
@@ -178,6 +181,7 @@ class ChainSupernet(nn.Module):
     num_classes: int = 10
     head: bool = True
     stem: bool = True
+    grouped: bool = False  # the backend's depthwise choice, for `sepconv`
 
     @nn.compact
     def __call__(self, x, weights, train: bool = False):
@@ -188,7 +192,7 @@ class ChainSupernet(nn.Module):
         else:
             check_channels(x, self.channels, "the chain supernet")
         for d, (name, options) in enumerate(self.decisions):
-            x = MixedOp(options, name=name)(x, weights[d], train)
+            x = MixedOp(options, self.grouped, name=name)(x, weights[d], train)
         if self.head:
             x = nn.Dense(self.num_classes, name="head")(global_pool(x))
         return nan_if_invalid(x, weights)
@@ -199,12 +203,13 @@ class ChainNetwork(nn.Module):
     ops: tuple
     channels: int
     num_classes: int = 10
+    grouped: bool = False
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         x = _stem(x, False, train, self.channels)
         for name, op in self.ops:
-            x = OPERATIONS[op].make(False, name)(x, train)
+            x = OPERATIONS[op].make(False, name, self.grouped)(x, train)
         return nn.Dense(self.num_classes, name="head")(global_pool(x))
 
 
@@ -254,6 +259,7 @@ class ChainSpace(Space):
         self.channels = int(channels)
         self.num_classes = int(num_classes)
         self.input_shape = tuple(int(d) for d in input_shape)
+        self.grouped = backend.current().depthwise == "grouped"  # the policy, taken once
 
     def describe(self) -> dict:
         return {**super().describe(), "channels": self.channels}
@@ -287,7 +293,8 @@ class ChainSpace(Space):
         `supernet(head=False)`."""
         del mixed
         return ChainSupernet(decisions=tuple(zip(self.decision_names, self.options)),
-                             channels=self.channels, num_classes=self.num_classes, head=head, stem=stem)
+                             channels=self.channels, num_classes=self.num_classes, head=head, stem=stem,
+                             grouped=self.grouped)
 
     def _ops(self, arch):
         a = self.validate(arch)
@@ -296,7 +303,8 @@ class ChainSpace(Space):
         return tuple((name, opts[c]) for name, opts, c in zip(self.decision_names, self.options, a))
 
     def standalone(self, arch) -> ChainNetwork:
-        return ChainNetwork(ops=self._ops(arch), channels=self.channels, num_classes=self.num_classes)
+        return ChainNetwork(ops=self._ops(arch), channels=self.channels, num_classes=self.num_classes,
+                            grouped=self.grouped)
 
     def extract_variables(self, variables, arch):
         """Supernet variables (path mode, calibrated for `arch`) -> the standalone network's:

@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from supernet import backend
 from supernet.layers import (STATS_COLLECTION, ConvKernel, as_weights, check_channels, depthwise_conv, global_pool,
                              nan_if_invalid)
 from supernet.networks import batch_norm
@@ -89,6 +90,7 @@ class Depthwise(nn.Module):
     """A depthwise conv kernel `[*window, 1, C]`, optionally multiplied by a mask before use."""
     window: int
     stride: int = 1
+    grouped: bool = False  # the backend policy's depthwise choice (`layers.depthwise_conv`)
 
     @nn.compact
     def __call__(self, x, mask=None):
@@ -96,7 +98,7 @@ class Depthwise(nn.Module):
         kernel = self.param("kernel", nn.initializers.kaiming_normal(), (self.window,) * nd + (1, x.shape[-1]))
         if mask is not None:
             kernel = kernel * mask[..., None, None]
-        return depthwise_conv(x, kernel, self.stride)
+        return depthwise_conv(x, kernel, self.stride, grouped=self.grouped)
 
 
 class MBConv(nn.Module):
@@ -108,12 +110,13 @@ class MBConv(nn.Module):
     stride: int
     residual: bool
     calibrated: bool = False
+    grouped: bool = False
 
     @nn.compact
     def __call__(self, x, train: bool, kernel_mask=None, hidden_mask=None, out_mask=None, gate=1.0):
         h = ConvKernel(1, self.hidden, name="expand")(x)
         h = _masked(nn.relu6(batch_norm(self.calibrated, train, "expand_bn")(h)), hidden_mask)
-        h = Depthwise(self.window, self.stride, name="depthwise")(h, kernel_mask)
+        h = Depthwise(self.window, self.stride, self.grouped, name="depthwise")(h, kernel_mask)
         h = _masked(nn.relu6(batch_norm(self.calibrated, train, "depthwise_bn")(h)), hidden_mask)
         h = ConvKernel(1, self.features, name="project")(h)
         h = _masked(batch_norm(self.calibrated, train, "project_bn")(h), out_mask)
@@ -133,13 +136,14 @@ class MobileNetNetwork(nn.Module):
     blocks: tuple
     head_channels: int
     num_classes: int = 10
+    grouped: bool = False
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         x = ConvKernel(3, self.stem_channels, self.stem_stride, name="stem")(x)
         x = nn.relu6(batch_norm(False, train, "stem_bn")(x))
         for name, hidden, features, window, stride, residual in self.blocks:
-            x = MBConv(hidden, features, window, stride, residual, name=name)(x, train)
+            x = MBConv(hidden, features, window, stride, residual, grouped=self.grouped, name=name)(x, train)
         x = ConvKernel(1, self.head_channels, name="head")(x)
         x = nn.relu6(batch_norm(False, train, "head_bn")(x))
         return nn.Dense(self.num_classes, name="classifier")(global_pool(x))
@@ -193,7 +197,7 @@ class MobileNetSupernet(nn.Module):
             # probability that this block is in the network: weight of the depths that reach it
             gate = sum(depth_w[j] for j, d in enumerate(depths) if d > block["position"])
             x = MBConv(full_hidden, sp.full(block["channels"]), max(sp.kernel_sizes), block["stride"],
-                       block["residual"], calibrated=True, name=block["name"])(
+                       block["residual"], calibrated=True, grouped=sp.grouped, name=block["name"])(
                 x, train, kernel_mask=_mix(weights[block["kernel_index"]], kernel_masks),
                 hidden_mask=hidden_mask, out_mask=width_mask(block["channels"]),
                 gate=gate if block["position"] > 0 else 1.0)
@@ -220,6 +224,7 @@ class MobileNetSpace(Space):
                  width_mults=(1.0,), stem_channels: int = 16, stem_stride: int = 1,
                  head_channels: int = 128):
         self.stages = tuple((int(c), int(d), int(s)) for c, d, s in stages)
+        self.grouped = backend.current().depthwise == "grouped"  # the policy, taken once
         self.kernel_sizes = tuple(int(k) for k in kernel_sizes)
         self.expand_ratios = tuple(float(e) for e in expand_ratios)
         self.width_mults = tuple(float(w) for w in width_mults)
@@ -348,7 +353,7 @@ class MobileNetSpace(Space):
         return MobileNetNetwork(stem_channels=stem, stem_stride=self.stem_stride,
                                 blocks=tuple((name, hidden, cout, k, stride, res)
                                              for name, _, hidden, cout, k, stride, res in blocks),
-                                head_channels=head, num_classes=self.num_classes)
+                                head_channels=head, num_classes=self.num_classes, grouped=self.grouped)
 
     def extract_variables(self, variables, arch):
         """Supernet variables (path mode, calibrated for `arch`) -> the standalone network's.

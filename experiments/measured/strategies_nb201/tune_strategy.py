@@ -18,19 +18,19 @@ import numpy as np
 import strategies
 from strategies.benchmarks import tabular
 from supernet import spaces
-from supernet.jobs import tabular_comparison
+from supernet.jobs import strategies_nb201
 
 name, options = sys.argv[1], ast.literal_eval(sys.argv[2])
 first, count, budget = (int(a) for a in sys.argv[3:6])
 space = spaces.get("nas_bench_201")
 table = tabular.TabularObjective(tabular.NB201_ACCURACY_CSV, space, "cifar10-val")
-with tabular_comparison.single_threaded_blas():  # as the comparison job runs them
-    queried = tabular_comparison.run_search(strategies.get(name, space, **options),
-                                            tabular_comparison.table_objective(table, "cifar10-val"),
+with strategies_nb201.single_threaded_blas():  # as the comparison job runs them
+    queried = strategies_nb201.run_search(strategies.get(name, space, **options),
+                                            strategies_nb201.table_objective(table, "cifar10-val"),
                                             list(range(first, first + count)), budget)
 flat = queried.reshape(-1, space.num_decisions)
 val, test = (table.metric(flat, column).reshape(queried.shape[:2]) for column in ("cifar10-val", "cifar10-test"))
-curve = tabular_comparison.best_so_far(val, test)
+curve = strategies_nb201.best_so_far(val, test)
 for b in (100, 300):
     if b <= budget:
         print(f"{name} {options} at {b} queries: {curve[:, b - 1].mean():.3f} +- {curve[:, b - 1].std() / np.sqrt(count):.3f}")

@@ -8,10 +8,23 @@ import jax
 import numpy as np
 
 import strategies
-from supernet import config_check, few_shot, one_shot, plots, ranking, retrain, spaces, training
-from supernet.jobs import setup
-from supernet.jobs.ground_truth import check_task, sample_architectures
-from supernet.jobs.ranking import resolve_table
+from supernet import config_check, few_shot, one_shot, plots, ranking, retrain, runtime, spaces, training
+from supernet.ground_truth import check_task, resolve_table, sample_architectures
+from supernet.jobs import setup, task_of
+
+
+RECIPES = {"supernet": one_shot.SupernetRecipe, "search": one_shot.SearchRecipe, "retrain": one_shot.RetrainRecipe,
+           "few_shot": one_shot.FewShotRecipe, "hybrid": one_shot.HybridRecipe}
+READ_BY_THE_JOB = {"search": ("strategy", "options", "max_params", "max_flops")}  # not a recipe's fields
+
+
+def recipe(config, section: str):
+    """The recipe of one config section, strictly; a bad value's error names its config key."""
+    try:
+        return one_shot.from_section(RECIPES[section], config.get(section, {}),
+                                     read_elsewhere=READ_BY_THE_JOB.get(section, ()))
+    except runtime.InvalidSetting as error:
+        raise config_check.ConfigError(f"{section}.{error.field}: {error}") from None
 
 
 def check(config) -> None:
@@ -23,19 +36,18 @@ def check(config) -> None:
     config_check.check_choice(config.search.ensemble_method, ensemble.METHODS, "search.ensemble_method")
     config_check.check_choice(config.search.get("metric", "accuracy"), one_shot.METRICS, "search.metric")
     config_check.check_choice(config.supernet.sampling, training.SAMPLINGS, "supernet.sampling")
-    recipes = {name: one_shot.from_section(recipe, config[name]) for name, recipe in
-               (("supernet", one_shot.SupernetRecipe), ("search", one_shot.SearchRecipe), ("retrain", one_shot.RetrainRecipe))}
+    recipes = {name: recipe(config, name) for name in RECIPES}
     config_check.check_divisible(config, **{"supernet.batch_size": recipes["supernet"].batch_size,
                                             "search.eval_batch_size": recipes["search"].eval_batch_size,
                                             "retrain.batch_size": recipes["retrain"].batch_size})
     if config.few_shot.decisions:  # before the supernet trains, not after
-        few_shot.Split(tuple(config.few_shot.decisions)).sizes(spaces.get(config.space.name,
+        few_shot.Partition(tuple(config.few_shot.decisions)).sizes(spaces.get(config.space.name,
                                                                           **config.space.options.to_dict()))
     if "hybrid" in config:
         config_check.check_keys(config.hybrid.training_free, list(one_shot.TRAINING_FREE), "hybrid.training_free",
                                 "the hybrid fitness")
     if config.ranking.table and config.ranking.check_task:
-        check_task(config, resolve_table(config.ranking.table), "ranking.check_task")
+        check_task(task_of(config), resolve_table(config.ranking.table), "ranking.check_task")
 
 
 def run(config, workdir: str) -> dict:
@@ -44,11 +56,9 @@ def run(config, workdir: str) -> dict:
     strategy = strategies.get(config.search.strategy, space, **limits, **config.search.options.to_dict())
     results = one_shot.run_one_shot_nas(
         space, dataset, strategy, mesh=mesh, key=jax.random.key(config.seed),
-        supernet=one_shot.from_section(one_shot.SupernetRecipe, config.supernet),
-        search_recipe=one_shot.from_section(one_shot.SearchRecipe, config.search),
-        retrain_recipe=one_shot.from_section(one_shot.RetrainRecipe, config.retrain),
-        few_shot_recipe=one_shot.from_section(one_shot.FewShotRecipe, config.few_shot),
-        hybrid_recipe=one_shot.from_section(one_shot.HybridRecipe, config.get("hybrid", {})),
+        supernet=recipe(config, "supernet"), search_recipe=recipe(config, "search"),
+        retrain_recipe=recipe(config, "retrain"), few_shot_recipe=recipe(config, "few_shot"),
+        hybrid_recipe=recipe(config, "hybrid"),
         workdir=workdir, progress=config.progress)
     models = results.pop("_models")
     results["ranking"] = ranking_report(config, dataset, space, mesh, models, workdir)
@@ -70,7 +80,7 @@ def run(config, workdir: str) -> dict:
 def ranking_report(config, dataset, space, mesh, models, workdir: str | None = None) -> dict:
     """How well the search's fitness ranked: against `config.ranking.table` when one is named, else
     the cheap check (its `check_size` favourites and as many random architectures, retrained)."""
-    search_recipe = one_shot.from_section(one_shot.SearchRecipe, config.search)
+    search_recipe = recipe(config, "search")
     supernet = one_shot.supernet_objective(space, models["supernet"], models["params"], dataset.val, models["calib_x"],
                                            mesh=mesh, batch_size=search_recipe.eval_batch_size,
                                            metric=search_recipe.metric)
@@ -87,14 +97,14 @@ def ranking_report(config, dataset, space, mesh, models, workdir: str | None = N
     pool = sample_architectures(space, min(space.size, 2 * k + len(top)), config.seed + 1)
     extra = np.asarray([a for a in pool if tuple(a.tolist()) not in taken][:k], np.int32)
     archs = np.concatenate([top, extra])
-    recipe = one_shot.from_section(one_shot.RetrainRecipe, config.retrain)
+    retrain_recipe = recipe(config, "retrain")
     trained = {tuple(a.tolist()): nv for a, nv in zip(models["members"], models["retrained"])}
     key = jax.random.key(config.seed + 1)
     test = []
     for i, arch in enumerate(archs):
         network, variables = trained.get(tuple(arch.tolist())) or one_shot.retrain_from_scratch(
-            space, arch, recipe.split(dataset), steps=recipe.steps, batch_size=recipe.batch_size,
-            optimizer=recipe.optimizer(), key=jax.random.fold_in(key, i), mesh=mesh, progress=config.progress,
+            space, arch, retrain_recipe.split(dataset), steps=retrain_recipe.steps,
+            batch_size=retrain_recipe.batch_size, optimizer=retrain_recipe.optimizer(), key=jax.random.fold_in(key, i), mesh=mesh, progress=config.progress,
             workdir=workdir, stage=f"ranking_check/{i}")  # checkpointed and resumed like every stage
         test.append(retrain.accuracy(network, variables, dataset.test))
     return ranking.retrained_check(objective(archs), np.asarray(test), [space.to_string(a) for a in archs], len(top),

@@ -1,0 +1,77 @@
+"""What every recipe shares: neutral setting errors, field checks and one strict section -> recipe mapping.
+
+Library code raises `InvalidSetting` with messages that name a recipe field ("steps must be a
+positive int, got 0") and nothing about where the value came from; an entry point (a job run by
+launch.py, or AutoModel) catches it and adds its own hint (a config key, an argument name) from
+`error.field`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from typing import Any, Iterable
+
+from strategies.registry import closest
+
+
+class InvalidSetting(ValueError):
+    """A recipe field that cannot take its value. `field` is the field's name (for a caller's hint)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def check_int(field: str, value, minimum: int = 1) -> None:
+    """Raise `InvalidSetting` unless `value` is an int (not a bool) of at least `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise InvalidSetting(field, f"{field} must be {kind}, got {value!r}.")
+
+
+def check_real(field: str, value, *, low: float = 0.0, high: float = float("inf"), low_open: bool = True,
+               high_open: bool = True) -> None:
+    """Raise `InvalidSetting` unless `value` is a real number in the interval from `low` to `high`
+    (each end open or closed as asked)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise InvalidSetting(field, f"{field} must be a number in {interval}, got {value!r}.")
+
+
+def check_choice(field: str, value, choices: Iterable[str]) -> None:
+    """Raise `InvalidSetting` unless `value` is one of `choices` (naming the closest one)."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise InvalidSetting(field, f"{field} must be one of {', '.join(map(repr, choices))}, got {value!r}"
+                                    f"{closest(value, choices)}.")
+
+
+def check_bool(field: str, value) -> None:
+    """Raise `InvalidSetting` unless `value` is True or False."""
+    if not isinstance(value, bool):
+        raise InvalidSetting(field, f"{field} must be True or False, got {value!r}.")
+
+
+def recipe_from_section(recipe_type, section, *, read_elsewhere: Iterable[str] = ()) -> Any:
+    """A recipe dataclass built from a config section (a ConfigDict or a dict), strictly.
+
+    Args:
+      recipe_type: the recipe's dataclass.
+      section: its values; every key must be one of the recipe's fields or in `read_elsewhere`.
+      read_elsewhere: keys of the section that the caller reads itself (not the recipe's).
+
+    Returns:
+      `recipe_type(**fields)`. Raises `InvalidSetting` (field: the key) for an unknown key, naming
+      the closest valid one, and whatever the recipe's own checks raise.
+    """
+    section = section.to_dict() if hasattr(section, "to_dict") else dict(section)
+    names = [f.name for f in dataclasses.fields(recipe_type)]
+    valid = names + list(read_elsewhere)
+    for key in section:
+        if key not in valid:
+            raise InvalidSetting(key, f"{key} is not a setting of {recipe_type.__name__}{closest(key, valid)}; "
+                                      f"valid: {', '.join(sorted(valid))}.")
+    return recipe_type(**{k: v for k, v in section.items() if k in names})

@@ -1,0 +1,149 @@
+"""supernet.nas: decisions traced from a user's Linen module, exact extraction, counts, errors."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from supernet import nas
+from supernet.evaluation import calibrate_variables
+
+
+class MyPool(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        return nn.avg_pool(x, (3, 3), padding="SAME")
+
+
+class Block(nn.Module):
+    @nn.compact
+    def __call__(self, x, train=False):
+        h = nas.Conv(features=(8, 16), kernel_size=(3, 5), name="conv")(x)
+        h = nn.relu(nn.BatchNorm(use_running_average=not train)(h))
+        return x + nas.Conv(features=x.shape[-1], kernel_size=3, name="proj")(h)
+
+
+class Net(nn.Module):
+    @nn.compact
+    def __call__(self, x, train=False):
+        x = stem = nn.Conv(16, (3, 3))(x)
+        x = nas.Choice([nn.Conv(16, (3, 3)), nn.Conv(16, (1, 1)), MyPool()], name="op")(x)
+        x = nas.Repeat(Block, depth=(1, 2, 3), name="stage")(x, train)
+        x = nas.InputChoice(n_chosen=1, name="skip")([stem, x])
+        return nn.Dense(10)(nn.relu(nas.Dense(features=(32, 64), name="fc")(x.mean((1, 2)))))
+
+
+@pytest.fixture(scope="module")
+def setup():
+    x = jax.random.normal(jax.random.key(0), (16, 8, 8, 1))
+    space = nas.space(Net(), x[:2])
+    model = space.supernet()
+    variables = model.init(jax.random.key(1), x, space.largest(), train=False)
+    return space, model, variables, x
+
+
+def test_decisions_named_by_path_in_call_order(setup):
+    space = setup[0]
+    assert space.decision_names == (
+        "op", "stage.depth", "stage.block1.conv.features", "stage.block1.conv.kernel_size",
+        "stage.block2.conv.features", "stage.block2.conv.kernel_size", "stage.block3.conv.features",
+        "stage.block3.conv.kernel_size", "skip", "fc.features")
+    assert space.num_choices == (3, 3, 2, 2, 2, 2, 2, 2, 2, 2)
+
+
+def test_extracted_network_equals_calibrated_supernet_with_one_compile(setup):
+    space, model, variables, x = setup
+    traces = []
+
+    @jax.jit
+    def calibrated(arch):
+        traces.append(1)
+        v = calibrate_variables(model, variables, arch, x)
+        return v, model.apply(v, x, arch, train=False)
+
+    archs = np.asarray(space.sample(jax.random.key(2), 24))
+    for arch in archs:
+        v, logits = calibrated(jnp.asarray(arch))
+        extracted = space.extract_variables(v, arch)
+        standalone = space.standalone(arch).apply(extracted, x, train=False)
+        np.testing.assert_allclose(standalone, logits, atol=1e-4)
+        counted = sum(leaf.size for leaf in jax.tree_util.tree_leaves(extracted["params"]))
+        assert space.params(arch) == counted
+    assert len(traces) == 1
+    assert "supernet_stats" not in extracted and set(extracted) == {"params", "batch_stats"}
+
+
+def test_flops_match_xla_cost_analysis(setup):
+    """Tolerance 5%: XLA also counts the adds of biases, BN and pooling, which the formulas omit."""
+    space, _, _, x = setup
+    for arch in np.asarray(space.sample(jax.random.key(3), 4)):
+        network = space.standalone(arch)
+        v = network.init(jax.random.key(0), x[:1])
+        cost = jax.jit(lambda v, x: network.apply(v, x)).lower(v, x[:1]).compile().cost_analysis()
+        if isinstance(cost, list):
+            cost = cost[0]
+        if cost is None:
+            pytest.skip("this XLA backend returns no cost_analysis")
+        assert abs(space.flops(arch) - cost["flops"]) <= 0.05 * cost["flops"]
+
+
+def test_skipped_blocks_are_canonical_and_extremes(setup):
+    space = setup[0]
+    a = np.asarray([0, 0, 1, 1, 1, 1, 1, 1, 0, 1])   # depth 1: blocks 2 and 3 are inactive
+    assert np.asarray(space.canonical(a)).tolist() == [0, 0, 1, 1, 0, 0, 0, 0, 0, 1]
+    assert space.params(space.largest()) > space.params(space.smallest())
+    assert space.parameter_free(np.asarray([2, 0, 0, 0, 0, 0, 0, 0, 0, 0]))[0]
+    assert not space.parameter_free(space.largest())[0]
+
+
+def test_soft_weights_mix_the_options(setup):
+    space, model, variables, x = setup
+    weights = jnp.asarray(space.option_mask(), jnp.float32)
+    weights = weights / weights.sum(1, keepdims=True)
+    assert jnp.isfinite(model.apply(variables, x, weights, train=True)).all()
+
+
+def test_trains_through_the_training_loop(setup):
+    import optax
+    from supernet import data, training
+    from supernet.sharding import make_mesh
+    space, model, _, x = setup
+    y = jnp.arange(16) % 10
+    split = data.Split(np.asarray(x), np.asarray(y))
+    state = training.train_supernet(space, model, split, steps=3, batch_size=8, optimizer=optax.adam(1e-3),
+                                    key=jax.random.key(0), mesh=make_mesh(), progress=False)
+    assert int(state.step) == 3
+
+
+def _trace(body, x=None):
+    class M(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return body(x)
+    return nas.space(M(), jnp.zeros((1, 4, 4, 2)) if x is None else x)
+
+
+@pytest.mark.parametrize("body, message", [
+    (lambda x: nas.Conv(features=(2, 4))(x), "has no name"),
+    (lambda x: nas.Dense(features=(2, 4), name="a")(nas.Conv(features=(2, 3), name="a")(x)), "duplicate decision name"),
+    (lambda x: nas.Choice([nn.Conv(2, (3, 3)), nn.Conv(3, (3, 3))], name="op")(x), "different shapes"),
+    (lambda x: nas.Repeat(lambda: nn.Conv(3, (3, 3)), depth=(1, 2), name="r")(x), "changes the shape"),
+    (lambda x: nas.InputChoice(n_chosen=3, name="skip")([x, x]), "n_chosen=3 but 2 inputs"),
+    (lambda x: nas.Conv(features=(4,), kernel_size=(3, 5), name="c")(x) + nas.Dense(features=(3,), name="d")(x),
+     "single option"),
+])
+def test_errors_are_one_line(body, message):
+    with pytest.raises(ValueError, match=message) as err:
+        _trace(body)
+    assert "\n" not in str(err.value)
+
+
+def test_primitive_outside_a_space_and_bad_architectures(setup):
+    with pytest.raises(RuntimeError, match="outside a search space"):
+        nas.Conv(features=(2, 4), name="c").init(jax.random.key(0), jnp.zeros((1, 4, 4, 2)))
+    space = setup[0]
+    with pytest.raises(ValueError, match="decisions"):
+        space.standalone(np.zeros(3, np.int32))
+    with pytest.raises(ValueError):
+        space.params(np.full(space.num_decisions, 5))

@@ -1,4 +1,4 @@
-"""How the `distinct_fs` row of the README's shipped-table figures was made (2026-12-03): the
+"""How the `distinct_fs` row of the noise-2 table in this record's README was made (2026-12-03): the
 `ranking` job's few-shot stage run again on a copy of another run's trained supernet (here the
 `distinct` run's), with the sub-supernets sampling their own distinct functions. From the project root:
 
@@ -10,10 +10,10 @@ from supernet import records
 from supernet.jobs import ranking
 
 name, source = sys.argv[1], sys.argv[2]
-workdir = f"runs/s11/{name}"
+workdir = f"runs/ranking_noise2/{name}"
 if not os.path.exists(workdir):
     os.makedirs(os.path.join(workdir, "checkpoints"))
-    shutil.copytree(f"runs/s11/{source}/checkpoints/supernet", os.path.join(workdir, "checkpoints", "supernet"))
+    shutil.copytree(f"runs/ranking_noise2/{source}/checkpoints/supernet", os.path.join(workdir, "checkpoints", "supernet"))
 c = cfg.get_config()
 c.ground_truth.score_sample = 300
 c.progress = False

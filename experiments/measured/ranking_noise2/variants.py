@@ -1,8 +1,8 @@
-"""How the few-shot and evaluation-time rows of the README's shipped-table figures were made
+"""How the few-shot and evaluation-time rows of the noise-2 table in this record's README were made
 (2026-12-03): each variant is the `ranking` job's `run` on a copy of one trained 10,000-step
 supernet's checkpoints (supernet.seed=1; first trained by
 
-    python launch.py --config experiments/ranking.py --workdir runs/s9/seed1 --config.ground_truth.score_sample=300 \
+    python launch.py --config experiments/ranking.py --workdir runs/ranking_noise2/seed1 --config.ground_truth.score_sample=300 \
         --config.supernet.steps=10000 --config.supernet.seed=1 --config.rankers="('params','supernet','supernet_loss')"
 
 ), so that only the variant's own stage (few-shot training, calibration, more validation data)
@@ -15,11 +15,11 @@ from supernet import records
 from supernet.jobs import ranking
 
 def variant(name, rankers, **overrides):
-    workdir = f"runs/s9/{name}"
+    workdir = f"runs/ranking_noise2/{name}"
     if os.path.exists(os.path.join(workdir, "results.json")):
         return
     if not os.path.exists(workdir):
-        shutil.copytree("runs/s9/seed1/checkpoints", os.path.join(workdir, "checkpoints"))
+        shutil.copytree("runs/ranking_noise2/seed1/checkpoints", os.path.join(workdir, "checkpoints"))
     c = cfg.get_config()
     c.ground_truth.score_sample = 300
     c.progress = False

@@ -1,4 +1,4 @@
-"""How the `wide16` row of the README's shipped-table figures was made (2026-12-03): the `ranking`
+"""How the `wide16` row of the noise-2 table in this record's README was made (2026-12-03): the `ranking`
 job with its supernet rankers trained and scored on a supernet of width W instead of the table's
 C=8 (the architectures, data and table unchanged). From the project root:
 
@@ -11,7 +11,7 @@ from supernet import records, spaces
 from supernet.jobs import ranking
 
 width, name = int(sys.argv[1]), sys.argv[2]
-workdir = f"runs/s11/{name}"
+workdir = f"runs/ranking_noise2/{name}"
 orig = ranking._supernet_scores
 
 def wide(config, dataset, space, mesh, archs, workdir):

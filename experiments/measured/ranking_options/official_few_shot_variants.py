@@ -1,6 +1,6 @@
-"""How the two few-shot variant rows of the README's official-task table were made (2026-12-03):
+"""How the two few-shot variant rows of the official-task table in this record's README were made (2026-12-03):
 the `ranking` job's `run` on a copy of the supernet checkpoint of the run
-`python launch.py --config experiments/ranking.py --workdir runs/s9/official_fewshot
+`python launch.py --config experiments/ranking.py --workdir runs/ranking_options/official_fewshot
 --config.ground_truth.score_sample=300 --config.rankers="('params','supernet','supernet_loss','few_shot')"
 --config.ground_truth.table=strategies/benchmarks/ground_truth_nb201_mnist1d.csv
 --config.dataset.options.noise=1.0 --config.dataset.options.num_samples=20000
@@ -11,9 +11,9 @@ from experiments import ranking as cfg
 from supernet import records
 from supernet.jobs import ranking
 share = float(sys.argv[1]); lr = float(sys.argv[2])
-workdir = f"runs/s9/official_fewshot_share{share}_lr{lr}"
+workdir = f"runs/ranking_options/official_fewshot_share{share}_lr{lr}"
 if not os.path.exists(workdir):
-    shutil.copytree("runs/s9/official_fewshot/checkpoints/supernet", os.path.join(workdir, "checkpoints", "supernet"))
+    shutil.copytree("runs/ranking_options/official_fewshot/checkpoints/supernet", os.path.join(workdir, "checkpoints", "supernet"))
 c = cfg.get_config()
 c.ground_truth.score_sample = 300
 c.ground_truth.table = "strategies/benchmarks/ground_truth_nb201_mnist1d.csv"

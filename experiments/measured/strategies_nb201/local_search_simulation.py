@@ -1,6 +1,6 @@
 """A plain-numpy simulation of the strategies' local search on the NAS-Bench-201 table, fast
 enough for 1,000 tuning seeds per setting (the jitted strategies take minutes for 20): how the
-README's local-search settings were compared. Fitness `cifar10-val`, reported `cifar10-test` of
+local-search defaults (docs/strategies.md) were compared. Fitness `cifar10-val`, reported `cifar10-test` of
 the best-by-validation cell after 100 and 300 queries; seeds from 100 on, never the reported 0-19.
 
     PYTHONPATH=. python experiments/measured/strategies_nb201/local_search_simulation.py [SEEDS]

@@ -1,7 +1,7 @@
 """Quickstart: one-shot NAS on MNIST-1D (generated offline, no download), with a ranking report.
 
 The task and space of the official-task ground-truth table (strategies/benchmarks/
-ground_truth_nb201_mnist1d.csv; the other shipped table, ..._noise2.csv, is a harder variant):
+ground_truth_nb201_mnist1d.csv; the noise-2 table, ..._noise2.csv, is a harder variant):
 MNIST-1D drawn at 20,000 examples (4,000 train, 1,000 val,
 15,000 test), NAS-Bench-201 cells at C=8, one cell per stage. Trains the supernet (single-path,
 uniform over distinct functions, weight decay 1e-2) for the budget that ranked best per minute in

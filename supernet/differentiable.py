@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import flax
 import jax
@@ -56,7 +56,7 @@ import optax
 from jax.sharding import Mesh
 
 from strategies.distribution import EXCLUDED_LABELS, derive, excluded_options
-from supernet import checkpoint, records, sharding, training
+from supernet import checkpoint, records, runtime, sharding, training
 from supernet.training import cross_entropy, init_params, make_optimizer, step_batches
 
 METHODS = ("darts", "gdas")
@@ -296,8 +296,8 @@ class Recipe:
       for 15 of 50 epochs), so untrained convolutions do not lose to parameter-free options
       before they learned anything.
     """
-    method: str = "darts"
-    order: int = 1
+    method: Literal["darts", "gdas"] = "darts"
+    order: Literal[1, 2] = 1
     steps: int = 200
     batch_size: int = 64
     val_batch_size: int | None = None
@@ -310,22 +310,35 @@ class Recipe:
     xi: float | None = None
     tau_max: float = 10.0
     tau_min: float = 0.1
-    remedy: str = "none"
+    remedy: Literal["none", "early_stop", "aux_skip"] = "none"
     max_param_free_share: float = 0.5
     min_stop_fraction: float = 0.25
     warmup_fraction: float = 0.0
     log_every: int = 10
 
+    def __post_init__(self):
+        runtime.check_choice("method", self.method, METHODS)
+        runtime.check_choice("remedy", self.remedy, REMEDIES)
+        if self.order not in (1, 2) or isinstance(self.order, bool):
+            raise runtime.InvalidSetting("order", f"order must be 1 (first order) or 2 (unrolled), got {self.order!r}.")
+        for field in ("steps", "batch_size", "log_every"):
+            runtime.check_int(field, getattr(self, field))
+        if self.val_batch_size is not None:
+            runtime.check_int("val_batch_size", self.val_batch_size)
+        for field in ("weight_lr", "alpha_lr", "tau_max", "tau_min"):
+            runtime.check_real(field, getattr(self, field))
+        runtime.check_real("grad_clip", self.grad_clip, low_open=False)  # 0: no clipping
+        if self.xi is not None:
+            runtime.check_real("xi", self.xi, low_open=False)
+        runtime.check_real("weight_momentum", self.weight_momentum, high=1.0, low_open=False)
+        for field in ("weight_decay", "alpha_weight_decay"):
+            runtime.check_real(field, getattr(self, field), low_open=False)
+        for field in ("max_param_free_share", "min_stop_fraction", "warmup_fraction"):
+            runtime.check_real(field, getattr(self, field), high=1.0, low_open=False, high_open=False)
+
     def check(self, space) -> None:
-        """Errors for settings that cannot work, before any compilation."""
-        if self.method not in METHODS:
-            raise ValueError(f"unknown differentiable method {self.method!r}; valid: {', '.join(METHODS)}.")
-        if self.remedy not in REMEDIES:
-            raise ValueError(f"unknown remedy {self.remedy!r}; valid: {', '.join(REMEDIES)}.")
-        if self.order not in (1, 2):
-            raise ValueError(f"DARTS order must be 1 (first order) or 2 (unrolled), got {self.order!r}.")
-        if self.steps < 1:
-            raise ValueError(f"differentiable search steps must be >= 1, got {self.steps}.")
+        """Errors for settings that cannot work on `space`, before any compilation (the space-free
+        ones are refused when the recipe is built)."""
         if self.remedy == "early_stop" and parameter_free_share(space, space.largest()) is None:
             raise ValueError(f"remedy 'early_stop' needs `parameter_free` on the {space.name} space.")
         if self.remedy == "aux_skip" and not skip_options(space).any():

@@ -233,3 +233,43 @@ def test_batch_size_must_divide_devices(setup):
     sharding.check_batch_size(7, mesh)  # one device: anything divides
     with pytest.raises(ValueError, match="use 1..1"):
         sharding.make_mesh(2)
+
+
+def test_recipes_refuse_bad_values_with_neutral_messages():
+    from supernet import one_shot, runtime
+    cases = [(one_shot.SupernetRecipe, {"steps": 0}, "steps must be a positive int, got 0"),
+             (one_shot.RetrainRecipe, {"momentum": 1.0}, r"momentum must be a number in \[0, 1\), got 1.0"),
+             (one_shot.SupernetRecipe, {"sampling": "uniformm"}, "did you mean 'uniform'"),
+             (one_shot.SearchRecipe, {"ensemble_size": -1}, "ensemble_size must be an int >= 0"),
+             (one_shot.FewShotRecipe, {"budget_share": 0.0}, "budget_share must be a number in"),
+             (one_shot.HybridRecipe, {"training_free": ("naswott",)}, "did you mean 'naswot'")]
+    for recipe_type, fields, message in cases:
+        with pytest.raises(runtime.InvalidSetting, match=message) as caught:
+            recipe_type(**fields)
+        assert caught.value.field in fields
+        assert "--" not in str(caught.value) and "." not in caught.value.field  # no config keys, no flags
+
+
+def test_a_section_maps_onto_its_recipe_strictly():
+    from supernet import one_shot, runtime
+    recipe = runtime.recipe_from_section(one_shot.RetrainRecipe, {"steps": 3, "with_val": True})
+    assert (recipe.steps, recipe.with_val, recipe.batch_size) == (3, True, one_shot.RetrainRecipe().batch_size)
+    with pytest.raises(runtime.InvalidSetting, match="step is not a setting of RetrainRecipe .did you mean 'steps'"):
+        runtime.recipe_from_section(one_shot.RetrainRecipe, {"step": 3})
+    searched = runtime.recipe_from_section(one_shot.SearchRecipe, {"budget": 4, "strategy": "random"},
+                                           read_elsewhere=("strategy",))
+    assert searched.budget == 4
+
+
+def test_the_search_job_names_the_config_key_of_a_bad_value():
+    import importlib
+    from supernet import config_check
+    from supernet.jobs import search
+    config = importlib.import_module("experiments.quickstart").get_config()
+    config.retrain.steps = 0
+    with pytest.raises(config_check.ConfigError, match="retrain.steps: steps must be a positive int, got 0"):
+        search.recipe(config, "retrain")
+    config.retrain.steps = 10
+    config.supernet.stepz = 5
+    with pytest.raises(config_check.ConfigError, match="supernet.stepz: .*did you mean 'steps'"):
+        search.check(config)

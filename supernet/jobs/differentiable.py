@@ -15,7 +15,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from supernet import config_check, differentiable, plots, records, retrain, sharding, training
+from supernet import config_check, differentiable, plots, records, retrain, runtime, sharding, training
 from supernet.differentiable import _maybe, parameter_free_share
 from supernet.jobs import setup
 
@@ -85,9 +85,17 @@ def compare_with_random(space, dataset, derived_arch, *, num_random: int = 10, r
     return comparison
 
 
+def search_recipe(config) -> differentiable.Recipe:
+    """The search section's recipe, strictly; a bad value's error names its config key."""
+    try:
+        return runtime.recipe_from_section(differentiable.Recipe, config.search)
+    except runtime.InvalidSetting as error:
+        raise config_check.ConfigError(f"search.{error.field}: {error}") from None
+
+
 def check(config) -> None:
     """This job's fields, before any work (launch.py calls it after the common checks)."""
-    recipe = differentiable.Recipe(**config.search.to_dict())
+    recipe = search_recipe(config)
     config_check.check_choice(recipe.method, differentiable.METHODS, "search.method")
     config_check.check_choice(recipe.remedy, differentiable.REMEDIES, "search.remedy")
     config_check.check_choice(recipe.order, (1, 2), "search.order")
@@ -98,7 +106,7 @@ def check(config) -> None:
 
 def run(config, workdir: str) -> dict:
     dataset, space, mesh = setup(config)
-    recipe = differentiable.Recipe(**config.search.to_dict())
+    recipe = search_recipe(config)
     recipe.check(space)
     search_key, compare_key = jax.random.split(jax.random.key(config.seed))
     log = records.MetricsLog(workdir)

@@ -75,9 +75,12 @@ def test_extracted_network_equals_calibrated_supernet_with_one_compile(setup):
 
 
 def test_flops_match_xla_cost_analysis(setup):
-    """Tolerance 5%: XLA also counts the adds of biases, BN and pooling, which the formulas omit."""
+    """Tolerance 5%: XLA also counts the adds of biases, BN and pooling, which the formulas omit.
+    The skip input is fixed to the stage's output: choosing the stem leaves the stage dead, and XLA
+    drops dead layers from its count while the standalone network still holds them."""
     space, _, _, x = setup
-    for arch in np.asarray(space.sample(jax.random.key(3), 4)):
+    for arch in np.array(space.sample(jax.random.key(3), 4)):
+        arch[space.decision_names.index("skip")] = 1
         network = space.standalone(arch)
         v = network.init(jax.random.key(0), x[:1])
         cost = jax.jit(lambda v, x: network.apply(v, x)).lower(v, x[:1]).compile().cost_analysis()
@@ -126,12 +129,11 @@ def _trace(body, x=None):
 
 @pytest.mark.parametrize("body, message", [
     (lambda x: nas.Conv(features=(2, 4))(x), "has no name"),
-    (lambda x: nas.Dense(features=(2, 4), name="a")(nas.Conv(features=(2, 3), name="a")(x)), "duplicate decision name"),
+    (lambda x: nas.Dense(features=(2, 4), name="a")(nas.Conv(features=(2, 3), name="a")(x)), "duplicate module name"),
     (lambda x: nas.Choice([nn.Conv(2, (3, 3)), nn.Conv(3, (3, 3))], name="op")(x), "different shapes"),
     (lambda x: nas.Repeat(lambda: nn.Conv(3, (3, 3)), depth=(1, 2), name="r")(x), "changes the shape"),
     (lambda x: nas.InputChoice(n_chosen=3, name="skip")([x, x]), "n_chosen=3 but 2 inputs"),
-    (lambda x: nas.Conv(features=(4,), kernel_size=(3, 5), name="c")(x) + nas.Dense(features=(3,), name="d")(x),
-     "single option"),
+    (lambda x: nas.Conv(features=(4,), kernel_size=(3, 5), name="c")(x), "single option"),
 ])
 def test_errors_are_one_line(body, message):
     with pytest.raises(ValueError, match=message) as err:

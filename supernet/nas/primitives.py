@@ -92,6 +92,15 @@ def _centre_mask(big: int, small: int) -> np.ndarray:
     return (np.arange(big) >= lo) & (np.arange(big) < lo + small)
 
 
+def conv_taps(size: int, k: int, stride: int = 1, same: bool = True) -> int:
+    """Kernel taps that land inside the input, summed over output positions along one axis
+    (padding taps multiply zeros, and XLA's cost analysis does not count them)."""
+    out = -(-size // stride) if same else (size - k) // stride + 1
+    low = max((out - 1) * stride + k - size, 0) // 2 if same else 0
+    starts = np.arange(out) * stride - low
+    return int(np.sum(np.clip(starts + k, 0, size) - np.clip(starts, 0, size)))
+
+
 def _as_tuple(v) -> tuple:
     return tuple(v) if isinstance(v, (tuple, list)) else (v,)
 
@@ -101,9 +110,9 @@ class _Searchable(nn.Module):
 
     def _width(self, ctx: _Context):
         """(static width to build, float mask[width] or None, chosen-by-fixed width)."""
-        options = _as_tuple(self.features)
-        if len(options) == 1:
-            return options[0], None
+        if not isinstance(self.features, (tuple, list)):
+            return int(self.features), None
+        options = tuple(self.features)
         name = _register(self, "features", options, ctx)
         if ctx.mode == "fixed":
             return options[ctx.choices[name]], None
@@ -138,7 +147,7 @@ class Conv(_Searchable):
         if any(k % 2 == 0 for k in sizes):
             raise ValueError(f"nas.Conv {self.name}: kernel sizes must be odd to share a centred kernel; got {sizes}.")
         k, kernel_mask = sizes[0], None
-        if len(sizes) > 1:
+        if isinstance(self.kernel_size, (tuple, list)):
             name = _register(self, "kernel_size", sizes, ctx)
             k = sizes[ctx.choices[name]] if ctx.mode == "fixed" else max(sizes)
             if ctx.mode == "supernet":
@@ -152,7 +161,8 @@ class Conv(_Searchable):
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (width,))
         if ctx.mode == "fixed":
-            ctx.flops += 2 * int(np.prod(y.shape[1:3])) * k * k * x.shape[-1] * width
+            taps = conv_taps(x.shape[1], k, self.strides) * conv_taps(x.shape[2], k, self.strides)
+            ctx.flops += 2 * taps * x.shape[-1] * width
         return y if channel_mask is None else y * channel_mask
 
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import functools
 import inspect
 
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from supernet.layers import STATS_COLLECTION, as_weights, nan_if_invalid
-from supernet.nas.primitives import _Context, active_context
+from supernet.nas.primitives import _Context, active_context, conv_taps
 from supernet.spaces.base import Space
 
 
@@ -56,8 +57,19 @@ def _count_flops(ctx, next_fun, args, kwargs, context):
     m = context.module
     if isinstance(m, (nn.Conv, nn.Dense)) and context.method_name == "__call__":
         kernel = m.get_variable("params", "kernel")
-        ctx.flops += 2 * int(np.prod(y.shape[1:])) * int(np.prod(kernel.shape[:-1]))
+        ctx.flops += 2 * _taps(m, args[0], kernel) * int(np.prod(kernel.shape[-2:]))
     return y
+
+
+def _taps(m, x, kernel) -> int:
+    """Positions x kernel taps inside the input (a dense layer: its positions)."""
+    if isinstance(m, nn.Dense):
+        return int(np.prod(x.shape[1:-1]))
+    strides = m.strides if isinstance(m.strides, (tuple, list)) else (m.strides or 1,) * (kernel.ndim - 2)
+    if m.padding not in ("SAME", "VALID") or m.kernel_dilation not in (1, None):
+        return int(np.prod(x.shape[1:-1])) * int(np.prod(kernel.shape[:-2]))   # full count
+    return int(np.prod([conv_taps(n, k, s, m.padding == "SAME")
+                        for n, k, s in zip(x.shape[1:-1], kernel.shape[:-2], strides)]))
 
 
 def _call(net, x, train, call_kwargs):
@@ -257,7 +269,12 @@ def space(module: nn.Module, example_input, **call_kwargs) -> NasSpace:
     """
     ctx = _Context("trace")
     x = jnp.asarray(example_input)[:1]
-    abstract = _traced_with(ctx, lambda: _Trace(module, tuple(sorted(call_kwargs.items()))).init(jax.random.key(0), x))
+    try:
+        abstract = _traced_with(ctx, lambda: _Trace(module, tuple(sorted(call_kwargs.items()))).init(jax.random.key(0), x))
+    except flax.errors.NameInUseError as err:
+        name = str(err).split('"')[1] if '"' in str(err) else "?"
+        raise ValueError(f"duplicate module name {name!r} in {type(module).__name__}: give each nas primitive "
+                         f"its own name (call one module twice to tie its decisions).") from None
     if not ctx.decisions:
         raise ValueError(f"{type(module).__name__} has no searched decision: use nas.Choice, nas.Repeat, "
                          f"nas.InputChoice, or a tuple of features/kernel sizes in nas.Conv / nas.Dense.")

@@ -4,9 +4,10 @@ every host takes part on a pod and orbax writes from the primary one).
 
 Each step holds the state and a small JSON record of its leaves' paths, shapes, dtypes and a
 SHA-256 of their bytes. Orbax does not notice every corruption (4 KB of garbage in a data file
-loaded silently in our test), so a restore recomputes the digest: a step that fails to read or
-to match is reported as corrupt, naming its directory, moved to `<dir>.corrupt/` and the previous
-step is tried. A step whose shapes or dtypes differ from the run's state is not corrupt but another
+loaded silently in our test), so a restore recomputes the digest: a step that is unreadable,
+truncated or missing a file, or whose bytes do not match the digest, is reported as corrupt, naming
+its directory; process 0 moves it to `<dir>.corrupt/` and the previous step is tried. Any other error
+(permissions, memory, an interrupt, a bug) propagates unchanged and nothing is moved. A step whose shapes or dtypes differ from the run's state is not corrupt but another
 run's: that is an error, never a silent load.
 
 Non-finite guard: `save` refuses parameters with NaN or inf (`NonFiniteError`), so a diverged
@@ -37,6 +38,17 @@ class NonFiniteError(FloatingPointError):
         super().__init__(f"non-finite {what} at step {step} of stage {stage!r}; {kept}. "
                          f"{hint or 'Lower the learning rate of that stage.'}")
         self.stage, self.step = stage, step
+
+
+class CorruptCheckpointError(ValueError):
+    """A checkpoint's contents do not match the digest written with it."""
+
+
+# What reading a damaged checkpoint raises: a digest mismatch, unreadable or truncated data (orbax and
+# tensorstore report those as ValueError, JSON as JSONDecodeError, a ValueError), a missing file. Other
+# errors (permissions, a full disk, an interrupt) are not corruption and propagate unchanged.
+CORRUPTION = (CorruptCheckpointError, ValueError, KeyError, EOFError, UnicodeDecodeError, FileNotFoundError,
+              NotADirectoryError, IsADirectoryError)
 
 
 class CheckpointMismatchError(ValueError):
@@ -112,7 +124,7 @@ class Checkpoints:
                 return step, self._restore(step, expected)
             except CheckpointMismatchError:
                 raise
-            except Exception as err:  # noqa: BLE001 - any failure to read is a corrupt checkpoint
+            except CORRUPTION as err:
                 self._set_aside(step, err)
         return None, None
 
@@ -130,12 +142,15 @@ class Checkpoints:
         state = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
         state = jax.tree.unflatten(jax.tree.structure(expected), jax.tree.leaves(state))
         if digest(state) != record["sha256"]:
-            raise ValueError("its contents do not match the digest written with it")
+            raise CorruptCheckpointError("its contents do not match the digest written with it")
         return state
 
     def _set_aside(self, step: int, err: Exception) -> None:
+        """Process 0 moves a corrupt step to `<stage>.corrupt/`; the others only skip it."""
         folder = os.path.join(self.directory, str(step))
         aside = os.path.join(self.directory + ".corrupt", str(step))
+        if jax.process_index() != 0:
+            return
         warnings.warn(f"checkpoint {folder} is corrupt ({type(err).__name__}: {str(err)[:200]}); "
                       f"moved to {aside}, falling back to the previous checkpoint.", stacklevel=3)
         shutil.rmtree(aside, ignore_errors=True)

@@ -97,6 +97,27 @@ def test_a_corrupt_latest_checkpoint_is_reported_and_the_previous_one_used(tmp_p
     assert os.path.isdir(saved.directory + ".corrupt/2")  # set aside for inspection, out of the way
 
 
+@pytest.mark.parametrize("error", [PermissionError("read-only mount"), MemoryError(), RuntimeError("a bug")])
+def test_errors_that_are_not_corruption_propagate_and_nothing_is_set_aside(tmp_path, monkeypatch, error):
+    saved, target = _two_steps(tmp_path)
+
+    def fail(*args, **kwargs):
+        raise error
+    monkeypatch.setattr(checkpoint.Checkpoints, "_restore", fail)
+    with pytest.raises(type(error)):
+        checkpoint.Checkpoints(saved.directory).restore_latest(target)
+    assert not os.path.exists(saved.directory + ".corrupt") and saved.steps() == [1, 2]
+
+
+def test_only_process_0_sets_a_corrupt_checkpoint_aside(tmp_path, monkeypatch):
+    saved, target = _two_steps(tmp_path)
+    for file in _data_files(saved, 2):
+        os.remove(file)
+    monkeypatch.setattr(checkpoint.jax, "process_index", lambda: 1)
+    step, _ = checkpoint.Checkpoints(saved.directory).restore_latest(target)
+    assert step == 1 and not os.path.exists(saved.directory + ".corrupt")  # skipped, left for process 0
+
+
 def test_a_checkpoint_of_another_shape_or_dtype_is_refused(tmp_path):
     saved, _ = _two_steps(tmp_path)
     for other in ({"w": np.zeros((32, 64), np.float32)}, {"w": np.zeros((64, 64), np.float16)}):

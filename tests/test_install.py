@@ -3,6 +3,7 @@ the one-call example runs and prints the best architecture and its retrained acc
 
 import os
 import pathlib
+import site
 import subprocess
 import sys
 
@@ -19,14 +20,22 @@ print("best", best_architecture, best_accuracy)
 """
 
 
+def running_interpreters_site_dirs() -> list[str]:
+    """The site-packages folders the interpreter running the tests imports from: a system Python's
+    (and its user site, when enabled) or a virtual environment's."""
+    candidates = site.getsitepackages() + ([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])
+    return [d for d in dict.fromkeys(candidates) if d in sys.path and os.path.isdir(d)]
+
+
 def see_the_running_interpreters_packages(python: str) -> None:
-    """A .pth file in the new environment listing the site-packages of the interpreter running the
-    tests: a system Python's or an outer virtual environment's (`--system-site-packages` would see
-    only the base interpreter's, without what a virtual environment installed)."""
+    """Makes the environment of `python` import exactly what the running interpreter imports, by a
+    .pth file listing its site folders (`--system-site-packages` would see only the base
+    interpreter's folders, without what an outer virtual environment installed)."""
     site_dir = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                               capture_output=True, text=True, check=True, timeout=60).stdout.strip()
-    ours = [p for p in sys.path if p.endswith("site-packages") and os.path.isdir(p)]
-    pathlib.Path(site_dir, "outer_environment.pth").write_text("\n".join(ours) + "\n")
+    site_dirs = running_interpreters_site_dirs()
+    assert site_dirs, f"no site-packages folder of the running interpreter is on sys.path: {sys.path}"
+    pathlib.Path(site_dir, "running_interpreter.pth").write_text("\n".join(site_dirs) + "\n")
 
 
 def test_install_into_a_fresh_environment_and_search_from_elsewhere(tmp_path):

@@ -56,8 +56,16 @@ def resolve_space(search_space, dataset: data_lib.Dataset, options: dict) -> spa
         return spaces.get("chain", choices=search_space, **sized, **options)
     if isinstance(search_space, str):
         return spaces.get(search_space, **sized, **options)
-    raise TypeError(f"search_space must be a dict of decisions, a space name ({', '.join(spaces.names())}) "
-                    f"or a supernet.spaces.Space; got {type(search_space).__name__}.")
+    if _is_flax_module(search_space):   # a user's module with nas primitives: trace it on a batch
+        from supernet import nas
+        return nas.space(search_space, dataset.train.x[:2], **options)
+    raise TypeError(f"search_space must be a dict of decisions, a space name ({', '.join(spaces.names())}), "
+                    f"a supernet.spaces.Space or a Flax module using supernet.nas; got {type(search_space).__name__}.")
+
+
+def _is_flax_module(obj) -> bool:
+    import flax.linen as nn
+    return isinstance(obj, nn.Module)
 
 
 def distinct_feasible(space, limits: dict) -> int | None:

@@ -146,8 +146,16 @@ def remove_run(workdir: str) -> None:
 
 
 def git_commit(directory: str | None = None) -> dict | None:
-    """{"commit": sha, "dirty": bool} of the checkout holding `directory` (default: this package),
-    or None when it is not a git checkout or git is missing (an installed package)."""
+    """The git checkout that holds `directory` (default: this package's folder).
+
+    Args:
+        directory: a folder; its files must be tracked by the checkout (a package installed into a
+            virtual environment that happens to lie inside some checkout is not that checkout's code).
+
+    Returns:
+        {"commit": the 40-character HEAD sha, "dirty": whether `git status --porcelain` lists any
+        change}, or None when the folder is not part of a checkout or git is missing or fails.
+    """
     directory = directory or os.path.dirname(os.path.abspath(__file__))
 
     def git(*args):
@@ -155,16 +163,23 @@ def git_commit(directory: str | None = None) -> dict | None:
 
     try:
         head = git("rev-parse", "HEAD")
-        if head.returncode != 0:
+        tracked = git("ls-files", "--", ".")
+        if head.returncode != 0 or tracked.returncode != 0 or not tracked.stdout.strip():
             return None
-        return {"commit": head.stdout.strip(), "dirty": bool(git("status", "--porcelain", "--untracked-files=no").stdout.strip())}
+        status = git("status", "--porcelain")
+        return {"commit": head.stdout.strip(), "dirty": status.returncode != 0 or bool(status.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
         return None
 
 
 def provenance() -> dict:
-    """Where a result was measured: package version, git commit (None outside a checkout), jax and
-    jaxlib versions, backend, device kind and count, process count, and the UTC time (ISO 8601)."""
+    """Where a result was measured; never fails for want of git.
+
+    Returns:
+        {"package", "version" (`supernet.__version__`), "git" (`git_commit()`: None outside a
+        checkout), "jax", "jaxlib", "backend" (`jax.default_backend()`), "device_kind" (of the
+        first device), "device_count", "process_count", "utc" (ISO 8601, "+00:00")}.
+    """
     import jax
     import jaxlib
     from supernet.version import __version__

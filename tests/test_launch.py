@@ -31,7 +31,8 @@ def test_quickstart_writes_results(tmp_path):
     assert all({"stage", "step", "time"} <= set(l) for l in lines)
     assert results["status"] == "complete" and results["fingerprint"] and "wall_time_s" in results["timings"]
     provenance = results["provenance"]
-    assert set(provenance) >= {"version", "git", "jax", "jaxlib", "backend", "device_kind", "device_count", "utc"}
+    assert set(provenance) >= {"version", "git", "jax", "jaxlib", "backend", "device_kind", "device_count",
+                               "process_count", "utc"}
     assert provenance["backend"] == "cpu" and provenance["device_count"] >= 1 and provenance["utc"].endswith("+00:00")
     assert len(provenance["git"]["commit"]) == 40  # the tests run from a checkout
     assert "best architecture:" in proc.stdout

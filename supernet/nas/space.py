@@ -149,7 +149,12 @@ class NasSpace(Space):
         return NasSupernet(self.module, self.decision_names, self.num_choices, self.call_kwargs)
 
     def _choices(self, arch) -> tuple:
-        a = np.asarray(self.canonical(self.validate(arch)))
+        a = self.validate(arch).copy()
+        index = {n: i for i, n in enumerate(self.decision_names)}
+        for d, name in enumerate(self.decision_names):   # canonical() on the host, without dispatch
+            for repeat, block in self.records[name]["enclosing"]:
+                if self.records[repeat]["values"][a[index[repeat]]] <= block:
+                    a[d] = 0
         return tuple((n, int(c)) for n, c in zip(self.decision_names, a))
 
     def standalone(self, arch) -> NasStandalone:

@@ -50,15 +50,10 @@ def test_validate_names_the_decision_and_range():
         space.from_string("|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|")
 
 
-def test_params_match_design_figure_and_standalone_network():
+def test_params_match_the_design_figure():
+    """The count against the standalone network is checked for every space in test_spaces.py."""
     space = spaces.get("nas_bench_201", num_classes=10, input_shape=(32, 32, 3), channels=16, cells_per_stage=5)
-    arch = space.from_string(DESIGN_CELL)
-    assert space.params(arch) == 802_426  # the benchmark's reference code gives this count
-    small = spaces.get("nas_bench_201", input_shape=(8, 8, 1), channels=4, cells_per_stage=2)
-    for arch in [*np.asarray(small.sample(jax.random.key(1), 4)), small.largest(), small.smallest()]:
-        net = small.standalone(arch)
-        variables = jax.eval_shape(net.init, jax.random.key(0), np.zeros((1, 8, 8, 1), np.float32))
-        assert small.params(arch) == sum(p.size for p in jax.tree.leaves(variables["params"]))
+    assert space.params(space.from_string(DESIGN_CELL)) == 802_426  # the benchmark's reference code gives this count
 
 
 def _xla_flops(net, variables, x):

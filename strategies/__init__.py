@@ -13,7 +13,9 @@
     state = strategy.tell(state, archs, fitness)                   # float32[4], higher is better
     best_arch, best_fitness = strategies.best(state)
 
-See `strategies.base` for the shared machinery and each module for its algorithm.
+See `strategies.interface` for the strategy interface and how a core becomes a strategy,
+`strategies.buffer` (results), `strategies.hill_climb` (local search), `strategies.surrogate`
+(the linear model) and `strategies.nets` for the shared machinery, and each module for its algorithm.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import importlib
 import inspect
 
 from strategies import constraints as _constraints
-from strategies.base import Strategy, best, top_k
+from strategies.buffer import best, top_k
+from strategies.interface import Strategy
 from strategies.constraints import Feasibility, Limit
 from strategies.registry import Registry, check_options
 
@@ -33,6 +36,8 @@ STRATEGIES.register("evolution", "strategies.evolution")
 STRATEGIES.register("bayesian", "strategies.bayesian")
 STRATEGIES.register("reinforce", "strategies.reinforce")
 STRATEGIES.register("autoencoder", "strategies.autoencoder")
+# Restarted local search ordered by the linear surrogate (what reinforce and autoencoder do by default).
+STRATEGIES.register("local", "strategies.local")
 # Replays a finished DARTS/GDAS search's learned distribution (see that module).
 STRATEGIES.register("differentiable", "strategies.distribution")
 # The five that search from fitness alone (what `experiments/strategies_nb201.py` compares).
@@ -81,9 +86,9 @@ def get(name: str, space, *, max_flops=None, max_params=None, constraints=(), ca
     limits = _constraints.make_limits(space, max_flops, max_params, constraints, enumerate_limit)
     feasibility = Feasibility(space, limits, enumerate_limit=enumerate_limit)
     core = module.make_core(space, capacity, **options)
-    from strategies import base  # local: keeps the package namespace small
+    from strategies import interface  # local: keeps the package namespace small
     prior_table = None if prior is None else _constraints.tabulate_score(space, prior, enumerate_limit, "prior")
-    return base.build(space, core, feasibility, capacity=capacity, avoid_repeats=avoid_repeats, name=name,
+    return interface.build(space, core, feasibility, capacity=capacity, avoid_repeats=avoid_repeats, name=name,
                       prior_table=prior_table)
 
 

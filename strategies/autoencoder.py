@@ -23,9 +23,9 @@ proposals are uniform random.
 
 Local search (`local_search=True`, the default): after the first `num_initial` results, and
 after each restart, the one-decision neighbours of the best result since the restart come before
-the latent-space proposals (`base.local_search_pool`); when they are exhausted
-(`base.local_search_over`) the search restarts from a new uniform sample of `num_initial`.
-`climb_order` orders the neighbours: "linear" (the default) by `base.fit_linear_surrogate`, a
+the latent-space proposals (`hill_climb.local_search_pool`); when they are exhausted
+(`hill_climb.local_search_over`) the search restarts from a new uniform sample of `num_initial`.
+`climb_order` orders the neighbours: "linear" (the default) by `surrogate.fit_linear_surrogate`, a
 ridge regression of the results on how often each operation occurs; "predictor" by this model's
 predicted fitness; "random". On the NAS-Bench-201 table (seeds other than the ones reported) the
 local search raised the mean test accuracy of the returned cell from 88.47 to 88.85 at 100
@@ -46,7 +46,7 @@ import jax.numpy as jnp
 import optax
 
 from strategies import archs as archs_lib
-from strategies import base
+from strategies import buffer, hill_climb, interface, nets
 
 DEFAULT_CAPACITY = 1000
 
@@ -63,7 +63,7 @@ class ArchAutoencoder(nn.Module):
         self.predictor = [nn.Dense(self.hidden), nn.Dense(1)]
 
     def encode(self, archs):
-        x = base.one_hot(archs, self.num_choices)
+        x = archs_lib.one_hot(archs, self.num_choices)
         for layer in self.encoder[:-1]:
             x = nn.relu(layer(x))
         return self.encoder[-1](x)
@@ -88,7 +88,7 @@ class ArchAutoencoder(nn.Module):
 
 
 class AutoencoderState(NamedTuple):
-    history: base.History
+    history: buffer.History
     params: dict
     opt_state: optax.OptState
     rng: jax.Array        # raw key data; training draws its unlabeled samples from it
@@ -135,20 +135,20 @@ def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning
               predictor_weight: float = 1.0, latent_weight: float = 1e-3, num_initial: int = 10,
               num_incumbents: int = 10, ascent_steps: int = 10, step_size: float = 0.5,
               noisy_starts: int = 3, noise_scale: float = 0.5, local_search: bool = True,
-              climb_order: str = "linear") -> base.Core:
+              climb_order: str = "linear") -> interface.Core:
     if batch_size < 1 or num_unlabeled < 0 or train_steps < 0:
         raise ValueError(f"autoencoder: need batch_size >= 1, num_unlabeled >= 0, train_steps >= 0; got "
                          f"{batch_size}, {num_unlabeled}, {train_steps}.")
     if not 1 <= num_incumbents <= capacity:
         raise ValueError(f"autoencoder: num_incumbents must be in 1..capacity ({capacity}), got {num_incumbents}.")
-    base.check_climb_order("autoencoder", climb_order, "predictor")
+    hill_climb.check_climb_order("autoencoder", climb_order, "predictor")
     model = ArchAutoencoder(tuple(space.num_choices), latent, hidden)
     optimizer = optax.adam(learning_rate)
 
     def init(key):
         k_params, k_rng = jax.random.split(key)
-        params = base.init_params(model, k_params, jnp.zeros((1, space.num_decisions), jnp.int32))
-        return AutoencoderState(history=base.empty_history(space.num_decisions, capacity), params=params,
+        params = nets.init_params(model, k_params, jnp.zeros((1, space.num_decisions), jnp.int32))
+        return AutoencoderState(history=buffer.empty_history(space.num_decisions, capacity), params=params,
                                 opt_state=optimizer.init(params), rng=_raw_key(k_rng),
                                 y_mean=jnp.zeros(()), y_std=jnp.ones(()), restart_at=jnp.zeros((), jnp.int32))
 
@@ -175,7 +175,7 @@ def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning
 
     def propose(key, state, n):
         del n  # the pool is large enough for any batch; `ask` keeps its top n
-        incumbents, _ = base.top_k(state, num_incumbents)
+        incumbents, _ = buffer.top_k(state, num_incumbents)
         z0 = encode(state.params, incumbents)
         k_jitter, k_climb = jax.random.split(key)
         jitter = noise_scale * jax.random.normal(k_jitter, (noisy_starts,) + z0.shape)
@@ -188,8 +188,8 @@ def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning
         if not local_search:
             return candidates, priority
         by_model = lambda children: predict(state.params, encode(state.params, children))
-        order = base.climb_order_function(climb_order, state.history, space, by_model)
-        children, climb = base.local_search_pool(k_climb, state.history, state.restart_at, space.num_choices,
+        order = hill_climb.climb_order_function(climb_order, state.history, space, by_model)
+        children, climb = hill_climb.local_search_pool(k_climb, state.history, state.restart_at, space.num_choices,
                                                  num_initial, order)
         return jnp.concatenate([children, candidates]), jnp.concatenate([climb, priority])
 
@@ -203,7 +203,7 @@ def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning
     def learn(state, archs, fitness):
         del archs, fitness
         history = state.history
-        filled, valid = base.filled_fitness(history), base.valid_mask(history)
+        filled, valid = buffer.filled_fitness(history), buffer.valid_mask(history)
         count = jnp.maximum(jnp.sum(valid), 1)
         y_mean = jnp.sum(jnp.where(valid, filled, 0.0)) / count
         y_std = jnp.sqrt(jnp.sum(jnp.where(valid, (filled - y_mean) ** 2, 0.0)) / count)
@@ -224,8 +224,8 @@ def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning
 
         (params, opt_state), _ = jax.lax.scan(step, (state.params, state.opt_state),
                                               jax.random.split(key, train_steps))
-        restart_at = (base.restart_when_over(history, state.restart_at, space)
+        restart_at = (hill_climb.restart_when_over(history, state.restart_at, space)
                       if local_search else state.restart_at)
         return state._replace(params=params, opt_state=opt_state, y_mean=y_mean, y_std=y_std, restart_at=restart_at)
 
-    return base.Core(init, propose, learn)
+    return interface.Core(init, propose, learn)

@@ -4,7 +4,7 @@ Surrogate: an exact GP with a categorical (overlap) kernel
     k(a, b) = s * exp(-hamming(a, b) / (D * lengthscale)),
 a product over decisions of "1 if equal, exp(-1/(D*lengthscale)) if not" factors, hence positive
 definite for any option counts. Its prior mean (`linear_mean=True`, the default) is
-`base.fit_linear_surrogate`, a ridge regression on how often each option label occurs (weights
+`surrogate.fit_linear_surrogate`, a ridge regression on how often each option label occurs (weights
 shared by the decisions that offer it, e.g. NAS-Bench-201's operations on all six edges), and the
 GP models the standardised residuals: a GP with explicit basis functions (Rasmussen & Williams,
 2006, section 2.7), so what one result says about an operation informs every edge. After every
@@ -30,7 +30,7 @@ Restarts, after TuRBO (Eriksson et al., NeurIPS 2019): the local pool around the
 local search, and a local search can settle on a local optimum whose neighbourhood is exhausted.
 By default (`restart_patience=None`) the search restarts when every neighbour of the best result
 since the last restart was evaluated, or as many results as it has neighbours came in without
-improving on it (`base.local_search_over`); an integer `restart_patience` restarts after that many
+improving on it (`hill_climb.local_search_over`); an integer `restart_patience` restarts after that many
 results in a row without improvement instead, and 0 never restarts. A restart begins a new
 uniform initial design of `num_initial`, and from then on the incumbents are the best results
 since the restart only. The GP keeps every result (what was learned elsewhere still ranks the new
@@ -60,7 +60,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from strategies import archs as archs_lib
-from strategies import base
+from strategies import buffer, hill_climb, interface, surrogate
 
 DEFAULT_CAPACITY = 1000
 # On NAS-Bench-201 the marginal likelihood picks long lengthscales (a nearly additive model over
@@ -82,14 +82,14 @@ class GaussianProcess(NamedTuple):
     y_mean: jax.Array
     y_std: jax.Array
     best: jax.Array        # best training fitness, in fitness units
-    # The prior mean, linear in the one-hot code (`base.fit_linear_surrogate`; zero without
+    # The prior mean, linear in the one-hot code (`surrogate.fit_linear_surrogate`; zero without
     # `linear_mean`): the GP models the residuals around it.
     mean_weights: jax.Array  # float32[sum(num_choices)]
     mean_offset: jax.Array
 
 
 class BayesianState(NamedTuple):
-    history: base.History
+    history: buffer.History
     gp: GaussianProcess
     restart_at: jax.Array  # int32: the number of results told when the current local search began
 
@@ -123,8 +123,8 @@ def _profile_fit(correlation, y, mask, noise):
 
 def _training_set(history, gp_size):
     """The slots the GP learns from: every result while there are at most gp_size, then the best."""
-    fitness = base.filled_fitness(history)
-    valid = base.valid_mask(history)
+    fitness = buffer.filled_fitness(history)
+    valid = buffer.valid_mask(history)
     _, slots = jax.lax.top_k(jnp.where(valid, fitness, -jnp.inf), gp_size)
     return slots, valid[slots], fitness[slots]
 
@@ -144,17 +144,17 @@ def _choose_hyperparameters(differing, y, mask):
     return grid[jnp.argmax(log_likelihood)]
 
 
-def fit(history: base.History, num_choices, gp_size: int, likelihood_size: int = 128,
+def fit(history: buffer.History, num_choices, gp_size: int, likelihood_size: int = 128,
         mean=None) -> GaussianProcess:
     """Fits the GP to (at most) the best `gp_size` results. The hyperparameter grid is scored on the
     best `likelihood_size` of them only: one Cholesky per grid point of a small matrix, then a
     single one of the full size. `mean`: (slot weights, offset) of a linear prior mean
-    (`base.fit_linear_surrogate`), whose residuals the GP models; None: a constant mean."""
+    (`surrogate.fit_linear_surrogate`), whose residuals the GP models; None: a constant mean."""
     mean_weights, mean_offset = ((jnp.zeros((int(sum(num_choices)),), jnp.float32), jnp.zeros(()))
                                  if mean is None else mean)
     slots, mask, fitness = _training_set(history, gp_size)  # best first
     archs = history.archs[slots]
-    residual = fitness - base.linear_prediction(archs, mean_weights, mean_offset, num_choices)
+    residual = fitness - surrogate.linear_prediction(archs, mean_weights, mean_offset, num_choices)
     y, y_mean, y_std = _standardise(residual, mask)
     differing = _differing(archs, archs, num_choices)
     m = min(likelihood_size, gp_size)
@@ -173,7 +173,7 @@ def predict(gp: GaussianProcess, archs, num_choices):
     mean = k @ gp.alpha
     v = jax.scipy.linalg.solve_triangular(gp.chol, k.T, lower=True)
     variance = jnp.maximum(gp.signal - jnp.sum(v * v, axis=0), 1e-12)
-    prior = base.linear_prediction(archs, gp.mean_weights, gp.mean_offset, num_choices)
+    prior = surrogate.linear_prediction(archs, gp.mean_weights, gp.mean_offset, num_choices)
     return prior + gp.y_mean + gp.y_std * mean, gp.y_std * jnp.sqrt(variance)
 
 
@@ -209,7 +209,7 @@ def expected_improvement(mean, std, best):
 
 def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2.0, num_initial: int = 10,
               num_incumbents: int = 1, mutations_per_incumbent: int = 0, num_random: int = 0,
-              gp_size: int = 300, restart_patience: int | None = None, linear_mean: bool = True) -> base.Core:
+              gp_size: int = 300, restart_patience: int | None = None, linear_mean: bool = True) -> interface.Core:
     if acquisition not in ("ei", "ucb"):
         raise ValueError(f"bayesian: acquisition must be 'ei' or 'ucb', got {acquisition!r}.")
     if not 1 <= gp_size <= capacity:
@@ -219,12 +219,12 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
     num_choices, num_decisions = space.num_choices, space.num_decisions
 
     def fit_to(history):
-        mean = base.fit_linear_surrogate(history, space) if linear_mean else None
+        mean = surrogate.fit_linear_surrogate(history, space) if linear_mean else None
         return fit(history, num_choices, gp_size, mean=mean)
 
     def init(key):
         del key
-        history = base.empty_history(num_decisions, capacity)
+        history = buffer.empty_history(num_decisions, capacity)
         return BayesianState(history, fit_to(history), jnp.zeros((), jnp.int32))
 
     def score(mean, std, best):
@@ -234,16 +234,16 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
 
     def local_incumbents(state):
         """The best `num_incumbents` results since the last restart."""
-        current = base.since(state.history, state.restart_at)
-        return base.top_k(state._replace(history=current), num_incumbents)[0]
+        current = buffer.since(state.history, state.restart_at)
+        return buffer.top_k(state._replace(history=current), num_incumbents)[0]
 
     def candidates(key, state):
         k_one, k_two, k_random = jax.random.split(key, 3)
         incumbents = local_incumbents(state)
         parents = jnp.repeat(incumbents, mutations_per_incumbent, axis=0)
-        two_steps = base.mutate(k_two, base.mutate(k_one, parents, num_choices), num_choices)
-        return jnp.concatenate([base.neighbours(incumbents, num_choices), two_steps,
-                                base.uniform(k_random, num_random, num_choices)])
+        two_steps = archs_lib.mutate(k_two, archs_lib.mutate(k_one, parents, num_choices), num_choices)
+        return jnp.concatenate([archs_lib.neighbours(incumbents, num_choices), two_steps,
+                                archs_lib.uniform(k_random, num_random, num_choices)])
 
     def propose(key, state, n):
         gp = state.gp
@@ -252,7 +252,7 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
         best = gp.best
         priority = score(mean, std, best)
         if n > 1:
-            seen = base.evaluated(pool, state.history, space)
+            seen = buffer.evaluated(pool, state.history, space)
             picks = kriging_believer(score, mean, joint_covariance(gp, pool, num_choices), best, n, seen)
             # The believer's picks first, in order; the rest behind them (in (-1, 0], same order as
             # the plain acquisition) for when `ask` must drop a pick as infeasible.
@@ -266,10 +266,10 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
         del archs, fitness
         history = state.history
         if restart_patience is None:
-            restart_at = base.restart_when_over(history, state.restart_at, space)
+            restart_at = hill_climb.restart_when_over(history, state.restart_at, space)
         else:
-            stagnated = base.queries_since_best(history, state.restart_at) >= max(restart_patience, 1)
+            stagnated = buffer.queries_since_best(history, state.restart_at) >= max(restart_patience, 1)
             restart_at = jnp.where((restart_patience > 0) & stagnated, history.count, state.restart_at)
         return state._replace(gp=fit_to(history), restart_at=restart_at.astype(jnp.int32))
 
-    return base.Core(init, propose, learn)
+    return interface.Core(init, propose, learn)

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from strategies import base
+from strategies import buffer, interface
 
 # Options never chosen by `derive` (the NAS-Bench-201 reference drops `none` when deriving).
 EXCLUDED_LABELS = ("none",)
@@ -45,10 +45,10 @@ DEFAULT_CAPACITY = 1000
 
 
 class DistributionState(NamedTuple):
-    history: base.History
+    history: buffer.History
 
 
-def make_core(space, capacity: int, weights=None) -> base.Core:
+def make_core(space, capacity: int, weights=None) -> interface.Core:
     """`weights`: the search's final softmax weights float[D, K] (None: uniform)."""
     allowed = space.option_mask() & ~excluded_options(space)
     w = np.where(allowed, 1.0, 0.0) if weights is None else np.where(allowed, np.asarray(weights, np.float64), 0.0)
@@ -59,7 +59,7 @@ def make_core(space, capacity: int, weights=None) -> base.Core:
 
     def init(key):
         del key
-        return DistributionState(base.empty_history(space.num_decisions, capacity))
+        return DistributionState(buffer.empty_history(space.num_decisions, capacity))
 
     def propose(key, state, n):
         del state
@@ -73,4 +73,4 @@ def make_core(space, capacity: int, weights=None) -> base.Core:
         del archs, fitness
         return state
 
-    return base.Core(init, propose, learn)
+    return interface.Core(init, propose, learn)

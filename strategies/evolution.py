@@ -18,7 +18,7 @@ Restarts (`restart=True`): a local search ends on a local optimum, and aging let
 drift away from it only slowly. When every neighbour of the best result since the last restart
 was evaluated (or as many results as it has neighbours came in without improving on it), the
 search restarts from a new uniform sample of `num_initial`. The search still returns its best
-overall (`base.best`).
+overall (`buffer.best`).
 
 The mutation draws without replacement among the children not evaluated yet: each tournament
 proposes the parent's whole one-decision neighbourhood in random order, and `ask`'s novelty filter
@@ -31,7 +31,7 @@ validation accuracy, on seeds other than the ones reported: against aging evolut
 population 10 (the previous default) the best-by-validation cell is found within 300 queries on
 every seed instead of about three quarters of them (README, "Comparison on NAS-Bench-201").
 
-Ensembling: `strategies.base.top_k(state, k)` gives the best k evaluated architectures, and
+Ensembling: `strategies.buffer.top_k(state, k)` gives the best k evaluated architectures, and
 `supernet.ensemble.combine` averages their logits or lets them vote.
 """
 
@@ -42,14 +42,15 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from strategies import base
+from strategies import archs as archs_lib
+from strategies import buffer, hill_climb, interface
 
 DEFAULT_CAPACITY = 1000
 DEFAULT_NUM_INITIAL = 10
 
 
 class EvolutionState(NamedTuple):
-    history: base.History
+    history: buffer.History
     restart_at: jax.Array  # int32: the number of results told when the current search began
 
 
@@ -66,7 +67,7 @@ def _tournament_winners(key, fitness, present, shape, tournament_size):
 
 def make_core(space, capacity: int, population_size: int | None = None, tournament_size: int | None = None,
               crossover_rate: float = 0.0, tournaments_per_arch: int = 4, num_initial: int | None = None,
-              restart: bool = True) -> base.Core:
+              restart: bool = True) -> interface.Core:
     """`population_size` None: every result since the last restart (local search); `tournament_size`
     None: the whole population; `num_initial` None: the population size, 10 for local search."""
     population = capacity if population_size is None else population_size
@@ -88,13 +89,13 @@ def make_core(space, capacity: int, population_size: int | None = None, tourname
 
     def init(key):
         del key
-        return EvolutionState(base.empty_history(space.num_decisions, capacity), jnp.zeros((), jnp.int32))
+        return EvolutionState(buffer.empty_history(space.num_decisions, capacity), jnp.zeros((), jnp.int32))
 
     def propose(key, state, n):
-        history = base.since(state.history, state.restart_at)
+        history = buffer.since(state.history, state.restart_at)
         m = n * tournaments_per_arch
         k_tournament, k_crossover, k_order = jax.random.split(key, 3)
-        slots, present = base.recent(history, population)
+        slots, present = buffer.recent(history, population)
         fitness = history.fitness[slots]
         present = present & (fitness > -jnp.inf)  # results before the restart left the population
         parents_per_child = 2 if crossover_rate > 0 else 1
@@ -105,7 +106,7 @@ def make_core(space, capacity: int, population_size: int | None = None, tourname
             u = jax.random.uniform(k_crossover, (m, space.num_decisions + 1))
             from_second = (u[:, :1] < crossover_rate) & (u[:, 1:] < 0.5)  # uniform crossover
             parent = jnp.where(from_second, parents[1], parents[0])
-        children = base.neighbours(parent, num_choices)
+        children = archs_lib.neighbours(parent, num_choices)
         # Tournament t's children, in random order, rank above tournament t + 1's.
         tournament = jnp.arange(children.shape[0]) // (children.shape[0] // m)
         priority = -tournament + jax.random.uniform(k_order, tournament.shape)
@@ -117,6 +118,6 @@ def make_core(space, capacity: int, population_size: int | None = None, tourname
         del archs, fitness
         if not restart:
             return state
-        return state._replace(restart_at=base.restart_when_over(state.history, state.restart_at, space))
+        return state._replace(restart_at=hill_climb.restart_when_over(state.history, state.restart_at, space))
 
-    return base.Core(init, propose, learn)
+    return interface.Core(init, propose, learn)

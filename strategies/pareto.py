@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from strategies import base
+from strategies import buffer
 
 
 def pareto_front(fitness, costs) -> np.ndarray:
@@ -58,7 +58,7 @@ def history_front(state, cost_fn):
     cost_fn: a batched cost, int32[n, D] -> [n] (e.g. a latency table's `metric`).
     """
     history = state.history
-    valid = np.asarray(base.valid_mask(history))
+    valid = np.asarray(buffer.valid_mask(history))
     archs = np.asarray(history.archs)[valid]
     fitness = np.asarray(history.fitness)[valid]
     cost = np.asarray(cost_fn(archs), np.float64)

@@ -11,21 +11,21 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from strategies import base
+from strategies import buffer, interface
 
 DEFAULT_CAPACITY = 1000
 
 
 class RandomState(NamedTuple):
-    history: base.History
+    history: buffer.History
 
 
-def make_core(space, capacity: int) -> base.Core:
+def make_core(space, capacity: int) -> interface.Core:
     num_decisions = space.num_decisions
 
     def init(key):
         del key  # nothing random to set up
-        return RandomState(base.empty_history(num_decisions, capacity))
+        return RandomState(buffer.empty_history(num_decisions, capacity))
 
     def propose(key, state, n):
         del key, state, n
@@ -35,4 +35,4 @@ def make_core(space, capacity: int) -> base.Core:
         del archs, fitness
         return state
 
-    return base.Core(init, propose, learn)
+    return interface.Core(init, propose, learn)

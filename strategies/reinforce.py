@@ -35,9 +35,9 @@ mediocre architecture within ~20 queries (on NAS-Bench-201, 0.01 did best at 100
 
 Local search (`local_search=True`, the default; White et al. 2020): after the first
 `num_initial` results, and after each restart, the one-decision neighbours of the best result
-since the restart come before the policy's samples (`base.local_search_pool`); when they are
-exhausted (`base.local_search_over`) the search restarts. `climb_order` orders the neighbours:
-"linear" (the default) by `base.fit_linear_surrogate`, a ridge regression of the results on how
+since the restart come before the policy's samples (`hill_climb.local_search_pool`); when they are
+exhausted (`hill_climb.local_search_over`) the search restarts. `climb_order` orders the neighbours:
+"linear" (the default) by `surrogate.fit_linear_surrogate`, a ridge regression of the results on how
 often each operation occurs; "policy" the likeliest under the policy first (after RENAS, Chen et
 al. CVPR 2019, where a learned controller proposes the mutations of an evolution); "random".
 `climb_starts` says where climbs start: "uniform" (the default) from `num_initial` uniform
@@ -70,7 +70,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from strategies import base
+from strategies import buffer, hill_climb, interface, nets
 
 DEFAULT_CAPACITY = 1000
 
@@ -122,7 +122,7 @@ class Controller(nn.Module):
 
 
 class ReinforceState(NamedTuple):
-    history: base.History
+    history: buffer.History
     params: dict
     opt_state: optax.OptState
     baseline: jax.Array       # moving average of fitness
@@ -154,23 +154,23 @@ def make_core(space, capacity: int, hidden: int = 32, learning_rate: float = 0.0
               entropy_weight: float = 1e-3, entropy_decay_queries: int = 0, baseline_decay: float = 0.9,
               updates_per_tell: int = 1, samples_per_arch: int = 16, advantage_clip: float = 2.0,
               elite_size: int = 10, elite_weight: float = 1.0, local_search: bool = True,
-              num_initial: int = 10, climb_order: str = "linear", climb_starts: str = "uniform") -> base.Core:
+              num_initial: int = 10, climb_order: str = "linear", climb_starts: str = "uniform") -> interface.Core:
     if not 0.0 <= baseline_decay < 1.0:
         raise ValueError(f"reinforce: baseline_decay must be in [0, 1), got {baseline_decay}.")
     if not 0 <= elite_size <= capacity:
         raise ValueError(f"reinforce: elite_size must be in 0..capacity ({capacity}), got {elite_size}.")
-    base.check_climb_order("reinforce", climb_order, "policy")
+    hill_climb.check_climb_order("reinforce", climb_order, "policy")
     if climb_starts not in ("uniform", "policy"):
         raise ValueError(f"reinforce: climb_starts must be 'uniform' or 'policy', got {climb_starts!r}.")
     controller = Controller(tuple(space.num_choices), hidden)
     optimizer = optax.adam(learning_rate)
 
     def init(key):
-        # base.init_params, not controller.init: besides compiling faster, it avoids Flax's
+        # nets.init_params, not controller.init: besides compiling faster, it avoids Flax's
         # orthogonal recurrent init, whose QR, batched under vmap (one controller per seed),
         # deadlocked jaxlib 0.10's CPU LAPACK on a 2-thread pool.
-        params = base.init_params(controller, key, jnp.zeros((1, space.num_decisions), jnp.int32))
-        return ReinforceState(history=base.empty_history(space.num_decisions, capacity), params=params,
+        params = nets.init_params(controller, key, jnp.zeros((1, space.num_decisions), jnp.int32))
+        return ReinforceState(history=buffer.empty_history(space.num_decisions, capacity), params=params,
                               opt_state=optimizer.init(params), baseline=jnp.zeros(()),
                               reward_scale=jnp.ones(()), updates=jnp.zeros((), jnp.int32),
                               restart_at=jnp.zeros((), jnp.int32))
@@ -183,8 +183,8 @@ def make_core(space, capacity: int, hidden: int = 32, learning_rate: float = 0.0
         k_sample, k_climb = jax.random.split(key)
         samples = controller.apply(state.params, k_sample, m, method=Controller.sample)
         by_policy = lambda children: controller.apply(state.params, children)[0]  # log pi
-        order = base.climb_order_function(climb_order, state.history, space, by_policy)
-        children, climb = base.local_search_pool(k_climb, state.history, state.restart_at, space.num_choices,
+        order = hill_climb.climb_order_function(climb_order, state.history, space, by_policy)
+        children, climb = hill_climb.local_search_pool(k_climb, state.history, state.restart_at, space.num_choices,
                                                  num_initial, order)
         if climb_starts == "uniform":  # the initial design (and each restart's) comes from ask's uniform fill
             priority = jnp.where(state.history.count - state.restart_at < num_initial, -jnp.inf, priority)
@@ -199,7 +199,7 @@ def make_core(space, capacity: int, hidden: int = 32, learning_rate: float = 0.0
 
     def learn(state, archs, fitness):
         # Failed evaluations score as the worst result seen (the history already holds this batch).
-        worst = jnp.min(jnp.where(base.valid_mask(state.history), base.filled_fitness(state.history), jnp.inf))
+        worst = jnp.min(jnp.where(buffer.valid_mask(state.history), buffer.filled_fitness(state.history), jnp.inf))
         reward = jnp.where(jnp.isfinite(fitness), fitness, worst)
         first = state.updates == 0
         # The first batch sets the baseline and scale, so the policy does not chase the raw units.
@@ -212,7 +212,7 @@ def make_core(space, capacity: int, hidden: int = 32, learning_rate: float = 0.0
 
         entropy_bonus = entropy_weight_at(state.history.count, entropy_weight, entropy_decay_queries)
         # Distinct, as in a priority queue: copies of one architecture would outweigh the rest.
-        elite, elite_fitness = base.distinct_top_k(state, max(elite_size, 1), space.num_choices)
+        elite, elite_fitness = buffer.distinct_top_k(state, max(elite_size, 1), space.num_choices)
         elite_present = (elite_fitness > -jnp.inf) & (elite_size > 0)
 
         def step(carry, _):
@@ -225,9 +225,9 @@ def make_core(space, capacity: int, hidden: int = 32, learning_rate: float = 0.0
         decay = baseline_decay
         new_baseline = decay * baseline + (1 - decay) * jnp.mean(reward)
         new_scale = decay * scale + (1 - decay) * jnp.maximum(jnp.mean(jnp.abs(reward - baseline)), 1e-8)
-        restart_at = (base.restart_when_over(state.history, state.restart_at, space)
+        restart_at = (hill_climb.restart_when_over(state.history, state.restart_at, space)
                       if local_search else state.restart_at)
         return state._replace(params=params, opt_state=opt_state, baseline=new_baseline,
                               reward_scale=new_scale, updates=state.updates + 1, restart_at=restart_at)
 
-    return base.Core(init, propose, learn)
+    return interface.Core(init, propose, learn)

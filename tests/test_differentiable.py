@@ -252,11 +252,11 @@ def test_bad_options_are_explained(toy):
 
 
 def test_as_a_strategy_asks_the_derived_architecture_first(toy):
-    from strategies import base
+    from strategies import interface
     from strategies.constraints import Feasibility
     space = spaces.get("nas_bench_201")
     weights = np.asarray(D.arch_weights(space, D.init_alphas(space, jax.random.key(0), scale=2.0)))
-    strategy = base.build(space, distribution.make_core(space, 50, weights=weights), Feasibility(space, []),
+    strategy = interface.build(space, distribution.make_core(space, 50, weights=weights), Feasibility(space, []),
                           capacity=50, avoid_repeats=True, name="differentiable")
     state = strategy.init(jax.random.key(0))
     archs, state = strategy.ask(jax.random.key(1), state, 5)

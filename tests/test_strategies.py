@@ -11,7 +11,7 @@ import pytest
 
 import strategies
 from strategies import archs as archs_lib
-from strategies import autoencoder, base, pareto, reinforce
+from strategies import autoencoder, buffer, pareto, reinforce, surrogate
 from supernet import ensemble
 from supernet.jobs import strategies_nb201 as comparison
 from strategies.constraints import Limit
@@ -325,7 +325,7 @@ def test_evolution_population_ages_out_old_members():
 
 def test_neighbours_are_every_single_decision_change():
     arch = jnp.asarray([[2, 1, 3, 0]], jnp.int32)
-    found = np.asarray(base.neighbours(arch, TOY.num_choices))
+    found = np.asarray(archs_lib.neighbours(arch, TOY.num_choices))
     assert len(found) == sum(k - 1 for k in TOY.num_choices)
     assert np.all(np.sum(found != arch, axis=1) == 1)
     assert len(np.unique(found, axis=0)) == len(found) and np.all(found < np.asarray(TOY.num_choices))
@@ -336,7 +336,7 @@ def test_evolution_finds_the_last_unseen_child_of_its_parent():
     # the child, where drawing 16 mutations with replacement misses it (then asks a random one)
     # one time in four.
     parent = jnp.asarray([[2, 1, 3, 0]], jnp.int32)
-    children = np.asarray(base.neighbours(parent, TOY.num_choices))
+    children = np.asarray(archs_lib.neighbours(parent, TOY.num_choices))
     strategy = strategies.get("evolution", TOY, population_size=12, tournament_size=12)
     state = strategy.tell(strategy.init(jax.random.key(0)), np.concatenate([parent, children[:-1]]),
                           np.concatenate([[10.0], np.zeros(11)]))
@@ -347,7 +347,7 @@ def test_evolution_finds_the_last_unseen_child_of_its_parent():
 
 def test_evolution_restarts_when_its_local_search_is_over():
     parent = jnp.asarray([[2, 1, 3, 0]], jnp.int32)
-    children = np.asarray(base.neighbours(parent, TOY.num_choices))
+    children = np.asarray(archs_lib.neighbours(parent, TOY.num_choices))
     strategy = strategies.get("evolution", TOY, num_initial=2)  # local search, the default
     state = strategy.tell(strategy.init(jax.random.key(0)), np.concatenate([parent, children[:-1]]),
                           np.concatenate([[10.0], np.zeros(11)]))
@@ -398,29 +398,29 @@ def by_operation_counts(archs):
 
 
 def test_option_counts_matrix_counts_each_label_over_the_decisions():
-    counts = base.option_counts_matrix(SHARED)
+    counts = surrogate.option_counts_matrix(SHARED)
     assert counts.shape == (12, 3) and np.all(counts.sum(1) == 1)
     arch = jnp.asarray([[0, 0, 2, 1]])
     # Labels in sorted order: conv, none, pool.
-    np.testing.assert_array_equal(base.one_hot(arch, SHARED.num_choices) @ counts, [[2, 1, 1]])
-    assert base.option_counts_matrix(TOY).shape == (16, 16)  # no label shared: one column per slot
+    np.testing.assert_array_equal(archs_lib.one_hot(arch, SHARED.num_choices) @ counts, [[2, 1, 1]])
+    assert surrogate.option_counts_matrix(TOY).shape == (16, 16)  # no label shared: one column per slot
 
 
 def test_spd_solve_matches_a_lapack_solve():
     rng = np.random.default_rng(0)
     m = rng.normal(size=(35, 35))
     a, b = m @ m.T + 0.1 * np.eye(35), rng.normal(size=35)
-    x = base.spd_solve(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32))
+    x = surrogate.spd_solve(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32))
     np.testing.assert_allclose(x, np.linalg.solve(a, b), rtol=1e-3, atol=1e-3 * np.abs(np.linalg.solve(a, b)).max())
 
 
 def test_linear_surrogate_generalises_an_operation_effect_across_decisions():
     # Five results, none with "conv" on edge 3: the shared weight still predicts every cell.
     told = np.asarray([[0, 1, 2, 2], [2, 0, 1, 2], [1, 2, 0, 2], [2, 2, 2, 1], [1, 1, 1, 2]], np.int32)
-    history = base.append(base.empty_history(4, 16), jnp.asarray(told), jnp.asarray(by_operation_counts(told)))
-    slot_weights, offset = base.fit_linear_surrogate(history, SHARED)
+    history = buffer.append(buffer.empty_history(4, 16), jnp.asarray(told), jnp.asarray(by_operation_counts(told)))
+    slot_weights, offset = surrogate.fit_linear_surrogate(history, SHARED)
     every = archs_lib.enumerate_all(SHARED.num_choices)
-    predicted = base.linear_prediction(jnp.asarray(every), slot_weights, offset, SHARED.num_choices)
+    predicted = surrogate.linear_prediction(jnp.asarray(every), slot_weights, offset, SHARED.num_choices)
     np.testing.assert_allclose(predicted, by_operation_counts(every), atol=0.1)
 
 
@@ -459,10 +459,10 @@ def test_reinforce_starts_climbs_from_uniform_samples_unless_told_to_use_the_pol
 def test_bayesian_linear_mean_predicts_unseen_cells_better():
     from strategies import bayesian
     told = np.asarray([[0, 1, 2, 2], [2, 0, 1, 2], [1, 2, 0, 2], [2, 2, 2, 1], [1, 1, 1, 2], [0, 0, 2, 1]], np.int32)
-    history = base.append(base.empty_history(4, 16), jnp.asarray(told), jnp.asarray(by_operation_counts(told)))
+    history = buffer.append(buffer.empty_history(4, 16), jnp.asarray(told), jnp.asarray(by_operation_counts(told)))
     every = jnp.asarray(archs_lib.enumerate_all(SHARED.num_choices))
     errors = []
-    for mean in (base.fit_linear_surrogate(history, SHARED), None):
+    for mean in (surrogate.fit_linear_surrogate(history, SHARED), None):
         gp = bayesian.fit(history, SHARED.num_choices, 16, mean=mean)
         predicted, _ = bayesian.predict(gp, every, SHARED.num_choices)
         errors.append(np.mean(np.abs(np.asarray(predicted) - by_operation_counts(every))))
@@ -491,7 +491,7 @@ def test_no_two_queries_compute_the_same_function(name):
 
 def test_local_search_counts_a_neighbour_as_evaluated_when_an_equivalent_one_was():
     parent = jnp.asarray([[0, 1, 3, 2]], jnp.int32)  # a = a0: its d is dead
-    children = np.asarray(base.neighbours(parent, DEAD_TOY.num_choices))
+    children = np.asarray(archs_lib.neighbours(parent, DEAD_TOY.num_choices))
     alive = children[np.asarray(jnp.any(DEAD_TOY.canonical(children) != DEAD_TOY.canonical(parent), axis=1))]
     assert len(alive) == len(children) - 3  # changing d gives the parent's own function
     strategy = strategies.get("evolution", DEAD_TOY, num_initial=2)
@@ -532,18 +532,18 @@ def test_bayesian_batch_is_distinct_and_its_joint_covariance_matches_the_margina
 
 
 def test_queries_since_best_counts_across_the_ring_buffer():
-    history = base.empty_history(1, 4)
-    history = base.append(history, jnp.zeros((6, 1), jnp.int32), jnp.asarray([1.0, 9.0, 2.0, 5.0, 3.0, 4.0]))
+    history = buffer.empty_history(1, 4)
+    history = buffer.append(history, jnp.zeros((6, 1), jnp.int32), jnp.asarray([1.0, 9.0, 2.0, 5.0, 3.0, 4.0]))
     # Slots hold results 4, 5, 2, 3: result 3 (fitness 5) is the best remembered, 2 results ago.
-    assert int(base.queries_since_best(history, 0)) == 2
-    assert int(base.queries_since_best(history, 4)) == 0  # from result 4 on, the newest is the best
-    assert int(base.queries_since_best(history, 6)) == 0  # nothing told since
+    assert int(buffer.queries_since_best(history, 0)) == 2
+    assert int(buffer.queries_since_best(history, 4)) == 0  # from result 4 on, the newest is the best
+    assert int(buffer.queries_since_best(history, 6)) == 0  # nothing told since
 
 
 def test_bayesian_restarts_after_stagnation():
     strategy = strategies.get("bayesian", TOY, restart_patience=5, **FAST["bayesian"])
     state = strategy.init(jax.random.key(0))
-    archs = np.asarray(base.neighbours(jnp.asarray([TOY_OPTIMUM]), TOY.num_choices))[:9]
+    archs = np.asarray(archs_lib.neighbours(jnp.asarray([TOY_OPTIMUM]), TOY.num_choices))[:9]
     state = strategy.tell(state, archs[:4], np.asarray([5.0, 1.0, 1.0, 1.0]))
     assert int(state.restart_at) == 0  # 3 results without improvement: patience not yet spent
     state = strategy.tell(state, archs[4:6], np.asarray([1.0, 1.0]))
@@ -567,7 +567,7 @@ def test_distinct_top_k_skips_repeats():
     strategy = toy_strategy("random")
     archs = np.asarray([[0, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0], [2, 0, 0, 0]], np.int32)
     state = strategy.tell(strategy.init(jax.random.key(0)), archs, np.asarray([5.0, 3.0, 5.0, 1.0]))
-    best, fitness = base.distinct_top_k(state, 3, TOY.num_choices)
+    best, fitness = buffer.distinct_top_k(state, 3, TOY.num_choices)
     np.testing.assert_array_equal(best, archs[[0, 1, 3]])
     np.testing.assert_array_equal(fitness, [5.0, 3.0, 1.0])
 
@@ -661,3 +661,18 @@ def test_differentiable_strategy_replays_the_learned_distribution(nb201):
     later = np.asarray(later)
     assert (later != 0).all() and len(np.unique(later, axis=0)) == 40
     assert np.mean(later[:, 1:] == 3) > 0.5  # the heavy option dominates the samples
+
+
+def test_local_makes_the_same_queries_as_reinforce_by_default(nb201, nb201_table):
+    # `local` is reinforce's default climb without the policy, whose samples are never chosen.
+    objective = comparison.table_objective(nb201_table, "cifar10-val")
+    local = comparison.run_search(strategies.get("local", nb201), objective, [0, 1], 40)
+    policy = comparison.run_search(strategies.get("reinforce", nb201), objective, [0, 1], 40)
+    assert local.shape == (2, 40, nb201.num_decisions)
+    np.testing.assert_array_equal(local, policy)
+    assert len({tuple(a) for a in local[0]}) == 40  # a climb past the initial design, not repeats
+
+
+def test_local_refuses_an_unknown_climb_order():
+    with pytest.raises(ValueError, match="climb_order"):
+        strategies.get("local", TOY, climb_order="policy")

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import strategies as registry
-from strategies import base, pareto
+from strategies import pareto
 from strategies.constraints import Limit, analytic_cost
 from strategies.benchmarks import tabular
 from supernet import distributed, plots, records, spaces

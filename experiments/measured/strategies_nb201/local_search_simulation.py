@@ -7,7 +7,7 @@ the best-by-validation cell after 100 and 300 queries; seeds from 100 on, never 
 
 Each climb starts from the best of 10 fresh uniform cells, evaluates the best cell's unevaluated
 neighbours in random order and restarts when none is left or 24 results came in without
-improving on it (`strategies.base.local_search_over`). `one_per_function` counts a cell as
+improving on it (`strategies.hill_climb.local_search_over`). `one_per_function` counts a cell as
 evaluated when one computing the same function was (`space.canonical`); `perturb` > 0 starts each
 later climb from the last optimum with that many decisions changed (iterated local search).
 """

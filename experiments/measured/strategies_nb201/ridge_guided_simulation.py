@@ -13,7 +13,7 @@ ends a climb when no fresh neighbour is predicted above the best's fitness + mar
 
 Kept: features "counts", how often each operation occurs in the cell
 (one weight per operation, penalty `SHARED_L2`) plus the one-hot code (penalty `l2`): the
-strategies' `climb_order="linear"` (`strategies.base.fit_linear_surrogate`, same penalties).
+strategies' `climb_order="linear"` (`strategies.surrogate.fit_linear_surrogate`, same penalties).
 Two upper bounds for any ordering, which know the table: `oracle` "improving" puts a random
 improving neighbour first; "additive" orders by the one-hot linear model fitted to all 15,625 cells.
 """

@@ -7,7 +7,7 @@ the best-by-validation cell at 100 (and 300) queries.
 
 The bayesian settings were once run in chunks of 50 seeds (FIRST_SEED 100, 150, 200, 250):
 vmapped over 200 seeds at once, the linear mean's LAPACK solve hung jaxlib 0.10's CPU runtime.
-`strategies.base.spd_solve` replaced it; the defaults then ran on all 200 at once.
+`strategies.surrogate.spd_solve` replaced it; the defaults then ran on all 200 at once.
 """
 
 import ast

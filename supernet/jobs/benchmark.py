@@ -17,7 +17,11 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
+import socket
+import subprocess
+import sys
 import time
 
 import jax
@@ -112,7 +116,7 @@ def measure(*, channels: int, cells_per_stage: int, stages: int = 3, input_shape
         "loop_eval_archs_per_s": len(pop) / t_loop,
         "per_arch": rows,
         "machine": {"backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
-                    "cpu_count": __import__("os").cpu_count(), "platform": platform.platform(),
+                    "cpu_count": os.cpu_count(), "platform": platform.platform(),
                     "jax": jax.__version__},
     }
 
@@ -236,7 +240,6 @@ def supernet_images_per_s(space, batch_size: int, steps: int, seed: int = 0) -> 
 def scaling(space_options: dict, batch_size: int, steps: int, device_counts, seed: int = 0) -> dict:
     """Images/s of the same global work with 1, 2, 4, 8 forced CPU devices in one process, and with
     two processes of one device each (jax.distributed on localhost), each in fresh subprocesses."""
-    import os, socket, subprocess, sys
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     work = json.dumps([batch_size, steps, seed])
 

@@ -53,6 +53,10 @@ def test_result_predicts_draws_and_reports_its_front(result, digits_arrays, tmp_
         result.predict(nan_row)
 
 
+def test_result_records_where_it_was_measured(result):
+    assert {"version", "git", "jax", "jaxlib", "backend", "device_kind", "utc"} <= set(result.results["provenance"])
+
+
 def test_result_repr_fits_on_a_few_lines(result):
     text = repr(result)
     assert len(text) < 400 and text.count("\n") == 0, text

@@ -21,7 +21,7 @@ import time
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TIMING = ("seconds", "_s", "time", "timings")
+TIMING = ("seconds", "_s", "time", "timings", "provenance")  # provenance: when and from which commit
 
 SEARCH = ["experiments/quickstart.py:runlocal", "--config.supernet.steps=16", "--config.search.budget=6",
           "--config.search.population=2", "--config.retrain.steps=8", "--config.space.options.channels=4",
@@ -90,7 +90,7 @@ def run_with_kills(config, workdir, stages, seed):
 
 
 def comparable(value, workdir):
-    """results.json without timings and with the workdir's path neutralised."""
+    """results.json without timings and provenance, with the workdir's path neutralised."""
     if isinstance(value, dict):
         return {k: comparable(v, workdir) for k, v in value.items() if not any(t in k for t in TIMING)}
     if isinstance(value, list):

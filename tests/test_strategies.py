@@ -90,7 +90,7 @@ def run(strategy, objective, key, queries, n=N):
 def test_registry_names_and_unknown_name(nb201):
     assert SEARCH == ("random", "evolution", "bayesian", "reinforce", "autoencoder")
     assert set(SEARCH) <= set(strategies.names())
-    with pytest.raises(ValueError, match="unknown strategy 'hill_climbing'.*valid: autoencoder, bayesian, differentiable, evolution, random, reinforce"):
+    with pytest.raises(ValueError, match="unknown strategy 'hill_climbing'.*valid: autoencoder, bayesian, differentiable, evolution, local, random, reinforce"):
         strategies.get("hill_climbing", nb201)
 
 

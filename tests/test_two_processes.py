@@ -28,8 +28,9 @@ def get_config(arg=None):
     c.progress = False
     return c
 '''
-# Fields that legitimately differ: how long things took, how many processes ran, where files went.
-VARYING = {"timings", "wall_time_s", "processes", "architecture_png", "workdir"}
+# Fields that legitimately differ: how long things took, how many processes ran, where files went,
+# and when (provenance).
+VARYING = {"timings", "wall_time_s", "processes", "architecture_png", "workdir", "provenance"}
 
 
 def _launch(config, workdir, extra_env=None, flags=()):

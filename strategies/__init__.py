@@ -27,6 +27,7 @@ from strategies import constraints as _constraints
 from strategies.buffer import best, top_k
 from strategies.interface import Strategy
 from strategies.constraints import Feasibility, Limit
+from strategies.explanation import explain
 from strategies.registry import Registry, check_options
 
 # name -> module path; each module has `make_core(space, capacity, **options)` and `DEFAULT_CAPACITY`.
@@ -92,4 +93,5 @@ def get(name: str, space, *, max_flops=None, max_params=None, constraints=(), ca
                       prior_table=prior_table)
 
 
-__all__ = ["SEARCH_STRATEGIES", "STRATEGIES", "Strategy", "Limit", "Feasibility", "get", "names", "algorithm_options", "best", "top_k"]
+__all__ = ["SEARCH_STRATEGIES", "STRATEGIES", "Strategy", "Limit", "Feasibility", "get", "names", "algorithm_options", "best", "top_k",
+           "explain"]

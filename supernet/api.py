@@ -134,6 +134,12 @@ class SearchResult:
         logits = np.stack([retrain.logits(net, v, x) for net, v in self.members])
         return np.asarray(ensembling.predict(logits, self.ensemble["weights"], self.ensemble["method"]))
 
+    def explain(self) -> "strategies.explanation.Explanation":
+        """What the search's history says about each decision: the additive effect of every option on
+        the supernet's validation accuracy, with bootstrap intervals, each decision's share of the
+        variance, and interactions worth naming (`strategies.explain`)."""
+        return strategies.explain(self.space, self.history["archs"], self.history["val_accuracy"], seed=0)
+
     def draw(self, path: str) -> str:
         """A PNG of the found architecture (the NAS-Bench-201 cell as a graph, a chain as a
         sequence of blocks, a MobileNet as its stages)."""

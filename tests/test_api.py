@@ -53,6 +53,12 @@ def test_result_predicts_draws_and_reports_its_front(result, digits_arrays, tmp_
         result.predict(nan_row)
 
 
+def test_result_explains_its_search(result):
+    report = result.explain()
+    assert report.effects.shape == (3, 2) and report.decision_names == tuple(CHOICES)
+    assert report.num_results == len(result.history["val_accuracy"])
+
+
 def test_result_records_where_it_was_measured(result):
     assert {"version", "git", "jax", "jaxlib", "backend", "device_kind", "utc"} <= set(result.results["provenance"])
 

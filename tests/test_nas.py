@@ -6,32 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from experiments.own_cnn import Net  # the own-model example CNN: one copy for the example and its tests
 from supernet import nas
 from supernet.evaluation import calibrate_variables
-
-
-class MyPool(nn.Module):
-    @nn.compact
-    def __call__(self, x):
-        return nn.avg_pool(x, (3, 3), padding="SAME")
-
-
-class Block(nn.Module):
-    @nn.compact
-    def __call__(self, x, train=False):
-        h = nas.Conv(features=(8, 16), kernel_size=(3, 5), name="conv")(x)
-        h = nn.relu(nn.BatchNorm(use_running_average=not train)(h))
-        return x + nas.Conv(features=x.shape[-1], kernel_size=3, name="proj")(h)
-
-
-class Net(nn.Module):
-    @nn.compact
-    def __call__(self, x, train=False):
-        x = stem = nn.Conv(16, (3, 3))(x)
-        x = nas.Choice([nn.Conv(16, (3, 3)), nn.Conv(16, (1, 1)), MyPool()], name="op")(x)
-        x = nas.Repeat(Block, depth=(1, 2, 3), name="stage")(x, train)
-        x = nas.InputChoice(n_chosen=1, name="skip")([stem, x])
-        return nn.Dense(10)(nn.relu(nas.Dense(features=(32, 64), name="fc")(x.mean((1, 2)))))
 
 
 @pytest.fixture(scope="module")

@@ -40,6 +40,11 @@ class NonFiniteError(FloatingPointError):
         self.stage, self.step = stage, step
 
 
+# How to go on after a run cannot continue where it is, for a launch.py user and an AutoModel user alike.
+START_AGAIN = ("start again in a new work directory, or restart the run there "
+               "(launch.py --restart; AutoModel(..., restart=True))")
+
+
 class CorruptCheckpointError(ValueError):
     """A checkpoint's contents do not match the digest written with it."""
 
@@ -137,7 +142,7 @@ class Checkpoints:
                         f"{len(record['leaves'])} leaves vs {len(wanted)}")
             raise CheckpointMismatchError(
                 f"checkpoint {folder} does not match this run's state (saved vs expected: {diff}); "
-                f"it was written by another model or config: use a new --workdir, or --restart.")
+                f"it was written by another model or settings: {START_AGAIN}.")
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, jax.device_get(expected))
         state = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
         state = jax.tree.unflatten(jax.tree.structure(expected), jax.tree.leaves(state))

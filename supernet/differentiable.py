@@ -438,7 +438,7 @@ def run_differentiable_search(space, dataset, recipe: Recipe, *, key: jax.Array,
         step, state, steps=start if stopped_before else recipe.steps, start=start, desc=recipe.method, stage=stage,
         log=log, log_every=recipe.log_every, progress=progress, on_log=on_log, after_step=time_first_step,
         checkpoints=checkpoints, checkpoint_every=checkpoint_every, snapshot=lambda s: _snapshot(space, s, history),
-        hint=f"Lower the search's learning rates (config: search.weight_lr, search.alpha_lr).")
+        hint="Lower the search's learning rates (search.weight_lr, search.alpha_lr).")
     jax.block_until_ready(state)
     seconds = time.perf_counter() - tic
     stopped_at = steps_run if steps_run < recipe.steps else None

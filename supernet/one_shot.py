@@ -59,7 +59,7 @@ def supernet_scores(space: Space, model, weights, split: data.Split, calib_x: np
 
 def check_metric(metric: str) -> None:
     if metric not in METRICS:
-        raise ValueError(f"unknown search metric {metric!r}; valid: {', '.join(METRICS)} (config: search.metric).")
+        raise ValueError(f"unknown search metric {metric!r}; valid: {', '.join(METRICS)} (search.metric).")
 
 
 def metric_fitness(scores: dict, metric: str) -> np.ndarray:
@@ -250,8 +250,8 @@ def _best(fitness: list[float], stage: str) -> int:
     if not np.isfinite(values).any():
         raise checkpoint.NonFiniteError(
             "validation accuracy of every architecture", stage, len(values),
-            "The supernet's outputs are NaN/inf: lower the supernet's learning rate (config: "
-            "supernet.learning_rate) and train it again in a new --workdir (or --restart).")
+            f"The supernet's outputs are NaN/inf: lower the supernet's learning rate (supernet.learning_rate) "
+            f"and {checkpoint.START_AGAIN}.")
     return int(np.nanargmax(np.where(np.isfinite(values), values, np.nan)))
 
 

@@ -43,7 +43,7 @@ def train_standalone(module, train: data.Split, *, steps: int, batch_size: int,
                      variables: dict | None = None, progress: bool = True, desc: str = "retrain",
                      log: records.MetricsLog | None = None, log_every: int = 100, step=None,
                      stage: str | None = None, workdir: str | None = None, checkpoint_every: int = 0,
-                     hint: str = "Lower the retraining learning rate (config: retrain.learning_rate).") -> dict:
+                     hint: str = "Lower the retraining learning rate (retrain.learning_rate).") -> dict:
     """Trains `module` (fresh weights from `key` unless `variables` is given); returns its variables.
     `step`: a `make_standalone_step(module, optimizer)` to reuse (one compilation for several seeds).
     With a `workdir`, checkpoints into `workdir/checkpoints/<stage>` and resumes from there (a

@@ -257,7 +257,7 @@ def train_supernet(space: Space, model, train: data.Split, *, steps: int, batch_
                    log_every: int = 50, progress: bool = True,
                    path_sampler: Callable[[jax.Array], jax.Array] | None = None, params: Any = None,
                    stage: str = "supernet", desc: str | None = None,
-                   hint: str = "Lower the supernet's learning rate (config: supernet.learning_rate).") -> TrainState:
+                   hint: str = "Lower the supernet's learning rate (supernet.learning_rate).") -> TrainState:
     """Trains the supernet for `steps` steps. With a `workdir`, the stage checkpoints into
     `workdir/checkpoints/<stage>` (every `checkpoint.interval(steps, checkpoint_every)` steps)
     and resumes from its newest good checkpoint.

@@ -46,6 +46,7 @@ SEARCH_STRATEGIES = ("random", "evolution", "bayesian", "reinforce", "autoencode
 
 
 def names() -> tuple[str, ...]:
+    """The registered strategy names, sorted."""
     return STRATEGIES.names()
 
 

@@ -23,17 +23,21 @@ class History(NamedTuple):
 
 
 def empty_history(num_decisions: int, capacity: int) -> History:
+    """A history with room for `capacity` results of int32[num_decisions] architectures, none told yet."""
     return History(archs=jnp.zeros((capacity, num_decisions), jnp.int32),
                    fitness=jnp.full((capacity,), -jnp.inf, jnp.float32),
                    count=jnp.zeros((), jnp.int32))
 
 
 def valid_mask(history: History) -> jax.Array:
+    """bool[capacity]: which slots hold a told result."""
     capacity = history.fitness.shape[0]
     return jnp.arange(capacity) < jnp.minimum(history.count, capacity)
 
 
 def append(history: History, archs: jax.Array, fitness: jax.Array) -> History:
+    """The history with archs int32[n, D] and fitness float[n] appended; past capacity the oldest
+    results are overwritten (a ring buffer, so slots stay in age order)."""
     capacity = history.fitness.shape[0]
     slots = (history.count + jnp.arange(archs.shape[0])) % capacity
     return History(history.archs.at[slots].set(archs.astype(jnp.int32)),

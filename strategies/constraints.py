@@ -67,10 +67,12 @@ def analytic_cost(space, what: str,
 
 
 def flops_limit(space, max_flops: float, enumerate_limit: int = DEFAULT_ENUMERATE_LIMIT) -> Limit:
+    """A `Limit` of `max_flops` on `space.flops` (tabulated over the space up to `enumerate_limit` architectures)."""
     return Limit("FLOPs", analytic_cost(space, "flops", enumerate_limit), float(max_flops))
 
 
 def params_limit(space, max_params: float, enumerate_limit: int = DEFAULT_ENUMERATE_LIMIT) -> Limit:
+    """A `Limit` of `max_params` on `space.params` (tabulated over the space up to `enumerate_limit` architectures)."""
     return Limit("parameters", analytic_cost(space, "params", enumerate_limit), float(max_params))
 
 

@@ -45,6 +45,7 @@ DEFAULT_CAPACITY = 1000
 
 
 class DistributionState(NamedTuple):
+    """The strategy state: the results told so far."""
     history: buffer.History
 
 

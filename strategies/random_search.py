@@ -17,10 +17,19 @@ DEFAULT_CAPACITY = 1000
 
 
 class RandomState(NamedTuple):
+    """The strategy state: the results told so far."""
     history: buffer.History
 
 
 def make_core(space, capacity: int) -> interface.Core:
+    """Random search's core for `interface.build`: uniform proposals (`ask`'s fill), nothing learned.
+
+    Args:
+      space: the search space.
+      capacity: the history's capacity.
+    Returns:
+      an `interface.Core`.
+    """
     num_decisions = space.num_decisions
 
     def init(key):

@@ -37,12 +37,14 @@ class Registry:
         return add if entry is None else add(entry)
 
     def names(self) -> tuple[str, ...]:
+        """The registered names, sorted."""
         return tuple(sorted(self._entries))
 
     def __contains__(self, name) -> bool:
         return name in self._entries
 
     def get(self, name: str) -> Any:
+        """The entry registered as `name`; an unknown name raises ValueError with the closest valid one."""
         if name not in self._entries:
             raise ValueError(f"unknown {self.kind} {name!r}{closest(name, self._entries)}; "
                              f"valid: {', '.join(self.names())}.")

@@ -34,14 +34,17 @@ class Decisions:
     # -- shape of the space ------------------------------------------------------------------
     @property
     def num_choices(self) -> tuple[int, ...]:
+        """How many options each decision has."""
         return tuple(len(o) for o in self.options)
 
     @property
     def num_decisions(self) -> int:
+        """D, the number of decisions."""
         return len(self.options)
 
     @property
     def size(self) -> int:
+        """The number of encodings (the product of `num_choices`)."""
         return math.prod(self.num_choices)
 
     def option_mask(self) -> np.ndarray:
@@ -84,12 +87,14 @@ class Decisions:
         return a.astype(np.int32)
 
     def to_string(self, arch) -> str:
+        """One architecture int[D] as "decision=option,...", readable and stable across versions."""
         a = self.validate(arch)
         if a.ndim != 1:
             raise ValueError(f"{self.name}: to_string takes one architecture, got shape {a.shape}.")
         return ",".join(f"{n}={o[c]}" for n, o, c in zip(self.decision_names, self.options, a))
 
     def from_string(self, text: str) -> np.ndarray:
+        """The int32[D] architecture `to_string` wrote; names each part it cannot read."""
         parts = [p for p in str(text).split(",") if p]
         if len(parts) != self.num_decisions:
             raise ValueError(f"{self.name}: expected {self.num_decisions} 'decision=option' parts, got {text!r}.")

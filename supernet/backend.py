@@ -29,6 +29,9 @@ CHOICES = {"cell": ("sparse", "folded"), "depthwise": ("slices", "grouped"), "in
 
 @dataclasses.dataclass(frozen=True)
 class Policy:
+    """The backend's choices: the NAS-Bench-201 cell ("sparse" or "folded"), how many architectures a
+    vmapped evaluation takes at once, the depthwise convolution ("slices" or "grouped"), where weights
+    are initialised, and the compute dtype."""
     platform: str
     cell: str
     vmap_archs: int | None  # None: every architecture vmapped together
@@ -38,10 +41,12 @@ class Policy:
 
     @property
     def sparse_cell(self) -> bool:
+        """Whether the NAS-Bench-201 cell runs only the chosen operations (`lax.switch`)."""
         return self.cell == "sparse"
 
     @property
     def dtype(self):
+        """The compute dtype as a `jnp.dtype`."""
         return jnp.dtype(self.compute_dtype)
 
 
@@ -71,6 +76,7 @@ def configure(**overrides) -> Policy:
 
 
 def current() -> Policy:
+    """The policy in force: the backend's defaults with this process's `configure` overrides."""
     return dataclasses.replace(defaults(), **_overrides)
 
 

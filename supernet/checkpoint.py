@@ -104,6 +104,7 @@ class Checkpoints:
         return sorted(self.manager.all_steps())
 
     def latest_step(self) -> int | None:
+        """The newest saved step, or None when none is saved."""
         steps = self.steps()
         return steps[-1] if steps else None
 

@@ -52,6 +52,7 @@ def check_overrides(overrides: dict, base) -> None:
 
 
 def device_count(config) -> int:
+    """The devices a config's run uses: `num_devices`, or every device when it is 0/None."""
     return int(config.get("num_devices") or jax.device_count())
 
 
@@ -95,6 +96,7 @@ def check_ranges(node, prefix: str = "") -> None:
 
 
 def check_paths(options, prefix: str) -> None:
+    """Each `*_dir` / `*_path` option that is set names an existing path (ConfigError otherwise)."""
     for key, value in options.items():
         if (key.endswith("_dir") or key.endswith("_path")) and value and not os.path.exists(value):
             raise ConfigError(f"{prefix}.{key}={value!r} does not exist; set --config.{prefix}.{key} to an "
@@ -112,6 +114,7 @@ def check_divisible(config, **batch_sizes: int) -> None:
 
 
 def check_choice(value, valid, name: str) -> None:
+    """`value` is one of `valid` (ConfigError with the closest valid one otherwise)."""
     if value not in valid:
         raise ConfigError(f"{name}={value!r} is not valid{closest(value, valid)}; valid: "
                           f"{', '.join(map(str, valid))}.")

@@ -25,6 +25,7 @@ class EventMirror:
         self.workdir, self.writer, self.lines = workdir, None, 0
 
     def write(self, fields: dict) -> None:
+        """Writes one metrics line's numeric fields as TensorBoard scalars."""
         from tensorboardX.event_file_writer import EventsWriter  # lazily: importing it costs a second
         from tensorboardX.proto import event_pb2, summary_pb2
         if self.writer is None:

@@ -27,6 +27,7 @@ class Partition:
     decisions: tuple[int, ...]
 
     def sizes(self, space) -> tuple[int, ...]:
+        """The number of options of each split decision (a clear error for a decision not in `space`)."""
         for d in self.decisions:
             if not 0 <= d < space.num_decisions:
                 raise ValueError(f"few-shot split decision {d} is not a decision of {space.name} "
@@ -34,6 +35,7 @@ class Partition:
         return tuple(space.num_choices[d] for d in self.decisions)
 
     def count(self, space) -> int:
+        """How many sub-supernets the split makes."""
         return int(np.prod(self.sizes(space)))
 
     def index(self, space, archs) -> np.ndarray:

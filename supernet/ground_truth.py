@@ -44,6 +44,7 @@ def sample_architectures(space, n: int, seed: int) -> np.ndarray:
 
 
 def columns(seeds) -> list[str]:
+    """The table's columns for these training seeds: arch, per-seed and mean accuracies, counts, time."""
     per_seed = [f"{split}_accuracy_seed{s}" for split in ("val", "test") for s in seeds]
     return ["arch", *per_seed, "val_accuracy_mean", "test_accuracy_mean", "params", "flops", "train_seconds"]
 
@@ -123,6 +124,7 @@ def check_task(mine: dict, table: str, skip_flag: str) -> None:
 
 
 def read_rows(file: str) -> list[dict]:
+    """The rows of a table or part file as dicts of strings ([] when it does not exist yet)."""
     if not os.path.exists(file):
         return []
     with open(file, newline="") as f:
@@ -130,6 +132,7 @@ def read_rows(file: str) -> list[dict]:
 
 
 def append_row(file: str, fields: list[str], row: dict) -> None:
+    """Appends one row (and the header to a new file), synced to disk so a kill loses no finished row."""
     new = not os.path.exists(file)
     with open(file, "a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
@@ -141,6 +144,7 @@ def append_row(file: str, fields: list[str], row: dict) -> None:
 
 
 def part_file(workdir: str, shard: int, shards: int) -> str:
+    """The file of shard `shard` of `shards` in `workdir`."""
     return os.path.join(workdir, f"ground_truth.part{shard}of{shards}.csv")
 
 

@@ -122,6 +122,7 @@ def downsample_pool(x: jax.Array) -> jax.Array:
 
 
 def global_pool(x: jax.Array) -> jax.Array:
+    """The mean over every spatial axis: float[N, ..., C] -> float[N, C]."""
     return x.mean(axis=tuple(range(1, x.ndim - 1)))
 
 
@@ -147,6 +148,7 @@ def batch_moments(x: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def normalize(x: jax.Array, mean: jax.Array, var: jax.Array, epsilon: float = 1e-5) -> jax.Array:
+    """x standardised per channel by the given moments (no scale or bias)."""
     return (x - mean) * jax.lax.rsqrt(var + epsilon)
 
 
@@ -163,11 +165,13 @@ class StoredStats(nn.Module):
     inside `lax.switch` branches, where Flax variables cannot be written."""
 
     def put(self, mean: jax.Array, var: jax.Array) -> None:
+        """Stores per-channel mean and var float[C] when the statistics collection is mutable."""
         if self.is_mutable_collection(STATS_COLLECTION):
             self.put_variable(STATS_COLLECTION, "mean", mean)
             self.put_variable(STATS_COLLECTION, "var", var)
 
     def get(self) -> tuple[jax.Array, jax.Array]:
+        """The stored (mean, var); a clear error when this architecture was never calibrated."""
         mean, var = self.get_variable(STATS_COLLECTION, "mean"), self.get_variable(STATS_COLLECTION, "var")
         if mean is None:
             raise ValueError(f"no supernet statistics ('{STATS_COLLECTION}') for this architecture: calibrate "

@@ -23,6 +23,8 @@ BN_MOMENTUM = 0.9
 
 
 def batch_norm(calibrated: bool, train: bool, name: str):
+    """A BN layer: per-architecture calibrated statistics in a supernet (`calibrated`), else a plain
+    `nn.BatchNorm` with running averages, as in a standalone network."""
     if calibrated:
         return CalibratedBatchNorm(use_running_average=not train, name=name)
     return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=1e-5, name=name)

@@ -14,6 +14,7 @@ _COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
 class CompileCounter:
+    """What `count_compilations` yields: `count`, the executables built so far in the block."""
     count = 0
 
 

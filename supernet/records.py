@@ -44,6 +44,7 @@ class MetricsLog:
         self._drop_partial_last_line()
 
     def write(self, stage: str, step: int, **fields) -> None:
+        """Appends one line (stage, step, time and `fields`) from the writing process only."""
         if not distributed.is_writer():
             return
         fields = to_jsonable({"stage": stage, "step": int(step), "time": time.time(), **fields})
@@ -113,6 +114,7 @@ def write_json(workdir: str, name: str, content: dict) -> str:
 
 
 def read_json(workdir: str, name: str) -> dict | None:
+    """The JSON file `workdir/name`, or None when it does not exist."""
     file = os.path.join(workdir, name)
     if not os.path.isfile(file):
         return None
@@ -131,6 +133,7 @@ EVENT_FILES = "events.out.tfevents"  # the TensorBoard mirror's files start so
 
 
 def has_run_files(workdir: str) -> bool:
+    """Whether `workdir` holds what a run writes (`RUN_FILES`, TensorBoard events, checkpoints)."""
     names = os.listdir(workdir) if os.path.isdir(workdir) else []
     return any(n in RUN_FILES or n.startswith(EVENT_FILES) or n.endswith(".ckpt") for n in names)
 

@@ -37,10 +37,12 @@ def flatten(config: dict, prefix: str = "") -> dict:
 
 
 def result_fields(config: dict) -> dict:
+    """The flattened config without the fields a resumed run may change (e.g. `progress`)."""
     return {k: v for k, v in flatten(config).items() if k not in MAY_CHANGE_ON_RESUME}
 
 
 def fingerprint(config: dict) -> str:
+    """16 hex digits identifying the config's `result_fields`."""
     text = json.dumps(result_fields(config), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -37,14 +37,17 @@ def make_mesh(num_devices: int | None = None) -> Mesh:
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
+    """The sharding that puts a full copy on every device of `mesh`."""
     return NamedSharding(mesh, P())
 
 
 def batch_sharded(mesh: Mesh) -> NamedSharding:
+    """The sharding that splits the leading (batch) axis over the mesh's data axis."""
     return NamedSharding(mesh, P(DATA_AXIS))
 
 
 def check_batch_size(batch_size: int, mesh: Mesh, what: str = "global batch size") -> None:
+    """A ValueError, suggesting the nearest sizes, unless `batch_size` divides by the devices."""
     n = mesh.devices.size
     if batch_size % n:
         lower = max(n, batch_size // n * n)
@@ -89,6 +92,7 @@ def fetch(tree):
 
 
 def replicate(mesh: Mesh, tree):
+    """`tree` placed on every device of `mesh`."""
     return jax.device_put(tree, replicated(mesh))
 
 

@@ -18,6 +18,7 @@ SPACES.register("chain", ChainSpace)
 
 
 def names() -> tuple[str, ...]:
+    """The registered space names, sorted."""
     return SPACES.names()
 
 

@@ -1,7 +1,8 @@
 """Search strategies compared on the NAS-Bench-201 table (no training: fitness is looked up).
 
 Every strategy gets `cifar10-val` as fitness for `budgets` queries and `seeds` seeds; what it
-would return (its best by validation) is judged on `cifar10-test`. The strategies' defaults were
+would return (its best by validation) is judged on `cifar10-test`. results.json also counts, for
+every pair of strategies, the seeds on which the two made identical query sequences. The strategies' defaults were
 chosen on this table by validation accuracy only, on seeds from 100 on; the reported seeds are 0-19.
 
     python launch.py --config experiments/strategies_nb201.py --workdir DIR
@@ -26,7 +27,7 @@ import ml_collections
 
 from experiments import common
 
-STRATEGIES = ("random", "evolution", "bayesian", "reinforce", "autoencoder")
+STRATEGIES = ("random", "evolution", "bayesian", "reinforce", "autoencoder", "local")
 VARIANTS = ("runlocal", "latency", "prior")
 
 

@@ -39,6 +39,31 @@ def test_run_comparison_writes_its_outputs(tmp_path, nb201, nb201_table):
     assert "beats_random_at_5" in saved["targets"]
 
 
+def test_identical_query_sequences_counts_seeds_per_pair_and_budget():
+    rng = np.random.default_rng(0)
+    runs = rng.integers(0, 5, size=(3, 6, 4))  # 3 seeds, 6 queries
+    other = runs.copy()
+    other[1, 4] = (other[1, 4] + 1) % 5  # seed 1 departs at query 5
+    other[2, 0] = (other[2, 0] + 1) % 5  # seed 2 at once
+    counts = comparison.identical_query_sequences({"a": runs, "a again": runs.copy(), "b": other}, [4, 6])
+    assert counts == {"a vs a again": {"4": 3, "6": 3}, "a vs b": {"4": 2, "6": 1}, "a again vs b": {"4": 2, "6": 1}}
+
+
+def test_the_comparison_reports_a_strategy_under_two_names_as_identical(tmp_path, nb201, nb201_table, monkeypatch):
+    # "alias" is `local` under another name: the same search, so the same queries on every seed.
+    real_get = comparison.registry.get
+    monkeypatch.setattr(comparison.registry, "get",
+                        lambda name, *a, **k: real_get("local" if name == "alias" else name, *a, **k))
+    results = comparison.run_comparison(nb201, nb201_table, ["local", "alias", "random"], budgets=[4, 15], seeds=3,
+                                        workdir=str(tmp_path), progress=False)
+    counts = results["identical_query_sequences"]
+    assert counts["local vs alias"] == {"4": 3, "15": 3}
+    # Every strategy draws its initial design from the seed's uniform fill: short prefixes agree.
+    assert counts["local vs random"] == counts["alias vs random"] == {"4": 3, "15": 0}
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["identical_query_sequences"] == counts
+
+
 def test_targets_are_computed_from_the_table():
     summary = {"random": {"5": {"mean": 88.0}, "12": {"mean": 88.5}},
                "evolution": {"5": {"mean": 88.4}, "12": {"mean": 88.2}}}
@@ -93,7 +118,7 @@ def test_a_rerun_resumes_the_finished_strategies(tmp_path, nb201, nb201_table, m
 def test_experiment_config_variants():
     base = strategies_nb201.get_config()
     assert base.job == "strategies_nb201" and base.seeds >= 20 and tuple(base.budgets) == (100, 300)
-    assert set(base.strategies) == {"random", "evolution", "bayesian", "reinforce", "autoencoder"}
+    assert set(base.strategies) == {"random", "evolution", "bayesian", "reinforce", "autoencoder", "local"}
     assert base.latency_table == ""
     local = strategies_nb201.get_config("runlocal")
     assert local.seeds < base.seeds and max(local.budgets) < max(base.budgets)

@@ -12,6 +12,11 @@ The reference is the table's best architecture by fitness (the best feasible one
 limit); `found_reference` in the table is the fraction of seeds that queried it (or an equally fit
 one) within the budget.
 
+`identical_query_sequences`: for every pair of strategies and every budget B, on how many seeds the
+two made the same first B queries (compared as `space.canonical` architectures, so two cells that
+compute the same function count as the same query). Two strategies that agree on every seed are
+one search under two names.
+
 Outputs in `workdir`: `results.json` (the table, the reference architecture, per-strategy wall
 time, the Pareto fronts when a latency limit is given), `metrics.jsonl` (one line per
 (strategy, budget, seed) run) and `best_so_far.png` (plus `pareto.png` with a latency limit).
@@ -149,7 +154,7 @@ def run_comparison(space, table, strategy_names, budgets, seeds, workdir, *, fit
     horizon, options = budgets[-1], dict(strategy_options or {})
     limit = _latency_limit(latency_table, latency_column, latency_limit)
     reference = _reference(table, fitness_column, report_column, limit)
-    curves, summary, fronts, wall = {}, {}, {}, {}
+    curves, summary, fronts, wall, canonical = {}, {}, {}, {}, {}
     metrics_path = os.path.join(workdir, "metrics.jsonl")
     bar = _progress_bar(len(strategy_names) * horizon * len(seeds), progress, "strategies")
     with open(metrics_path, "w") as metrics, single_threaded_blas():
@@ -161,6 +166,7 @@ def run_comparison(space, table, strategy_names, budgets, seeds, workdir, *, fit
             queried, wall[name] = _search_or_resume(strategy, name, table_objective(table, fitness_column), seeds,
                                                     horizon, batch_size, bar, workdir)
             flat = queried.reshape(-1, space.num_decisions)
+            canonical[name] = np.asarray(space.canonical(jnp.asarray(flat))).reshape(queried.shape)
             fitness = table.metric(flat, fitness_column).reshape(queried.shape[:2])
             report = table.metric(flat, report_column).reshape(queried.shape[:2])
             curves[name] = best_so_far(fitness, report)
@@ -175,8 +181,10 @@ def run_comparison(space, table, strategy_names, budgets, seeds, workdir, *, fit
         "budgets": budgets, "seeds": seeds, "batch_size": batch_size, "strategy_options": options, "prior": prior,
         "reference": reference, "table": summary, "wall_seconds": wall,
         "targets": _targets(summary, budgets, reference),
+        "identical_query_sequences": identical_query_sequences(canonical, budgets),
         "plot": "best_so_far.png",
     }
+    _print_identical(results["identical_query_sequences"], len(seeds))
     if limit is not None:
         results["latency_limit"] = {"column": latency_column, "limit_ms": float(latency_limit)}
         results["pareto"] = fronts
@@ -253,6 +261,25 @@ def _targets(summary, budgets, reference):
     return targets
 
 
+def identical_query_sequences(queried: dict, budgets) -> dict:
+    """{"a vs b": {budget: seeds}}: for each pair of strategies (in the order given) and budget, on
+    how many seeds their first `budget` queries are the same sequence. `queried`: {name:
+    int[S, T, D]} over the same seeds, already canonical if equivalent architectures should match."""
+    names, counts = list(queried), {}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            same = np.all(queried[a] == queried[b], axis=-1)  # [S, T]: query t agrees
+            counts[f"{a} vs {b}"] = {str(budget): int(np.sum(np.all(same[:, :budget], axis=1)))
+                                     for budget in budgets}
+    return counts
+
+
+def _print_identical(counts, num_seeds):
+    flagged = {pair: c for pair, c in counts.items() if any(c.values())}
+    print(f"identical query sequences (seeds of {num_seeds}): "
+          + ("none" if not flagged else "; ".join(f"{pair} {c}" for pair, c in flagged.items())))
+
+
 def _write_metrics(stream, name, seeds, budgets, queried, fitness, report, space, seconds):
     for budget in budgets:
         prefix = np.where(np.isnan(fitness[:, :budget]), -np.inf, fitness[:, :budget])
@@ -300,4 +327,5 @@ def run(config, workdir: str) -> dict:
         progress=config.progress)
 
 
-__all__ = ["run", "run_comparison", "run_search", "best_so_far", "single_threaded_blas", "table_objective"]
+__all__ = ["run", "run_comparison", "run_search", "best_so_far", "identical_query_sequences", "single_threaded_blas",
+           "table_objective"]

@@ -24,6 +24,7 @@ from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from supernet import checkpoint, data, evaluation, few_shot, proxies, ranking, records, retrain, runtime, training
+from supernet import task as tasks
 from supernet.spaces.base import Space
 from supernet import ensemble as ensembling
 
@@ -42,18 +43,20 @@ METRICS = ("accuracy", "loss")
 
 
 def supernet_scores(space: Space, model, weights, split: data.Split, calib_x: np.ndarray, *, mesh: Mesh,
-                    batch_size: int = 256):
-    """`scores(archs int32[n, D]) -> {"accuracy", "loss": float32[n]}` on `split` with shared
-    weights, each architecture's BN recalibrated on `calib_x`. `weights`: the supernet's params, or
-    few-shot `SubSupernets` (each architecture scored by its own)."""
+                    batch_size: int = 256, task: tasks.Task = tasks.CLASSIFICATION):
+    """`scores(archs int32[n, D]) -> {"metric", "loss": float32[n]}` (plus "accuracy" when the task's
+    metric is accuracy) on `split` with shared weights, each architecture's BN recalibrated on
+    `calib_x`. `weights`: the supernet's params, or few-shot `SubSupernets` (each architecture
+    scored by its own; the default task only)."""
     def scores(archs) -> dict:
         if isinstance(weights, few_shot.SubSupernets):
             found = few_shot.evaluate_routed(space, model, weights.params, weights.partition, np.asarray(archs),
                                                  calib_x, split.x, split.y, mesh=mesh, batch_size=batch_size)
         else:
             found = evaluation.evaluate_population(space, model, weights, np.asarray(archs), calib_x, split.x,
-                                                   split.y, mesh=mesh, batch_size=batch_size)
-        return {name: np.asarray(found[name], np.float32) for name in METRICS}
+                                                   split.y, mesh=mesh, batch_size=batch_size, task=task)
+        found = {"metric": found["accuracy"], **found}  # routed few-shot scores name only the accuracy
+        return {name: np.asarray(value, np.float32) for name, value in found.items()}
     return scores
 
 
@@ -62,18 +65,19 @@ def check_metric(metric: str) -> None:
         raise ValueError(f"unknown search metric {metric!r}; valid: {', '.join(METRICS)} (search.metric).")
 
 
-def metric_fitness(scores: dict, metric: str) -> np.ndarray:
-    """Higher is better: the accuracy, or the negative loss."""
+def metric_fitness(scores: dict, metric: str, task: tasks.Task = tasks.CLASSIFICATION) -> np.ndarray:
+    """Higher is better: the task's metric ("accuracy": the accuracy by default; negated when
+    lower is better), or the negative loss."""
     check_metric(metric)
-    return scores["accuracy"] if metric == "accuracy" else -scores["loss"]
+    return task.fitness(scores["metric"]) if metric == "accuracy" else -scores["loss"]
 
 
 def supernet_objective(space: Space, model, weights, split: data.Split, calib_x: np.ndarray, *, mesh: Mesh,
-                       batch_size: int = 256, metric: str = "accuracy"):
+                       batch_size: int = 256, metric: str = "accuracy", task: tasks.Task = tasks.CLASSIFICATION):
     """`objective(archs int32[n, D]) -> float32[n]`: `metric_fitness` of `supernet_scores`. Same
     shape as the tabular objective."""
-    scores = supernet_scores(space, model, weights, split, calib_x, mesh=mesh, batch_size=batch_size)
-    return lambda archs: metric_fitness(scores(archs), metric)
+    scores = supernet_scores(space, model, weights, split, calib_x, mesh=mesh, batch_size=batch_size, task=task)
+    return lambda archs: metric_fitness(scores(archs), metric, task)
 
 
 TRAINING_FREE = ("params", "flops", *proxies.PROXIES)
@@ -143,13 +147,16 @@ class HybridFitness:
         return f"mean quantile of {describe_metric(self.metric)}, " + ", ".join(self.scorers)
 
 
-def fitness_is_accuracy(hybrid: HybridFitness | None, metric: str) -> bool:
-    """Whether a search's fitness is the supernet's validation accuracy itself (nothing to keep beside it)."""
-    return hybrid is None and metric == "accuracy"
+def fitness_is_accuracy(hybrid: HybridFitness | None, metric: str, task: tasks.Task = tasks.CLASSIFICATION) -> bool:
+    """Whether a search's fitness is the supernet's validation metric itself (nothing to keep beside it)."""
+    return hybrid is None and metric == "accuracy" and task.higher_is_better
 
 
-def describe_metric(metric: str) -> str:
-    return "supernet validation accuracy" if metric == "accuracy" else "negative supernet validation loss"
+def describe_metric(metric: str, task: tasks.Task = tasks.CLASSIFICATION) -> str:
+    if metric == "loss":
+        return "negative supernet validation loss"
+    sign = "" if task.higher_is_better else "negative "
+    return f"{sign}supernet validation {task.metric_name}"
 
 
 def weights_of(weights, space: Space, arch):
@@ -177,7 +184,8 @@ def train_few_shot(space: Space, model, params, train: data.Split, supernet: "Su
 def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.ndarray, *,
            budget: int, population: int, key: jax.Array, mesh: Mesh, eval_batch_size: int = 256,
            log: records.MetricsLog | None = None, progress: bool = True, workdir: str | None = None,
-           stage: str = "search", hybrid: HybridFitness | None = None, metric: str = "accuracy") -> dict:
+           stage: str = "search", hybrid: HybridFitness | None = None, metric: str = "accuracy",
+           task: tasks.Task = tasks.CLASSIFICATION) -> dict:
     """Asks `strategy` for `population` architectures at a time, scores them with the supernet
     on `val` (`weights`: see `supernet_scores`), tells it their `metric_fitness` (or, with a
     `hybrid`, their hybrid fitness), until `budget` evaluations. The validation accuracies are
@@ -186,13 +194,17 @@ def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.
     With a `workdir`, every round checkpoints the strategy's state and everything evaluated so far
     (`workdir/checkpoints/<stage>`), and a rerun continues after the last saved round. An
     architecture whose logits are NaN/inf scores NaN (the strategies treat it as the worst); if
-    every one does, the supernet is broken and the search stops with an error."""
+    every one does, the supernet is broken and the search stops with an error.
+
+    `task`: what the supernet is scored by (`supernet.task`); its metric is kept as "val_metric"
+    (and "val_accuracy" when it is the accuracy)."""
     if budget < 1 or population < 1:
         raise ValueError(f"search needs budget >= 1 and population >= 1, got budget={budget}, "
                          f"population={population}; set search.budget / search.population.")
     check_metric(metric)  # before any work
-    scores_of = supernet_scores(space, model, weights, val, calib_x, mesh=mesh, batch_size=eval_batch_size)
-    accuracy_is_fitness = fitness_is_accuracy(hybrid, metric)
+    scores_of = supernet_scores(space, model, weights, val, calib_x, mesh=mesh, batch_size=eval_batch_size,
+                                task=task)
+    accuracy_is_fitness = fitness_is_accuracy(hybrid, metric, task)  # "accuracy" below: the task's metric
     init_key, ask_key = jax.random.split(key)
     state = strategy.init(init_key)
     checkpoints = checkpoint.Checkpoints(checkpoint.stage_dir(workdir, stage)) if workdir else None
@@ -220,7 +232,7 @@ def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.
         n = min(population, budget - len(fitness_seen))
         archs, state = strategy.ask(jax.random.fold_in(ask_key, round_index), state, n)
         scores = scores_of(archs)
-        accuracy, fitness = scores["accuracy"], metric_fitness(scores, metric)
+        accuracy, fitness = scores["metric"], metric_fitness(scores, metric, task)
         fitness = fitness if hybrid is None else hybrid(archs, fitness)
         state = strategy.tell(state, archs, fitness)
         archs_seen.extend(np.asarray(archs).tolist())
@@ -229,7 +241,7 @@ def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.
         round_index += 1
         best = _best(fitness_seen, stage)
         if log:
-            log.write(stage, round_index, evaluated=len(fitness_seen), best_val_accuracy=accuracy_seen[best],
+            log.write(stage, round_index, evaluated=len(fitness_seen), **{f"best_val_{task.metric_name}": accuracy_seen[best]},
                       best_arch=space.to_string(archs_seen[best]),
                       **({} if accuracy_is_fitness else {"best_fitness": fitness_seen[best]}))
         if checkpoints:  # NaN fitness is a legitimate result
@@ -239,9 +251,12 @@ def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.
         bar.set_postfix(best_val=f"{accuracy_seen[best]:.3f}")
     bar.close()
     best = _best(fitness_seen, stage)
-    return {"archs": np.asarray(archs_seen, np.int32), "fitness": np.asarray(fitness_seen),
-            "val_accuracy": np.asarray(accuracy_seen), "best_arch": np.asarray(archs_seen[best], np.int32),
-            "best_fitness": fitness_seen[best], "best_val_accuracy": accuracy_seen[best]}
+    found = {"archs": np.asarray(archs_seen, np.int32), "fitness": np.asarray(fitness_seen),
+             "val_metric": np.asarray(accuracy_seen), "best_arch": np.asarray(archs_seen[best], np.int32),
+             "best_fitness": fitness_seen[best], "best_val_metric": accuracy_seen[best]}
+    if task.metric_name == "accuracy":
+        found.update(val_accuracy=found["val_metric"], best_val_accuracy=found["best_val_metric"])
+    return found
 
 
 def _best(fitness: list[float], stage: str) -> int:
@@ -255,37 +270,43 @@ def _best(fitness: list[float], stage: str) -> int:
     return int(np.nanargmax(np.where(np.isfinite(values), values, np.nan)))
 
 
-def check_optimizer_fields(recipe) -> None:
-    """The training fields the supernet and retraining recipes share (steps, batch size, SGD with
-    momentum and weight decay); raises `runtime.InvalidSetting` naming the first bad one."""
-    runtime.check_int("steps", recipe.steps)
-    runtime.check_int("batch_size", recipe.batch_size)
-    runtime.check_real("learning_rate", recipe.learning_rate)
-    runtime.check_real("momentum", recipe.momentum, high=1.0, low_open=False)
-    runtime.check_real("weight_decay", recipe.weight_decay, low_open=False)
+@dataclasses.dataclass(frozen=True)
+class OptimizerRecipe:
+    """What every training recipe shares: `steps` of SGD with Nesterov momentum on batches of
+    `batch_size`, `learning_rate` on a cosine schedule, decoupled `weight_decay`. The fields check
+    themselves (`runtime.InvalidSetting` naming the first bad one)."""
+    steps: int = 800
+    batch_size: int = 64
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+
+    def __post_init__(self):
+        runtime.check_int("steps", self.steps)
+        runtime.check_int("batch_size", self.batch_size)
+        runtime.check_real("learning_rate", self.learning_rate)
+        runtime.check_real("momentum", self.momentum, high=1.0, low_open=False)
+        runtime.check_real("weight_decay", self.weight_decay, low_open=False)
+
+    def optimizer(self) -> optax.GradientTransformation:
+        """The optax optimiser this recipe describes (`training.make_optimizer`)."""
+        return training.make_optimizer(self.learning_rate, self.momentum, self.weight_decay, self.steps)
 
 
 @dataclasses.dataclass(frozen=True)
-class SupernetRecipe:
+class SupernetRecipe(OptimizerRecipe):
     """How the supernet trains: `sampling` "uniform" (one random path a step), "distinct" (one path a
     step, uniform over the space's distinct functions), "sandwich" (plus the largest and smallest
     paths) or "fair" (every option of every decision once a step; see `training.make_path_sampler`). With a workdir it checkpoints at least 4 times, and at most
     `checkpoint_every` steps apart (0: no cap)."""
     steps: int = 1200
-    batch_size: int = 64
-    learning_rate: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
     sampling: Literal["uniform", "distinct", "sandwich", "fair"] = "uniform"
     checkpoint_every: int = 200
 
     def __post_init__(self):
-        check_optimizer_fields(self)
+        super().__post_init__()
         runtime.check_choice("sampling", self.sampling, training.SAMPLINGS)
         runtime.check_int("checkpoint_every", self.checkpoint_every, minimum=0)
-
-    def optimizer(self) -> optax.GradientTransformation:
-        return training.make_optimizer(self.learning_rate, self.momentum, self.weight_decay, self.steps)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -348,18 +369,13 @@ class HybridRecipe:
 
 
 @dataclasses.dataclass(frozen=True)
-class RetrainRecipe:
+class RetrainRecipe(OptimizerRecipe):
     """How the winners are retrained from scratch as standalone networks. `with_val`: on train and
     val together (the search is over, so val has done its job; test stays untouched)."""
-    steps: int = 800
-    batch_size: int = 64
-    learning_rate: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
     with_val: bool = False
 
     def __post_init__(self):
-        check_optimizer_fields(self)
+        super().__post_init__()
         runtime.check_bool("with_val", self.with_val)
 
     def split(self, dataset: data.Dataset) -> data.Split:
@@ -368,9 +384,6 @@ class RetrainRecipe:
             return dataset.train
         return data.Split(np.concatenate([dataset.train.x, dataset.val.x]),
                           np.concatenate([dataset.train.y, dataset.val.y]))
-
-    def optimizer(self) -> optax.GradientTransformation:
-        return training.make_optimizer(self.learning_rate, self.momentum, self.weight_decay, self.steps)
 
 
 def from_section(recipe_type, section, *, read_elsewhere=()) -> Any:
@@ -381,9 +394,10 @@ def from_section(recipe_type, section, *, read_elsewhere=()) -> Any:
 def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet: SupernetRecipe,
                      search_recipe: SearchRecipe, retrain_recipe: RetrainRecipe, mesh: Mesh, key: jax.Array,
                      few_shot_recipe: FewShotRecipe = FewShotRecipe(), hybrid_recipe: HybridRecipe = HybridRecipe(),
-                     workdir: str | None = None, progress: bool = True) -> dict:
+                     workdir: str | None = None, progress: bool = True,
+                     task: tasks.Task = tasks.CLASSIFICATION) -> dict:
     """Supernet training [-> few-shot sub-supernets] -> search on val -> retraining the winner from
-    scratch -> test accuracy.
+    scratch -> test accuracy (the `task`'s metric: `supernet.task`; its loss trains every network).
 
     With `search_recipe.ensemble_size` k > 1, the k best distinct architectures by the search's
     fitness (`search_recipe.metric`, or the `hybrid_recipe`'s hybrid) are each retrained from
@@ -396,6 +410,7 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
     if search_recipe.ensemble_method not in ensembling.METHODS:
         raise ValueError(f"unknown ensemble_method {search_recipe.ensemble_method!r}; "
                          f"valid: {', '.join(ensembling.METHODS)}.")
+    check_task(task, few_shot_recipe, hybrid_recipe, search_recipe)
     train_key, search_key, retrain_key, calib_key = jax.random.split(key, 4)
     log = records.MetricsLog(workdir) if workdir else None
     model = space.supernet()
@@ -405,7 +420,7 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
     state = training.train_supernet(space, model, dataset.train, steps=supernet.steps, batch_size=supernet.batch_size,
                                     optimizer=supernet.optimizer(), key=train_key, mesh=mesh,
                                     sampling=supernet.sampling, workdir=workdir,
-                                    checkpoint_every=supernet.checkpoint_every, progress=progress)
+                                    checkpoint_every=supernet.checkpoint_every, progress=progress, task=task)
     timings["supernet_training_s"] = time.perf_counter() - tic
     shared = state.params  # the weights the search scores with: the supernet's, or its sub-supernets
     if few_shot_recipe.decisions:
@@ -425,17 +440,17 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
         reference = np.asarray(space.sample(jax.random.fold_in(calib_key, 2), hybrid_recipe.reference_size))
         hybrid = HybridFitness(scorers, supernet_objective(space, model, shared, dataset.val, calib_x, mesh=mesh,
                                                            batch_size=search_recipe.eval_batch_size,
-                                                           metric=search_recipe.metric),
+                                                           metric=search_recipe.metric, task=task),
                                reference, search_recipe.metric)
     found = search(space, model, shared, strategy, dataset.val, calib_x, budget=search_recipe.budget,
                    population=search_recipe.population, key=search_key, mesh=mesh,
                    eval_batch_size=search_recipe.eval_batch_size, log=log, progress=progress, workdir=workdir,
-                   hybrid=hybrid, metric=search_recipe.metric)
+                   hybrid=hybrid, metric=search_recipe.metric, task=task)
     timings["search_s"] = time.perf_counter() - tic
 
     best = found["best_arch"]
     network, inherited = evaluation.extract(space, weights_of(shared, space, best), best, calib_x, model=model)
-    inherited_test = retrain.accuracy(network, inherited, dataset.test)
+    inherited_test = retrain.score(network, inherited, dataset.test, task)
 
     tic = time.perf_counter()
     order = np.argsort(-found["fitness"], kind="stable")
@@ -444,35 +459,36 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
     retrained = [retrain_from_scratch(space, arch, retrain_recipe.split(dataset), steps=retrain_recipe.steps,
                                       batch_size=retrain_recipe.batch_size, optimizer=retrain_recipe.optimizer(),
                                       key=jax.random.fold_in(retrain_key, i), mesh=mesh, progress=progress, log=log,
-                                      stage=f"retrain/{i}", workdir=workdir)
+                                      stage=f"retrain/{i}", workdir=workdir, task=task)
                  for i, arch in enumerate(members)]
     timings["retrain_s"] = time.perf_counter() - tic
-    test_accuracy = retrain.accuracy(*retrained[0], dataset.test)
+    test_metric = retrain.score(*retrained[0], dataset.test, task)
     ensemble = {}
     if search_recipe.ensemble_size > 1:
-        weights = ensembling.weights_from_fitness(found["val_accuracy"][member_rows],
-                                                  search_recipe.ensemble_temperature)
-        logits = np.stack([retrain.logits(net, v, dataset.test.x) for net, v in retrained])
-        predicted = np.asarray(ensembling.predict(logits, weights, search_recipe.ensemble_method))
-        ensemble = {"ensemble": {"members": [space.to_string(m) for m in members], "weights": weights,
-                                 "method": search_recipe.ensemble_method,
-                                 "member_test_accuracies": [retrain.accuracy(n, v, dataset.test) for n, v in retrained],
-                                 "test_accuracy": float((predicted == dataset.test.y).mean())}}
+        ensemble = {"ensemble": ensemble_of(space, members, retrained, found["val_metric"][member_rows], dataset.test,
+                                            search_recipe, task)}
 
     order = order[:10]
+    accuracy_named = task.metric_name == "accuracy"   # the accuracy keys as well, as results have always had
     return {
         "best_arch": space.to_string(best),
         "best_arch_int": best,
-        "best_accuracy": test_accuracy,
-        "best_accuracy_meaning": "test accuracy of the winner retrained from scratch as a standalone network",
-        "supernet_val_accuracy": found["best_val_accuracy"],
-        "search_fitness": hybrid.describe() if hybrid else describe_metric(search_recipe.metric),
-        "inherited_weights_test_accuracy": inherited_test,
+        **task.describe(),
+        "test_metric": test_metric,
+        "test_metric_meaning": f"test {task.metric_name} of the winner retrained from scratch as a standalone network",
+        "supernet_val_metric": found["best_val_metric"],
+        **({"best_accuracy": test_metric,
+            "best_accuracy_meaning": "test accuracy of the winner retrained from scratch as a standalone network",
+            "supernet_val_accuracy": found["best_val_metric"],
+            "inherited_weights_test_accuracy": inherited_test} if accuracy_named else {}),
+        "search_fitness": hybrid.describe() if hybrid else describe_metric(search_recipe.metric, task),
+        "inherited_weights_test_metric": inherited_test,
         "params": space.params(best),
         "flops": space.flops(best),
-        "evaluated": len(found["val_accuracy"]),
-        "top10": [{"arch": space.to_string(found["archs"][i]), "val_accuracy": float(found["val_accuracy"][i]),
-                   **({} if fitness_is_accuracy(hybrid, search_recipe.metric)
+        "evaluated": len(found["val_metric"]),
+        "top10": [{"arch": space.to_string(found["archs"][i]), "val_metric": float(found["val_metric"][i]),
+                   **({"val_accuracy": float(found["val_metric"][i])} if accuracy_named else {}),
+                   **({} if fitness_is_accuracy(hybrid, search_recipe.metric, task)
                       else {"fitness": float(found["fitness"][i])})} for i in order],
         "space": space.describe(),
         "dataset": {"name": dataset.name, "train": len(dataset.train), "val": len(dataset.val),
@@ -483,6 +499,45 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
         "_models": {"supernet": model, "params": shared, "retrained": retrained, "members": members,
                     "history": found, "calib_x": calib_x, "hybrid": hybrid},
     }
+
+
+def check_task(task: tasks.Task, few_shot_recipe: FewShotRecipe, hybrid_recipe: HybridRecipe,
+               search_recipe: SearchRecipe) -> None:
+    """One-line errors for what only classification supports: few-shot sub-supernets and the
+    label-based proxies (both train or score with cross-entropy), and voting ensembles."""
+    if few_shot_recipe.decisions and task != tasks.CLASSIFICATION:
+        raise ValueError(f"few-shot sub-supernets train with cross-entropy and score accuracy; with loss="
+                         f"{task.loss_name!r}, metric={task.metric_name!r} drop few_shot (the one-shot supernet "
+                         f"ranks alone).")
+    proxied = [name for name in hybrid_recipe.training_free if name in proxies.PROXIES]
+    if proxied and not task.labels:
+        raise ValueError(f"hybrid rankers {proxied} score with cross-entropy over class labels; with loss="
+                         f"{task.loss_name!r} use only 'params' or 'flops'.")
+    if search_recipe.ensemble_size > 1 and search_recipe.ensemble_method == "vote" and not task.labels:
+        raise ValueError(f"a voting ensemble needs class labels; with loss={task.loss_name!r} use "
+                         f"ensemble='average' (the members' outputs averaged).")
+
+
+def ensemble_of(space: Space, members, retrained: list, val_metric, test: data.Split, recipe: SearchRecipe,
+                task: tasks.Task) -> dict:
+    """The retrained members' test outputs combined (`recipe.ensemble_method`) and scored by the
+    task's metric. Weights: a softmax of the members' validation accuracy at
+    `recipe.ensemble_temperature`; equal for other metrics, whose scale is the user's, so one
+    temperature could mean anything from uniform to winner-takes-all."""
+    fitness = val_metric if task.metric_name == "accuracy" else np.zeros(len(members))
+    weights = ensembling.weights_from_fitness(fitness, recipe.ensemble_temperature)
+    outputs = np.stack([retrain.logits(net, v, test.x) for net, v in retrained])
+    combined = ensembling.combine(outputs, weights, recipe.ensemble_method)
+    if task.metric is tasks.accuracy:   # exactly, in float64, as the members' accuracies
+        test_metric = float((np.asarray(combined).argmax(-1) == test.y).mean())
+    else:
+        test_metric = float(task.metric(combined, jax.numpy.asarray(test.y)))
+    members_scores = [retrain.score(n, v, test, task) for n, v in retrained]
+    found = {"members": [space.to_string(m) for m in members], "weights": weights, "method": recipe.ensemble_method,
+             "member_test_metrics": members_scores, "test_metric": test_metric}
+    if task.metric_name == "accuracy":
+        found.update(member_test_accuracies=members_scores, test_accuracy=found["test_metric"])
+    return found
 
 
 def first_distinct(archs: np.ndarray, order: np.ndarray, k: int) -> list[int]:
@@ -496,6 +551,7 @@ def first_distinct(archs: np.ndarray, order: np.ndarray, k: int) -> list[int]:
 
 
 def retrain_from_scratch(space: Space, arch, train: data.Split, **kwargs):
-    """(standalone network, its variables trained from fresh weights) for `arch`."""
+    """(standalone network, its variables trained from fresh weights) for `arch`; `kwargs` go to
+    `retrain.train_standalone` (steps, batch_size, optimizer, key, mesh, task, ...)."""
     network = space.standalone(arch)
     return network, retrain.train_standalone(network, train, desc=f"retrain {space.to_string(arch)}", **kwargs)

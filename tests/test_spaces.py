@@ -19,6 +19,7 @@ TINY = {
     "chain": dict(choices={"block1": ["conv", "sepconv", "maxpool", "identity"],
                            "block2": ["residual", "conv1x1", "avgpool"], "block3": ("linear", "mlp", "conv5x5")},
                   channels=4),
+    "cnn1d": dict(stem_channels=4, widths=(2, 4), kernel_sizes=(1, 3), depths=(1, 2), head_widths=(4, 8)),
     "mobilenet": dict(stages=((4, 2, 1), (8, 1, 2)), kernel_sizes=(1, 3), expand_ratios=(2, 3),
                       width_mults=(0.5, 1.0), stem_channels=4, head_channels=16),
     "nas_bench_201": dict(channels=4, cells_per_stage=1, stages=2),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from strategies.registry import Registry
 from supernet.spaces.base import Space
 from supernet.spaces.chain import ChainSpace
+from supernet.spaces.cnn import cnn1d
 from supernet.spaces.mobilenet import MobileNetSpace
 from supernet.spaces.nas_bench_201 import NasBench201Space
 
@@ -15,6 +16,7 @@ SPACES = Registry("search space")
 SPACES.register("nas_bench_201", NasBench201Space)
 SPACES.register("mobilenet", MobileNetSpace)
 SPACES.register("chain", ChainSpace)
+SPACES.register("cnn1d", cnn1d)
 
 
 def names() -> tuple[str, ...]:

@@ -127,3 +127,40 @@ def test_primitive_outside_a_space_and_bad_architectures(setup):
         space.standalone(np.zeros(3, np.int32))
     with pytest.raises(ValueError):
         space.params(np.full(space.num_decisions, 5))
+
+
+class _Block1d(nn.Module):
+    @nn.compact
+    def __call__(self, x, train=False):
+        h = nas.Conv(features=(4, 8), kernel_size=(3, 5), name="conv")(x)
+        h = nn.relu(nn.BatchNorm(use_running_average=not train)(h))
+        return x + nas.Conv(features=x.shape[-1], kernel_size=3, name="proj")(h)
+
+
+class _Net1d(nn.Module):
+    """A 1-D model on (N, L, C): searched widths, kernels (at strides 1 and 2) and depth."""
+
+    @nn.compact
+    def __call__(self, x, train=False):
+        x = nas.Conv(features=6, kernel_size=(1, 3), strides=2, name="stem")(x)
+        x = nn.relu(nn.BatchNorm(use_running_average=not train)(x))
+        x = nas.Repeat(_Block1d, depth=(1, 2), name="stage")(x, train)
+        x = nas.Conv(features=(4, 8), kernel_size=(3, 5), strides=(2,), name="head")(x)
+        x = nn.relu(nn.BatchNorm(use_running_average=not train)(x))
+        return nn.Dense(3)(nas.Dense(features=(5, 7), name="fc")(x.mean(1)))
+
+
+def test_one_dimensional_conv_extracts_exactly_and_counts():
+    x = jax.random.normal(jax.random.key(0), (8, 12, 2))
+    space = nas.space(_Net1d(), x[:2])
+    model = space.supernet()
+    variables = model.init(jax.random.key(1), x, space.largest(), train=False)
+    assert variables["params"]["net"]["head"]["kernel"].shape == (5, 6, 8)
+    calibrated = jax.jit(lambda v, a: calibrate_variables(model, v, a, x))
+    for arch in np.asarray(space.sample(jax.random.key(2), 6)):
+        v = calibrated(variables, jnp.asarray(arch))
+        logits = model.apply(v, x, arch, train=False)
+        extracted = space.extract_variables(v, arch)
+        network = space.standalone(arch)
+        np.testing.assert_allclose(network.apply(extracted, x, train=False), logits, atol=1e-4)
+        assert space.params(arch) == sum(leaf.size for leaf in jax.tree_util.tree_leaves(extracted["params"]))

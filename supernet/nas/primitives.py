@@ -92,11 +92,13 @@ def _centre_mask(big: int, small: int) -> np.ndarray:
     return (np.arange(big) >= lo) & (np.arange(big) < lo + small)
 
 
-def conv_taps(size: int, k: int, stride: int = 1, same: bool = True) -> int:
+def conv_taps(size: int, k: int, stride: int = 1, same: bool = True, low: int | None = None) -> int:
     """Kernel taps that land inside the input, summed over output positions along one axis
-    (padding taps multiply zeros, and XLA's cost analysis does not count them)."""
+    (padding taps multiply zeros, and XLA's cost analysis does not count them). `low`: the padding
+    before the input when it is not XLA's SAME split (nas.Conv pads (k-1)/2 on each side)."""
     out = -(-size // stride) if same else (size - k) // stride + 1
-    low = max((out - 1) * stride + k - size, 0) // 2 if same else 0
+    if low is None:
+        low = max((out - 1) * stride + k - size, 0) // 2 if same else 0
     starts = np.arange(out) * stride - low
     return int(np.sum(np.clip(starts + k, 0, size) - np.clip(starts, 0, size)))
 
@@ -123,47 +125,86 @@ class _Searchable(nn.Module):
         return big, _row(ctx, name, len(options)) @ masks
 
 
+def _per_axis(value, rank: int, what: str, name) -> tuple:
+    """An int (the same along every spatial axis) or a sequence of `rank` ints."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != rank:
+            raise ValueError(f"nas.Conv {name}: {what}={tuple(value)} has {len(value)} entries but the input has "
+                             f"{rank} spatial axes; pass one int or {rank} ints.")
+        return tuple(int(v) for v in value)
+    return (int(value),) * rank
+
+
+def _dimension_numbers(rank: int) -> jax.lax.ConvDimensionNumbers:
+    """Channels-last input and output, kernel (spatial..., in, out), for `rank` spatial axes."""
+    spatial = tuple(range(1, rank + 1))
+    return jax.lax.ConvDimensionNumbers((0, rank + 1) + spatial, (rank + 1, rank) + tuple(range(rank)),
+                                        (0, rank + 1) + spatial)
+
+
 class Conv(_Searchable):
-    """A 2-D convolution (NHWC, SAME padding) whose width and kernel size may be searched.
+    """A convolution (channels last, SAME output size) whose width and kernel size may be searched.
+
+    The spatial rank follows the input: x float[N, L, C] is a 1-D convolution, [N, H, W, C] a 2-D
+    one (any rank x.ndim - 2 works).
 
     Attributes:
       features: int (fixed) or tuple of ints (a decision named `<path>.features`).
-      kernel_size: int (fixed, square) or tuple of odd ints (a decision `<path>.kernel_size`).
-      strides, use_bias: as in `nn.Conv`.
+      kernel_size: int k (fixed: k along every spatial axis) or tuple of odd ints (a decision
+        `<path>.kernel_size`; each option k is k along every spatial axis).
+      strides: int (the same along every spatial axis) or one int per spatial axis.
+      use_bias: as in `nn.Conv`.
     In the supernet one kernel of the largest size serves every option: a prefix of the output
     channels and a centre crop of the kernel; channels past the chosen width are zero.
-    Returns float[N, H', W', max(features)] (supernet) or [N, H', W', chosen] (extracted).
+    Returns float[N, *spatial', max(features)] (supernet) or [N, *spatial', chosen] (extracted).
     """
     features: Any
     kernel_size: Any = 3
-    strides: int = 1
+    strides: Any = 1
     use_bias: bool = True
 
     @nn.compact
     def __call__(self, x):
         ctx = _context("Conv")
+        rank = x.ndim - 2
+        if rank < 1:
+            raise ValueError(f"nas.Conv {self.name}: input of shape {x.shape} has no spatial axis; pass "
+                             f"(N, L, C) or (N, H, W, C), or use nas.Dense.")
         width, channel_mask = self._width(ctx)
+        strides = _per_axis(self.strides, rank, "strides", self.name)
         sizes = _as_tuple(self.kernel_size)
-        if any(k % 2 == 0 for k in sizes):
+        if any(int(k) % 2 == 0 for k in sizes):
             raise ValueError(f"nas.Conv {self.name}: kernel sizes must be odd to share a centred kernel; got {sizes}.")
-        k, kernel_mask = sizes[0], None
+        k, kernel_mask = int(sizes[0]), None
         if isinstance(self.kernel_size, (tuple, list)):
             name = _register(self, "kernel_size", sizes, ctx)
             k = sizes[ctx.choices[name]] if ctx.mode == "fixed" else max(sizes)
             if ctx.mode == "supernet":
-                masks = np.stack([np.outer(_centre_mask(k, s), _centre_mask(k, s)) for s in sizes]).astype(np.float32)
+                masks = np.stack([_centre_crop_mask(k, s, rank) for s in sizes]).astype(np.float32)
                 kernel_mask = jnp.tensordot(_row(ctx, name, len(sizes)), masks, 1)
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, x.shape[-1], width))
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (k,) * rank + (x.shape[-1], width))
         if kernel_mask is not None:
-            kernel = kernel * kernel_mask[:, :, None, None]
-        y = jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (self.strides,) * 2, "SAME",
-                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            kernel = kernel * kernel_mask[..., None, None]
+        # (k-1)/2 zeros on each side: SAME's output size, and a centre crop stays centred at any
+        # stride (XLA's SAME would shift an odd kernel by one when the stride leaves a remainder).
+        pad = [((k - 1) // 2, (k - 1) // 2)] * rank
+        y = jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), strides, pad,
+                                         dimension_numbers=_dimension_numbers(rank))
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (width,))
         if ctx.mode == "fixed":
-            taps = conv_taps(x.shape[1], k, self.strides) * conv_taps(x.shape[2], k, self.strides)
-            ctx.flops += 2 * taps * x.shape[-1] * width
+            taps = np.prod([conv_taps(n, k, s, low=(k - 1) // 2) for n, s in zip(x.shape[1:-1], strides)])
+            ctx.flops += 2 * int(taps) * x.shape[-1] * width
         return y if channel_mask is None else y * channel_mask
+
+
+def _centre_crop_mask(big: int, small: int, rank: int) -> np.ndarray:
+    """bool[big]*rank: the centred small^rank window of a big^rank kernel."""
+    line = _centre_mask(big, small)
+    mask = line
+    for _ in range(rank - 1):
+        mask = np.multiply.outer(mask, line)
+    return mask
 
 
 class Dense(_Searchable):

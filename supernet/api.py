@@ -25,19 +25,21 @@ from supernet import data as data_lib
 from supernet import ensemble as ensembling
 from strategies.registry import closest
 from supernet import few_shot, one_shot, plots, records, retrain, run_identity, sharding, spaces
+from supernet import task as tasks
 
 
-def resolve_data(data, seed: int = 0) -> data_lib.Dataset:
+def resolve_data(data, seed: int = 0, labels: bool = True) -> data_lib.Dataset:
     """A registered dataset name, a `data.Dataset`, numpy `(x, y)` (validation and test carved off
-    reproducibly from `seed`) or `((x, y), (x, y), (x, y))` train / val / test splits."""
+    reproducibly from `seed`) or `((x, y), (x, y), (x, y))` train / val / test splits. `labels`:
+    arrays' targets are class labels 0..K-1 (checked); False: any finite targets (values, token ids)."""
     if isinstance(data, str):
         return data_lib.get(data, seed=seed)
     if isinstance(data, data_lib.Dataset):
         return data
     if isinstance(data, (tuple, list)) and len(data) == 2:
-        return data_lib.from_arrays(data[0], data[1], seed=seed)
+        return data_lib.from_arrays(data[0], data[1], seed=seed, labels=labels)
     if isinstance(data, (tuple, list)) and len(data) == 3 and all(len(split) == 2 for split in data):
-        return data_lib.from_splits(*data)
+        return data_lib.from_splits(*data, labels=labels)
     raise TypeError(f"data must be a dataset name ({', '.join(data_lib.names())}), numpy arrays (x, y), "
                     f"train/val/test pairs ((x, y), (x, y), (x, y)) or a supernet.data.Dataset; got {type(data).__name__}.")
 
@@ -80,15 +82,20 @@ def distinct_feasible(space, limits: dict) -> int | None:
 
 @dataclasses.dataclass
 class SearchResult:
-    """What `AutoModel.search()` found. Unpacks as `best_architecture, best_accuracy = result`.
+    """What `AutoModel.search()` found. Unpacks as `best_architecture, best_accuracy = result`
+    (with another metric: `best_architecture, test_metric`).
 
     best_architecture: the space's string; best_architecture_dict: {decision: option}.
-    best_accuracy: test accuracy of the winner retrained from scratch (the honest number).
-    supernet_val_accuracy, params, flops: the winner's supernet estimate and analytic counts.
+    metric: the task's metric ("accuracy" by default, "mse", or a function's name).
+    test_metric: that metric on the test split of the winner retrained from scratch (the honest
+        number); supernet_val_metric: the winner's supernet estimate of it on validation.
+    best_accuracy, supernet_val_accuracy: the same two numbers when the metric is accuracy, else None.
+    params, flops: the winner's analytic counts.
     network, variables: the retrained standalone Flax network and its variables.
-    history: every architecture the search evaluated and its supernet validation accuracy.
-    pareto: the front of (validation accuracy, constrained cost) when a limit was set, else None.
-    ensemble: the ensemble's members, weights and test accuracy when `ensemble` was set, else None.
+    history: every architecture the search evaluated and its supernet validation metric
+        ("val_metric"; also "val_accuracy" when the metric is accuracy).
+    pareto: the front of (validation metric, constrained cost) when a limit was set, else None.
+    ensemble: the ensemble's members, weights and "test_metric" when `ensemble` was set, else None.
     results: the full results dict (what the `search` job writes to results.json).
     """
     best_architecture: str
@@ -107,38 +114,49 @@ class SearchResult:
     space: Any = dataclasses.field(repr=False)
     dataset: Any = dataclasses.field(repr=False)
     members: list = dataclasses.field(repr=False, default_factory=list)
+    metric: str = "accuracy"
+    test_metric: float = float("nan")
+    supernet_val_metric: float = float("nan")
+    task: Any = dataclasses.field(repr=False, default=tasks.CLASSIFICATION)
 
     def __iter__(self):
-        return iter((self.best_architecture, self.best_accuracy))
+        return iter((self.best_architecture, self.test_metric))
 
     def __repr__(self) -> str:
         ensemble = (f", ensemble of {len(self.ensemble['members'])} ({self.ensemble['method']}): "
-                    f"{self.ensemble['test_accuracy']:.4f}" if self.ensemble else "")
-        return (f"SearchResult(best_architecture={self.best_architecture!r}, best_accuracy={self.best_accuracy:.4f}, "
-                f"supernet_val_accuracy={self.supernet_val_accuracy:.4f}, params={self.params:,}, "
-                f"flops={self.flops:,}, evaluated={len(self.history['val_accuracy'])}{ensemble})")
+                    f"{self.ensemble['test_metric']:.4f}" if self.ensemble else "")
+        best = "best_accuracy" if self.metric == "accuracy" else f"test_{self.metric}"
+        return (f"SearchResult(best_architecture={self.best_architecture!r}, {best}={self.test_metric:.4g}, "
+                f"supernet_val_{self.metric}={self.supernet_val_metric:.4g}, params={self.params:,}, "
+                f"flops={self.flops:,}, evaluated={len(self.history['val_metric'])}{ensemble})")
 
     def predict(self, x) -> np.ndarray:
-        """Class predictions for raw inputs `x` [n, *input_shape] (scaled like the training data),
-        by the ensemble when there is one, else by the retrained winner."""
-        x = np.asarray(x, np.float32)
+        """Predictions for raw inputs `x` [n, *input_shape] (scaled like the training data), by the
+        ensemble when there is one (averaged outputs, or votes), else by the retrained winner:
+        classes int[n] for classification, else the network's outputs."""
+        tokens = np.issubdtype(self.dataset.train.x.dtype, np.integer)
+        x = np.asarray(x, np.int32 if tokens else np.float32)
         bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
         if bad.any():
             raise ValueError(f"predict input: rows {np.flatnonzero(bad)[:10].tolist()} hold NaN or inf; drop or "
                              "impute them first (a prediction for them would be meaningless).")
-        x = (x - self.dataset.mean) / self.dataset.std
-        data_lib.check_split(data_lib.Split(x, np.zeros(len(x), np.int32)), input_shape=self.space.input_shape,
+        x = x if tokens else (x - self.dataset.mean) / self.dataset.std
+        data_lib.check_split(data_lib.Split(x, np.zeros(len(x), np.int32)),
+                             input_shape=getattr(self.space, "input_shape", self.dataset.input_shape),
                              what="predict input")
         if not self.ensemble:
-            return retrain.logits(self.network, self.variables, x).argmax(-1)
-        logits = np.stack([retrain.logits(net, v, x) for net, v in self.members])
-        return np.asarray(ensembling.predict(logits, self.ensemble["weights"], self.ensemble["method"]))
+            outputs = retrain.logits(self.network, self.variables, x)
+        else:
+            stacked = np.stack([retrain.logits(net, v, x) for net, v in self.members])
+            outputs = np.asarray(ensembling.combine(stacked, self.ensemble["weights"], self.ensemble["method"]))
+        return outputs.argmax(-1) if self.task.labels else outputs
 
     def explain(self) -> "strategies.explanation.Explanation":
         """What the search's history says about each decision: the additive effect of every option on
-        the supernet's validation accuracy, with bootstrap intervals, each decision's share of the
-        variance, and interactions worth naming (`strategies.explain`)."""
-        return strategies.explain(self.space, self.history["archs"], self.history["val_accuracy"], seed=0)
+        the supernet's validation metric (negated when lower is better), with bootstrap intervals,
+        each decision's share of the variance, and interactions worth naming (`strategies.explain`)."""
+        return strategies.explain(self.space, self.history["archs"], self.task.fitness(self.history["val_metric"]),
+                                  seed=0)
 
     def draw(self, path: str) -> str:
         """A PNG of the found architecture (the NAS-Bench-201 cell as a graph, a chain as a
@@ -296,6 +314,12 @@ class AutoModel:
             which deletes that run's files first.
         progress: show progress bars.
         space_options, strategy_options: passed to `spaces.get` / `strategies.get`.
+        loss, metric, higher_is_better: what the networks train with and are ranked and reported
+            by (`supernet.task.resolve`): names ("cross_entropy", "mse", "mae"; metrics also
+            "accuracy") or JAX functions (outputs, targets) -> scalar mean. Default: cross-entropy
+            and accuracy over class labels. With another loss, targets are used as given (values
+            to regress, token ids) and a metric defaults to the loss; a metric function needs
+            `higher_is_better`.
 
     Every option is checked here, and the data and the space when `search()` starts, before any
     training.
@@ -305,8 +329,9 @@ class AutoModel:
                  supernet: SupernetOptions | dict | None = None, search: SearchOptions | dict | None = None,
                  retrain: RetrainOptions | dict | None = None, seed: int = 0, workdir: str | None = None,
                  restart: bool = False, progress: bool = True, space_options: dict | None = None,
-                 strategy_options: dict | None = None):
+                 strategy_options: dict | None = None, loss=None, metric=None, higher_is_better: bool | None = None):
         strategies.STRATEGIES.get(strategy)  # an unknown name fails here, before any work
+        self.task = tasks.resolve(loss, metric, higher_is_better)
         self.supernet_options = _options(SupernetOptions, supernet, "supernet")
         self.search_options = _options(SearchOptions, search, "search")
         self.retrain_options = _options(RetrainOptions, retrain, "retrain")
@@ -328,6 +353,7 @@ class AutoModel:
                                   ensemble_size=se.ensemble_size if se.ensemble else 1,
                                   ensemble_method=se.ensemble or "average"),
             one_shot.RetrainRecipe(steps=re_.steps, batch_size=re_.batch_size, learning_rate=re_.learning_rate))
+        one_shot.check_task(self.task, bool(sn.few_shot), se.hybrid, se.ensemble)
 
     def __repr__(self) -> str:
         return (f"AutoModel({type(self.search_space).__name__} space, strategy={self.strategy!r}, "
@@ -340,7 +366,7 @@ class AutoModel:
             a `SearchResult`; it unpacks as `best_architecture, best_accuracy`, the latter the test
             accuracy of the winner retrained from scratch.
         """
-        dataset = resolve_data(self.data, self.seed)
+        dataset = resolve_data(self.data, self.seed, labels=self.task.labels)
         space = resolve_space(self.search_space, dataset, self.space_options)
         supernet_recipe, search_recipe, retrain_recipe = self.recipes
         strategy_name, strategy_options, search_recipe = self._fit_to_space(space, search_recipe)
@@ -353,20 +379,22 @@ class AutoModel:
                                             few_shot_recipe=one_shot.FewShotRecipe(self._split(space)),
                                             hybrid_recipe=one_shot.HybridRecipe(self.search_options.hybrid),
                                             mesh=sharding.make_mesh(), key=jax.random.key(self.seed),
-                                            workdir=self.workdir, progress=self.progress)
+                                            workdir=self.workdir, progress=self.progress, task=self.task)
         models = results.pop("_models")
         results["provenance"] = records.provenance()
         found = models["history"]
         network, variables = models["retrained"][0]
         best = np.asarray(results["best_arch_int"])
+        history = {"archs": found["archs"], "val_metric": found["val_metric"],
+                   **({"val_accuracy": found["val_accuracy"]} if "val_accuracy" in found else {})}
         return SearchResult(
-            best_architecture=results["best_arch"], best_accuracy=results["best_accuracy"],
+            best_architecture=results["best_arch"], best_accuracy=results.get("best_accuracy"),
             best_architecture_dict=dict(zip(space.decision_names, (o[c] for o, c in zip(space.options, best)))),
-            architecture=best, supernet_val_accuracy=results["supernet_val_accuracy"], params=results["params"],
-            flops=results["flops"], network=network, variables=variables,
-            history={"archs": found["archs"], "val_accuracy": found["val_accuracy"]},
+            architecture=best, supernet_val_accuracy=results.get("supernet_val_accuracy"), params=results["params"],
+            flops=results["flops"], network=network, variables=variables, history=history,
             pareto=self._pareto(space, found), ensemble=results.get("ensemble"), results=results, space=space,
-            dataset=dataset, members=models["retrained"])
+            dataset=dataset, members=models["retrained"], metric=self.task.metric_name,
+            test_metric=results["test_metric"], supernet_val_metric=results["supernet_val_metric"], task=self.task)
 
     def _fit_to_space(self, space, search_recipe):
         """(strategy, its options, search recipe) for a space with fewer distinct feasible
@@ -411,17 +439,19 @@ class AutoModel:
                 "constraints": [repr(c) for c in self.limits["constraints"]],
                 "recipes": [dataclasses.asdict(r) for r in self.recipes],
                 **({"few_shot": self._split(space)} if self.supernet_options.few_shot else {}),
+                **({"task": self.task.describe()} if self.task != tasks.CLASSIFICATION else {}),
                 **({"hybrid": self.search_options.hybrid} if self.search_options.hybrid else {})}
 
     def _pareto(self, space, found) -> list | None:
-        """The front of (validation accuracy, each limited cost) over everything evaluated."""
+        """The front of (validation metric, each limited cost) over everything evaluated."""
         costs = {name: fn for name, fn, on in (("params", space.params, self.limits["max_params"]),
                                                ("flops", space.flops, self.limits["max_flops"])) if on}
         if not costs:
             return None
         archs, first = np.unique(found["archs"], axis=0, return_index=True)
-        fitness = found["val_accuracy"][first]
+        metric = found["val_metric"][first]
         table = np.array([[fn(a) for fn in costs.values()] for a in archs], np.float64)
-        return [{"arch": space.to_string(archs[i]), "val_accuracy": float(fitness[i]),
+        key = f"val_{self.task.metric_name}"   # val_accuracy by default
+        return [{"arch": space.to_string(archs[i]), key: float(metric[i]),
                  **{name: int(table[i, j]) for j, name in enumerate(costs)}}
-                for i in pareto.pareto_front(fitness, table)]
+                for i in pareto.pareto_front(self.task.fitness(metric), table)]

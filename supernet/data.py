@@ -45,7 +45,8 @@ __all__ = ["Split", "Dataset", "get", "names", "register", "options", "from_arra
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Split:
-    """One split: `x` float32 [n, *input_shape], `y` int32 [n]."""
+    """One split: `x` float32 [n, *input_shape] (int32 for token ids), `y` int32 [n] class labels (or
+    a task's targets as given: float32 or int32 [n, ...])."""
 
     x: np.ndarray
     y: np.ndarray
@@ -59,7 +60,10 @@ SPLITS = ("train", "val", "test")
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Dataset:
-    """A dataset with `train` / `val` / `test` splits and the train statistics used to scale it."""
+    """A dataset with `train` / `val` / `test` splits and the train statistics used to scale it.
+    `num_classes`: the labels' classes; for value targets, the values per example (the output
+    width a built-in space's head gets). Integer inputs (token ids) are kept as they are: mean 0,
+    std 1."""
 
     name: str
     num_classes: int
@@ -150,19 +154,27 @@ def _carve(n: int, fraction: float, rng: np.random.Generator, what: str, source:
 
 
 def _finish(name, num_classes, x_train, y_train, x_val, y_val, x_test, y_test) -> Dataset:
-    """Standardise with train per-channel stats (last axis) and pack the Dataset."""
+    """Standardise with train per-channel stats (last axis) and pack the Dataset. Integer inputs
+    (token ids, indices) are left as they are; labels become int32, other targets keep their kind."""
     axes = tuple(range(x_train.ndim - 1))
-    mean = x_train.mean(axis=axes, dtype=np.float64)
-    std = x_train.std(axis=axes, dtype=np.float64)
+    tokens = np.issubdtype(np.asarray(x_train).dtype, np.integer)
+    mean = np.zeros(x_train.shape[-1]) if tokens else x_train.mean(axis=axes, dtype=np.float64)
+    std = np.ones(x_train.shape[-1]) if tokens else x_train.std(axis=axes, dtype=np.float64)
     std = np.where(std > 1e-8, std, 1.0)  # a constant channel is only centred
 
     def scale(x):
+        if tokens:
+            return np.ascontiguousarray(x, dtype=np.int32)
         x = np.asarray(x, dtype=np.float32)
         x = (x - mean.astype(np.float32)) / std.astype(np.float32)
         return np.ascontiguousarray(x, dtype=np.float32)
 
+    def targets(y):
+        y = np.asarray(y)
+        return np.ascontiguousarray(y, dtype=np.int32 if np.issubdtype(y.dtype, np.integer) else np.float32)
+
     def split(x, y):
-        return Split(x=scale(x), y=np.ascontiguousarray(y, dtype=np.int32))
+        return Split(x=scale(x), y=targets(y))
 
     return Dataset(
         name=name,
@@ -384,8 +396,27 @@ def _as_labels(y, what: str) -> np.ndarray:
         raise ValueError(f"{what}: labels must be integer class indices of shape [n], got shape {y.shape}.")
     if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
         raise ValueError(f"{what}: labels must be integer class indices, got non-integer values such as "
-                         f"{y[~np.isfinite(y) | (y != np.round(y))][:3].tolist()}; {fix}.")
+                         f"{y[~np.isfinite(y) | (y != np.round(y))][:3].tolist()}; {fix}, or, to regress "
+                         f"values, pass loss=\"mse\" (AutoModel).")
     return y.astype(np.int32)
+
+
+def _as_targets(y, what: str) -> np.ndarray:
+    """A task's targets as given (values or token ids), checked numeric and finite; float32 or int32."""
+    y = np.asarray(y)
+    if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool) or y.ndim < 1:
+        raise ValueError(f"{what}: targets must be numbers of shape [n, ...], got {y.dtype} of shape {y.shape}.")
+    bad = ~np.isfinite(y.reshape(len(y), -1)).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{what}: the targets of rows {_brief(np.flatnonzero(bad))} are NaN or inf; drop or "
+                         "impute those rows before searching.")
+    return y.astype(np.int32 if np.issubdtype(y.dtype, np.integer) or y.dtype == bool else np.float32)
+
+
+def _inputs(x) -> np.ndarray:
+    """Inputs as float32, or int32 when they are integers (token ids are not scaled)."""
+    x = np.asarray(x)
+    return x.astype(np.int32) if np.issubdtype(x.dtype, np.integer) else x.astype(np.float32)
 
 
 def check_labels(train_y: np.ndarray, others: dict, what: str) -> None:
@@ -436,34 +467,41 @@ def check_inputs(name: str, splits: dict) -> None:
 
 
 def from_arrays(x, y, *, seed: int = 0, val_fraction: float = 0.2, test_fraction: float = 0.2,
-                num_classes: int | None = None, name: str = "arrays") -> Dataset:
+                num_classes: int | None = None, name: str = "arrays", labels: bool = True) -> Dataset:
     """A Dataset from numpy inputs `x` [n, *input_shape] (channels last; a flat [n, d] is a 1-D
-    signal with d channels) and integer labels `y` [n]. Test and validation splits are carved
-    off at random, reproducibly from `seed` (test first, then validation from the rest)."""
-    x = np.asarray(x, np.float32)
-    y = _as_labels(y, name)
+    signal with d channels; integers such as token ids are kept unscaled) and integer labels `y`
+    [n] (`labels=False`: any finite targets [n, ...], e.g. values to regress; no class checks).
+    Test and validation splits are carved off at random, reproducibly from `seed` (test first,
+    then validation from the rest)."""
+    x = _inputs(x)
+    y = _as_labels(y, name) if labels else _as_targets(y, name)
     if x.ndim < 2 or len(x) != len(y):
         raise ValueError(f"{name}: x must be [n, ...] with one row per label; got x {x.shape} and {len(y)} labels.")
     test_fraction = _check_fraction(test_fraction, "test_fraction", allow_zero=False)
     check_inputs(name, {"train": x})
-    check_labels(y, {}, name)
+    if labels:
+        check_labels(y, {}, name)
     rng = np.random.default_rng(_check_seed(seed, "seed"))
     rest, test = _carve(len(y), test_fraction, rng, "test_fraction", "training")
-    classes = int(num_classes or y.max() + 1)
+    classes = int(num_classes or (y.max() + 1 if labels else np.prod(y.shape[1:])))
     return _carve_val(name, classes, x[rest], y[rest], x[test], y[test], val_fraction, seed)
 
 
-def from_splits(train, val, test, *, num_classes: int | None = None, name: str = "arrays") -> Dataset:
-    """A Dataset from `(x, y)` pairs for train, val and test, standardised like the others."""
-    (xt, yt), (xv, yv), (xs, ys) = ((np.asarray(x, np.float32), _as_labels(y, f"{name} {split}"))
+def from_splits(train, val, test, *, num_classes: int | None = None, name: str = "arrays",
+                labels: bool = True) -> Dataset:
+    """A Dataset from `(x, y)` pairs for train, val and test, standardised like the others
+    (`labels=False`: targets as given, as in `from_arrays`)."""
+    as_y = _as_labels if labels else _as_targets
+    (xt, yt), (xv, yv), (xs, ys) = ((_inputs(x), as_y(y, f"{name} {split}"))
                                     for (x, y), split in zip((train, val, test), SPLITS))
     for x, y, split in ((xt, yt, "train"), (xv, yv, "val"), (xs, ys, "test")):
         if len(x) != len(y) or x.shape[1:] != xt.shape[1:]:
             raise ValueError(f"{name}: the {split} split has x {x.shape} and {len(y)} labels; every split needs "
                              f"one label per row and inputs of shape {xt.shape[1:]}.")
     check_inputs(name, {"train": xt, "val": xv, "test": xs})
-    check_labels(yt, {"val": yv, "test": ys}, name)
-    classes = int(num_classes or yt.max() + 1)
+    if labels:
+        check_labels(yt, {"val": yv, "test": ys}, name)
+    classes = int(num_classes or (yt.max() + 1 if labels else np.prod(yt.shape[1:])))
     return _finish(name, classes, xt, yt, xv, yv, xs, ys)
 
 

@@ -23,6 +23,7 @@ from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from supernet import backend, records, sharding
+from supernet import task as tasks
 from supernet.layers import STATS_COLLECTION
 from supernet.spaces.base import Space
 from supernet.training import TrainState, make_train_step, one_hot, step_batches
@@ -94,6 +95,25 @@ def _population_fns(space: Space, model, vmap_archs: int | None):
     return jax.jit(calibrate_all), jax.jit(score_all)
 
 
+@functools.lru_cache(maxsize=32)
+def _output_fn(space: Space, model, vmap_archs: int | None):
+    """Jitted: every architecture's evaluation-mode outputs on one batch, [P, batch, ...]."""
+    def outputs_all(params, stats, archs, x):
+        return _over_archs(lambda sa: predict(model, params, sa[0], one_hot(space, sa[1]), x), (stats, archs),
+                           vmap_archs)
+    return jax.jit(outputs_all)
+
+
+@functools.lru_cache(maxsize=16)
+def _task_scores(task: tasks.Task):
+    """Jitted: (loss, metric) of one architecture's outputs on the whole split; NaN for non-finite
+    outputs, which would otherwise score a plausible number."""
+    def both(outputs, y):
+        finite = jnp.isfinite(outputs).all()
+        return (jnp.where(finite, task.loss(outputs, y), jnp.nan), jnp.where(finite, task.metric(outputs, y), jnp.nan))
+    return jax.jit(both)
+
+
 def default_vmap_archs() -> int | None:
     """The backend policy's choice (`backend.current().vmap_archs`): all architectures vmapped
     together on GPU/TPU; one at a time (a `lax.map` loop inside the call) on the CPU, where
@@ -104,15 +124,19 @@ def default_vmap_archs() -> int | None:
 
 def evaluate_population(space: Space, model, params, archs, calib_x: np.ndarray, x: np.ndarray,
                         y: np.ndarray, *, mesh: Mesh, batch_size: int = 256,
-                        chunk_size: int | None = None, vmap_archs: int | None | str = "auto") -> dict:
+                        chunk_size: int | None = None, vmap_archs: int | None | str = "auto",
+                        task: tasks.Task = tasks.CLASSIFICATION) -> dict:
     """Accuracy and mean loss of every architecture in `archs` (int32[P, D]) on all of (x, y).
 
     Each architecture's BN statistics are first recalibrated on `calib_x` (training inputs), then
     the data are scored in batches of `batch_size` (the last one padded and masked). `chunk_size`
     bounds how many architectures share one call, to bound memory. Within a call, `vmap_archs`
     architectures are vmapped together and the rest loop in `lax.map` (None: all vmapped;
-    "auto": `default_vmap_archs()`). Returns {"accuracy": float[P], "loss": float[P]} as numpy
-    arrays.
+    "auto": `default_vmap_archs()`). Returns {"accuracy": float[P], "loss": float[P], "metric":
+    float[P]} as numpy arrays ("metric" is the accuracy). With another `task` (`supernet.task`), the
+    outputs of each architecture on the whole split go to `task.loss` and `task.metric` (so any
+    metric is exact, not a mean of batch means): {"metric", "loss"}, plus "accuracy" when the
+    task's metric is accuracy.
     """
     if vmap_archs == "auto":
         vmap_archs = default_vmap_archs()
@@ -126,6 +150,9 @@ def evaluate_population(space: Space, model, params, archs, calib_x: np.ndarray,
     sharding.check_batch_size(len(calib_x), mesh, "calibration batch size")
     calibrate_all, score_all = _population_fns(space, model, vmap_archs)
     calib = sharding.shard_batch(mesh, np.asarray(calib_x))
+    if task != tasks.CLASSIFICATION:
+        return _task_population(space, model, params, archs, calib, x, y, mesh, batch_size, chunk_size, vmap_archs,
+                                task)
     batches = [sharding.shard_batch(mesh, *_padded(x, y, i, batch_size)) for i in range(0, len(x), batch_size)]
     chunk = chunk_size or len(archs)
     correct, loss = [], []
@@ -135,7 +162,29 @@ def evaluate_population(space: Space, model, params, archs, calib_x: np.ndarray,
         totals = sharding.fetch([score_all(params, stats, part, *batch) for batch in batches])
         correct.append(sum(c for c, _ in totals))
         loss.append(sum(l for _, l in totals))
-    return {"accuracy": np.concatenate(correct) / len(x), "loss": np.concatenate(loss) / len(x)}
+    accuracy = np.concatenate(correct) / len(x)
+    return {"accuracy": accuracy, "loss": np.concatenate(loss) / len(x), "metric": accuracy}
+
+
+def _task_population(space, model, params, archs, calib, x, y, mesh, batch_size, chunk_size, vmap_archs,
+                     task) -> dict:
+    """`evaluate_population` for any task: outputs gathered per architecture, then scored whole."""
+    calibrate_all, _ = _population_fns(space, model, vmap_archs)
+    outputs_all, scores_of = _output_fn(space, model, vmap_archs), _task_scores(task)
+    batches = [sharding.shard_batch(mesh, _padded(x, y, i, batch_size)[0])
+               for i in range(0, len(x), batch_size)]
+    targets, loss, metric = jnp.asarray(y), [], []
+    chunk = chunk_size or len(archs)
+    for start in range(0, len(archs), chunk):
+        part = archs[start:start + chunk]
+        stats = calibrate_all(params, part, calib)
+        outputs = np.concatenate(sharding.fetch([outputs_all(params, stats, part, b) for b in batches]), axis=1)
+        for one in outputs[:, :len(x)]:
+            l, m = scores_of(jnp.asarray(one), targets)
+            loss.append(float(l))
+            metric.append(float(m))
+    found = {"metric": np.asarray(metric), "loss": np.asarray(loss)}
+    return {**found, "accuracy": found["metric"]} if task.metric_name == "accuracy" else found
 
 
 def evaluate_fine_tuned(space: Space, model, params, archs, train, calib_x: np.ndarray, x: np.ndarray,
@@ -183,7 +232,7 @@ def _padded(x, y, start, batch_size):
     pad = batch_size - len(bx)
     mask = np.concatenate([np.ones(len(bx), np.float32), np.zeros(pad, np.float32)])
     return (np.concatenate([bx, np.zeros((pad, *bx.shape[1:]), bx.dtype)]),
-            np.concatenate([by, np.zeros(pad, by.dtype)]), mask)
+            np.concatenate([by, np.zeros((pad, *by.shape[1:]), by.dtype)]), mask)
 
 
 def extract(space: Space, params, arch, calib_x: np.ndarray | None = None, model=None):

@@ -410,7 +410,8 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
     if search_recipe.ensemble_method not in ensembling.METHODS:
         raise ValueError(f"unknown ensemble_method {search_recipe.ensemble_method!r}; "
                          f"valid: {', '.join(ensembling.METHODS)}.")
-    check_task(task, few_shot_recipe, hybrid_recipe, search_recipe)
+    check_task(task, bool(few_shot_recipe.decisions), hybrid_recipe.training_free,
+               search_recipe.ensemble_method if search_recipe.ensemble_size > 1 else None)
     train_key, search_key, retrain_key, calib_key = jax.random.split(key, 4)
     log = records.MetricsLog(workdir) if workdir else None
     model = space.supernet()
@@ -501,19 +502,19 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
     }
 
 
-def check_task(task: tasks.Task, few_shot_recipe: FewShotRecipe, hybrid_recipe: HybridRecipe,
-               search_recipe: SearchRecipe) -> None:
-    """One-line errors for what only classification supports: few-shot sub-supernets and the
-    label-based proxies (both train or score with cross-entropy), and voting ensembles."""
-    if few_shot_recipe.decisions and task != tasks.CLASSIFICATION:
+def check_task(task: tasks.Task, few_shot: bool, training_free, ensemble: str | None) -> None:
+    """One-line errors for what only classification supports: few-shot sub-supernets (`few_shot`:
+    any asked for) and the proxies among the `training_free` rankers (both train or score with
+    cross-entropy), and an `ensemble` that votes."""
+    if few_shot and task != tasks.CLASSIFICATION:
         raise ValueError(f"few-shot sub-supernets train with cross-entropy and score accuracy; with loss="
                          f"{task.loss_name!r}, metric={task.metric_name!r} drop few_shot (the one-shot supernet "
                          f"ranks alone).")
-    proxied = [name for name in hybrid_recipe.training_free if name in proxies.PROXIES]
+    proxied = [name for name in training_free if name in proxies.PROXIES]
     if proxied and not task.labels:
         raise ValueError(f"hybrid rankers {proxied} score with cross-entropy over class labels; with loss="
                          f"{task.loss_name!r} use only 'params' or 'flops'.")
-    if search_recipe.ensemble_size > 1 and search_recipe.ensemble_method == "vote" and not task.labels:
+    if ensemble == "vote" and not task.labels:
         raise ValueError(f"a voting ensemble needs class labels; with loss={task.loss_name!r} use "
                          f"ensemble='average' (the members' outputs averaged).")
 

@@ -11,17 +11,19 @@ import optax
 from jax.sharding import Mesh
 
 from supernet import backend, checkpoint, data, records, sharding
+from supernet import task as tasks
 from supernet.networks import BN_MOMENTUM
-from supernet.training import cross_entropy, resume, run_loop, step_batches
+from supernet.training import resume, run_loop, step_batches
 
 
-def init_variables(module, key: jax.Array, input_shape) -> dict:
-    x = jnp.zeros((2, *input_shape), jnp.float32)
+def init_variables(module, key: jax.Array, input_shape, dtype=jnp.float32) -> dict:
+    """Fresh variables of `module` for inputs of `input_shape` and `dtype` (integer for token ids)."""
+    x = jnp.zeros((2, *input_shape), dtype)
     return dict(backend.init_variables(lambda k: module.init(k, x, train=False), key))
 
 
-def make_standalone_step(module, optimizer: optax.GradientTransformation):
-    """`step((params, batch_stats, opt_state), x, y) -> (new triple, loss)`, jitted."""
+def make_standalone_step(module, optimizer: optax.GradientTransformation, task: tasks.Task = tasks.CLASSIFICATION):
+    """`step((params, batch_stats, opt_state), x, y) -> (new triple, loss)`, jitted; `task.loss`."""
 
     def step(carry, x, y):
         params, batch_stats, opt_state = carry
@@ -29,7 +31,7 @@ def make_standalone_step(module, optimizer: optax.GradientTransformation):
         def loss_fn(p):
             logits, updated = module.apply({"params": p, "batch_stats": batch_stats}, x, train=True,
                                            mutable=["batch_stats"])
-            return cross_entropy(logits, y), updated["batch_stats"]
+            return task.loss(logits, y), updated["batch_stats"]
 
         (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
@@ -43,22 +45,25 @@ def train_standalone(module, train: data.Split, *, steps: int, batch_size: int,
                      variables: dict | None = None, progress: bool = True, desc: str = "retrain",
                      log: records.MetricsLog | None = None, log_every: int = 100, step=None,
                      stage: str | None = None, workdir: str | None = None, checkpoint_every: int = 0,
-                     hint: str = "Lower the retraining learning rate (retrain.learning_rate).") -> dict:
+                     hint: str = "Lower the retraining learning rate (retrain.learning_rate).",
+                     task: tasks.Task = tasks.CLASSIFICATION) -> dict:
     """Trains `module` (fresh weights from `key` unless `variables` is given); returns its variables.
     `step`: a `make_standalone_step(module, optimizer)` to reuse (one compilation for several seeds).
     With a `workdir`, checkpoints into `workdir/checkpoints/<stage>` and resumes from there (a
-    finished stage restores its last step and trains no more)."""
+    finished stage restores its last step and trains no more). `task`: the loss trained
+    (`supernet.task`; default cross-entropy)."""
     sharding.check_batch_size(batch_size, mesh)
-    data.check_split(train, batch_size=batch_size, num_classes=getattr(module, "num_classes", None))
+    data.check_split(train, batch_size=batch_size, num_classes=getattr(module, "num_classes", None) if task.labels
+                     else None)
     init_key, data_key = jax.random.split(key)
-    variables = variables or init_variables(module, init_key, train.x.shape[1:])
+    variables = variables or init_variables(module, init_key, train.x.shape[1:], train.x.dtype)
     carry = sharding.replicate(mesh, (variables["params"], variables.get("batch_stats", {}),
                                       optimizer.init(variables["params"])))
     stage = stage or desc
     checkpoints = checkpoint.Checkpoints(checkpoint.stage_dir(workdir, stage)) if workdir else None
     start, carry = resume(checkpoints, carry)
     carry = sharding.replicate(mesh, carry)
-    step = step or make_standalone_step(module, optimizer)
+    step = step or make_standalone_step(module, optimizer, task)
     batches = step_batches(train, batch_size, int(jax.random.randint(data_key, (), 0, 2**31 - 1)), start)
 
     def train_step(carry, t):
@@ -109,3 +114,18 @@ def logits(module, variables: dict, x: np.ndarray, batch_size: int = 500) -> np.
 def accuracy(module, variables: dict, split: data.Split, batch_size: int = 500) -> float:
     """Top-1 accuracy of a standalone network on every example of `split`."""
     return float((logits(module, variables, split.x, batch_size).argmax(-1) == split.y).mean())
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted_metric(task: tasks.Task):
+    return jax.jit(task.metric)
+
+
+def score(module, variables: dict, split: data.Split, task: tasks.Task = tasks.CLASSIFICATION,
+          batch_size: int = 500) -> float:
+    """`task.metric` of a standalone network's eval-mode outputs on every example of `split`
+    (accuracy for the default task, exactly as `accuracy` computes it)."""
+    if task.metric is tasks.accuracy:
+        return accuracy(module, variables, split, batch_size)
+    return float(_jitted_metric(task)(jnp.asarray(logits(module, variables, split.x, batch_size)),
+                                      jnp.asarray(split.y)))

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from strategies.archs import enumerate_all
 from strategies.constraints import DEFAULT_ENUMERATE_LIMIT
 from supernet import backend, checkpoint, data, records, sharding
+from supernet import task as tasks
 from supernet.spaces.base import Space
 
 
@@ -37,20 +38,20 @@ def one_hot(space: Space, archs: jax.Array) -> jax.Array:
     return jax.nn.one_hot(archs, max(space.num_choices), dtype=jnp.float32)
 
 
-def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+cross_entropy = tasks.cross_entropy
 
 
-def init_params(space: Space, model, key: jax.Array, input_shape) -> Any:
-    """Supernet parameters, initialised with the largest architecture so every weight exists."""
-    x = jnp.zeros((2, *input_shape), jnp.float32)
+def init_params(space: Space, model, key: jax.Array, input_shape, dtype=jnp.float32) -> Any:
+    """Supernet parameters, initialised with the largest architecture so every weight exists.
+    `dtype`: the inputs' (integer for token ids)."""
+    x = jnp.zeros((2, *input_shape), dtype)
     weights = one_hot(space, jnp.asarray(space.largest()))
     return backend.init_variables(lambda k: model.init(k, x, weights, train=True)["params"], key)
 
 
 def create_state(space: Space, model, optimizer: optax.GradientTransformation, key: jax.Array,
-                 input_shape) -> TrainState:
-    params = init_params(space, model, key, input_shape)
+                 input_shape, dtype=jnp.float32) -> TrainState:
+    params = init_params(space, model, key, input_shape, dtype)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
 
 
@@ -66,8 +67,10 @@ def make_optimizer(learning_rate: float = 0.05, momentum: float = 0.9, weight_de
                        optax.sgd(schedule, momentum=momentum, nesterov=True))
 
 
-def make_train_step(space: Space, model, optimizer: optax.GradientTransformation):
-    """`step(state, x, y, archs int32[paths, D]) -> (state, metrics)`, jitted.
+def make_train_step(space: Space, model, optimizer: optax.GradientTransformation,
+                    task: tasks.Task = tasks.CLASSIFICATION):
+    """`step(state, x, y, archs int32[paths, D]) -> (state, metrics)`, jitted: `task.loss`
+    averaged over the paths; the metrics hold the loss, and the accuracy when the task has labels.
 
     Data parallelism comes from the inputs: pass the state replicated (`sharding.replicate`) and
     the batch split over the mesh (`sharding.shard_batch`); jit partitions the step to match and
@@ -84,15 +87,16 @@ def make_train_step(space: Space, model, optimizer: optax.GradientTransformation
                 cast = functools.partial(backend.compute_cast, dtype=dtype)
                 logits = model.apply({"params": cast(params)}, cast(x), cast(one_hot(space, archs[p])), train=True)
                 logits = logits.astype(jnp.float32)
-                losses.append(cross_entropy(logits, y))
-                accuracies.append((logits.argmax(-1) == y).mean())
-            return jnp.mean(jnp.stack(losses)), jnp.mean(jnp.stack(accuracies))
+                losses.append(task.loss(logits, y))
+                if task.labels:  # cheap, and what the progress bar shows for classification
+                    accuracies.append(tasks.accuracy(logits, y))
+            return jnp.mean(jnp.stack(losses)), {"accuracy": jnp.mean(jnp.stack(accuracies))} if task.labels else {}
 
-        (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new_state = TrainState(step=state.step + 1, params=params, opt_state=opt_state)
-        return new_state, {"loss": loss, "accuracy": accuracy}
+        return new_state, {"loss": loss, **metrics}
 
     return jax.jit(step, donate_argnums=0)
 
@@ -257,7 +261,8 @@ def train_supernet(space: Space, model, train: data.Split, *, steps: int, batch_
                    log_every: int = 50, progress: bool = True,
                    path_sampler: Callable[[jax.Array], jax.Array] | None = None, params: Any = None,
                    stage: str = "supernet", desc: str | None = None,
-                   hint: str = "Lower the supernet's learning rate (supernet.learning_rate).") -> TrainState:
+                   hint: str = "Lower the supernet's learning rate (supernet.learning_rate).",
+                   task: tasks.Task = tasks.CLASSIFICATION) -> TrainState:
     """Trains the supernet for `steps` steps. With a `workdir`, the stage checkpoints into
     `workdir/checkpoints/<stage>` (every `checkpoint.interval(steps, checkpoint_every)` steps)
     and resumes from its newest good checkpoint.
@@ -265,24 +270,24 @@ def train_supernet(space: Space, model, train: data.Split, *, steps: int, batch_
     `params`: start from these weights (a warm start, e.g. a few-shot sub-supernet from the
     one-shot supernet) with a fresh optimiser state and schedule, instead of initialising.
     `path_sampler(key) -> int32[paths, D]`: which architectures train (default:
-    `make_path_sampler(space, sampling)`).
+    `make_path_sampler(space, sampling)`). `task`: the loss trained (`supernet.task`).
 
     Randomness: the init key and, for step t, `fold_in(key, t)` for the path and the batch order
     comes from (seed of `key`, epoch), so a resumed run continues exactly where it stopped.
     """
     sharding.check_batch_size(batch_size, mesh)
     data.check_split(train, batch_size=batch_size, input_shape=getattr(space, "input_shape", None),
-                     num_classes=getattr(space, "num_classes", None))
+                     num_classes=getattr(space, "num_classes", None) if task.labels else None)
     init_key, path_key = jax.random.split(key)
     if params is None:
-        state = create_state(space, model, optimizer, init_key, train.x.shape[1:])
+        state = create_state(space, model, optimizer, init_key, train.x.shape[1:], train.x.dtype)
     else:
         params = jax.tree.map(jnp.array, params)  # a copy: the step donates its input
         state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
     checkpoints = checkpoint.Checkpoints(checkpoint.stage_dir(workdir, stage)) if workdir else None
     _, state = resume(checkpoints, state)
     state = sharding.replicate(mesh, state)
-    train_step = make_train_step(space, model, optimizer)
+    train_step = make_train_step(space, model, optimizer, task)
     sampler = path_sampler or make_path_sampler(space, sampling)
     start = int(state.step)
     batch_seed = int(jax.random.randint(path_key, (), 0, 2**31 - 1))

@@ -6,7 +6,7 @@ The network (every convolution follows the input's spatial rank: 1-D for [L, C] 
 [H, W, C] images):
 
     stem      3-wide conv to `stem_channels`, BN, ReLU, 2-wide max pool (stride 2)
-    op        a layer choice: 3-wide conv, 1-wide conv or 3-wide average pool      (decision `op`)
+    op        a layer choice: 3-wide average pool, 1-wide conv or 3-wide conv      (decision `op`)
     stage     1 to 3 residual blocks (decision `stage.depth`); block b is a conv of searched width
               and kernel (`stage.block{b}.conv.features`, `stage.block{b}.conv.kernel_size`), BN,
               ReLU and a 3-wide conv back to `stem_channels`, added to its input
@@ -65,10 +65,11 @@ class CNN(nn.Module):
     @nn.compact
     def __call__(self, x, train=False):
         rank, c = x.ndim - 2, self.stem_channels
-        x = nn.relu(nn.BatchNorm(use_running_average=not train)(nn.Conv(c, (3,) * rank)(x)))
+        x = nn.relu(nn.BatchNorm(use_running_average=not train)(nas.Conv(c, 3, name="stem")(x)))
         x = stem = nn.max_pool(x, (2,) * rank, strides=(2,) * rank)
-        x = nas.Choice([nn.Conv(c, (3,) * rank, name="conv3"), nn.Conv(c, (1,) * rank, name="conv1"),
-                        AvgPool3(name="avgpool3")], name="op")(x)
+        # The weight-free pool first: `space.smallest()` takes a layer choice's option 0.
+        x = nas.Choice([AvgPool3(name="avgpool3"), nn.Conv(c, (1,) * rank, name="conv1"),
+                        nn.Conv(c, (3,) * rank, name="conv3")], name="op")(x)
         block = functools.partial(Block, tuple(self.widths), tuple(self.kernel_sizes))
         x = nas.Repeat(block, depth=tuple(self.depths), name="stage")(x, train)
         x = nas.InputChoice(n_chosen=1, name="skip")([x, x + stem])   # with or without a long skip

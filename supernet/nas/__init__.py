@@ -2,6 +2,7 @@
 ordinary Linen module, and `space(module, example_input)` returns a `supernet.spaces.Space`."""
 
 from supernet.nas.primitives import Choice, Conv, Dense, InputChoice, Repeat
+from supernet.nas.check import CheckReport, check
 from supernet.nas.space import NasSpace, NasStandalone, NasSupernet, space
 
-__all__ = ["Choice", "Conv", "Dense", "InputChoice", "Repeat", "NasSpace", "NasStandalone", "NasSupernet", "space"]
+__all__ = ["CheckReport", "check", "Choice", "Conv", "Dense", "InputChoice", "Repeat", "NasSpace", "NasStandalone", "NasSupernet", "space"]

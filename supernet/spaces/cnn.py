@@ -29,7 +29,11 @@ from typing import Sequence
 import flax.linen as nn
 import numpy as np
 
-from supernet import nas
+
+def _nas():
+    """`supernet.nas`, imported on first use: it imports modules that import this package."""
+    from supernet import nas
+    return nas
 
 
 class AvgPool3(nn.Module):
@@ -48,6 +52,7 @@ class Block(nn.Module):
 
     @nn.compact
     def __call__(self, x, train=False):
+        nas = _nas()
         h = nas.Conv(features=tuple(self.widths), kernel_size=tuple(self.kernel_sizes), name="conv")(x)
         h = nn.relu(nn.BatchNorm(use_running_average=not train)(h))
         return x + nas.Conv(features=x.shape[-1], kernel_size=3, name="proj")(h)
@@ -64,7 +69,7 @@ class CNN(nn.Module):
 
     @nn.compact
     def __call__(self, x, train=False):
-        rank, c = x.ndim - 2, self.stem_channels
+        nas, rank, c = _nas(), x.ndim - 2, self.stem_channels
         x = nn.relu(nn.BatchNorm(use_running_average=not train)(nas.Conv(c, 3, name="stem")(x)))
         x = stem = nn.max_pool(x, (2,) * rank, strides=(2,) * rank)
         # The weight-free pool first: `space.smallest()` takes a layer choice's option 0.
@@ -88,7 +93,7 @@ def _options(name: str, values, *, odd: bool = False) -> tuple[int, ...]:
 
 
 def cnn1d(num_classes: int = 10, input_shape=(40, 1), stem_channels: int = 16, widths=(8, 16, 32),
-          kernel_sizes=(3, 5, 7), depths=(1, 2, 3), head_widths=(32, 64)) -> nas.NasSpace:
+          kernel_sizes=(3, 5, 7), depths=(1, 2, 3), head_widths=(32, 64)):
     """The CNN space (module docstring) for inputs of `input_shape` (channels last, e.g. (40, 1)
     for MNIST-1D).
 
@@ -104,7 +109,7 @@ def cnn1d(num_classes: int = 10, input_shape=(40, 1), stem_channels: int = 16, w
                  kernel_sizes=_options("kernel_sizes", kernel_sizes, odd=True), depths=_options("depths", depths),
                  head_widths=_options("head_widths", head_widths))
     shape = tuple(int(d) for d in input_shape)
-    space = nas.space(module, np.zeros((1, *shape), np.float32))
+    space = _nas().space(module, np.zeros((1, *shape), np.float32))
     space.name, space.input_shape, space.num_classes = "cnn1d", shape, int(num_classes)
     # An encoding that sets a skipped block's decisions names a network already named with zeros
     # there: sampled tables (`ground_truth.sample_architectures`) skip it, to hold each network once.

@@ -92,6 +92,8 @@ class NasSupernet(nn.Module):
         ctx = _Context("supernet", rows={n: w[i] for i, n in enumerate(self.names)})
         with active_context(ctx), nn.intercept_methods(_masked_batch_norm):
             y = _call(self.net, x, train, dict(self.call_kwargs))
+        if self.is_mutable_collection(STATS_COLLECTION):   # calibrated, even with no BatchNorm to calibrate
+            self.put_variable(STATS_COLLECTION, "calibrated", jnp.ones((), jnp.float32))
         return nan_if_invalid(y, w)
 
 
@@ -272,6 +274,9 @@ def space(module: nn.Module, example_input, **call_kwargs) -> NasSpace:
       ValueError naming the problem for unnamed or conflicting decisions, single-option decisions,
       candidates of different shapes, a `Repeat` block that changes shape, or a bad `n_chosen`.
     """
+    if isinstance(example_input, jax.core.Tracer):
+        raise ValueError("nas.space was called inside a jitted function, where the space's decisions cannot be "
+                         "known before compiling: call nas.space(module, x[:2]) once outside jax.jit.")
     ctx = _Context("trace")
     x = jnp.asarray(example_input)[:1]
     try:

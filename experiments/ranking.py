@@ -20,6 +20,17 @@ stops with the overrides otherwise): the official-task table
 --config.dataset.options.noise=1.0 --config.dataset.options.num_samples=20000
 --config.dataset.options.train_split=0.25`.
 
+Variant `cnn`: the CNN space ("cnn1d", `supernet/spaces/cnn.py`) against its held-out table
+(strategies/benchmarks/ground_truth_cnn_mnist1d.csv, made with `experiments/ground_truth.py:cnn`;
+no recipe was chosen on it), with the same recipe; its rankers leave out the few-shot ones (their
+split is NAS-Bench-201's edge 0->1) and NASWOT (see `get_config`). Variant `automodel`: the supernet recipe `AutoModel` uses
+(`supernet.api.SupernetOptions` defaults: uniform sampling, weight decay 5e-4, 1,200 steps of 64
+examples), for comparison; `--config.supernet.steps=10000 --config.supernet.batch_size=128` gives
+it this job's budget.
+
+    python launch.py --config experiments/ranking.py:cnn --workdir runs/ranking_cnn
+    python launch.py --config experiments/ranking.py:cnn,automodel --workdir runs/ranking_cnn_automodel
+
 `runlocal` (about a minute on 2 cores): the first 24 rows, a 5,000-example MNIST-1D draw instead
 of 35,000 and 100 supernet steps: it checks the code paths, its numbers mean nothing.
 
@@ -43,14 +54,13 @@ from experiments import common, ground_truth
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    variants = common.variants(arg, {"runlocal"}, "ranking")
-    runlocal = "runlocal" in variants
+    variants = common.variants(arg, {"runlocal", "cnn", "automodel"}, "ranking")
+    runlocal, cnn = "runlocal" in variants, "cnn" in variants
     c = common.base("ranking")  # seed: the ground-truth job's, for the same train/val carve
     c.dataset = ml_collections.ConfigDict({"name": "mnist1d", "options": ground_truth.task(runlocal)})
-    c.space = ml_collections.ConfigDict({"name": "nas_bench_201", "options": {
-        "channels": 8, "cells_per_stage": 1, "stages": 3}})
+    c.space = ml_collections.ConfigDict(ground_truth.SPACES["cnn" if cnn else "nb201"])
     c.ground_truth = ml_collections.ConfigDict({
-        "table": "strategies/benchmarks/ground_truth_nb201_mnist1d_noise2.csv",
+        "table": f"strategies/benchmarks/ground_truth_{'cnn_mnist1d' if cnn else 'nb201_mnist1d_noise2'}.csv",
         "column": "test_accuracy_mean",
         "max_rows": 24 if runlocal else 0,  # 0: every row
         # The table must have been made on this config's task (its .json file says which);
@@ -63,6 +73,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # "a+b": a hybrid ranker, the average of a's and b's ranks; the training-free hybrid is its control.
     c.rankers = ("params", "flops", "synflow", "naswot", "snip", "supernet", "supernet_loss", "few_shot",
                  "few_shot+naswot", "few_shot+params+naswot", "supernet_loss+params+naswot", "params+naswot+synflow")
+    if cnn:
+        # NASWOT reads the feature maps of the supernet's direct children, and a `supernet.nas`
+        # space's only direct child is the user's module (its output: the logits), so the hybrids
+        # are scored without it; the quickstart's search fitness is supernet accuracy + params + NASWOT.
+        c.rankers = ("params", "flops", "synflow", "snip", "supernet", "supernet_loss", "supernet_loss+params",
+                     "supernet+params", "params+synflow")
     c.proxy_batch = 64  # training examples the proxies see (synflow uses only their shape)
     c.supernet = ml_collections.ConfigDict({
         "steps": 100 if runlocal else 10_000, "batch_size": 128, "learning_rate": 0.05, "momentum": 0.9,
@@ -72,6 +88,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         "weight_decay": 1e-2, "sampling": "distinct", "checkpoint_every": 0 if runlocal else 500,
         "calib_size": 256, "eval_batch_size": 250,
         "seed": 0})  # added to `seed` for the supernet's init and paths only (the data stay `seed`'s)
+    if "automodel" in variants:  # AutoModel's SupernetOptions defaults
+        c.supernet.update({"sampling": "uniform", "weight_decay": 5e-4, "batch_size": 64,
+                           "steps": 100 if runlocal else 1200})
     # Few-shot (ranker "few_shot"): split on these decisions (0: NAS-Bench-201's edge 0->1, whose
     # output feeds edges 1->2 and 1->3), each sub-supernet warm-started from the trained one-shot
     # weights; together they train budget_share x supernet.steps more steps. Edge 0->1 at

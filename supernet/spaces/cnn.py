@@ -111,7 +111,18 @@ def cnn1d(num_classes: int = 10, input_shape=(40, 1), stem_channels: int = 16, w
     shape = tuple(int(d) for d in input_shape)
     space = _nas().space(module, np.zeros((1, *shape), np.float32))
     space.name, space.input_shape, space.num_classes = "cnn1d", shape, int(num_classes)
-    # An encoding that sets a skipped block's decisions names a network already named with zeros
-    # there: sampled tables (`ground_truth.sample_architectures`) skip it, to hold each network once.
-    space.is_degenerate = lambda arch: not np.array_equal(np.asarray(space.canonical(arch)), np.asarray(arch))
+    space.is_degenerate = functools.partial(_redundant, space)
     return space
+
+
+def _redundant(space, arch) -> bool:
+    """True when `arch` sets a decision of a block past the chosen depth: it names a network that
+    the encoding with zeros there names too. Sampled tables (`ground_truth.sample_architectures`)
+    skip it, to hold each network once. (`space.canonical` on the host, without dispatch.)"""
+    a = np.asarray(arch)
+    index = {n: i for i, n in enumerate(space.decision_names)}
+    for d, name in enumerate(space.decision_names):
+        for repeat, block in space.records[name]["enclosing"]:
+            if space.records[repeat]["values"][a[index[repeat]]] <= block and a[d] != 0:
+                return True
+    return False

@@ -3,7 +3,9 @@
 A primitive reads how to behave from the active `_Context`, set by the wrappers in `space.py`:
 - "trace": record each decision (name, options, enclosing `Repeat` blocks) and run the largest option;
 - "supernet": read the decision's weight row float[K] and mix masks (one shape for every architecture);
-- "fixed": build the chosen option as a layer of static size (the extracted network).
+- "fixed": build the chosen option as a layer of static size (the extracted network);
+- "probe": sizes as in "fixed", but every candidate and block runs (as in "trace"), and each layer
+  records its cost terms with the branches it sits in, so counts can be taken for any architecture.
 Outside those wrappers a primitive raises: its decisions would be unknown.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import itertools
 import re
 import threading
+import warnings
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
@@ -31,7 +34,24 @@ class _Context:
         self.choices = choices or {}    # fixed: name -> chosen option index
         self.decisions: dict[str, dict] = {}   # trace: name -> record, in call order
         self.repeat_stack: list[tuple[str, int]] = []   # enclosing (repeat decision, block index)
-        self.flops = 0                  # fixed: forward FLOPs per example of recorded layers
+        self.choice_stack: list[tuple[str, int]] = []   # enclosing (choice decision, candidate index)
+        self.terms: dict[tuple, list] = {}   # probe: (module path, kind) -> [FLOPs per example, branches]
+        self.branches: dict[tuple, tuple] = {}   # probe: module path -> the branches it runs in
+
+    @property
+    def sized(self) -> bool:
+        """Whether layers take the chosen sizes (not the largest)."""
+        return self.mode in ("fixed", "probe")
+
+    def count(self, module: nn.Module, kind: str, flops: int):
+        """probe: adds a layer's cost term (its FLOPs per example) with the branches it runs in."""
+        if self.mode == "probe":
+            key = (tuple(module.scope.path), kind)
+            entry = self.terms.setdefault(key, [0, self.where()])
+            entry[0] += int(flops)
+
+    def where(self) -> tuple:
+        return tuple(self.repeat_stack), tuple(self.choice_stack)
 
 
 class active_context:
@@ -65,11 +85,19 @@ def _decision_name(module: nn.Module, kind: str) -> str:
     return ".".join(module.scope.path[1:]) + (f".{kind}" if kind else "")
 
 
+def _single(module: nn.Module, what: str, options: Sequence[Any], ctx: _Context) -> bool:
+    """True when `options` has one entry: it is used as fixed, not searched (a warning says so
+    while tracing)."""
+    if len(options) == 0:
+        raise ValueError(f"nas.{type(module).__name__} {module.name}: {what} has no option; pass at least one.")
+    if len(options) == 1 and ctx.mode == "trace":
+        warnings.warn(f"nas.{type(module).__name__} {module.name}: {what} has a single option {options[0]!r}, so it "
+                      f"is fixed, not a decision; pass a plain value to say so.", stacklevel=3)
+    return len(options) == 1
+
+
 def _register(module: nn.Module, kind: str, options: Sequence[Any], ctx: _Context, **info) -> str:
     name = _decision_name(module, kind)
-    if len(options) < 2:
-        raise ValueError(f"decision {name!r} has a single option {list(options)}: that is not a decision; "
-                         f"pass a plain value (or a plain layer) instead.")
     if ctx.mode == "trace":
         labels = tuple(str(o) for o in options)
         if name in ctx.decisions:
@@ -115,8 +143,10 @@ class _Searchable(nn.Module):
         if not isinstance(self.features, (tuple, list)):
             return int(self.features), None
         options = tuple(self.features)
+        if _single(self, "features", options, ctx):
+            return int(options[0]), None
         name = _register(self, "features", options, ctx)
-        if ctx.mode == "fixed":
+        if ctx.sized:
             return options[ctx.choices[name]], None
         big = max(options)
         if ctx.mode == "trace":
@@ -176,9 +206,9 @@ class Conv(_Searchable):
         if any(int(k) % 2 == 0 for k in sizes):
             raise ValueError(f"nas.Conv {self.name}: kernel sizes must be odd to share a centred kernel; got {sizes}.")
         k, kernel_mask = int(sizes[0]), None
-        if isinstance(self.kernel_size, (tuple, list)):
+        if isinstance(self.kernel_size, (tuple, list)) and not _single(self, "kernel_size", sizes, ctx):
             name = _register(self, "kernel_size", sizes, ctx)
-            k = sizes[ctx.choices[name]] if ctx.mode == "fixed" else max(sizes)
+            k = sizes[ctx.choices[name]] if ctx.sized else max(sizes)
             if ctx.mode == "supernet":
                 masks = np.stack([_centre_crop_mask(k, s, rank) for s in sizes]).astype(np.float32)
                 kernel_mask = jnp.tensordot(_row(ctx, name, len(sizes)), masks, 1)
@@ -192,9 +222,9 @@ class Conv(_Searchable):
                                          dimension_numbers=_dimension_numbers(rank))
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (width,))
-        if ctx.mode == "fixed":
-            taps = np.prod([conv_taps(n, k, s, low=(k - 1) // 2) for n, s in zip(x.shape[1:-1], strides)])
-            ctx.flops += 2 * int(taps) * x.shape[-1] * width
+            ctx.count(self, "bias", np.prod(y.shape[1:]))
+        taps = np.prod([conv_taps(n, k, s, low=(k - 1) // 2) for n, s in zip(x.shape[1:-1], strides)])
+        ctx.count(self, "macs", 2 * int(taps) * x.shape[-1] * width)
         return y if channel_mask is None else y * channel_mask
 
 
@@ -227,8 +257,8 @@ class Dense(_Searchable):
         y = x @ kernel.astype(x.dtype)
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (width,))
-        if ctx.mode == "fixed":
-            ctx.flops += 2 * int(np.prod(x.shape[1:-1])) * x.shape[-1] * width
+            ctx.count(self, "bias", np.prod(y.shape[1:]))
+        ctx.count(self, "macs", 2 * int(np.prod(x.shape[1:-1])) * x.shape[-1] * width)
         return y if channel_mask is None else y * channel_mask
 
 
@@ -248,9 +278,20 @@ class Choice(nn.Module):
     def __call__(self, *args, **kwargs):
         ctx = _context("Choice")
         labels = [_describe(c) for c in self.candidates]
+        if _single(self, "candidates", labels, ctx):
+            return self.candidates[0](*args, **kwargs)
         name = _register(self, "", labels, ctx, candidate_paths=None)
         if ctx.mode == "fixed":
             return self.candidates[ctx.choices[name]](*args, **kwargs)
+        if ctx.mode == "probe":   # every candidate runs, to record its costs; the chosen one flows on
+            outputs = []
+            for j, candidate in enumerate(self.candidates):
+                ctx.choice_stack.append((name, j))
+                try:
+                    outputs.append(candidate(*args, **kwargs))
+                finally:
+                    ctx.choice_stack.pop()
+            return outputs[ctx.choices[name]]
         outputs = [c(*args, **kwargs) for c in self.candidates]
         shapes = [jnp.shape(o) for o in outputs]
         for label, shape in zip(labels[1:], shapes[1:]):
@@ -280,15 +321,21 @@ class Repeat(nn.Module):
     def __call__(self, x, *args, **kwargs):
         ctx = _context("Repeat")
         depths = _as_tuple(self.depth)
-        name = _register(self, "depth", depths, ctx)
-        count = depths[ctx.choices[name]] if ctx.mode == "fixed" else max(depths)
+        name = None if _single(self, "depth", depths, ctx) else _register(self, "depth", depths, ctx)
+        count = depths[0] if name is None else depths[ctx.choices[name]] if ctx.mode == "fixed" else max(depths)
+        chosen = depths[ctx.choices[name]] if name is not None and ctx.sized else count
         for i in range(count):
             block = self.block_fn().clone(parent=self, name=f"block{i + 1}")
+            if name is None:   # a fixed depth: nothing is skipped, so a block may change the shape
+                x = block(x, *args, **kwargs)
+                continue
             ctx.repeat_stack.append((name, i))
             try:
                 y = block(x, *args, **kwargs)
             finally:
                 ctx.repeat_stack.pop()
+            if ctx.mode == "probe" and i >= chosen:   # run past the chosen depth only to record costs
+                continue
             if jnp.shape(y) != jnp.shape(x):
                 raise ValueError(f"nas.Repeat {name!r}: block{i + 1} changes the shape {jnp.shape(x)} -> "
                                  f"{jnp.shape(y)}, so it cannot be skipped; keep the shape inside a Repeat.")
@@ -315,9 +362,11 @@ class InputChoice(nn.Module):
             raise ValueError(f"nas.InputChoice {self.name}: n_chosen={self.n_chosen} but {len(inputs)} inputs; "
                              f"choose between 1 and {len(inputs)}.")
         combos = list(itertools.combinations(range(len(inputs)), self.n_chosen))
-        name = _register(self, "", ["+".join(map(str, c)) for c in combos], ctx)
         reduce = self._reduce
-        if ctx.mode == "fixed":
+        if _single(self, f"n_chosen={self.n_chosen} of {len(inputs)} inputs", combos, ctx):
+            return reduce(list(inputs))
+        name = _register(self, "", ["+".join(map(str, c)) for c in combos], ctx)
+        if ctx.sized:
             return reduce([inputs[i] for i in combos[ctx.choices[name]]])
         outputs = [reduce([inputs[i] for i in c]) for c in combos]
         if ctx.mode == "trace":

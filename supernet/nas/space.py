@@ -9,7 +9,6 @@ collection is mutable (calibration), and zeroes channels that a narrower layer s
 
 from __future__ import annotations
 
-import functools
 import inspect
 
 import flax
@@ -19,7 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from supernet.layers import STATS_COLLECTION, as_weights, nan_if_invalid
-from supernet.nas.primitives import _Context, active_context, conv_taps
+from supernet.nas.counts import Counts
+from supernet.nas.primitives import _Context, active_context
 from supernet.spaces.base import Space
 
 
@@ -49,27 +49,6 @@ def _masked_batch_norm(next_fun, args, kwargs, context):
         y = y + m.param("bias", m.bias_init, (features,))
     live = (var > 0) | (mean != 0)   # a channel past the chosen width is exactly zero
     return y * live
-
-
-def _count_flops(ctx, next_fun, args, kwargs, context):
-    """Adds plain nn.Conv / nn.Dense forward FLOPs (per example) while the extracted net is traced."""
-    y = next_fun(*args, **kwargs)
-    m = context.module
-    if isinstance(m, (nn.Conv, nn.Dense)) and context.method_name == "__call__":
-        kernel = m.get_variable("params", "kernel")
-        ctx.flops += 2 * _taps(m, args[0], kernel) * int(np.prod(kernel.shape[-2:]))
-    return y
-
-
-def _taps(m, x, kernel) -> int:
-    """Positions x kernel taps inside the input (a dense layer: its positions)."""
-    if isinstance(m, nn.Dense):
-        return int(np.prod(x.shape[1:-1]))
-    strides = m.strides if isinstance(m.strides, (tuple, list)) else (m.strides or 1,) * (kernel.ndim - 2)
-    if m.padding not in ("SAME", "VALID") or m.kernel_dilation not in (1, None):
-        return int(np.prod(x.shape[1:-1])) * int(np.prod(kernel.shape[:-2]))   # full count
-    return int(np.prod([conv_taps(n, k, s, m.padding == "SAME")
-                        for n, k, s in zip(x.shape[1:-1], kernel.shape[:-2], strides)]))
 
 
 def _call(net, x, train, call_kwargs):
@@ -142,7 +121,8 @@ class NasSpace(Space):
         self.example = jnp.asarray(example_input)[:1]
         self.call_kwargs = tuple(sorted(call_kwargs.items()))
         self.records = decisions
-        self._counts = functools.lru_cache(maxsize=65536)(self._count)
+        self.counts = Counts(lambda: _Trace(module, self.call_kwargs), self.example, decisions,
+                             self.decision_names, self.num_choices)
 
     # -- networks --------------------------------------------------------------------------------
     def supernet(self, mixed: bool = False, head: bool = True, stem: bool = True) -> NasSupernet:
@@ -175,27 +155,14 @@ class NasSpace(Space):
         return out
 
     # -- counts ----------------------------------------------------------------------------------
-    def _count(self, choices: tuple) -> tuple[int, int]:
-        ctx = _Context("fixed", choices=dict(choices))
-        model = _Trace(self.module, self.call_kwargs)   # reads `ctx`, so the nas layers count into it
-
-        def init():
-            with nn.intercept_methods(functools.partial(_count_flops, ctx)):
-                variables = model.init(jax.random.key(0), self.example)
-            return variables
-
-        variables = _traced_with(ctx, init)
-        params = sum(int(np.prod(l.shape)) for l in jax.tree_util.tree_leaves(variables.get("params", {})))
-        return params, int(ctx.flops)
-
     def params(self, arch) -> int:
-        """Parameters of the extracted network (traced once per distinct architecture, cached)."""
-        return self._counts(self._choices(arch))[0]
+        """Parameters of the extracted network (`supernet.nas.counts`: probed, then formulas)."""
+        return self.counts(self._choices(arch))[0]
 
     def flops(self, arch) -> int:
-        """Forward FLOPs per example of the extracted network: 2 x multiply-adds of every conv and
-        dense layer over the traced shapes (once per distinct architecture, cached)."""
-        return self._counts(self._choices(arch))[1]
+        """Forward FLOPs per example of the extracted network, by the rule in `supernet.nas.counts`:
+        conv and dense multiply-adds x 2, bias adds and normalisations, over the traced shapes."""
+        return self.counts(self._choices(arch))[1]
 
     def largest(self) -> np.ndarray:
         return np.asarray([self._extreme(n, max) for n in self.decision_names], np.int32)
@@ -212,7 +179,7 @@ class NasSpace(Space):
 
     def _heaviest_candidate(self, name: str) -> int:
         base = self._choices(np.zeros(self.num_decisions, np.int32))
-        sizes = [self._counts(tuple((n, k if n == name else c) for n, c in base))[0]
+        sizes = [self.counts(tuple((n, k if n == name else c) for n, c in base))[0]
                  for k in range(len(self.records[name]["labels"]))]
         return int(np.argmax(sizes))
 

@@ -1,0 +1,53 @@
+"""The Transformer encoder example (experiments/own_transformer.py) searched end to end at a tiny size."""
+
+import jax
+import numpy as np
+import pytest
+
+from experiments import own_transformer
+from supernet import retrain
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return own_transformer.main("tiny", progress=False)
+
+
+def test_search_ran_over_depth_mixer_heads_and_mlp_width(tiny):
+    summary, result = tiny
+    per_block = ("mixer", "attention.heads", "mlp.features")
+    assert summary["decisions"] == ("blocks.depth",) + tuple(
+        f"blocks.block{i}.{kind}" for i in (1, 2) for kind in per_block)
+    assert summary["evaluated"] == 4 == len(result.history["val_accuracy"])
+    assert np.isfinite(result.history["val_accuracy"]).all()
+
+
+def test_winner_is_plain_flax_with_exactly_the_counted_parameters(tiny):
+    summary, result = tiny
+    assert set(result.variables) <= {"params", "batch_stats"}   # no supernet collections
+    leaves = jax.tree_util.tree_leaves(result.variables["params"])
+    assert all(isinstance(leaf, jax.Array) for leaf in leaves)
+    counted = sum(leaf.size for leaf in leaves)
+    assert counted == result.space.params(result.architecture) == summary["winner"]["params"]
+    # Each block holds only the chosen options' weights, at their static sizes.
+    chosen, blocks = result.best_architecture_dict, result.variables["params"]["net"]["blocks"]
+    assert sorted(blocks) == [f"block{i}" for i in range(1, int(chosen["blocks.depth"]) + 1)]
+    for name, block in blocks.items():
+        assert block["mlp"]["kernel"].shape == (8, int(chosen[f"blocks.{name}.mlp.features"]))
+        if chosen[f"blocks.{name}.mixer"] == "ConvMixer(conv)":
+            assert "attention" not in block and block["conv"]["depthwise"]["kernel"].shape == (5, 1, 8)
+        else:
+            heads = int(chosen[f"blocks.{name}.attention.heads"].split("heads")[-1].rstrip(")"))
+            assert "conv" not in block and list(block["attention"]) == [f"heads{heads}"]
+            assert block["attention"][f"heads{heads}"]["query"]["kernel"].shape == (8, heads, 8 // heads)
+
+
+def test_winner_and_baseline_have_test_accuracies(tiny):
+    summary, result = tiny
+    winner, baseline = summary["winner"], summary["baseline"]
+    assert winner["test_accuracy"] == result.best_accuracy == retrain.accuracy(
+        result.network, result.variables, result.dataset.test)
+    assert 0.0 <= baseline["test_accuracy"] <= 1.0 and len(baseline["test_accuracy_per_retrain_seed"]) == 1
+    assert baseline["architecture"]["blocks.depth"] == "2" and baseline["params"] > 0
+    assert {baseline["architecture"][f"blocks.block{i}.{kind}"] for i in (1, 2) for kind in ("mixer", "attention.heads")} \
+        == {"Attention(attention)", "MultiHeadDotProductAttention(heads2)"}

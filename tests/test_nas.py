@@ -129,10 +129,10 @@ def test_a_single_option_is_fixed_not_a_decision():
         space = _trace(body)
     assert len(caught) == 4 and all("\n" not in str(w.message) for w in caught)
     assert space.decision_names == ("c.kernel_size",)
-    x = jnp.ones((1, 4, 4, 2))
-    variables = space.supernet().init(jax.random.key(0), x, space.largest())
+    x, model = jnp.ones((1, 4, 4, 2)), space.supernet()
+    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x, space.largest()))
     assert variables["params"]["net"]["c"]["kernel"].shape == (5, 5, 2, 4)
-    assert space.supernet().apply(variables, x, space.largest()).shape == (1, 4, 4, 5)
+    assert jax.eval_shape(lambda v: model.apply(v, x, space.largest()), variables).shape == (1, 4, 4, 5)
 
 
 def test_primitives_outside_a_space_or_a_space_inside_jit_are_refused():
@@ -184,10 +184,14 @@ def test_one_dimensional_conv_extracts_exactly_and_counts():
     model = space.supernet()
     variables = model.init(jax.random.key(1), x, space.largest(), train=False)
     assert variables["params"]["net"]["head"]["kernel"].shape == (5, 6, 8)
-    calibrated = jax.jit(lambda v, a: calibrate_variables(model, v, a, x))
-    for arch in np.asarray(space.sample(jax.random.key(2), 6)):
-        v = calibrated(variables, jnp.asarray(arch))
-        logits = model.apply(v, x, arch, train=False)
+
+    @jax.jit
+    def calibrated(v, a):
+        v = calibrate_variables(model, v, a, x)
+        return v, model.apply(v, x, a, train=False)
+
+    for arch in np.asarray(space.sample(jax.random.key(2), 3)):
+        v, logits = calibrated(variables, jnp.asarray(arch))
         extracted = space.extract_variables(v, arch)
         network = space.standalone(arch)
         np.testing.assert_allclose(network.apply(extracted, x, train=False), logits, atol=1e-4)

@@ -79,7 +79,7 @@ def test_a_hand_written_space_passes_and_a_wrong_params_is_caught():
     assert [r["params"] for r in report.rows[:2]] == [39, 21]
     with pytest.raises(ValueError, match=r"SevenParams.params is wrong .* returns 7 but the extracted network has "
                                          r"\d+ parameters") as err:
-        nas.check(SevenParams(), n_random=1)
+        nas.check(SevenParams(), n_random=0)
     assert "\n" not in str(err.value)
 
 
@@ -109,5 +109,5 @@ def test_a_traced_space_passes():
             x = nas.InputChoice(n_chosen=1, name="skip")([x, nn.relu(x)])
             return nn.Dense(2)(x.mean(1))
 
-    report = nas.check(nas.space(Net(), jnp.zeros((2, 16, 4))), n_random=1)
+    report = nas.check(nas.space(Net(), jnp.zeros((2, 16, 4))), n_random=0)
     assert all(r["max_abs_diff"] <= 1e-4 for r in report.rows) and "passed" in str(report)

@@ -88,8 +88,8 @@ class Baseline(nn.Module):
 # Learning rate 0.005, not the default 0.05: an MSE's gradients grow with the error (cross-entropy's
 # are bounded), and at 0.01 this supernet's loss diverged within 50 steps.
 LR = 0.005
-SIZES = {"tiny": dict(n=400, supernet={"steps": 10, "learning_rate": LR}, search={"budget": 4, "population": 2},
-                      retrain={"steps": 5, "learning_rate": LR}),
+SIZES = {"tiny": dict(n=200, supernet={"steps": 4, "learning_rate": LR, "batch_size": 32},
+                      search={"budget": 2, "population": 2}, retrain={"steps": 2, "learning_rate": LR, "batch_size": 32}),
          "full": dict(n=4000, supernet={"steps": 1500, "learning_rate": LR}, search={"budget": 60, "population": 10},
                       retrain={"steps": 1000, "learning_rate": LR})}
 

@@ -18,31 +18,30 @@ then the best `gp_size` (the region a late search cares about); every `tell` cos
 target, which leaves the posterior and the likelihood comparison unchanged.
 
 Acquisition (`acquisition="ei"`, expected improvement over the best observed fitness, or `"ucb"`,
-mean + `ucb_beta` * std) is maximised over a candidate pool: the whole one-decision neighbourhood
-of each of the `num_incumbents` best architectures since the last restart (mutation-based
-acquisition optimisation as in BANANAS, White et al. AAAI 2021, made exhaustive as in local
-search), `mutations_per_incumbent` two-decision mutations of each, plus `num_random` uniform ones.
-By default (one incumbent, nothing else) the pool is a trust region of one decision around the
-incumbent, as in the categorical trust regions of CASMOPOLITAN (Wan et al., ICML 2021) with its
-radius fixed at 1. The first `num_initial` proposals are uniform random.
+mean + `ucb_beta` * std) is maximised over a candidate pool with two parts, scored together:
+- local, a trust region around the best result since the last restart, as in CASMOPOLITAN (Wan et
+  al., ICML 2021) and TuRBO (Eriksson et al., NeurIPS 2019): the centre's whole one-decision
+  neighbourhood plus `trust_region_samples` cells at a uniform Hamming distance of 1..radius. The
+  radius starts at `init_radius`, grows by one decision after `success_tolerance` results in a row
+  that improved on the centre and shrinks by one after `failure_tolerance` results without; when
+  it collapses below 1 the search restarts (a new uniform design of `num_initial`, the radius
+  reset);
+- global: one- and two-decision mutations of the `num_incumbents` best results so far (mutation-
+  based acquisition optimisation, as in BANANAS, White et al. AAAI 2021), plus `num_random` uniform
+  cells.
+The first `num_initial` proposals, and those after a restart, are uniform random. The GP keeps every
+result across restarts (what was learned elsewhere still ranks the new region's candidates), and
+the search returns its best overall.
 
-Restarts, after TuRBO (Eriksson et al., NeurIPS 2019): the local pool around the incumbents is a
-local search, and a local search can settle on a local optimum whose neighbourhood is exhausted.
-By default (`restart_patience=None`) the search restarts when every neighbour of the best result
-since the last restart was evaluated, or as many results as it has neighbours came in without
-improving on it (`hill_climb.local_search_over`); an integer `restart_patience` restarts after that many
-results in a row without improvement instead, and 0 never restarts. A restart begins a new
-uniform initial design of `num_initial`, and from then on the incumbents are the best results
-since the restart only. The GP keeps every result (what was learned elsewhere still ranks the new
-region's candidates), and the search still returns its best overall.
+What the model contributes: the GP's acquisition chooses, among a few hundred candidates near and
+far, the one query to make; `acquisition="random"` keeps the pool and the trust region but takes
+the candidates in random order, and `trust_region=False` gives the earlier pool, the one-decision
+neighbourhoods of the best results since a restart (restarts when that local search is over).
+The record experiments/measured/evolution_bayesian/ has both figures beside the default's.
 
-The defaults were chosen on the NAS-Bench-201 table by validation accuracy, on seeds other than
-the ones reported (mean test accuracy of the returned cell at 100 queries, tuning seeds 100-299):
-10 incumbents with 30 two-decision mutations each and 200 uniform candidates, the previous
-default, 88.81; the same with the linear mean 88.83; one incumbent 88.87; one incumbent and no
-other candidates 88.92 (88.88 without the linear mean). Earlier, on 20 tuning seeds, restarting
-on the local search's end instead of after 40 results without improvement had raised it from
-88.72 to 88.81.
+The defaults were chosen on the NAS-Bench-201 table by validation accuracy, on seeds from 100 on
+(`tune.py` in that record). `restart_patience`, an integer, restarts after that many results in a
+row without improvement instead of on the trust region's collapse (0 never restarts).
 
 Batches (`ask` with n > 1) use the kriging believer (Ginsbourger et al. 2010): the batch is chosen
 greedily, and after each pick the GP is conditioned on its own posterior mean there. The mean is
@@ -91,7 +90,10 @@ class GaussianProcess(NamedTuple):
 class BayesianState(NamedTuple):
     history: buffer.History
     gp: GaussianProcess
-    restart_at: jax.Array  # int32: the number of results told when the current local search began
+    restart_at: jax.Array  # int32: the number of results told when the current search began
+    radius: jax.Array      # int32: the trust region's Hamming radius
+    successes: jax.Array   # int32: results in a row that improved on the best since the restart
+    failures: jax.Array    # int32: results in a row that did not
 
 
 def _differing(a, b, num_choices):
@@ -207,16 +209,82 @@ def expected_improvement(mean, std, best):
     return (mean - best) * jax.scipy.stats.norm.cdf(z) + std * jax.scipy.stats.norm.pdf(z)
 
 
+def hamming_ball_samples(key, centres, radius, num_choices):
+    """For each row of `centres` (int32[n, D]), an architecture at a uniform Hamming distance in
+    1..`radius` (a traced int, at least 1): that many decisions, chosen uniformly, each moved to a
+    different option. Decisions with one option never change (a radius beyond the others gives
+    fewer changes). Jittable: int32[n, D]."""
+    n, d = centres.shape
+    u = jax.random.uniform(key, (n, 2 * d + 1))
+    sizes = jnp.asarray(num_choices, jnp.int32)
+    # A random rank per decision, the ones that cannot change last.
+    order = jnp.argsort(jnp.argsort(u[:, :d] + (sizes <= 1), axis=1), axis=1)
+    distance = 1 + jnp.floor(u[:, -1] * jnp.clip(radius, 1, d)).astype(jnp.int32)
+    # A shift in 1..size-1 modulo size always lands on a different option.
+    shift = 1 + jnp.floor(u[:, d:2 * d] * jnp.maximum(sizes - 1, 1)).astype(jnp.int32)
+    moved = (order < distance[:, None]) & (sizes > 1)
+    return jnp.where(moved, (centres + shift) % sizes, centres).astype(jnp.int32)
+
+
+def trust_region_update(radius, successes, failures, improved, *, max_radius, init_radius,
+                        success_tolerance, failure_tolerance):
+    """One step of the trust region's radius (CASMOPOLITAN, TuRBO): `success_tolerance`
+    improvements in a row widen it by one decision, `failure_tolerance` results in a row without
+    one narrow it by one. Returns (radius, successes, failures, collapsed): a radius below 1 has
+    collapsed, and comes back as `init_radius` for the restart that follows."""
+    successes = jnp.where(improved, successes + 1, 0)
+    failures = jnp.where(improved, 0, failures + 1)
+    grow, shrink = successes >= success_tolerance, failures >= failure_tolerance
+    radius = jnp.clip(radius + grow.astype(jnp.int32) - shrink.astype(jnp.int32), 0, max_radius)
+    successes, failures = jnp.where(grow, 0, successes), jnp.where(shrink, 0, failures)
+    collapsed = radius < 1
+    return jnp.where(collapsed, init_radius, radius), successes, failures, collapsed
+
+
 def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2.0, num_initial: int = 10,
-              num_incumbents: int = 1, mutations_per_incumbent: int = 0, num_random: int = 0,
-              gp_size: int = 300, restart_patience: int | None = None, linear_mean: bool = True) -> interface.Core:
-    if acquisition not in ("ei", "ucb"):
-        raise ValueError(f"bayesian: acquisition must be 'ei' or 'ucb', got {acquisition!r}.")
+              trust_region: bool = True, trust_region_samples: int = 64, init_radius: int = 2,
+              success_tolerance: int = 2, failure_tolerance: int = 10, num_incumbents: int = 5,
+              mutations_per_incumbent: int = 8, num_random: int = 64, gp_size: int = 300,
+              restart_patience: int | None = None, linear_mean: bool = True) -> interface.Core:
+    """The Bayesian optimisation core for `interface.build`.
+
+    Args:
+      space, capacity: the search space and the history's capacity.
+      acquisition: "ei" (expected improvement), "ucb" (mean + ucb_beta * std), or "random" (the
+        pool in random order: the surrogate switched off, for ablations).
+      num_initial: uniform samples before the first model-guided proposal, and after each restart.
+      trust_region: the local part of the pool is a trust region around the best result since the
+        last restart, its Hamming radius adapting (start `init_radius`, wider after
+        `success_tolerance` improvements in a row, narrower after `failure_tolerance` results
+        without one; restart when it collapses). False: the one-decision neighbourhoods of the
+        `num_incumbents` best (the radius fixed at 1, restarts when a local search is over).
+      trust_region_samples: candidates drawn inside the trust region, besides the centre's whole
+        one-decision neighbourhood.
+      num_incumbents, mutations_per_incumbent, num_random: the global part of the pool, mutations
+        (one or two decisions) of the best `num_incumbents` results overall and uniform samples.
+      gp_size: the GP learns from at most this many results (the best ones).
+      restart_patience: None (restart as `trust_region` says), or restart after that many results
+        in a row without improvement (0: never).
+      linear_mean: the GP's prior mean is the linear surrogate (else a constant).
+    Returns:
+      an `interface.Core`.
+    """
+    if acquisition not in ("ei", "ucb", "random"):
+        raise ValueError(f"bayesian: acquisition must be 'ei', 'ucb' or 'random', got {acquisition!r}.")
     if not 1 <= gp_size <= capacity:
         raise ValueError(f"bayesian: gp_size must be in 1..capacity ({capacity}), got {gp_size}.")
     if not 1 <= num_incumbents <= capacity:
         raise ValueError(f"bayesian: num_incumbents must be in 1..capacity ({capacity}), got {num_incumbents}.")
     num_choices, num_decisions = space.num_choices, space.num_decisions
+    if not 1 <= init_radius <= num_decisions:
+        raise ValueError(f"bayesian: init_radius must be in 1..{num_decisions} (the decisions), got {init_radius}.")
+    if min(success_tolerance, failure_tolerance) < 1:
+        raise ValueError(f"bayesian: success_tolerance and failure_tolerance must be at least 1, got "
+                         f"{success_tolerance} and {failure_tolerance}.")
+    if min(trust_region_samples, mutations_per_incumbent, num_random) < 0 or num_initial < 1:
+        raise ValueError("bayesian: trust_region_samples, mutations_per_incumbent and num_random must be >= 0, "
+                         f"num_initial >= 1; got {trust_region_samples}, {mutations_per_incumbent}, "
+                         f"{num_random}, {num_initial}.")
 
     def fit_to(history):
         mean = surrogate.fit_linear_surrogate(history, space) if linear_mean else None
@@ -225,51 +293,80 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
     def init(key):
         del key
         history = buffer.empty_history(num_decisions, capacity)
-        return BayesianState(history, fit_to(history), jnp.zeros((), jnp.int32))
+        zero = jnp.zeros((), jnp.int32)
+        return BayesianState(history, fit_to(history), zero, jnp.asarray(init_radius, jnp.int32), zero, zero)
 
     def score(mean, std, best):
         if acquisition == "ucb":
             return mean + ucb_beta * std
         return expected_improvement(mean, std, best)
 
-    def local_incumbents(state):
-        """The best `num_incumbents` results since the last restart."""
-        current = buffer.since(state.history, state.restart_at)
-        return buffer.top_k(state._replace(history=current), num_incumbents)[0]
-
     def candidates(key, state):
-        k_one, k_two, k_random = jax.random.split(key, 3)
-        incumbents = local_incumbents(state)
-        parents = jnp.repeat(incumbents, mutations_per_incumbent, axis=0)
-        two_steps = archs_lib.mutate(k_two, archs_lib.mutate(k_one, parents, num_choices), num_choices)
-        return jnp.concatenate([archs_lib.neighbours(incumbents, num_choices), two_steps,
-                                archs_lib.uniform(k_random, num_random, num_choices)])
+        k_one, k_two, k_ball, k_random = jax.random.split(key, 4)
+        current = buffer.since(state.history, state.restart_at)
+        if trust_region:  # the centre's whole neighbourhood, then samples out to the radius
+            centre = buffer.best_since(state.history, state.restart_at)[None]
+            ball = hamming_ball_samples(k_ball, jnp.repeat(centre, trust_region_samples, axis=0), state.radius,
+                                        num_choices)
+            local = jnp.concatenate([archs_lib.neighbours(centre, num_choices), ball])
+            good = buffer.top_k(state, num_incumbents)[0]  # the global part: the best overall
+        else:  # the neighbourhoods of the best since the last restart
+            good = buffer.top_k(state._replace(history=current), num_incumbents)[0]
+            local = archs_lib.neighbours(good, num_choices)
+        parents = jnp.repeat(good, mutations_per_incumbent, axis=0)
+        one_step = archs_lib.mutate(k_one, parents, num_choices)
+        # Half the mutations change one decision, half two.
+        two_steps = archs_lib.mutate(k_two, one_step, num_choices)
+        half = jnp.arange(parents.shape[0]) % 2 == 0
+        mutations = jnp.where(half[:, None], one_step, two_steps)
+        return jnp.concatenate([local, mutations, archs_lib.uniform(k_random, num_random, num_choices)])
 
     def propose(key, state, n):
         gp = state.gp
-        pool = candidates(key, state)
-        mean, std = predict(gp, pool, num_choices)
-        best = gp.best
-        priority = score(mean, std, best)
-        if n > 1:
-            seen = buffer.evaluated(pool, state.history, space)
-            picks = kriging_believer(score, mean, joint_covariance(gp, pool, num_choices), best, n, seen)
-            # The believer's picks first, in order; the rest behind them (in (-1, 0], same order as
-            # the plain acquisition) for when `ask` must drop a pick as infeasible.
-            rest = -1.0 / (1.0 + priority - jnp.min(priority))
-            priority = rest.at[picks].set(n - jnp.arange(n, dtype=jnp.float32))
+        k_pool, k_rank = jax.random.split(key)
+        pool = candidates(k_pool, state)
+        if acquisition == "random":
+            priority = jax.random.uniform(k_rank, (pool.shape[0],))
+        else:
+            mean, std = predict(gp, pool, num_choices)
+            best = gp.best
+            priority = score(mean, std, best)
+            if n > 1:
+                seen = buffer.evaluated(pool, state.history, space)
+                picks = kriging_believer(score, mean, joint_covariance(gp, pool, num_choices), best, n, seen)
+                # The believer's picks first, in order; the rest behind them (in (-1, 0], same order
+                # as the plain acquisition) for when `ask` must drop a pick as infeasible.
+                rest = -1.0 / (1.0 + priority - jnp.min(priority))
+                priority = rest.at[picks].set(n - jnp.arange(n, dtype=jnp.float32))
         # During an initial design nothing is wanted: ask's uniform fill supplies the proposals.
         initial = state.history.count - state.restart_at < num_initial
         return pool, jnp.where(initial, -jnp.inf, priority)
 
     def learn(state, archs, fitness):
-        del archs, fitness
+        del archs
         history = state.history
-        if restart_patience is None:
-            restart_at = hill_climb.restart_when_over(history, state.restart_at, space)
-        else:
+        told = history.count - fitness.shape[0]  # results before this batch
+        before = buffer.since(history, state.restart_at)
+        before_best = jnp.max(jnp.where(buffer.result_index(history) < told, before.fitness, -jnp.inf))
+        improved = jnp.max(fitness) > before_best
+        designing = told - state.restart_at < num_initial  # the radius adapts only once guided
+        radius, successes, failures, collapsed = trust_region_update(
+            state.radius, state.successes, state.failures, improved, max_radius=num_decisions,
+            init_radius=init_radius, success_tolerance=success_tolerance, failure_tolerance=failure_tolerance)
+        radius, successes, failures = (jnp.where(designing, old, new) for old, new in
+                                       ((state.radius, radius), (state.successes, successes),
+                                        (state.failures, failures)))
+        collapsed = collapsed & ~designing
+        if restart_patience is not None:
             stagnated = buffer.queries_since_best(history, state.restart_at) >= max(restart_patience, 1)
-            restart_at = jnp.where((restart_patience > 0) & stagnated, history.count, state.restart_at)
-        return state._replace(gp=fit_to(history), restart_at=restart_at.astype(jnp.int32))
+            restart = (restart_patience > 0) & stagnated
+        elif trust_region:
+            restart = collapsed
+        else:
+            restart = hill_climb.local_search_over(history, state.restart_at, space)
+        restart_at = jnp.where(restart, history.count, state.restart_at).astype(jnp.int32)
+        radius = jnp.where(restart, init_radius, radius).astype(jnp.int32)
+        successes, failures = (jnp.where(restart, 0, c).astype(jnp.int32) for c in (successes, failures))
+        return BayesianState(history, fit_to(history), restart_at, radius, successes, failures)
 
     return interface.Core(init, propose, learn)

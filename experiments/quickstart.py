@@ -9,7 +9,10 @@ the ranking measurements (docs/ranking.md), searches it with regularized evoluti
 fitness (the supernet's accuracy averaged with the parameter count and NASWOT), retrains the 3
 best from scratch with the table's recipe (so their test accuracy is comparable with the table's)
 and ensembles them, and judges the search's ranking against every row of the table.
-About 4 minutes on 2 CPU cores (experiments/measured/quickstart/).
+About 4 minutes on 2 CPU cores (experiments/measured/quickstart/). Besides results.json, the
+workdir gets architecture.png (the winner), and effects.png and importance.png: what the search's
+history says each option of each decision did to the supernet's validation accuracy (results.json's
+`explain` section; docs/explain.md).
 
 `runlocal` (about a minute) checks the code paths on scikit-learn's bundled 8x8 digits with a
 tiny budget and the cheap ranking check (no table exists for digits); its numbers mean little.

@@ -5,32 +5,54 @@
     report.effects_low    # float[D, K], report.effects_high: a bootstrap 95% interval
     report.importance     # float[D]: the share of the fitness variance each decision explains
     report.interactions   # pairs of decisions whose joint choice predicts better than their sum
+    report.to_dict()      # the same, JSON-able (what a search's results.json holds under `explain`)
 
-The model is additive: fitness ~ mean + sum over decisions of the chosen option's effect, fitted by
-ridge regression on the one-hot choices of every evaluated architecture. What the effects mean: how
-much, on average over the architectures this search evaluated, choosing an option moved the
-fitness against the decision's other options. What they do not mean: they are additive (an
-interaction shows up only in `interactions`), valid within this space and data, and estimated from
-this history, whose own bias (a search evaluates around what it found good) they inherit.
+The model: fitness ~ mean + a term per decision + a term per pair of decisions, fitted by ridge
+regression on the one-hot choices (the pair terms on the one-hot of the pair's joint choice, more
+heavily shrunk). An option's effect is the model's mean prediction with that option chosen and the
+other decisions chosen uniformly at random, centred over the decision's options: the main effect of
+a functional ANOVA of the fitted model. The pair terms let the effects adjust for how unevenly a
+history combined the options; they are not reported as such (`interactions` names the pairs that
+predict held-out results). A decision's importance is the variance of its effects over its options
+(each equally likely), as a share of the history's fitness variance.
+
+What the effects mean: how much, on average over the rest of the space, choosing an option moves
+the fitness against the decision's other options, as far as this history shows it. What they do not
+mean: the effects add up (a pair's joint effect shows up only in `interactions`), they hold within
+this space and data, at the budget the fitness was measured at, and they inherit the bias of the
+history they were fitted on (a search evaluates around what it found good).
+
+Computed in the dual (kernel) form: two architectures' kernel depends only on how many decisions they
+agree on, so a fit costs O(n^3) in the number of results n, whatever the number of decisions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import NamedTuple
 
 import numpy as np
 
-RIDGE = 5.0          # penalty on the one-hot weights (columns are 0/1); chosen on random-search seeds 0-19
+# Penalties on the one-hot weights (columns are 0/1), chosen on random-search histories of the
+# 12-epoch NAS-Bench-201 table, seeds 100-159 (experiments/measured/explain/): the main terms'
+# and the pair terms'. An additive model alone ranked the importances a little worse.
+MAIN_PENALTY = 10.0
+PAIR_PENALTY = 10.0
 BOOTSTRAP = 200      # resamples for the intervals
 FOLDS = 5            # cross-validation folds that decide whether an interaction is worth naming
 MIN_GAIN = 0.05      # the share of held-out squared error a pair must remove to be named
-PAIR_RIDGE = 0.1     # a light penalty when testing pairs, so shrinkage of the main effects is not
+CV_RIDGE = 0.1       # a light penalty when testing pairs, so shrinkage of the main effects is not
                      # mistaken for an interaction
+MEANING = ("effect: how much choosing the option moves the fitness against the decision's other options, "
+           "averaged over the other decisions (main effect of an additive model with shrunk pair terms, "
+           "fitted on this history); low, high: its bootstrap 95% interval; count: results with this option; "
+           "importance: the variance of the decision's effects as a share of the history's fitness variance")
 
 
 class Explanation(NamedTuple):
-    """See the module docstring. `decision_names[d]`, `options[d][k]` label `effects[d, k]`."""
+    """See the module docstring. `decision_names[d]`, `options[d][k]` label `effects[d, k]`;
+    `counts[d, k]` is how many results chose option k of decision d."""
     effects: np.ndarray
     effects_low: np.ndarray
     effects_high: np.ndarray
@@ -39,14 +61,43 @@ class Explanation(NamedTuple):
     decision_names: tuple
     options: tuple
     num_results: int
+    counts: np.ndarray | None = None
 
-    def to_dict(self) -> dict:
-        """JSON-friendly: {decision: {option: [effect, low, high]}}, importances, interactions."""
-        effects = {name: {str(opt): [float(self.effects[d, k]), float(self.effects_low[d, k]),
-                                     float(self.effects_high[d, k])] for k, opt in enumerate(opts)}
+    def ranking(self) -> list:
+        """The decision names, most important first."""
+        return [self.decision_names[d] for d in np.argsort(-self.importance, kind="stable")]
+
+    def to_dict(self, fitness: str = "fitness") -> dict:
+        """JSON-able: {"effects": {decision: {option: {effect, low, high, count}}}, "importance":
+        {decision: share}, "ranking", "interactions", "num_results", "fitness" (what was
+        explained, e.g. "supernet validation accuracy"), "meaning"}. `from_dict` reads it back."""
+        counts = self.counts if self.counts is not None else np.full(self.effects.shape, -1)
+        effects = {name: {opt: {"effect": float(self.effects[d, k]), "low": float(self.effects_low[d, k]),
+                                "high": float(self.effects_high[d, k]), "count": int(counts[d, k])}
+                          for k, opt in enumerate(opts)}
                    for d, (name, opts) in enumerate(zip(self.decision_names, self.options))}
-        return {"effects": effects, "importance": dict(zip(self.decision_names, map(float, self.importance))),
-                "interactions": self.interactions, "num_results": self.num_results}
+        return {"fitness": fitness, "num_results": self.num_results,
+                "importance": dict(zip(self.decision_names, map(float, self.importance))),
+                "ranking": self.ranking(), "effects": effects, "interactions": self.interactions,
+                "meaning": MEANING}
+
+    @classmethod
+    def from_dict(cls, section: dict) -> "Explanation":
+        """The `Explanation` a `to_dict` section (e.g. results.json's `explain`) was written from."""
+        names = tuple(section["effects"])
+        options = tuple(tuple(section["effects"][n]) for n in names)
+        shape = (len(names), max(len(o) for o in options))
+        arrays = {key: np.full(shape, np.nan) for key in ("effect", "low", "high")}
+        counts = np.zeros(shape, np.int64)
+        for d, name in enumerate(names):
+            for k, entry in enumerate(section["effects"][name].values()):
+                for key in arrays:
+                    arrays[key][d, k] = entry[key]
+                counts[d, k] = entry["count"]
+        return cls(effects=arrays["effect"], effects_low=arrays["low"], effects_high=arrays["high"],
+                   importance=np.array([section["importance"][n] for n in names]),
+                   interactions=list(section["interactions"]), decision_names=names, options=options,
+                   num_results=int(section["num_results"]), counts=counts)
 
 
 def _one_hot(archs: np.ndarray, num_choices) -> np.ndarray:
@@ -62,31 +113,45 @@ def _ridge(x: np.ndarray, y: np.ndarray, penalty: float) -> tuple[float, np.ndar
     return y_mean - x_mean @ weights, weights
 
 
-def _effects(archs, fitness, num_choices) -> np.ndarray:
-    """float[D, K_max]: ridge weights, centred per decision, NaN where a decision has no option k."""
-    _, weights = _ridge(_one_hot(archs, num_choices), fitness, RIDGE)
+def _kernel(archs: np.ndarray) -> np.ndarray:
+    """float[n, n]: the inner product of two results' penalty-scaled features, main and pair
+    one-hots. Two architectures agreeing on m decisions share m main and m(m-1)/2 pair columns."""
+    matches = np.zeros((len(archs), len(archs)))
+    for d in range(archs.shape[1]):
+        matches += archs[:, d, None] == archs[None, :, d]
+    return matches / MAIN_PENALTY + matches * (matches - 1) / 2 / PAIR_PENALTY
+
+
+def _effects(archs, fitness, kernel, num_choices) -> np.ndarray:
+    """float[D, K_max]: each option's centred main effect (see the module docstring), NaN where a
+    decision has no option k.
+
+    With an unpenalised intercept the ridge fit is alpha = (Kc + I)^-1 (y - mean y), Kc the doubly
+    centred kernel. The model's mean prediction with decision d at option k and the others uniform
+    is, up to a constant, sum_i alpha_i [a_id = k] (1/MAIN + sum_{e != d} (1/K_e) / PAIR)."""
+    centred = kernel - kernel.mean(0) - kernel.mean(1)[:, None] + kernel.mean()
+    alpha = np.linalg.solve(centred + np.eye(len(fitness)), fitness - fitness.mean())
+    chance = 1.0 / np.asarray(num_choices)   # how often a uniform choice agrees with a given option
     out = np.full((len(num_choices), max(num_choices)), np.nan)
-    start = 0
     for d, k in enumerate(num_choices):
-        block = weights[start:start + k]
-        out[d, :k] = block - block.mean()
-        start += k
+        scale = 1.0 / MAIN_PENALTY + (chance.sum() - chance[d]) / PAIR_PENALTY
+        weight = np.bincount(archs[:, d], weights=alpha, minlength=k)
+        out[d, :k] = scale * (weight - weight.mean())
     return out
 
 
-def _importance(archs, fitness, effects) -> np.ndarray:
-    """float[D]: the variance of each decision's fitted contribution over the evaluated
-    architectures, as a share of the fitness variance (clipped to [0, 1])."""
+def _importance(fitness, effects) -> np.ndarray:
+    """float[D]: the variance of each decision's effects over its options (each equally likely),
+    as a share of the fitness variance (clipped to [0, 1])."""
     total = max(float(np.var(fitness)), 1e-12)
-    contributions = [effects[d, archs[:, d]] for d in range(archs.shape[1])]
-    return np.clip([np.var(c) / total for c in contributions], 0.0, 1.0)
+    return np.clip(np.nanmean(effects ** 2, axis=1) / total, 0.0, 1.0)
 
 
 def _held_out_error(x: np.ndarray, y: np.ndarray, folds: np.ndarray) -> float:
     error = 0.0
     for f in np.unique(folds):
         train, test = folds != f, folds == f
-        intercept, weights = _ridge(x[train], y[train], PAIR_RIDGE)
+        intercept, weights = _ridge(x[train], y[train], CV_RIDGE)
         error += float(np.sum((y[test] - intercept - x[test] @ weights) ** 2))
     return error
 
@@ -110,8 +175,21 @@ def _interactions(archs, fitness, num_choices, names, rng) -> list:
     return sorted(found, key=lambda p: -p["held_out_error_removed"])
 
 
+@contextlib.contextmanager
+def _one_blas_thread():
+    """Pins numpy's BLAS to one thread: measured on a shared 2-core machine, the bootstrap's many
+    small solves ran about 30x slower threaded. A no-op without threadpoolctl."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        yield
+        return
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def explain(space, archs, fitness, seed: int = 0) -> Explanation:
-    """Explains a search history: the additive effect of every option, with intervals.
+    """Explains a search history: the main effect of every option, with intervals.
 
     Args:
         space: the decisions (`num_choices`, `decision_names`, `options`), e.g. a supernet space.
@@ -120,7 +198,7 @@ def explain(space, archs, fitness, seed: int = 0) -> Explanation:
         seed: fixes the bootstrap resamples and the cross-validation folds.
 
     Returns:
-        an `Explanation` (see the module docstring).
+        an `Explanation` (see the module docstring). Costs O(BOOTSTRAP n^3): about a second at n=100.
     """
     archs = np.asarray(space.validate(np.asarray(archs))).reshape(-1, space.num_decisions)
     fitness = np.asarray(fitness, np.float64).reshape(-1)
@@ -130,37 +208,61 @@ def explain(space, archs, fitness, seed: int = 0) -> Explanation:
     archs, fitness = archs[keep], fitness[keep]
     if len(fitness) < 2:
         raise ValueError(f"explain: {len(fitness)} finite results; an explanation needs at least 2.")
+    with _one_blas_thread():
+        return _explain(space, archs, fitness, seed)
+
+
+def _explain(space, archs, fitness, seed) -> Explanation:
     num_choices = tuple(int(k) for k in space.num_choices)
-    effects = _effects(archs, fitness, num_choices)
+    kernel = _kernel(archs)
+    effects = _effects(archs, fitness, kernel, num_choices)
     rng = np.random.default_rng(seed)
-    samples = np.stack([_effects(archs[i], fitness[i], num_choices)
+    samples = np.stack([_effects(archs[i], fitness[i], kernel[np.ix_(i, i)], num_choices)
                         for i in (rng.integers(0, len(fitness), len(fitness)) for _ in range(BOOTSTRAP))])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # padded options are NaN in every sample
         low, high = np.nanpercentile(samples, [2.5, 97.5], axis=0)
+    counts = np.stack([np.bincount(archs[:, d], minlength=max(num_choices)) for d in range(len(num_choices))])
     names = tuple(space.decision_names)
-    return Explanation(effects=effects, effects_low=np.where(np.isnan(effects), np.nan, low),
-                       effects_high=np.where(np.isnan(effects), np.nan, high),
-                       importance=_importance(archs, fitness, effects),
+    # With few results the resamples can all fall on one side of the (shrunk) estimate: the
+    # interval is widened to reach it, so an interval always contains its estimate.
+    return Explanation(effects=effects, effects_low=np.where(np.isnan(effects), np.nan, np.fmin(low, effects)),
+                       effects_high=np.where(np.isnan(effects), np.nan, np.fmax(high, effects)),
+                       importance=_importance(fitness, effects),
                        interactions=_interactions(archs, fitness, num_choices, names, rng),
                        decision_names=names, options=tuple(tuple(o) for o in space.options),
-                       num_results=len(fitness))
+                       num_results=len(fitness), counts=counts)
 
 
-def agreement_with_table(report: Explanation, table_archs: np.ndarray, table_fitness: np.ndarray) -> dict:
-    """How well a history's explanation matches a whole table's truth: Pearson correlation of the
-    effects with the table's per-(decision, option) marginal means (centred per decision), and
-    Spearman correlation of the importances with the share of variance each decision's marginal
-    means explain in the table."""
+def summary(space, archs, fitness, seed: int = 0, fitness_name: str = "fitness") -> dict | None:
+    """`explain(space, archs, fitness, seed).to_dict(fitness_name)`: the JSON-able section a
+    search's results.json holds under `explain`; None when fewer than 2 results are finite (a
+    search that short has nothing to explain, and its results should still be written)."""
+    if np.isfinite(np.asarray(fitness, np.float64)).sum() < 2:
+        return None
+    return explain(space, archs, fitness, seed).to_dict(fitness_name)
+
+
+def table_truth(options, table_archs: np.ndarray, table_fitness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A whole table's (effects float[D, K], importance float[D]): each option's mean fitness over
+    the table, centred per decision, and the share of the variance those means explain."""
     table_archs, table_fitness = np.asarray(table_archs), np.asarray(table_fitness, np.float64)
-    truth = np.full_like(report.effects, np.nan)
+    truth = np.full((len(options), max(len(o) for o in options)), np.nan)
     shares = []
-    for d, k in enumerate(len(o) for o in report.options):
+    for d, k in enumerate(len(o) for o in options):
         means = np.array([table_fitness[table_archs[:, d] == j].mean() for j in range(k)])
         truth[d, :k] = means - means.mean()
         shares.append(np.var(means[table_archs[:, d]]) / np.var(table_fitness))
+    return truth, np.asarray(shares)
+
+
+def agreement_with_table(report: Explanation, table_archs: np.ndarray, table_fitness: np.ndarray) -> dict:
+    """How well a history's explanation matches a whole table's truth (`table_truth`): Pearson
+    correlation of the effects with the table's centred per-(decision, option) means, and Spearman
+    correlation of the importances with the table's shares."""
+    truth, shares = table_truth(report.options, table_archs, table_fitness)
     known = ~np.isnan(truth)
     pearson = float(np.corrcoef(report.effects[known], truth[known])[0, 1])
     ranks = lambda v: np.argsort(np.argsort(v))
-    spearman = float(np.corrcoef(ranks(report.importance), ranks(np.asarray(shares)))[0, 1])
-    return {"effects_pearson": pearson, "importance_spearman": spearman, "table_importance": shares}
+    spearman = float(np.corrcoef(ranks(report.importance), ranks(shares))[0, 1])
+    return {"effects_pearson": pearson, "importance_spearman": spearman, "table_importance": shares.tolist()}

@@ -158,6 +158,14 @@ class SearchResult:
         return strategies.explain(self.space, self.history["archs"], self.task.fitness(self.history["val_metric"]),
                                   seed=0)
 
+    def plot_explanation(self, path: str, kind: str = "effects") -> str:
+        """A PNG of `explain()`: kind "effects" draws each option's effect with its interval, one
+        panel per decision, most important first; "importance" draws each decision's share as a bar."""
+        draw = {"effects": plots.effects, "importance": plots.importance}
+        if kind not in draw:
+            raise ValueError(f"plot_explanation: kind={kind!r} is not one of {sorted(draw)}; pass kind='effects'.")
+        return draw[kind](self.explain(), path)
+
     def draw(self, path: str) -> str:
         """A PNG of the found architecture (the NAS-Bench-201 cell as a graph, a chain as a
         sequence of blocks, a MobileNet as its stages)."""
@@ -387,6 +395,9 @@ class AutoModel:
         best = np.asarray(results["best_arch_int"])
         history = {"archs": found["archs"], "val_metric": found["val_metric"],
                    **({"val_accuracy": found["val_accuracy"]} if "val_accuracy" in found else {})}
+        results["explain"] = strategies.explanation.summary(
+            space, history["archs"], self.task.fitness(history["val_metric"]), seed=0,
+            fitness_name=f"supernet validation {self.task.metric_name}" + ("" if self.task.higher_is_better else ", negated"))
         return SearchResult(
             best_architecture=results["best_arch"], best_accuracy=results.get("best_accuracy"),
             best_architecture_dict=dict(zip(space.decision_names, (o[c] for o, c in zip(space.options, best)))),

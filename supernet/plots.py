@@ -188,3 +188,59 @@ def ranking_scatter(predicted, truth, file: str, xlabel: str, ylabel: str, title
     fig.tight_layout()
     _save(plt, fig, file, dpi=110)
     return file
+
+
+# -- what a search history says about each decision (strategies.explain) -----------------------------
+
+def _by_importance(report) -> list[int]:
+    return list(np.argsort(-np.asarray(report.importance), kind="stable"))
+
+
+def effects(report, file: str, title: str = "", max_decisions: int = 24) -> str:
+    """One panel per decision, most important first: each option's estimated effect as a point
+    with its 95% interval as an error bar, against the decision's average (0). Panels share the
+    effect axis so their sizes compare. `report`: a `strategies.explanation.Explanation`; at most
+    `max_decisions` panels (the most important). Returns `file`."""
+    plt = _pyplot()
+    order = _by_importance(report)[:max_decisions]
+    cols = min(len(order), 3)
+    rows = -(-len(order) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 0.4 + 0.3 * max(map(len, report.options)) * rows + 0.5 * rows),
+                             squeeze=False, sharex=True)
+    for ax, d in zip(axes.flat, order):
+        k = len(report.options[d])
+        centre, low, high = report.effects[d, :k], report.effects_low[d, :k], report.effects_high[d, :k]
+        y = np.arange(k)[::-1]
+        bars = np.maximum(0.0, [centre - low, high - centre])  # an interval that misses its estimate: none drawn
+        ax.errorbar(centre, y, xerr=bars, fmt="o", ms=4, capsize=2, color="#4c72b0")
+        ax.axvline(0, color="k", lw=0.6)
+        untried = np.zeros(k, bool) if report.counts is None else report.counts[d, :k] == 0
+        ax.set_yticks(y, [f"{o} (not tried)" if u else str(o) for o, u in zip(report.options[d], untried)], fontsize=7)
+        ax.set_ylim(-0.6, k - 0.4)
+        ax.set_title(f"{report.decision_names[d]}  ({100 * report.importance[d]:.1f}% of variance)", fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", alpha=0.3)
+    for ax in list(axes.flat)[len(order):]:
+        ax.axis("off")
+    fig.suptitle(title or f"effect of each option (95% interval), from {report.num_results} results", fontsize=9)
+    fig.supxlabel("effect on the fitness, against the decision's average", fontsize=8)
+    fig.tight_layout()
+    _save(plt, fig, file, dpi=110)
+    return file
+
+
+def importance(report, file: str, title: str = "") -> str:
+    """A bar per decision, most important on top: the share of the fitness variance its effects
+    explain. `report`: a `strategies.explanation.Explanation`. Returns `file`."""
+    plt = _pyplot()
+    order = _by_importance(report)[::-1]
+    fig, ax = plt.subplots(figsize=(5.5, 0.8 + 0.28 * len(order)))
+    ax.barh(np.arange(len(order)), [100 * report.importance[d] for d in order], color="#4c72b0")
+    ax.set_yticks(np.arange(len(order)), [report.decision_names[d] for d in order], fontsize=7)
+    ax.set_xlabel("share of the fitness variance (%)", fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_title(title or f"decision importance, from {report.num_results} results", fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    _save(plt, fig, file, dpi=110)
+    return file

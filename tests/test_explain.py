@@ -1,13 +1,16 @@
 """strategies.explain: a search history's additive explanation, checked against a whole table."""
 
+import json
+
 import numpy as np
 import pytest
 
 import strategies
 from strategies.benchmarks import tabular
-from strategies.explanation import agreement_with_table
+from strategies.explanation import Explanation, agreement_with_table, summary
 from strategies.space import Decisions
-from supernet import spaces
+from supernet import plots, spaces
+from supernet.jobs.search import explain_history
 
 
 @pytest.fixture(scope="module")
@@ -18,13 +21,13 @@ def table():
 
 
 def test_random_search_effects_match_the_tables_marginal_means(table):
-    """The first 100 queries of a random search (seeds the penalty was not chosen on), against the
-    whole 12-epoch table. Measured on these seeds: effects at Pearson 0.85 on average (min 0.75),
-    meeting the goal of 0.8; importances at Spearman 0.71 on average (min 0.09), short of the goal
-    of 0.8: six decisions, several of similar weight, are hard to order from 100 results."""
+    """The first 100 queries of a random search against the whole 12-epoch table, on seeds the
+    model's penalties were not chosen on (those were 100-159). Measured on seeds 0-9: effects at
+    Pearson 0.82 on average, meeting the goal of 0.8; importances at Spearman 0.74 on average,
+    short of the goal of 0.8 (0-19: 0.83 and 0.78; experiments/measured/explain/)."""
     space, archs, fitness = table
     found = []
-    for seed in range(100, 110):
+    for seed in range(10):
         rows = np.random.default_rng(seed).choice(len(archs), 100, replace=False)
         report = strategies.explain(space, archs[rows], fitness[rows], seed=seed)
         agreement = agreement_with_table(report, archs, fitness)
@@ -64,3 +67,32 @@ def test_bad_histories_are_refused_and_failed_evaluations_left_out():
     with pytest.raises(ValueError, match="1 finite results"):
         strategies.explain(space, [[0], [1]], [1.0, np.nan])
     assert strategies.explain(space, [[0], [1], [1]], [1.0, 2.0, np.nan]).num_results == 2
+
+
+def test_the_json_section_round_trips_and_the_pictures_are_drawn(tmp_path):
+    space = Decisions([("a", ["x", "y", "z"]), ("b", ["p", "q"])])
+    rng = np.random.default_rng(2)
+    archs = rng.integers(0, [3, 2], (30, 2))
+    fitness = 1.0 * (archs[:, 0] == 1) + 0.1 * rng.standard_normal(30)
+    section = json.loads(json.dumps(summary(space, archs, fitness, fitness_name="accuracy")))
+    report = Explanation.from_dict(section)
+    original = strategies.explain(space, archs, fitness)
+    for field in ("effects", "effects_low", "effects_high", "importance", "counts"):
+        np.testing.assert_allclose(getattr(report, field), getattr(original, field))
+    assert report.options == original.options and report.decision_names == ("a", "b")
+    assert section["fitness"] == "accuracy" and section["ranking"] == ["a", "b"]
+    assert section["effects"]["a"]["y"]["count"] == int((archs[:, 0] == 1).sum())
+    assert report.to_dict("accuracy") == section
+    for draw in (plots.effects, plots.importance):
+        file = draw(report, str(tmp_path / f"{draw.__name__}.png"))
+        assert (tmp_path / f"{draw.__name__}.png").stat().st_size > 1000 and file.endswith(".png")
+    written = explain_history(space, {"archs": archs, "val_metric": fitness}, str(tmp_path))
+    assert written["explain"]["ranking"] == ["a", "b"] and written["explain"]["fitness"] == "supernet validation accuracy"
+    assert all(open(written[key], "rb").read(8).startswith(b"\x89PNG") for key in ("effects_png", "importance_png"))
+    assert explain_history(space, {"archs": archs[:1], "val_metric": fitness[:1]}, str(tmp_path)) == {"explain": None}
+    # Decision b never varies: its effects are 0 up to rounding, which the raw resamples can miss.
+    few = strategies.explain(space, np.stack([archs[:10, 0], np.zeros(10, int)], 1), fitness[:10])
+    assert few.counts[1].tolist() == [10, 0, 0]
+    real = ~np.isnan(few.effects)
+    assert np.all(few.effects_low[real] <= few.effects[real]) and np.all(few.effects[real] <= few.effects_high[real])
+    assert plots.effects(few, str(tmp_path / "few.png")) and (tmp_path / "few.png").stat().st_size > 1000

@@ -64,6 +64,7 @@ def run(config, workdir: str) -> dict:
     results["ranking"] = ranking_report(config, dataset, space, mesh, models, workdir)
     results["architecture_png"] = plots.architecture(space, results["best_arch_int"],
                                                      os.path.join(workdir, "architecture.png"))
+    results.update(explain_history(space, models["history"], workdir))
     print(f"best architecture: {results['best_arch']}\n"
           f"  supernet val accuracy {results['supernet_val_accuracy']:.4f}, "
           f"test accuracy retrained from scratch {results['best_accuracy']:.4f} "
@@ -75,6 +76,18 @@ def run(config, workdir: str) -> dict:
     print(f"  ranking ({r['kind']}, n={r['n']}): Kendall tau {r['kendall_tau']:+.3f}, "
           f"Spearman {r['spearman_rho']:+.3f}, top-1 pick true rank {r['top1_true_rank']:g}")
     return results
+
+
+def explain_history(space, history: dict, workdir: str) -> dict:
+    """The search history explained (`strategies.explanation`): {"explain": the JSON-able section
+    (None when fewer than 2 results), "effects_png", "importance_png": its pictures in `workdir`}."""
+    section = strategies.explanation.summary(space, history["archs"], history["val_metric"], seed=0,
+                                             fitness_name="supernet validation accuracy")
+    if section is None:
+        return {"explain": None}
+    report = strategies.explanation.Explanation.from_dict(section)
+    return {"explain": section, "effects_png": plots.effects(report, os.path.join(workdir, "effects.png")),
+            "importance_png": plots.importance(report, os.path.join(workdir, "importance.png"))}
 
 
 def ranking_report(config, dataset, space, mesh, models, workdir: str | None = None) -> dict:

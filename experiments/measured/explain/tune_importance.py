@@ -81,7 +81,9 @@ def main():
                       f"{row['reported']['effects_pearson_mean']:.3f} S {row['reported']['importance_spearman_mean']:.3f}",
                       flush=True)
     records.write_json(os.path.dirname(args.out) or ".", os.path.basename(args.out),
-                       {"seeds": {k: [v.start, v.stop - 1] for k, v in seeds.items()}, "rows": rows,
+                       {"command": "python experiments/measured/explain/tune_importance.py " + " ".join(sys.argv[1:]),
+                        "seeds": {k: [v.start, v.stop - 1] for k, v in seeds.items()}, "rows": rows,
+                        "provenance": records.provenance(),
                         "table_importance": shares.tolist(), "decisions": list(space.decision_names)})
 
 

@@ -47,6 +47,7 @@ import optax
 
 from strategies import archs as archs_lib
 from strategies import buffer, hill_climb, interface, nets
+from strategies.reinforce import slot_labels
 
 DEFAULT_CAPACITY = 1000
 
@@ -55,6 +56,7 @@ class ArchAutoencoder(nn.Module):
     num_choices: Sequence[int]
     latent: int = 16
     hidden: int = 64
+    labels: Sequence[int] = ()  # each slot's option label; the encoder also reads the label counts
 
     def setup(self):
         self.encoder = [nn.Dense(self.hidden), nn.Dense(self.hidden), nn.Dense(self.latent)]
@@ -64,6 +66,8 @@ class ArchAutoencoder(nn.Module):
 
     def encode(self, archs):
         x = archs_lib.one_hot(archs, self.num_choices)
+        if self.labels:  # how often each option label occurs (on NAS-Bench-201: each operation)
+            x = jnp.concatenate([x, x @ jax.nn.one_hot(jnp.asarray(self.labels), max(self.labels) + 1)], axis=-1)
         for layer in self.encoder[:-1]:
             x = nn.relu(layer(x))
         return self.encoder[-1](x)
@@ -101,7 +105,7 @@ def model_for(space, state: AutoencoderState) -> ArchAutoencoder:
     """The module matching a state's parameters (for inspecting the model)."""
     params = state.params["params"]
     return ArchAutoencoder(tuple(space.num_choices), latent=params["encoder_2"]["kernel"].shape[1],
-                           hidden=params["encoder_0"]["kernel"].shape[1])
+                           hidden=params["encoder_0"]["kernel"].shape[1], labels=slot_labels(space))
 
 
 def reconstruct(space, state: AutoencoderState, archs) -> jax.Array:
@@ -134,15 +138,42 @@ def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning
               train_steps: int = 20, batch_size: int = 64, num_unlabeled: int = 64,
               predictor_weight: float = 1.0, latent_weight: float = 1e-3, num_initial: int = 10,
               num_incumbents: int = 10, ascent_steps: int = 10, step_size: float = 0.5,
-              noisy_starts: int = 3, noise_scale: float = 0.5, local_search: bool = True,
+              noisy_starts: int = 3, noise_scale: float = 0.5, proposal_order: str = "path",
+              moves: str = "gradient", restarts: bool = False, local_search: bool = False,
               climb_order: str = "linear") -> interface.Core:
+    """The autoencoder core for `interface.build` (module docstring).
+
+    Args:
+      space, capacity: the search space; the history's capacity.
+      latent, hidden, learning_rate, train_steps, batch_size, num_unlabeled, predictor_weight,
+        latent_weight: the model's sizes and its training after each `tell`.
+      num_initial: uniform samples before the latent space proposes.
+      num_incumbents, ascent_steps, step_size, noisy_starts, noise_scale: the latent moves: from
+        the codes of the best `num_incumbents` and `noisy_starts` jittered copies of each,
+        `ascent_steps` steps of length `step_size`.
+      proposal_order: "path" (the default): the best incumbent's candidates first, and along each
+        path the nearest first; "predicted": all candidates by the predicted fitness.
+      moves: "gradient" (the default): along the predictor's gradient (NAO); "random": in a random
+        direction per path (the ablation: the latent space without the predictor's guidance).
+      restarts: episodes: the incumbents are the best since the last restart, and once the best
+        one's one-decision edits were all evaluated, a new episode starts from `num_initial`
+        uniform samples.
+      local_search, climb_order: put the restarted local search (`hill_climb`) in front of the
+        latent proposals, its neighbours ordered by `climb_order` (off by default).
+    Returns:
+      an `interface.Core`.
+    """
+    if proposal_order not in ("path", "edits", "predicted"):
+        raise ValueError(f"autoencoder: proposal_order must be 'path', 'edits' or 'predicted', got {proposal_order!r}.")
+    if moves not in ("gradient", "random"):
+        raise ValueError(f"autoencoder: moves must be 'gradient' or 'random', got {moves!r}.")
     if batch_size < 1 or num_unlabeled < 0 or train_steps < 0:
         raise ValueError(f"autoencoder: need batch_size >= 1, num_unlabeled >= 0, train_steps >= 0; got "
                          f"{batch_size}, {num_unlabeled}, {train_steps}.")
     if not 1 <= num_incumbents <= capacity:
         raise ValueError(f"autoencoder: num_incumbents must be in 1..capacity ({capacity}), got {num_incumbents}.")
     hill_climb.check_climb_order("autoencoder", climb_order, "predictor")
-    model = ArchAutoencoder(tuple(space.num_choices), latent, hidden)
+    model = ArchAutoencoder(tuple(space.num_choices), latent, hidden, slot_labels(space))
     optimizer = optax.adam(learning_rate)
 
     def init(key):
@@ -161,30 +192,62 @@ def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning
     def predict(params, z):
         return model.apply(params, z, method=ArchAutoencoder.predict)
 
-    def ascend(params, z):
-        """NAO's move: `ascent_steps` normalised gradient steps on the predicted fitness."""
+    def ascend(params, z, key):
+        """NAO's move: `ascent_steps` normalised gradient steps on the predicted fitness (or, with
+        moves="random", steps along one random direction per path). float[steps, n, latent]."""
         grad = jax.vmap(jax.grad(lambda one: predict(params, one[None])[0]))
+        direction = jax.random.normal(key, z.shape)
 
         def step(z, _):
-            g = grad(z)
+            g = grad(z) if moves == "gradient" else direction
             z = z + step_size * g / (jnp.linalg.norm(g, axis=-1, keepdims=True) + 1e-8)
             return z, z
 
         _, path = jax.lax.scan(step, z, None, length=ascent_steps)
-        return path.reshape(-1, z.shape[-1])
+        return path
+
+    def decoded_edits(params, incumbents, path):
+        """The one-decision edits of each incumbent, ranked by how much the decoder, at the end of
+        the incumbent's latent path, prefers the new option over the current one; the best
+        incumbent's edits first. path: float[incumbents * steps, latent], incumbent-major."""
+        ends = path.reshape(num_incumbents, ascent_steps, -1)[:, -1]
+        log_p = jnp.concatenate([jax.nn.log_softmax(l) for l in model.apply(
+            params, ends, method=ArchAutoencoder.decode_logits)], axis=-1)  # [incumbents, slots]
+        children = archs_lib.neighbours(incumbents, space.num_choices).reshape(num_incumbents, -1, space.num_decisions)
+        new = archs_lib.one_hot(children, space.num_choices)
+        old = archs_lib.one_hot(incumbents, space.num_choices)[:, None]
+        preference = jnp.sum((new - old) * log_p[:, None], axis=-1)  # log p(new option) - log p(current)
+        rank = jnp.arange(num_incumbents, dtype=jnp.float32)[:, None]
+        priority = (num_incumbents - rank + jax.nn.sigmoid(preference)) / (num_incumbents + 1.0)
+        return children.reshape(-1, space.num_decisions), priority.reshape(-1)
 
     def propose(key, state, n):
         del n  # the pool is large enough for any batch; `ask` keeps its top n
-        incumbents, _ = buffer.top_k(state, num_incumbents)
+        episodic = restarts or local_search
+        current = state._replace(history=buffer.since(state.history, state.restart_at)) if episodic else state
+        incumbents, incumbent_fitness = buffer.distinct_top_k(current, num_incumbents, space.num_choices)
         z0 = encode(state.params, incumbents)
-        k_jitter, k_climb = jax.random.split(key)
+        k_jitter, k_climb, k_moves = jax.random.split(key, 3)
         jitter = noise_scale * jax.random.normal(k_jitter, (noisy_starts,) + z0.shape)
-        starts = jnp.concatenate([z0, (z0[None] + jitter).reshape(-1, z0.shape[-1])])
-        candidates = decode(state.params, ascend(state.params, starts))
-        score = predict(state.params, encode(state.params, candidates))
-        # During the initial design nothing is wanted: ask's uniform fill supplies the proposals.
-        initial = state.history.count - (state.restart_at if local_search else 0) < num_initial
-        priority = jnp.where(initial, -jnp.inf, jax.nn.sigmoid(score))  # in (0, 1): below the climb
+        # Starts [incumbent, copy]: copy 0 is the incumbent's own code, the others jittered.
+        starts = jnp.concatenate([z0[:, None], z0[:, None] + jnp.moveaxis(jitter, 0, 1)], axis=1)
+        path = ascend(state.params, starts.reshape(-1, z0.shape[-1]), k_moves)  # [step, incumbent * copy, latent]
+        path = path.reshape(ascent_steps, num_incumbents, noisy_starts + 1, -1)
+        # Candidates in the "path" order: incumbent (best first), step (nearest first), copy.
+        path = jnp.moveaxis(path, 0, 1).reshape(-1, z0.shape[-1])
+        if proposal_order == "edits":
+            candidates, priority = decoded_edits(state.params, incumbents, path[::noisy_starts + 1])
+        else:
+            candidates = decode(state.params, path)
+            if proposal_order == "path":
+                priority = 1.0 / (2.0 + jnp.arange(candidates.shape[0], dtype=jnp.float32))
+            else:
+                priority = jax.nn.sigmoid(predict(state.params, encode(state.params, candidates)))
+        # During the initial design nothing is wanted: ask's uniform fill supplies the proposals;
+        # nor are moves from an empty incumbent slot (fewer results than incumbents).
+        initial = state.history.count - (state.restart_at if episodic else 0) < num_initial
+        present = jnp.repeat(incumbent_fitness > -jnp.inf, candidates.shape[0] // num_incumbents)
+        priority = jnp.where(initial | ~present, -jnp.inf, priority)  # in (0, 1): below the climb's (1, 2)
         if not local_search:
             return candidates, priority
         by_model = lambda children: predict(state.params, encode(state.params, children))
@@ -225,7 +288,7 @@ def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning
         (params, opt_state), _ = jax.lax.scan(step, (state.params, state.opt_state),
                                               jax.random.split(key, train_steps))
         restart_at = (hill_climb.restart_when_over(history, state.restart_at, space)
-                      if local_search else state.restart_at)
+                      if restarts or local_search else state.restart_at)
         return state._replace(params=params, opt_state=opt_state, y_mean=y_mean, y_std=y_std, restart_at=restart_at)
 
     return interface.Core(init, propose, learn)

@@ -283,7 +283,7 @@ def test_reinforce_policy_concentrates_on_the_optimum():
     # the best found early, before the optimum was seen. Without the local search, whose proposals
     # are not the policy's samples.
     strategy = strategies.get("reinforce", TOY, avoid_repeats=False, learning_rate=0.03, entropy_weight=0.01,
-                              elite_weight=0.0, local_search=False)
+                              elite_weight=0.0, policy="sequence", local_search=False)
     _, state = run(strategy, toy_objective, jax.random.key(0), 200)
     before = reinforce.log_prob(TOY, strategy.init(jax.random.key(0)), TOY_OPTIMUM[None])[0]
     after = reinforce.log_prob(TOY, state, TOY_OPTIMUM[None])[0]
@@ -348,7 +348,7 @@ def test_evolution_finds_the_last_unseen_child_of_its_parent():
 def test_evolution_restarts_when_its_local_search_is_over():
     parent = jnp.asarray([[2, 1, 3, 0]], jnp.int32)
     children = np.asarray(archs_lib.neighbours(parent, TOY.num_choices))
-    strategy = strategies.get("evolution", TOY, num_initial=2)  # local search, the default
+    strategy = strategies.get("evolution", TOY, num_initial=2, population_size=None)  # the local-search limit
     state = strategy.tell(strategy.init(jax.random.key(0)), np.concatenate([parent, children[:-1]]),
                           np.concatenate([[10.0], np.zeros(11)]))
     assert int(state.restart_at) == 0  # one neighbour of the best is left
@@ -361,19 +361,22 @@ def test_evolution_restarts_when_its_local_search_is_over():
     assert np.all(np.sum(np.asarray(children_now) != np.asarray(asked[1]), axis=1) == 1)
 
 
-@pytest.mark.parametrize("name", ["evolution", "reinforce", "autoencoder"])
-def test_learning_strategies_climb_from_their_best_after_the_initial_sample(name):
-    # Local search (the default of all three): after `num_initial` results, the neighbours of the
-    # best come first, and `local_search=False` (reinforce, autoencoder) turns it off.
+@pytest.mark.parametrize("name, climbing", [("evolution", {}), ("reinforce", {}),
+                                           ("reinforce", {"policy": "sequence"}),
+                                           ("autoencoder", {"local_search": True})])
+def test_learning_strategies_climb_from_their_best_after_the_initial_sample(name, climbing):
+    # After `num_initial` results, the neighbours of the best come first: evolution's restarts,
+    # reinforce's edits (its default policy) and the local search of the sequence controller and
+    # the autoencoder, which `local_search=False` turns off.
     options = {"num_initial": 4} if name == "evolution" else {**FAST[name], "num_initial": 4}
-    strategy = strategies.get(name, TOY, **options)
+    strategy = strategies.get(name, TOY, **options, **climbing)
     others = np.array([[0, 0, 0, 1], [1, 0, 0, 1], [0, 3, 0, 2]], np.int32)  # 3-4 steps from the star
     state = strategy.tell(strategy.init(jax.random.key(0)), np.concatenate([TOY_OPTIMUM[None], others]),
                           np.asarray([10.0, 0.0, 0.0, 0.0]))
     asked, _ = strategy.ask(jax.random.key(1), state, 3)
     assert np.all(np.sum(np.asarray(asked) != TOY_OPTIMUM, axis=1) == 1)
-    if name != "evolution":
-        plain = strategies.get(name, TOY, **options, local_search=False)
+    if "local_search" in climbing or "policy" in climbing:
+        plain = strategies.get(name, TOY, **options, **{**climbing, "local_search": False})
         state = plain.tell(plain.init(jax.random.key(0)), np.concatenate([TOY_OPTIMUM[None], others]),
                            np.asarray([10.0, 0.0, 0.0, 0.0]))
         asked, _ = plain.ask(jax.random.key(1), state, 12)
@@ -426,7 +429,8 @@ def test_linear_surrogate_generalises_an_operation_effect_across_decisions():
 
 @pytest.mark.parametrize("name", ["reinforce", "autoencoder"])
 def test_climb_takes_the_neighbour_the_linear_surrogate_ranks_first(name):
-    strategy = strategies.get(name, SHARED, **FAST[name], num_initial=3)
+    climbing = {"policy": "sequence"} if name == "reinforce" else {"local_search": True}
+    strategy = strategies.get(name, SHARED, **FAST[name], **climbing, num_initial=3)
     told = np.asarray([[0, 1, 1, 1], [0, 2, 2, 2], [2, 2, 2, 2]], np.int32)
     state = strategy.tell(strategy.init(jax.random.key(0)), told, by_operation_counts(told))
     # The best told has "conv" on edge 0 and "pool" elsewhere. "conv" was only ever seen on edge 0,
@@ -440,16 +444,16 @@ def test_climb_takes_the_neighbour_the_linear_surrogate_ranks_first(name):
 
 def test_bad_climb_options_name_the_valid_ones():
     with pytest.raises(ValueError, match=r"climb_order must be one of \('linear', 'random', 'policy'\)"):
-        strategies.get("reinforce", TOY, climb_order="best")
+        strategies.get("reinforce", TOY, policy="sequence", climb_order="best")
     with pytest.raises(ValueError, match="climb_order must be one of.*'predictor'"):
         strategies.get("autoencoder", TOY, climb_order="policy")
     with pytest.raises(ValueError, match="climb_starts must be 'uniform' or 'policy'"):
-        strategies.get("reinforce", TOY, climb_starts="best")
+        strategies.get("reinforce", TOY, policy="sequence", climb_starts="best")
 
 
 def test_reinforce_starts_climbs_from_uniform_samples_unless_told_to_use_the_policy():
     for climb_starts, wanted in (("uniform", False), ("policy", True)):
-        core = reinforce.make_core(TOY, 100, climb_starts=climb_starts, num_initial=4)
+        core = reinforce.make_core(TOY, 100, policy="sequence", climb_starts=climb_starts, num_initial=4)
         state = core.init(jax.random.key(0))
         _, priority = jax.jit(core.propose, static_argnums=2)(jax.random.key(1), state, 1)
         samples = np.asarray(priority)[-16:]  # the policy's samples follow the climb's neighbours
@@ -494,7 +498,7 @@ def test_local_search_counts_a_neighbour_as_evaluated_when_an_equivalent_one_was
     children = np.asarray(archs_lib.neighbours(parent, DEAD_TOY.num_choices))
     alive = children[np.asarray(jnp.any(DEAD_TOY.canonical(children) != DEAD_TOY.canonical(parent), axis=1))]
     assert len(alive) == len(children) - 3  # changing d gives the parent's own function
-    strategy = strategies.get("evolution", DEAD_TOY, num_initial=2)
+    strategy = strategies.get("evolution", DEAD_TOY, num_initial=2, population_size=None)  # local search
     state = strategy.tell(strategy.init(jax.random.key(0)), np.concatenate([parent, alive[:-1]]),
                           np.concatenate([[10.0], np.zeros(len(alive) - 1)]))
     assert int(state.restart_at) == 0
@@ -580,7 +584,8 @@ def test_reinforce_entropy_bonus_decays_to_zero():
 
 def test_reinforce_elite_term_pulls_the_policy_to_the_best_found():
     def log_prob_of_best(elite_weight):
-        strategy = strategies.get("reinforce", TOY, elite_size=4, elite_weight=elite_weight, local_search=False)
+        strategy = strategies.get("reinforce", TOY, elite_size=4, elite_weight=elite_weight, policy="sequence",
+                                  local_search=False)
         queried, state = run(strategy, toy_objective, jax.random.key(0), 20)
         best = queried[np.argmax(toy_objective(queried))]
         return float(reinforce.log_prob(TOY, state, best[None])[0])
@@ -663,13 +668,16 @@ def test_differentiable_strategy_replays_the_learned_distribution(nb201):
     assert np.mean(later[:, 1:] == 3) > 0.5  # the heavy option dominates the samples
 
 
-def test_local_makes_the_same_queries_as_reinforce_by_default(nb201, nb201_table):
-    # `local` is reinforce's default climb without the policy, whose samples are never chosen.
+def test_local_is_the_sequence_controllers_climb_and_not_reinforces_default(nb201, nb201_table):
+    # `local` is the sequence controller's climb without the policy, whose samples are never
+    # chosen; reinforce's default, the edit agent, orders the edits by its own policy instead.
     objective = comparison.table_objective(nb201_table, "cifar10-val")
     local = comparison.run_search(strategies.get("local", nb201), objective, [0, 1], 40)
-    policy = comparison.run_search(strategies.get("reinforce", nb201), objective, [0, 1], 40)
+    sequence = comparison.run_search(strategies.get("reinforce", nb201, policy="sequence"), objective, [0, 1], 40)
+    edit = comparison.run_search(strategies.get("reinforce", nb201), objective, [0, 1], 40)
     assert local.shape == (2, 40, nb201.num_decisions)
-    np.testing.assert_array_equal(local, policy)
+    np.testing.assert_array_equal(local, sequence)
+    assert not np.any(np.all(edit == local, axis=(1, 2)))
     assert len({tuple(a) for a in local[0]}) == 40  # a climb past the initial design, not repeats
 
 

@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from supernet.nas.primitives import _Context, active_context, conv_taps
+from supernet.nas.primitives import Conv, _Context, active_context, conv_taps
 
 PROBED = 32      # distinct architectures counted by probing before the formulas are fitted
 # FLOPs per element of a normalisation at evaluation, as XLA's cost analysis counts them.
@@ -39,6 +39,8 @@ def _record(ctx: _Context, next_fun, args, kwargs, context):
     m = context.module
     if context.method_name == "__call__":
         ctx.branches.setdefault(tuple(m.scope.path), ctx.where())
+        if isinstance(m, (nn.Conv, Conv)):
+            ctx.convs.add(tuple(m.scope.path))
     y = next_fun(*args, **kwargs)
     if context.method_name != "__call__" or not isinstance(y, jax.Array | jax.ShapeDtypeStruct | jax.core.Tracer):
         return y
@@ -78,6 +80,7 @@ class Counts:
         self.records, self.names, self.num_choices = records, names, num_choices
         self.probed: dict[tuple, tuple[int, int]] = {}
         self.formula = None                 # fitted terms, or False where they failed their check
+        self._convs = None
 
     def __call__(self, choices: tuple) -> tuple[int, int]:
         """(params, FLOPs per example) of the network with these choices."""
@@ -89,6 +92,12 @@ class Counts:
             return self.evaluate(self.formula, choices)
         self.probed[choices] = self.totals(self.probe(choices), choices)
         return self.probed[choices]
+
+    def conv_paths(self) -> set:
+        """Module paths of the conv layers (nas and plain): their kernels' leading axes are spatial."""
+        if self._convs is None:
+            self.probe(self._largest())
+        return self._convs
 
     # -- probing -----------------------------------------------------------------------------------
     def probe(self, choices: tuple) -> dict:
@@ -102,6 +111,7 @@ class Counts:
 
         with active_context(ctx):
             variables = jax.eval_shape(init)
+        self._convs = ctx.convs
         terms = {key: (value, where) for key, (value, where) in ctx.terms.items()}
         for path, leaf in jax.tree_util.tree_leaves_with_path(variables.get("params", {})):
             keys = tuple(k.key for k in path)

@@ -37,6 +37,7 @@ class _Context:
         self.choice_stack: list[tuple[str, int]] = []   # enclosing (choice decision, candidate index)
         self.terms: dict[tuple, list] = {}   # probe: (module path, kind) -> [FLOPs per example, branches]
         self.branches: dict[tuple, tuple] = {}   # probe: module path -> the branches it runs in
+        self.convs: set[tuple] = set()           # probe: paths of conv layers (kernels crop spatially)
 
     @property
     def sized(self) -> bool:
@@ -263,7 +264,33 @@ class Dense(_Searchable):
 
 
 def _describe(module) -> str:
-    return f"{type(module).__name__}({module.name})" if isinstance(module, nn.Module) else repr(module)
+    """A candidate's option label: `Type(name)` for a module you named, else what it computes
+    (`Conv(16 3x3)`, `Dense(32)`, the class name, a function's name). No commas: an architecture's
+    string separates decisions with them."""
+    if not isinstance(module, nn.Module):
+        return getattr(module, "__name__", type(module).__name__)
+    kind = type(module).__name__
+    if module.name and not re.fullmatch(rf"{kind}_\d+", module.name):
+        return f"{kind}({module.name})"
+    if isinstance(module, (nn.Conv, Conv)):
+        size = module.kernel_size
+        size = "x".join(map(str, size)) if isinstance(size, (tuple, list)) else str(size)
+        strides = module.strides if isinstance(module.strides, (tuple, list)) else (module.strides or 1,)
+        step = "" if set(strides) == {1} else f" stride {'x'.join(map(str, strides))}"
+        return f"Conv({module.features} {size}{step})"
+    if isinstance(module, (nn.Dense, Dense)):
+        return f"Dense({module.features})"
+    return kind
+
+
+def _unique(labels: list) -> list:
+    """Labels made distinct (`MyPool`, `MyPool#2`), so an architecture's string names one option."""
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label}#{seen[label]}")
+    return out
 
 
 class Choice(nn.Module):
@@ -277,7 +304,7 @@ class Choice(nn.Module):
     @nn.compact
     def __call__(self, *args, **kwargs):
         ctx = _context("Choice")
-        labels = [_describe(c) for c in self.candidates]
+        labels = _unique([_describe(c) for c in self.candidates])
         if _single(self, "candidates", labels, ctx):
             return self.candidates[0](*args, **kwargs)
         name = _register(self, "", labels, ctx, candidate_paths=None)

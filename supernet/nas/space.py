@@ -100,14 +100,16 @@ class _Trace(nn.Module):
         return _call(self.net, x, False, dict(self.call_kwargs))
 
 
-def _slice_like(source: jax.Array, shape: tuple) -> jax.Array:
-    """A prefix of each channel axis; a centre crop of a conv kernel's spatial axes."""
+def _slice_like(source: jax.Array, shape: tuple, conv_kernel: bool) -> jax.Array:
+    """A prefix of each axis; a centre crop of a conv kernel's spatial axes (all but the last two).
+    Concrete arrays are sliced in numpy: an eager jax slice would compile once per shape."""
     index = []
     for axis, (big, small) in enumerate(zip(source.shape, shape)):
-        spatial = source.ndim >= 3 and axis < source.ndim - 2
-        start = (big - small) // 2 if spatial else 0
+        start = (big - small) // 2 if conv_kernel and axis < source.ndim - 2 else 0
         index.append(slice(start, start + small))
-    return source[tuple(index)]
+    if isinstance(source, jax.core.Tracer):
+        return source[tuple(index)]
+    return jax.device_put(np.asarray(source)[tuple(index)])
 
 
 class NasSpace(Space):
@@ -147,11 +149,14 @@ class NasSpace(Space):
         (channel prefixes, kernel centre crops); `supernet_stats` become `batch_stats`."""
         network = self.standalone(arch)
         target = jax.eval_shape(lambda: network.init(jax.random.key(0), self.example))
+        convs = self.counts.conv_paths()
         out = {}
         for collection, tree in target.items():
             source = variables["params" if collection == "params" else STATS_COLLECTION]
             out[collection] = jax.tree_util.tree_map_with_path(
-                lambda path, leaf: _slice_like(_lookup(source, path), leaf.shape), tree)
+                lambda path, leaf: _slice_like(_lookup(source, path), leaf.shape,
+                                               tuple(k.key for k in path[:-1]) in convs and path[-1].key == "kernel"),
+                tree)
         return out
 
     # -- counts ----------------------------------------------------------------------------------

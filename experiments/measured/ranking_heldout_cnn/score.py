@@ -1,0 +1,83 @@
+"""Scores saved `ranking` job results (each ranker's scores of the CNN space's 150 sampled networks)
+against the held-out table: every ranker's report, the table's noise ceiling, and each supernet
+ranker's Kendall-tau margin over the parameter count with a bootstrap 95% interval. Refuses a run
+made on another task than the table's. Writes results.json and the supernet rankers' scatter
+plots next to this file.
+
+    python -m experiments.measured.ranking_heldout_cnn.score experiments/measured/ranking_heldout_cnn/default.json \
+        experiments/measured/ranking_heldout_cnn/automodel.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+
+import ml_collections
+import numpy as np
+
+from supernet import ground_truth, ranking
+from supernet.jobs import task_of
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TABLE = "strategies/benchmarks/ground_truth_cnn_mnist1d.csv"
+BASELINE = "params"
+
+
+def score_run(path: str, rows: list[dict], table: str, seed: int) -> dict:
+    """One saved run's reports against `rows`, and its supernet rankers' margins over params."""
+    with open(path) as f:
+        saved = json.load(f)
+    ground_truth.check_task(task_of(ml_collections.ConfigDict(saved["config"])), table, "(none)")
+    scores = {name: r["scores"] for name, r in saved["rankers"].items()}
+    reports = ranking.rescore(saved["archs"], scores, rows)
+    where = {a: i for i, a in enumerate(saved["archs"])}
+    at = [where[r["arch"]] for r in rows]
+    truth = np.asarray([r["test_accuracy_mean"] for r in rows])
+    margins = {}
+    for name in scores:
+        if name.startswith("supernet"):
+            margins[name] = ranking.bootstrap_margin(np.asarray(scores[name])[at], np.asarray(scores[BASELINE])[at],
+                                                     truth, seed=seed)
+            label = os.path.splitext(os.path.basename(path))[0]
+            reports[name]["scatter_png"] = os.path.basename(ranking.draw_scatter(
+                np.asarray(scores[name])[at], truth, reports[name], os.path.join(HERE, f"{label}_{name}.png"),
+                xlabel=name, ylabel="test accuracy, mean of 2 seeds (table)", name=name))
+    return {"file": os.path.basename(path), "supernet_recipe": saved["config"]["supernet"], "reports": reports,
+            f"tau_margin_over_{BASELINE}": margins}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="results.json files of the ranking job (config variant cnn)")
+    parser.add_argument("--table", default=TABLE)
+    parser.add_argument("--seed", type=int, default=0, help="fixes the bootstrap resamples")
+    args = parser.parse_args(argv)
+    table = ground_truth.resolve_table(args.table)
+    rows = ranking.read_rows(table)
+    out = {"table": args.table, "rows": len(rows), "noise_ceiling": ranking.table_noise_ceiling(rows),
+           "test_accuracy_range": [min(r["test_accuracy_mean"] for r in rows),
+                                   max(r["test_accuracy_mean"] for r in rows)],
+           "bootstrap": f"2,000 resamples of the {len(rows)} rows with replacement, percentile 95% interval, seed "
+                        f"{args.seed}",
+           "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                    cwd=HERE).stdout.strip(),
+           "runs": {}}
+    for path in args.runs:
+        run = score_run(path, rows, table, args.seed)
+        out["runs"][os.path.splitext(os.path.basename(path))[0]] = run
+        print(f"== {path}")
+        for name, r in run["reports"].items():
+            m = run[f"tau_margin_over_{BASELINE}"].get(name)
+            extra = f"  margin over params {m['margin']:+.3f} [{m['low']:+.3f}, {m['high']:+.3f}]" if m else ""
+            print(f"  {name:>22}: tau {r['kendall_tau']:+.3f}  rho {r['spearman_rho']:+.3f}  "
+                  f"P@10% {r['precision_top10pct']:.2f}  top-1 regret {r['top1_regret']:.4f}{extra}")
+    with open(os.path.join(HERE, "results.json"), "w") as f:
+        json.dump(out, f, indent=2)
+    print(f"wrote {os.path.join(HERE, 'results.json')}")
+
+
+if __name__ == "__main__":
+    main()

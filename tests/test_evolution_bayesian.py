@@ -2,6 +2,8 @@
 and tournaments, the trust region's Hamming ball and radius, and a pool that reaches beyond one
 incumbent's neighbourhood."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,8 +15,10 @@ from strategies.space import Decisions
 
 SPACE = Decisions([("a", ["a0", "a1", "a2"]), ("b", ["b0", "b1", "b2", "b3"]), ("c", ["c0", "c1", "c2"]),
                    ("d", ["d0", "d1"]), ("e", ["e0", "e1", "e2"]), ("f", ["f0"])])  # f: one option
-SMALL_BO = {"capacity": 64, "gp_size": 32, "num_initial": 4, "trust_region_samples": 16, "num_random": 8,
-            "mutations_per_incumbent": 2, "num_incumbents": 2}
+# One set of small options for every bayesian test, so each jitted function compiles once.
+SMALL_BO = {"capacity": 32, "gp_size": 16, "num_initial": 2, "init_radius": 1, "success_tolerance": 1,
+            "failure_tolerance": 2, "trust_region_samples": 16, "num_random": 8, "mutations_per_incumbent": 2,
+            "num_incumbents": 2}
 
 
 def test_hamming_ball_samples_stay_within_the_radius_and_reach_it():
@@ -41,9 +45,17 @@ def test_trust_region_widens_on_success_narrows_on_failure_and_collapses():
     assert bool(collapsed) and int(radius) == 2
 
 
-def bayesian_core(**options):
-    return bayesian.make_core(SPACE, SMALL_BO["capacity"], **{**{k: v for k, v in SMALL_BO.items() if k != "capacity"},
-                                                             **options})
+@functools.lru_cache(maxsize=None)
+def small_bayesian():
+    return strategies.get("bayesian", SPACE, **SMALL_BO)
+
+
+@functools.lru_cache(maxsize=None)
+def bayesian_propose(acquisition="ei"):
+    """The core's jitted `propose` (the pool and its priorities), with the test options."""
+    options = {k: v for k, v in SMALL_BO.items() if k != "capacity"}
+    core = bayesian.make_core(SPACE, SMALL_BO["capacity"], acquisition=acquisition, **options)
+    return jax.jit(core.propose, static_argnums=2)
 
 
 def told(strategy, archs, fitness):
@@ -51,43 +63,59 @@ def told(strategy, archs, fitness):
     return strategy.tell(state, np.asarray(archs, np.int32), np.asarray(fitness, np.float32))
 
 
-def test_bayesian_pool_reaches_beyond_the_incumbents_neighbourhood():
-    strategy = strategies.get("bayesian", SPACE, **SMALL_BO)
+def test_bayesian_pool_reaches_beyond_the_incumbents_neighbourhood_and_is_ranked_by_the_model():
     archs = np.array([[i % 2, i // 2 % 2, i // 4 % 2, 0, 0, 0] for i in range(6)], np.int32)
-    state = told(strategy, archs, np.arange(6.0))
-    pool, priority = jax.jit(bayesian_core().propose, static_argnums=2)(jax.random.key(2), state, 1)
+    strategy = small_bayesian()
+    state = told(strategy, archs[:2], [0.0, 1.0])  # the initial design, then 4 improvements: radius 5
+    for i in range(2, 6):
+        state = strategy.tell(state, archs[i:i + 1], np.asarray([float(i)]))
+    assert int(state.radius) == 5
+    pool, priority = bayesian_propose()(jax.random.key(2), state, 1)
     distance = np.sum(np.asarray(pool) != archs[-1], axis=1)  # from the best, the trust region's centre
-    wanted = np.isfinite(np.asarray(priority))
-    assert wanted.all()  # past the initial design, every candidate is scored by the acquisition
-    assert np.sum(distance == 1) >= sum(k - 1 for k in SPACE.num_choices)  # its whole neighbourhood
-    assert np.any(distance == 2) and np.any(distance >= 3)  # the trust region (radius 2) and the global part
+    assert np.isfinite(np.asarray(priority)).all()  # past the initial design, every candidate is scored
+    assert np.sum(distance == 1) >= sum(k - 1 for k in SPACE.num_choices)  # the centre's whole neighbourhood
+    assert np.any(distance == 2) and np.any(distance >= 4)  # the trust region and the global part
+    # The ablation keeps the pool but ranks it blindly: its favourites are worse by the model's mean.
+    pool_blind, at_random = bayesian_propose("random")(jax.random.key(2), state, 1)
+    mean = lambda p: np.asarray(bayesian.predict(state.gp, p, SPACE.num_choices)[0])
+    top = lambda p: np.argsort(-np.asarray(p))[:10]
+    assert np.mean(mean(pool)[top(priority)]) > np.mean(mean(pool_blind)[top(at_random)])
 
 
 def test_bayesian_restarts_when_its_trust_region_collapses():
-    strategy = strategies.get("bayesian", SPACE, **{**SMALL_BO, "num_initial": 2, "init_radius": 1,
-                                                   "failure_tolerance": 2, "success_tolerance": 1})
+    strategy = small_bayesian()
     state = told(strategy, [[0, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0]], [1.0, 2.0])  # the initial design
     assert int(state.radius) == 1 and int(state.restart_at) == 0
     state = strategy.tell(state, np.asarray([[1, 1, 0, 0, 0, 0]], np.int32), np.asarray([3.0]))  # a success
     assert int(state.radius) == 2
-    for i, fitness in enumerate([0.0, 0.0, 0.0]):  # two failures narrow it to 1, two more collapse it
-        state = strategy.tell(state, np.asarray([[1, 1, 1 + i % 2, i // 2, 0, 0]], np.int32), np.asarray([fitness]))
+    for i in range(3):  # two failures narrow it to 1 ...
+        state = strategy.tell(state, np.asarray([[1, 1, 1 + i % 2, i // 2, 0, 0]], np.int32), np.asarray([0.0]))
     assert int(state.radius) == 1 and int(state.restart_at) == 0
-    state = strategy.tell(state, np.asarray([[2, 2, 0, 0, 0, 0]], np.int32), np.asarray([0.0]))
+    state = strategy.tell(state, np.asarray([[2, 2, 0, 0, 0, 0]], np.int32), np.asarray([0.0]))  # ... two collapse it
     assert int(state.restart_at) == 7 and int(state.radius) == 1  # restarted with the initial radius
-    _, priority = jax.jit(bayesian_core().propose, static_argnums=2)(jax.random.key(0), state, 1)
+    _, priority = bayesian_propose()(jax.random.key(0), state, 1)
     assert np.all(np.asarray(priority) == -np.inf)  # a new initial design: uniform samples first
 
 
-def test_bayesian_random_ranking_ablation_keeps_the_pool_but_ignores_the_model():
-    strategy = strategies.get("bayesian", SPACE, **SMALL_BO)
-    archs = np.asarray([[i % 3, i % 4, i % 3, i % 2, (i + 1) % 3, 0] for i in range(8)], np.int32)
-    state = told(strategy, archs, np.arange(8.0))
-    guided = jax.jit(bayesian_core().propose, static_argnums=2)
-    blind = jax.jit(bayesian_core(acquisition="random").propose, static_argnums=2)
-    pool, by_model = guided(jax.random.key(3), state, 1)
-    pool_blind, at_random = blind(jax.random.key(3), state, 1)
-    mean, _ = bayesian.predict(state.gp, pool, SPACE.num_choices)
-    top = lambda p: np.argsort(-np.asarray(p))[:10]
-    assert np.mean(np.asarray(mean)[top(by_model)]) > np.mean(np.asarray(mean)[top(at_random)])
-    assert pool_blind.shape == pool.shape
+def test_evolution_default_is_a_population_whose_best_ages_out():
+    strategy = strategies.get("evolution", SPACE, capacity=64)
+    star = np.asarray([[2, 3, 2, 1, 2, 0]], np.int32)
+    others = np.asarray([[0, i % 4, 0, 0, i // 4, 0] for i in range(10)], np.int32)  # >= 3 steps from it
+    state = told(strategy, star, [100.0])
+    state = strategy.tell(state, others, np.arange(10.0))
+    children = np.asarray(strategy.ask(jax.random.key(1), state, 4)[0])
+    # Ten younger results pushed the star out of the population (a local search would keep climbing
+    # from it): the children are one step from the best of the ten.
+    np.testing.assert_array_equal(np.sum(children != others[-1], axis=1), 1)
+    assert int(strategy.tell(state, children, np.zeros(4)).restart_at) == 0  # patience 60 not spent
+
+
+def test_evolution_restarts_after_its_patience_runs_out():
+    strategy = strategies.get("evolution", SPACE, capacity=64, num_initial=2, restart_patience=3)
+    state = told(strategy, [[0, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0]], [1.0, 5.0])
+    state = strategy.tell(state, np.asarray([[1, 1, 0, 0, 0, 0], [1, 2, 0, 0, 0, 0]], np.int32), np.zeros(2))
+    assert int(state.restart_at) == 0  # two results since the best
+    state = strategy.tell(state, np.asarray([[1, 3, 0, 0, 0, 0]], np.int32), np.zeros(1))
+    assert int(state.restart_at) == 5
+    with pytest.raises(ValueError, match="restart_patience must be at least 1"):
+        strategies.get("evolution", SPACE, restart_patience=0)

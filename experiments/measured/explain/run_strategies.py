@@ -91,6 +91,8 @@ def main():
         "command": "python experiments/measured/explain/run_strategies.py " + " ".join(sys.argv[1:]),
         "fitness_column": column, "budget": args.budget, "seeds": seeds,
         "table_ranking": truth.ranking(), "table_importance": dict(zip(truth.decision_names, truth.importance.tolist())),
+        "table_effects": {name: dict(zip(opts, np.round(truth.effects[d], 3).tolist()))
+                          for d, (name, opts) in enumerate(zip(truth.decision_names, truth.options))},
         "strategies": per_strategy, "provenance": records.provenance()})
 
 

@@ -42,12 +42,14 @@ def test_winner_is_plain_flax_with_exactly_the_counted_parameters(tiny):
             assert block["attention"][f"heads{heads}"]["query"]["kernel"].shape == (8, heads, 8 // heads)
 
 
-def test_winner_and_baseline_have_test_accuracies(tiny):
+def test_winner_and_baselines_have_test_accuracies(tiny):
     summary, result = tiny
-    winner, baseline = summary["winner"], summary["baseline"]
-    assert winner["test_accuracy"] == result.best_accuracy == retrain.accuracy(
+    assert summary["winner"]["test_accuracy"] == result.best_accuracy == retrain.accuracy(
         result.network, result.variables, result.dataset.test)
-    assert 0.0 <= baseline["test_accuracy"] <= 1.0 and len(baseline["test_accuracy_per_retrain_seed"]) == 1
-    assert baseline["architecture"]["blocks.depth"] == "2" and baseline["params"] > 0
-    assert {baseline["architecture"][f"blocks.block{i}.{kind}"] for i in (1, 2) for kind in ("mixer", "attention.heads")} \
-        == {"Attention(attention)", "MultiHeadDotProductAttention(heads2)"}
+    assert set(summary["baselines"]) == {"mid", "large"}
+    for baseline in summary["baselines"].values():
+        assert len(baseline["test_accuracy_per_retrain_seed"]) == 1
+        assert 0.0 <= baseline["mean_test_accuracy"] <= 1.0 and baseline["params"] > 0
+        assert baseline["architecture"]["blocks.depth"] == "2"   # the tiny model's largest depth is 2
+        assert {baseline["architecture"][f"blocks.block{i}.{kind}"] for i in (1, 2) for kind in ("mixer", "attention.heads")} \
+            == {"Attention(attention)", "MultiHeadDotProductAttention(heads2)"}

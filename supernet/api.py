@@ -99,10 +99,10 @@ class SearchResult:
     results: the full results dict (what the `search` job writes to results.json).
     """
     best_architecture: str
-    best_accuracy: float
+    best_accuracy: float | None
     best_architecture_dict: dict
     architecture: np.ndarray
-    supernet_val_accuracy: float
+    supernet_val_accuracy: float | None
     params: int
     flops: int
     network: Any

@@ -10,12 +10,13 @@ import numpy as np
 def host_init(abstract_variables, key: jax.Array) -> dict:
     """Concrete variables for an abstract tree (`jax.eval_shape(module.init, ...)`), drawn with numpy.
 
-    Conv and dense kernels get He-normal values (std sqrt(2 / fan_in)), BN scales and variances
-    ones, biases and means zeros. Why not `module.init`: on the CPU, compiling Flax's truncated-normal
+    Conv and dense kernels get He-normal values (std sqrt(2 / fan_in)), `nn.Embed` tables normal
+    values of std sqrt(1 / features) (Flax's default), BN scales and variances ones, biases and
+    means zeros. Why not `module.init`: on the CPU, compiling Flax's truncated-normal
     initialisers took ~20 s even for a six-edge supernet, eagerly or under jit; this takes
     milliseconds and is just as deterministic (the numpy generator is seeded from `key`).
-    A parameter of any other name (e.g. `nn.Embed`'s `embedding`) is an error naming it: a silent
-    zero fill would train a custom space with all-zero weights.
+    A parameter of any other name is an error naming it: a silent zero fill would train a custom
+    space with all-zero weights.
     """
     rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
     ones, zeros = ("scale", "var"), ("bias", "mean")
@@ -25,12 +26,14 @@ def host_init(abstract_variables, key: jax.Array) -> dict:
         if name == "kernel" or name.startswith("w_"):
             fan_in = int(np.prod(leaf.shape[:-1]))
             return jnp.asarray(rng.standard_normal(leaf.shape, np.float32) * np.sqrt(2.0 / fan_in), leaf.dtype)
+        if name == "embedding":
+            return jnp.asarray(rng.standard_normal(leaf.shape, np.float32) * np.sqrt(1.0 / leaf.shape[-1]), leaf.dtype)
         if name in ones or name.startswith("scale_"):
             return jnp.ones(leaf.shape, leaf.dtype)
         if name in zeros or name.startswith("bias_"):
             return jnp.zeros(leaf.shape, leaf.dtype)
         raise ValueError(f"host_init does not know how to initialise parameter {jax.tree_util.keystr(path)} "
-                         f"(it knows conv/dense kernels, BN scales, biases and statistics); initialise the module "
+                         f"(it knows conv/dense kernels, embedding tables, BN scales, biases and statistics); initialise the module "
                          f"with Flax's own initialisers, `params = model.init(key, x, arch, train=True)['params']`, "
                          f"and pass them to training.train_supernet(..., params=params).")
 

@@ -92,6 +92,21 @@ def test_extract_without_calibration_data(tiny):
 def test_initialising_an_unknown_parameter_fails_loudly():
     import flax.linen as nn
     from supernet.initializers import host_init
-    abstract = jax.eval_shape(lambda: nn.Embed(10, 4).init(jax.random.key(0), jnp.zeros((2,), jnp.int32)))
-    with pytest.raises(ValueError, match=r"parameter \['params'\]\['embedding'\].*model.init\(key, x, arch"):
+
+    class Gated(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return x * self.param("gate", nn.initializers.ones, (x.shape[-1],))
+
+    abstract = jax.eval_shape(lambda: Gated().init(jax.random.key(0), jnp.zeros((2, 3))))
+    with pytest.raises(ValueError, match=r"parameter \['params'\]\['gate'\].*model.init\(key, x, arch"):
         host_init(abstract, jax.random.key(0))
+
+
+def test_host_init_draws_embedding_tables_at_flax_scale():
+    import flax.linen as nn
+    from supernet.initializers import host_init
+    abstract = jax.eval_shape(lambda: nn.Embed(500, 64).init(jax.random.key(0), jnp.zeros((2,), jnp.int32)))
+    table = host_init(abstract, jax.random.key(0))["params"]["embedding"]
+    assert table.shape == (500, 64)
+    assert abs(float(table.std()) - 64 ** -0.5) < 0.01 and abs(float(table.mean())) < 0.01

@@ -8,7 +8,7 @@ import pytest
 
 from experiments import ground_truth as ground_truth_config
 from experiments import ranking as ranking_config
-from supernet import spaces
+from supernet import config_check, jobs, spaces
 from supernet.ground_truth import sample_architectures
 from supernet.jobs.ranking import check_rankers
 
@@ -60,6 +60,8 @@ def test_the_held_out_configs(space):
     assert (r.supernet.sampling, r.supernet.weight_decay) == ("distinct", 1e-2)
     auto = ranking_config.get_config("cnn,automodel").supernet
     assert (auto.sampling, auto.weight_decay, auto.steps, auto.batch_size) == ("uniform", 5e-4, 1200, 64)
+    for config in (g, r):   # what launch.py checks first, the shipped table's task included
+        config_check.check(config, jobs.get(config.job))
 
 
 def test_bad_options_are_refused_in_one_line():

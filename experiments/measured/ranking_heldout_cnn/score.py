@@ -41,6 +41,7 @@ def score_run(path: str, rows: list[dict], table: str, seed: int) -> dict:
         if name.startswith("supernet"):
             margins[name] = ranking.bootstrap_margin(np.asarray(scores[name])[at], np.asarray(scores[BASELINE])[at],
                                                      truth, seed=seed)
+        if name in ("supernet", "supernet_loss"):
             label = os.path.splitext(os.path.basename(path))[0]
             reports[name]["scatter_png"] = os.path.basename(ranking.draw_scatter(
                 np.asarray(scores[name])[at], truth, reports[name], os.path.join(HERE, f"{label}_{name}.png"),

@@ -5,7 +5,7 @@ each layer records its cost terms with the branches (Repeat blocks, Choice candi
 in: its parameter tensors, and FLOPs per example from per-layer formulas over the traced shapes.
 An architecture's count is the sum of the terms whose branches it takes.
 
-Probing costs a trace (about a tenth of a second), so after `PROBED` distinct architectures the
+Probing costs a trace of the module, so after `PROBED` distinct architectures the
 terms become formulas: each term is a product of one factor per decision (a width, a kernel's taps,
 a length: one size per axis), fitted from a probe at the largest architecture and one probe per
 other option, and checked against direct probes of the smallest and a few random architectures.

@@ -75,7 +75,7 @@ def _tournament_winners(key, fitness, present, shape, tournament_size):
     return jnp.take_along_axis(contestants, best[..., None], axis=-1)[..., 0]
 
 
-def make_core(space, capacity: int, population_size: int | None = 10, tournament_size: int | None = 10,
+def make_core(space, capacity: int, population_size: int | None = 10, tournament_size: int | None = None,
               crossover_rate: float = 0.0, tournaments_per_arch: int = 4, num_initial: int | None = None,
               restart: bool = True, restart_patience: int | None = 60) -> interface.Core:
     """The evolution core for `interface.build`.
@@ -84,8 +84,8 @@ def make_core(space, capacity: int, population_size: int | None = 10, tournament
       space, capacity: the search space and the history's capacity.
       population_size: the last k results form the population; None: every result since the last
         restart (the local-search limit, see the module docstring).
-      tournament_size: members per tournament (1: a random parent); None, or in the local-search
-        limit: the whole population.
+      tournament_size: members per tournament (1: a random parent); None (the default), or in the
+        local-search limit: the whole population.
       crossover_rate: the probability that a child recombines two tournament winners.
       tournaments_per_arch: tournaments run per requested architecture.
       num_initial: uniform samples before evolving, and after each restart; None: the population

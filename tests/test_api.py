@@ -53,10 +53,12 @@ def test_result_predicts_draws_and_reports_its_front(result, digits_arrays, tmp_
         result.predict(nan_row)
 
 
-def test_result_explains_its_search(result):
+def test_result_explains_its_search(result, tmp_path):
     report = result.explain()
     assert report.effects.shape == (3, 2) and report.decision_names == tuple(CHOICES)
     assert report.num_results == len(result.history["val_accuracy"])
+    assert result.results["explain"]["ranking"]
+    assert result.plot_explanation(str(tmp_path / "e.png")).endswith("e.png") and (tmp_path / "e.png").stat().st_size > 1000
 
 
 def test_result_records_where_it_was_measured(result):

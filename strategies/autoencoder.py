@@ -14,26 +14,39 @@ samples (fixed shapes: the cost per `tell` does not grow with the history), of
   + `predictor_weight` * squared error of the predicted (standardised) fitness on the evaluated ones
   + `latent_weight` * |z|^2 (keeps the latent space compact, so step sizes mean something).
 
-Proposals: the `num_incumbents` best architectures are encoded, then moved by `ascent_steps`
-normalised gradient steps of size `step_size` on the predicted fitness (NAO's update), from their
-own code and from `noisy_starts` jittered copies of it. Every point along each path is decoded;
-candidates are ranked by the predicted fitness of the decoded architecture (re-encoded), and
-`ask`'s filter drops evaluated ones, so nothing is proposed twice. The first `num_initial`
-proposals are uniform random.
+Proposals (NAO's move, decoded within a trust region): the `num_incumbents` best architectures
+of the current episode are encoded, and each code is moved by `ascent_steps` normalised gradient
+steps of size `step_size` on the predicted fitness. The decoder, read at the end of each path,
+says which options the moved code prefers: with `proposal_order="edits"` (the default) the
+candidates are each incumbent's one-decision edits, ranked by log p(new option) - log p(current
+option) under that decoding, the best incumbent's first. A trust region of one decision, as in
+the bayesian strategy: a free decode of a moved code tends to jump several decisions at once and
+land on a worse cell. `ask`'s filter drops evaluated candidates, so everything proposed is fresh.
+Other orders: "path", every point along the paths (and along `noisy_starts` jittered copies of
+each start) decoded by argmax, the best incumbent's nearest first; "predicted", those decodes
+ranked by the predictor (the plain NAO pool).
 
-Local search (`local_search=True`, the default): after the first `num_initial` results, and
-after each restart, the one-decision neighbours of the best result since the restart come before
-the latent-space proposals (`hill_climb.local_search_pool`); when they are exhausted
-(`hill_climb.local_search_over`) the search restarts from a new uniform sample of `num_initial`.
-`climb_order` orders the neighbours: "linear" (the default) by `surrogate.fit_linear_surrogate`, a
-ridge regression of the results on how often each operation occurs; "predictor" by this model's
-predicted fitness; "random". On the NAS-Bench-201 table (seeds other than the ones reported) the
-local search raised the mean test accuracy of the returned cell from 88.47 to 88.85 at 100
-queries and from 88.96 to 89.03 at 300 (40 seeds; restarting from the latent-space proposals
-instead, which start near the old best: 88.83 / 88.98); on tuning seeds 100-299 the linear order
-gives 88.94 at 100 queries against 88.88 for the predictor's. With the defaults the latent-space
-proposals are taken only when a climb has no fresh neighbour left, which on this table is
-almost never: the search then makes the same queries as reinforce's.
+Episodes (`restarts=True`, the default): the first `num_initial` proposals, and those after each
+restart, are uniform samples; an episode ends once every one-decision edit of its best result was
+evaluated (`hill_climb.local_search_over`): the latent model has nothing fresh left to suggest
+there.
+
+What the model contributes: the order of the proposals, from the predictor's gradient read
+through the decoder; its predictor and encoder see how often each option label occurs
+(`reinforce.slot_labels`; on NAS-Bench-201, each operation). `moves="random"` moves each code in a
+random direction instead (the ablation in `experiments/measured/sampler_ablations_rl_ae/`).
+
+Measured on the NAS-Bench-201 table (mean best `cifar10-val` / test accuracy of the returned cell
+at 100 queries, tuning seeds 100-119): "edits" with episodes 84.67 / 88.83 (89.01 at 300);
+"edits" without 84.59 / 88.68; "path" 84.43 / 88.46 with or without episodes; the predictor's
+order without episodes 88.47 (40 seeds).
+
+Local search (`local_search=True`, off by default): the one-decision neighbours of the episode's
+best come before the latent-space proposals (`hill_climb.local_search_pool`), ordered by
+`climb_order`: "linear" by `surrogate.fit_linear_surrogate`, "predictor" by this model's
+predicted fitness, or "random". With `proposal_order="predicted"` this is the earlier default:
+the latent proposals are then taken only when a climb has no fresh neighbour left, which on
+NAS-Bench-201 is almost never, and the search makes the same queries as the `local` strategy.
 """
 
 from __future__ import annotations
@@ -138,8 +151,8 @@ def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning
               train_steps: int = 20, batch_size: int = 64, num_unlabeled: int = 64,
               predictor_weight: float = 1.0, latent_weight: float = 1e-3, num_initial: int = 10,
               num_incumbents: int = 10, ascent_steps: int = 10, step_size: float = 0.5,
-              noisy_starts: int = 3, noise_scale: float = 0.5, proposal_order: str = "path",
-              moves: str = "gradient", restarts: bool = False, local_search: bool = False,
+              noisy_starts: int = 3, noise_scale: float = 0.5, proposal_order: str = "edits",
+              moves: str = "gradient", restarts: bool = True, local_search: bool = False,
               climb_order: str = "linear") -> interface.Core:
     """The autoencoder core for `interface.build` (module docstring).
 

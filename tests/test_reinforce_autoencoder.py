@@ -59,9 +59,9 @@ def test_edit_agent_edits_the_best_of_its_episode():
     assert int(state.updates) > 0  # the policy learned from the edits
 
 
-def test_autoencoder_proposes_fresh_decoded_latent_moves():
-    # No jittered starts: the pool depends on the state alone, not on the key.
-    options = dict(num_initial=4, train_steps=5, num_incumbents=3, ascent_steps=4, noisy_starts=0)
+def test_autoencoder_proposes_fresh_edits_its_latent_model_ranks():
+    # Gradient moves from the incumbents' own codes: the pool depends on the state, not the key.
+    options = dict(num_initial=4, train_steps=5, num_incumbents=3, ascent_steps=4)
     strategy = strategies.get("autoencoder", SPACE, **options)
     propose = jax.jit(autoencoder.make_core(SPACE, autoencoder.DEFAULT_CAPACITY, **options).propose,
                       static_argnums=2)
@@ -73,9 +73,9 @@ def test_autoencoder_proposes_fresh_decoded_latent_moves():
         if step >= 4:
             pool, priority = propose(jax.random.key(step), state, 1)
             wanted = np.asarray(pool)[np.asarray(priority) > -np.inf]
-            assert len(wanted) == 3 * 4  # incumbents x steps
+            assert len(wanted) == 3 * 7  # incumbents x their one-decision edits
             fresh = [a for a in wanted if not np.any(np.all(told == a, axis=1))]
-            # A decoded latent point whenever one is fresh (ask fills in with uniform ones after).
+            # The decoder's pick whenever one is fresh (ask fills in with uniform ones after).
             assert np.any(np.all(wanted == np.asarray(archs[0]), axis=1)) == bool(fresh)
             from_latent += bool(fresh)
         state = strategy.tell(state, archs, additive(archs))

@@ -376,7 +376,9 @@ def test_learning_strategies_climb_from_their_best_after_the_initial_sample(name
     asked, _ = strategy.ask(jax.random.key(1), state, 3)
     assert np.all(np.sum(np.asarray(asked) != TOY_OPTIMUM, axis=1) == 1)
     if "local_search" in climbing or "policy" in climbing:
-        plain = strategies.get(name, TOY, **options, **{**climbing, "local_search": False})
+        # The autoencoder's latent proposals ranked by its predictor alone, with no episodes.
+        latent = {"proposal_order": "predicted", "restarts": False} if name == "autoencoder" else {}
+        plain = strategies.get(name, TOY, **options, **{**climbing, "local_search": False}, **latent)
         state = plain.tell(plain.init(jax.random.key(0)), np.concatenate([TOY_OPTIMUM[None], others]),
                            np.asarray([10.0, 0.0, 0.0, 0.0]))
         asked, _ = plain.ask(jax.random.key(1), state, 12)

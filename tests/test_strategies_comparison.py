@@ -54,12 +54,10 @@ def test_the_comparison_reports_a_strategy_under_two_names_as_identical(tmp_path
     real_get = comparison.registry.get
     monkeypatch.setattr(comparison.registry, "get",
                         lambda name, *a, **k: real_get("local" if name == "alias" else name, *a, **k))
-    results = comparison.run_comparison(nb201, nb201_table, ["local", "alias", "random"], budgets=[4, 15], seeds=3,
+    results = comparison.run_comparison(nb201, nb201_table, ["local", "alias"], budgets=[4, 15], seeds=3,
                                         workdir=str(tmp_path), progress=False)
     counts = results["identical_query_sequences"]
-    assert counts["local vs alias"] == {"4": 3, "15": 3}
-    # Every strategy draws its initial design from the seed's uniform fill: short prefixes agree.
-    assert counts["local vs random"] == counts["alias vs random"] == {"4": 3, "15": 0}
+    assert counts == {"local vs alias": {"4": 3, "15": 3}}
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["identical_query_sequences"] == counts
 

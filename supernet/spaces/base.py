@@ -75,12 +75,6 @@ class Space(Decisions):
     def parameter_free(self, arch) -> np.ndarray:
         raise NotImplementedError
 
-    def check(self, x=None, **options):
-        """This space's methods checked against its real networks: `supernet.nas.check(self, x,
-        **options)` (params exact, flops near XLA's count, extraction equal to the supernet)."""
-        from supernet.nas.check import check   # the check builds networks: imported when used
-        return check(self, x, **options)
-
     def derive(self, weights) -> np.ndarray:
         """The discrete architecture from weights float[D, K] (e.g. a DARTS search's softmax):
         the heaviest option per decision, never one labelled `none`."""

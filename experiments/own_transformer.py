@@ -150,9 +150,12 @@ def main(size: str = "full", progress: bool = True) -> tuple[dict, SearchResult]
         "decisions": space.decision_names, "evaluated": len(result.history["val_accuracy"]),
         "dataset": result.results["dataset"], "sizes": SIZES[size], "retrain_seeds": seeds,
     }
+    retrained = {}   # architecture -> accuracies: a baseline equal to another is not retrained twice
     for name, choices in baselines(model).items():
         arch = architecture(space, choices)
-        runs = retrain_seeds(space, arch, dataset, recipe, range(seeds), progress)
+        if tuple(arch) not in retrained:
+            retrained[tuple(arch)] = retrain_seeds(space, arch, dataset, recipe, range(seeds), progress)
+        runs = retrained[tuple(arch)]
         summary["baselines"][name] = {
             "architecture": dict(zip(space.decision_names, (space.options[d][c] for d, c in enumerate(arch)))),
             "test_accuracy_per_retrain_seed": runs, "mean_test_accuracy": float(np.mean(runs)),

@@ -1,6 +1,7 @@
 """Scores saved `ranking` job results (each ranker's scores of the CNN space's 150 sampled networks)
 against the held-out table: every ranker's report, the table's noise ceiling, and each supernet
-ranker's Kendall-tau margin over the parameter count with a bootstrap 95% interval. Refuses a run
+ranker's Kendall-tau margin over the parameter count with a bootstrap 95% interval (and each later
+run's supernet rankers' margin over the first run's loss ranker). Refuses a run
 made on another task than the table's. Writes results.json and the supernet rankers' scatter
 plots next to this file.
 
@@ -50,6 +51,19 @@ def score_run(path: str, rows: list[dict], table: str, seed: int) -> dict:
             f"tau_margin_over_{BASELINE}": margins}
 
 
+def _scores_on(path: str, name: str, rows: list[dict]) -> np.ndarray:
+    with open(path) as f:
+        saved = json.load(f)
+    where = {a: i for i, a in enumerate(saved["archs"])}
+    return np.asarray(saved["rankers"][name]["scores"])[[where[r["arch"]] for r in rows]]
+
+
+def _between(path: str, first: str, name: str, rows: list[dict], seed: int) -> dict:
+    truth = np.asarray([r["test_accuracy_mean"] for r in rows])
+    return ranking.bootstrap_margin(_scores_on(path, name, rows), _scores_on(first, "supernet_loss", rows), truth,
+                                    seed=seed)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="results.json files of the ranking job (config variant cnn)")
@@ -75,6 +89,12 @@ def main(argv=None) -> None:
             extra = f"  margin over params {m['margin']:+.3f} [{m['low']:+.3f}, {m['high']:+.3f}]" if m else ""
             print(f"  {name:>22}: tau {r['kendall_tau']:+.3f}  rho {r['spearman_rho']:+.3f}  "
                   f"P@10% {r['precision_top10pct']:.2f}  top-1 regret {r['top1_regret']:.4f}{extra}")
+    # Each other run's supernet rankers against the first run's loss ranker (the default fitness).
+    first = args.runs[0]
+    out["tau_margin_over_first_run_supernet_loss"] = {
+        os.path.splitext(os.path.basename(path))[0]: {
+            name: _between(path, first, name, rows, args.seed) for name in ("supernet", "supernet_loss")}
+        for path in args.runs[1:]}
     with open(os.path.join(HERE, "results.json"), "w") as f:
         json.dump(out, f, indent=2)
     print(f"wrote {os.path.join(HERE, 'results.json')}")

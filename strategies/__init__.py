@@ -37,7 +37,7 @@ STRATEGIES.register("evolution", "strategies.evolution")
 STRATEGIES.register("bayesian", "strategies.bayesian")
 STRATEGIES.register("reinforce", "strategies.reinforce")
 STRATEGIES.register("autoencoder", "strategies.autoencoder")
-# Restarted local search ordered by the linear surrogate (what reinforce and autoencoder do by default).
+# Restarted local search ordered by the linear surrogate (what reinforce's sequence controller does by default).
 STRATEGIES.register("local", "strategies.local")
 # Replays a finished DARTS/GDAS search's learned distribution (see that module).
 STRATEGIES.register("differentiable", "strategies.distribution")

@@ -7,9 +7,9 @@ regression of the results on how often each option label occurs, or "random". Th
 skips evaluated neighbours, so a first-improvement climb follows; when the best result's
 neighbours are exhausted (`hill_climb.local_search_over`) the search restarts.
 
-This is what the reinforce and autoencoder strategies do with their defaults (uniform climb
-starts, linear order) once their own learner is taken away: on NAS-Bench-201 they make the same
-queries, since their learned proposals are never the ones chosen.
+It is also what reinforce's sequence controller (`policy="sequence"`) does with that policy's
+defaults: on NAS-Bench-201 the two make the same queries (tested), since the controller's
+proposals are never the ones chosen while a climb is open.
 """
 
 from __future__ import annotations

@@ -97,8 +97,8 @@ def test_bayesian_restarts_when_its_trust_region_collapses():
     assert np.all(np.asarray(priority) == -np.inf)  # a new initial design: uniform samples first
 
 
-def test_evolution_default_is_a_population_whose_best_ages_out():
-    strategy = strategies.get("evolution", SPACE, capacity=64)
+def test_evolution_is_a_population_whose_best_ages_out():
+    strategy = strategies.get("evolution", SPACE, capacity=64, population_size=10)
     star = np.asarray([[2, 3, 2, 1, 2, 0]], np.int32)
     others = np.asarray([[0, i % 4, 0, 0, i // 4, 0] for i in range(10)], np.int32)  # >= 3 steps from it
     state = told(strategy, star, [100.0])

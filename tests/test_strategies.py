@@ -302,7 +302,7 @@ def test_autoencoder_reconstructs_what_it_was_trained_on():
 
 
 def test_evolution_mutates_one_decision_of_a_tournament_winner():
-    strategy = strategies.get("evolution", TOY, population_size=4, tournament_size=4)
+    strategy = strategies.get("evolution", TOY, population_size=4, tournament_size=4, num_initial=4)
     queried, state = run(strategy, toy_objective, jax.random.key(2), 4)
     winner = queried[np.argmax(toy_objective(queried))]
     children, _ = strategy.ask(jax.random.key(3), state, 5)
@@ -311,7 +311,7 @@ def test_evolution_mutates_one_decision_of_a_tournament_winner():
 
 
 def test_evolution_population_ages_out_old_members():
-    strategy = strategies.get("evolution", TOY, population_size=3, tournament_size=3)
+    strategy = strategies.get("evolution", TOY, population_size=3, tournament_size=3, num_initial=1)
     state = strategy.init(jax.random.key(0))
     state = strategy.tell(state, TOY_OPTIMUM[None], np.array([100.0]))
     others = np.array([[0, 0, 0, 1], [1, 0, 0, 1], [0, 2, 0, 1]], np.int32)  # 4 steps from the star

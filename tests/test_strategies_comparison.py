@@ -37,6 +37,8 @@ def test_run_comparison_writes_its_outputs(tmp_path, nb201, nb201_table):
     assert sum(saved["table"][n]["12"]["found_reference"] for n in names) == pytest.approx(sum(found) / 2)
     assert (tmp_path / "best_so_far.png").stat().st_size > 1000
     assert "beats_random_at_5" in saved["targets"]
+    explained = saved["explain"]["evolution"]  # the first seed's 12 queries, explained
+    assert explained["num_results"] == 12 and set(explained["importance"]) == set(nb201.decision_names)
 
 
 def test_identical_query_sequences_counts_seeds_per_pair_and_budget():

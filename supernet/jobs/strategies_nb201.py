@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import strategies as registry
-from strategies import pareto
+from strategies import explanation, pareto
 from strategies.constraints import Limit, analytic_cost
 from strategies.benchmarks import tabular
 from supernet import distributed, plots, records, spaces
@@ -154,7 +154,7 @@ def run_comparison(space, table, strategy_names, budgets, seeds, workdir, *, fit
     horizon, options = budgets[-1], dict(strategy_options or {})
     limit = _latency_limit(latency_table, latency_column, latency_limit)
     reference = _reference(table, fitness_column, report_column, limit)
-    curves, summary, fronts, wall, canonical = {}, {}, {}, {}, {}
+    curves, summary, fronts, wall, canonical, explained = {}, {}, {}, {}, {}, {}
     metrics_path = os.path.join(workdir, "metrics.jsonl")
     bar = _progress_bar(len(strategy_names) * horizon * len(seeds), progress, "strategies")
     with open(metrics_path, "w") as metrics, single_threaded_blas():
@@ -170,6 +170,9 @@ def run_comparison(space, table, strategy_names, budgets, seeds, workdir, *, fit
             fitness = table.metric(flat, fitness_column).reshape(queried.shape[:2])
             report = table.metric(flat, report_column).reshape(queried.shape[:2])
             curves[name] = best_so_far(fitness, report)
+            # what the first seed's history says about the space (strategies.explain)
+            explained[name] = explanation.summary(space, queried[0], fitness[0], seed=seeds[0],
+                                                  fitness_name=fitness_column)
             summary[name] = _summarise(curves[name], _found(fitness, reference["fitness"]), budgets)
             _write_metrics(metrics, name, seeds, budgets, queried, fitness, report, space, wall[name])
             if limit is not None:
@@ -182,6 +185,7 @@ def run_comparison(space, table, strategy_names, budgets, seeds, workdir, *, fit
         "reference": reference, "table": summary, "wall_seconds": wall,
         "targets": _targets(summary, budgets, reference),
         "identical_query_sequences": identical_query_sequences(canonical, budgets),
+        "explain": explained,
         "plot": "best_so_far.png",
     }
     _print_identical(results["identical_query_sequences"], len(seeds))

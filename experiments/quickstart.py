@@ -61,8 +61,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.search = ml_collections.ConfigDict()
     c.search.strategy = "evolution"
-    # Aging evolution (population 10), as measured in experiments/measured/quickstart/; the
-    # strategy's default, local search with restarts, proposes one query at a time.
+    # Aging evolution (population 10, no restarts), as measured in experiments/measured/quickstart/.
     c.search.options = {"population_size": 10, "restart": False}
     c.search.budget = 30 if runlocal else 200
     c.search.population = 10 if runlocal else 25

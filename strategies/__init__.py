@@ -41,8 +41,8 @@ STRATEGIES.register("autoencoder", "strategies.autoencoder")
 STRATEGIES.register("local", "strategies.local")
 # Replays a finished DARTS/GDAS search's learned distribution (see that module).
 STRATEGIES.register("differentiable", "strategies.distribution")
-# The five that search from fitness alone (what `experiments/strategies_nb201.py` compares).
-SEARCH_STRATEGIES = ("random", "evolution", "bayesian", "reinforce", "autoencoder")
+# The six that search from fitness alone (what `experiments/strategies_nb201.py` compares).
+SEARCH_STRATEGIES = ("random", "evolution", "bayesian", "reinforce", "autoencoder", "local")
 
 
 def names() -> tuple[str, ...]:

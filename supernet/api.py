@@ -313,7 +313,9 @@ class AutoModel:
         data: a dataset name ("digits", "mnist1d", ...), numpy `(x, y)` (validation and test
             carved off reproducibly from `seed`), `((x, y), (x, y), (x, y))` train / val / test
             pairs, or a `supernet.data.Dataset`. Inputs are channels-last; labels 0..K-1.
-        strategy: a registered strategy ("evolution", "random", "bayesian", "reinforce", "autoencoder").
+        strategy: a registered strategy: "local" (the default: the restarted local search, the best
+            measured on NAS-Bench-201, docs/strategies.md), "evolution", "bayesian", "reinforce",
+            "autoencoder" or "random".
         supernet, search, retrain: `SupernetOptions`, `SearchOptions`, `RetrainOptions` (or dicts
             of their fields); the defaults are a short recipe for small spaces and data.
         seed: every random choice of the run follows from it.
@@ -333,7 +335,7 @@ class AutoModel:
     training.
     """
 
-    def __init__(self, search_space, data="digits", *, strategy: str = "evolution",
+    def __init__(self, search_space, data="digits", *, strategy: str = "local",
                  supernet: SupernetOptions | dict | None = None, search: SearchOptions | dict | None = None,
                  retrain: RetrainOptions | dict | None = None, seed: int = 0, workdir: str | None = None,
                  restart: bool = False, progress: bool = True, space_options: dict | None = None,

@@ -24,6 +24,7 @@ FAST = {
     "bayesian": {"capacity": 160, "gp_size": 128, "num_random": 100},
     "reinforce": {},
     "autoencoder": {"train_steps": 10},
+    "local": {},
 }
 SEARCH = strategies.SEARCH_STRATEGIES
 N = 2  # architectures per ask everywhere, so each strategy compiles its ask once
@@ -88,7 +89,7 @@ def run(strategy, objective, key, queries, n=N):
 # -- registry ------------------------------------------------------------------------------------
 
 def test_registry_names_and_unknown_name(nb201):
-    assert SEARCH == ("random", "evolution", "bayesian", "reinforce", "autoencoder")
+    assert SEARCH == ("random", "evolution", "bayesian", "reinforce", "autoencoder", "local")
     assert set(SEARCH) <= set(strategies.names())
     with pytest.raises(ValueError, match="unknown strategy 'hill_climbing'.*valid: autoencoder, bayesian, differentiable, evolution, local, random, reinforce"):
         strategies.get("hill_climbing", nb201)

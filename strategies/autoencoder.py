@@ -68,18 +68,22 @@ DEFAULT_CAPACITY = 1000
 
 
 class ArchAutoencoder(nn.Module):
+    """Encoder (architecture one-hot, and option-label counts, -> latent float[L]), decoder (latent
+    -> per-decision logits) and predictor (latent -> fitness)."""
     num_choices: Sequence[int]
     latent: int = 16
     hidden: int = 64
     labels: Sequence[int] = ()  # each slot's option label; the encoder also reads the label counts
 
     def setup(self):
+        """The encoder, decoder and predictor layers."""
         self.encoder = [nn.Dense(self.hidden), nn.Dense(self.hidden), nn.Dense(self.latent)]
         self.decoder = [nn.Dense(self.hidden), nn.Dense(self.hidden)]
         self.heads = [nn.Dense(k, name=f"head{d}") for d, k in enumerate(self.num_choices)]
         self.predictor = [nn.Dense(self.hidden), nn.Dense(1)]
 
     def encode(self, archs):
+        """int32[n, D] architectures -> float[n, latent] codes."""
         x = archs_lib.one_hot(archs, self.num_choices)
         if self.labels:  # how often each option label occurs (on NAS-Bench-201: each operation)
             x = jnp.concatenate([x, x @ jax.nn.one_hot(jnp.asarray(self.labels), max(self.labels) + 1)], axis=-1)
@@ -95,9 +99,11 @@ class ArchAutoencoder(nn.Module):
         return [head(x) for head in self.heads]
 
     def decode(self, z):
+        """float[n, latent] codes -> int32[n, D], each decision's most likely option."""
         return jnp.stack([jnp.argmax(l, axis=-1) for l in self.decode_logits(z)], axis=1).astype(jnp.int32)
 
     def predict(self, z):
+        """float[n, latent] codes -> float[n] predicted fitness."""
         x = nn.relu(self.predictor[0](z))
         return self.predictor[1](x)[:, 0]
 
@@ -107,6 +113,8 @@ class ArchAutoencoder(nn.Module):
 
 
 class AutoencoderState(NamedTuple):
+    """The strategy state: the results told so far, the model's parameters and optimiser state,
+    its random key, the predictor targets' standardisation and where the current episode began."""
     history: buffer.History
     params: dict
     opt_state: optax.OptState

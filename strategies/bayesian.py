@@ -88,6 +88,7 @@ class GaussianProcess(NamedTuple):
 
 
 class BayesianState(NamedTuple):
+    """The strategy state: the results told so far, the fitted GP and the trust region."""
     history: buffer.History
     gp: GaussianProcess
     restart_at: jax.Array  # int32: the number of results told when the current search began
@@ -205,6 +206,7 @@ def kriging_believer(score, mean, covariance, best, n: int, excluded):
 
 
 def expected_improvement(mean, std, best):
+    """Expected improvement over `best` of a Gaussian with `mean` and `std` (arrays of one shape)."""
     z = (mean - best) / std
     return (mean - best) * jax.scipy.stats.norm.cdf(z) + std * jax.scipy.stats.norm.pdf(z)
 

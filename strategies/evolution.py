@@ -62,6 +62,7 @@ DEFAULT_NUM_INITIAL = 10
 
 
 class EvolutionState(NamedTuple):
+    """The strategy state: the results told so far and where the current search began."""
     history: buffer.History
     restart_at: jax.Array  # int32: the number of results told when the current search began
 

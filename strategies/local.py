@@ -25,6 +25,7 @@ DEFAULT_CAPACITY = 1000
 
 
 class LocalState(NamedTuple):
+    """The strategy state: the results told so far and where the current climb began."""
     history: buffer.History
     restart_at: jax.Array  # int32: the number of results told when the current climb began
 

@@ -125,6 +125,7 @@ class Controller(nn.Module):
     hidden: int = 32
 
     def setup(self):
+        """The LSTM cell and the token embedding of the sequence controller."""
         self.cell = nn.OptimizedLSTMCell(self.hidden)
         # One token per (decision, option), plus the start token.
         self.embed = nn.Embed(int(sum(self.num_choices)) + 1, self.hidden)
@@ -206,6 +207,8 @@ def slot_labels(space) -> tuple[int, ...]:
 
 
 class ReinforceState(NamedTuple):
+    """The strategy state: the results told so far, the policy's parameters, its optimiser state,
+    the reward baseline and the current episode."""
     history: buffer.History
     params: dict              # the `EditPolicy`'s (policy="edit") or the `Controller`'s ("sequence")
     opt_state: optax.OptState

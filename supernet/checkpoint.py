@@ -100,6 +100,7 @@ class Checkpoints:
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     def steps(self) -> list[int]:
+        """The saved steps on disk now, oldest first."""
         self.manager.reload()  # what is on disk now (steps set aside as corrupt are gone)
         return sorted(self.manager.all_steps())
 

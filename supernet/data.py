@@ -75,6 +75,7 @@ class Dataset:
     std: np.ndarray  # per-channel train std (before standardisation), float32 [C]
 
     def split(self, name: str) -> Split:
+        """The split called `name` (train, val or test)."""
         if name not in SPLITS:
             raise ValueError(f"unknown split {name!r}; valid splits are {', '.join(SPLITS)}.")
         return getattr(self, name)

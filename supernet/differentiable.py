@@ -124,6 +124,8 @@ def skip_options(space) -> np.ndarray:
 
 @flax.struct.dataclass
 class SearchState:
+    """A differentiable search's state: the step, the weights and architecture parameters (alphas)
+    and their optimisers' states."""
     step: jax.Array
     params: Any
     opt_state: Any
@@ -260,6 +262,8 @@ def make_gdas_step(space, model, weight_optimizer, alpha_optimizer):
 
 def create_search_state(space, model, weight_optimizer, alpha_optimizer, key: jax.Array,
                         input_shape) -> SearchState:
+    """A fresh `SearchState`: weights initialised for `input_shape` from `key`, alphas near zero,
+    both optimisers initialised."""
     init_key, alpha_key = jax.random.split(key)
     params = init_params(space, model, init_key, input_shape)
     alphas = init_alphas(space, alpha_key)

@@ -62,6 +62,7 @@ def supernet_scores(space: Space, model, weights, split: data.Split, calib_x: np
 
 
 def check_metric(metric: str) -> None:
+    """A ValueError unless `metric` is one of `METRICS`."""
     if metric not in METRICS:
         raise ValueError(f"unknown search metric {metric!r}; valid: {', '.join(METRICS)} (search.metric).")
 
@@ -85,6 +86,7 @@ TRAINING_FREE = ("params", "flops", *proxies.PROXIES)
 
 
 def check_training_free(names, what: str = "hybrid") -> None:
+    """A ValueError naming each scorer that is not in `TRAINING_FREE`."""
     unknown = [n for n in names if n not in TRAINING_FREE]
     if unknown:
         raise ValueError(f"{what}: unknown training-free ranker(s) {unknown}; valid: {', '.join(TRAINING_FREE)}.")
@@ -145,6 +147,7 @@ class HybridFitness:
         return np.mean(parts, axis=0).astype(np.float32)
 
     def describe(self) -> str:
+        """What the hybrid fitness averages, in words."""
         return f"mean quantile of {describe_metric(self.metric)}, " + ", ".join(self.scorers)
 
 
@@ -154,6 +157,7 @@ def fitness_is_accuracy(hybrid: HybridFitness | None, metric: str, task: tasks.T
 
 
 def describe_metric(metric: str, task: tasks.Task = tasks.CLASSIFICATION) -> str:
+    """What a search maximises from the supernet, in words."""
     if metric == "loss":
         return "negative supernet validation loss"
     sign = "" if task.higher_is_better else "negative "

@@ -62,6 +62,8 @@ def arch_weights(space, history: dict, file: str, title: str = "") -> str:
 
 
 def best_so_far_curves(curves, reference, report_column, path):
+    """Draws each strategy's mean best `report_column` value against the number of queries, with the
+    reference line, to `path`."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, curve in curves.items():
@@ -81,6 +83,7 @@ def best_so_far_curves(curves, reference, report_column, path):
 
 
 def pareto_fronts(fronts, limit, path):
+    """Draws each strategy's (fitness, latency) Pareto front under `limit` to `path`."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, front in fronts.items():

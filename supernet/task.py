@@ -74,6 +74,7 @@ class Task:
         return values if self.higher_is_better else -values
 
     def describe(self) -> dict:
+        """The task's loss, metric and direction by name (for results.json)."""
         return {"loss": self.loss_name, "metric": self.metric_name, "higher_is_better": self.higher_is_better}
 
 

@@ -28,6 +28,7 @@ from supernet.spaces.base import Space
 
 @flax.struct.dataclass
 class TrainState:
+    """Training state: the step, the parameters and the optimiser's state."""
     step: jax.Array
     params: Any
     opt_state: Any
@@ -51,6 +52,8 @@ def init_params(space: Space, model, key: jax.Array, input_shape, dtype=jnp.floa
 
 def create_state(space: Space, model, optimizer: optax.GradientTransformation, key: jax.Array,
                  input_shape, dtype=jnp.float32) -> TrainState:
+    """A fresh `TrainState`: parameters initialised for `input_shape` from `key`, the optimiser
+    initialised."""
     params = init_params(space, model, key, input_shape, dtype)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
 

@@ -161,3 +161,18 @@ def test_job_names_match_module_names():
     from supernet import jobs
     assert {name: jobs.JOBS.get(name) for name in jobs.JOBS.names()} == \
         {name: f"supernet.jobs.{name}" for name in jobs.JOBS.names()}
+
+
+def test_every_public_function_and_class_says_what_it_does():
+    """Public functions, classes and their public methods in the library carry a docstring."""
+    undocumented = []
+    for path in sorted((REPO / "supernet").rglob("*.py")) + sorted((REPO / "strategies").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            members = [node]
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                members += [m for m in node.body if isinstance(m, ast.FunctionDef)]
+            undocumented += [f"{path.relative_to(REPO)}:{m.lineno} {m.name}" for m in members
+                             if isinstance(m, (ast.FunctionDef, ast.ClassDef)) and not m.name.startswith("_")
+                             and not ast.get_docstring(m)]
+    assert not undocumented, "add a docstring (what it takes and returns) to: " + ", ".join(undocumented)

@@ -35,6 +35,8 @@ from supernet import evaluation, profiling, records, retrain, sharding, spaces, 
 def measure(*, channels: int, cells_per_stage: int, stages: int = 3, input_shape: tuple, batch_size: int, num_archs: int,
         repeats: int, compile_steps: int, population: int, compare_folded: bool = True, seed: int = 0,
         progress: bool = True) -> dict:
+    """Times supernet and standalone steps of NAS-Bench-201 networks of the given size side by side;
+    returns the medians, their ratios and compile counts."""
     space = spaces.get("nas_bench_201", num_classes=10, input_shape=input_shape, channels=channels,
                        cells_per_stage=cells_per_stage, stages=stages)
     mesh = sharding.make_mesh(1)
@@ -266,6 +268,7 @@ def scaling(space_options: dict, batch_size: int, steps: int, device_counts, see
 
 
 def run(config, workdir: str) -> dict:
+    """The `benchmark` job: `measure` with the config's sizes; writes results.json."""
     b = config.benchmark
     results = measure(channels=b.channels, cells_per_stage=b.cells_per_stage, stages=b.stages,
                       input_shape=tuple(b.input_shape), batch_size=b.batch_size, num_archs=b.num_archs,

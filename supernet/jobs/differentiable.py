@@ -105,6 +105,8 @@ def check(config) -> None:
 
 
 def run(config, workdir: str) -> dict:
+    """The `differentiable` job: a DARTS or GDAS search, its derived cell retrained from scratch;
+    writes results.json."""
     dataset, space, mesh = setup(config)
     recipe = search_recipe(config)
     recipe.check(space)

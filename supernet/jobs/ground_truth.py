@@ -18,6 +18,8 @@ from supernet.jobs import task_of
 
 
 def run(config, workdir: str) -> dict:
+    """The `ground_truth` job (see the module docstring); returns its status and the merged table's
+    path."""
     dataset = data.get(config.dataset.name, seed=config.seed, **config.dataset.options.to_dict())
     space = spaces.get(config.space.name, num_classes=dataset.num_classes, input_shape=dataset.input_shape,
                        **config.space.options.to_dict())

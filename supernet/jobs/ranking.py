@@ -34,6 +34,7 @@ def components(ranker: str) -> list[str]:
 
 
 def check_rankers(rankers) -> None:
+    """A ConfigError naming each ranker (or hybrid component) that is not in `RANKERS`."""
     unknown = [r for r in rankers if any(c not in RANKERS for c in components(r))]
     if unknown:
         raise ValueError(f"unknown ranker(s) {unknown}; valid: {', '.join(RANKERS)}, or several of them joined "
@@ -88,6 +89,8 @@ def _supernet_scores(config, dataset, space, mesh, archs, workdir) -> dict:
 
 
 def run(config, workdir: str) -> dict:
+    """The `ranking` job: trains the supernet once, scores the table's architectures by every
+    ranker, writes the reports."""
     check_rankers(config.rankers)
     dataset, space, mesh = setup(config)
     g = config.ground_truth

@@ -51,6 +51,8 @@ def check(config) -> None:
 
 
 def run(config, workdir: str) -> dict:
+    """The `search` job: the one-shot pipeline (`one_shot.run_one_shot_nas`) on the config's space
+    and data; writes results.json and the pictures."""
     dataset, space, mesh = setup(config)
     limits = {k: v for k, v in (("max_params", config.search.max_params), ("max_flops", config.search.max_flops)) if v}
     strategy = strategies.get(config.search.strategy, space, **limits, **config.search.options.to_dict())

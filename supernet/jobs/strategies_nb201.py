@@ -219,6 +219,7 @@ def _search_or_resume(strategy, name, objective, seeds, horizon, batch_size, bar
 
 
 def table_objective(table, column):
+    """`objective(archs) -> float[n]`: the table's `column` for each architecture."""
     return lambda archs: table.metric(archs, column)
 
 
@@ -317,6 +318,8 @@ def _table_path(path: str) -> str:
 
 
 def run(config, workdir: str) -> dict:
+    """The `strategies_nb201` job: `run_comparison` with the config's table, strategies, budgets and
+    seeds."""
     space = spaces.get(config.space.name, **config.space.options.to_dict())
     table = tabular.TabularObjective(_table_path(config.table), space, fitness_column=config.fitness_column)
     latency = (tabular.TabularObjective(_table_path(config.latency_table), space) if config.latency_table else None)

@@ -126,6 +126,7 @@ class Counts:
                 and all(choices[c] == j for c, j in candidates))
 
     def totals(self, terms: dict, choices: tuple) -> tuple[int, int]:
+        """(params, FLOPs) of one architecture's `choices` from probed per-layer terms."""
         chosen = dict(choices)
         params = flops = 0
         for (_, kind), (value, where) in terms.items():
@@ -166,6 +167,7 @@ class Counts:
         return formula
 
     def evaluate(self, formula: dict, choices: tuple) -> tuple[int, int]:
+        """(params, FLOPs) of one architecture's `choices` from the per-decision product formulas."""
         chosen = dict(choices)
         params = flops = 0.0
         for (_, kind), (value, where, ratio) in formula.items():

@@ -142,6 +142,7 @@ class NasSpace(Space):
         return tuple((n, int(c)) for n, c in zip(self.decision_names, a))
 
     def standalone(self, arch) -> NasStandalone:
+        """The user's module with every primitive fixed to the architecture's choice (static sizes)."""
         return NasStandalone(self.module, self._choices(arch), self.call_kwargs)
 
     def extract_variables(self, variables, arch) -> dict:
@@ -170,9 +171,11 @@ class NasSpace(Space):
         return self.counts(self._choices(arch))[1]
 
     def largest(self) -> np.ndarray:
+        """Per decision the option with the most weights."""
         return np.asarray([self._extreme(n, max) for n in self.decision_names], np.int32)
 
     def smallest(self) -> np.ndarray:
+        """Per decision the option with the fewest weights."""
         return np.asarray([self._extreme(n, min) for n in self.decision_names], np.int32)
 
     def _extreme(self, name: str, pick) -> int:

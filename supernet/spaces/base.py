@@ -48,6 +48,7 @@ class Space(Decisions):
                             + " (see supernet.spaces.base.Space).")
 
     def supernet(self, mixed: bool = False, **options):
+        """The weight-sharing Flax module (see the class docstring)."""
         raise NotImplementedError
 
     def body(self, **options):
@@ -55,24 +56,31 @@ class Space(Decisions):
         return self.supernet(head=False, **options)
 
     def standalone(self, arch):
+        """A plain Flax network for one architecture int[D]."""
         raise NotImplementedError
 
     def extract_variables(self, variables, arch):
+        """Supernet variables (calibrated for `arch`) -> the standalone network's variables."""
         raise NotImplementedError
 
     def params(self, arch) -> int:
+        """Parameters of the standalone network for `arch`."""
         raise NotImplementedError
 
     def flops(self, arch) -> int:
+        """Forward FLOPs per example of the standalone network for `arch`."""
         raise NotImplementedError
 
     def largest(self) -> np.ndarray:
+        """int32[D]: the architecture with the most weights."""
         raise NotImplementedError
 
     def smallest(self) -> np.ndarray:
+        """int32[D]: the architecture with the fewest weights."""
         raise NotImplementedError
 
     def parameter_free(self, arch) -> np.ndarray:
+        """bool[..., D]: whether each chosen option has no weights."""
         raise NotImplementedError
 
     def derive(self, weights) -> np.ndarray:

@@ -91,6 +91,7 @@ class MLPOp(nn.Module):
 
 
 class LinearOp(nn.Module):
+    """A pointwise dense layer with bias, no norm or activation."""
     calibrated: bool = False  # unused: no normalisation
 
     @nn.compact
@@ -262,6 +263,7 @@ class ChainSpace(Space):
         self.grouped = backend.current().depthwise == "grouped"  # the policy, taken once
 
     def describe(self) -> dict:
+        """The space's description, with its channel count."""
         return {**super().describe(), "channels": self.channels}
 
     def _op_params(self) -> np.ndarray:
@@ -278,6 +280,7 @@ class ChainSpace(Space):
         return np.where(np.isinf(table), -1, table).argmax(1).astype(np.int32)
 
     def smallest(self) -> np.ndarray:
+        """Per decision the candidate with the fewest parameters (first on ties)."""
         return self._op_params().argmin(1).astype(np.int32)
 
     def parameter_free(self, arch) -> np.ndarray:
@@ -303,6 +306,7 @@ class ChainSpace(Space):
         return tuple((name, opts[c]) for name, opts, c in zip(self.decision_names, self.options, a))
 
     def standalone(self, arch) -> ChainNetwork:
+        """The plain chain network of one architecture."""
         return ChainNetwork(ops=self._ops(arch), channels=self.channels, num_classes=self.num_classes,
                             grouped=self.grouped)
 

@@ -271,6 +271,7 @@ class MobileNetSpace(Space):
             raise ValueError(f"{self.name}: " + "; ".join(problems) + ".")
 
     def describe(self) -> dict:
+        """The space's description, with its stage plan and options."""
         config = dict(stages=self.stages, min_depth=self.min_depth, kernel_sizes=self.kernel_sizes,
                       expand_ratios=self.expand_ratios, width_mults=self.width_mults,
                       stem_channels=self.stem_channels, stem_stride=self.stem_stride,
@@ -319,9 +320,11 @@ class MobileNetSpace(Space):
         return scaled(self.stem_channels, mult), blocks, scaled(self.head_channels, mult)
 
     def largest(self) -> np.ndarray:
+        """Every decision at its last (largest) option."""
         return np.asarray([n - 1 for n in self.num_choices], np.int32)
 
     def smallest(self) -> np.ndarray:
+        """Every decision at its first (smallest) option."""
         return np.zeros(self.num_decisions, np.int32)
 
     def parameter_free(self, arch) -> np.ndarray:
@@ -349,6 +352,7 @@ class MobileNetSpace(Space):
         return MobileNetSupernet(space=self, head=head, stem=stem)
 
     def standalone(self, arch) -> MobileNetNetwork:
+        """The plain MobileNet of one architecture."""
         stem, blocks, head = self._plan(arch)
         return MobileNetNetwork(stem_channels=stem, stem_stride=self.stem_stride,
                                 blocks=tuple((name, hidden, cout, k, stride, res)

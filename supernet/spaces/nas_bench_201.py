@@ -239,6 +239,7 @@ class NasBench201Space(Space):
 
     # -- the benchmark's official strings --------------------------------------------------------
     def to_string(self, arch) -> str:
+        """One cell in NAS-Bench-201's own notation, `|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`."""
         a = self.validate(arch)
         if a.ndim != 1:
             raise ValueError(f"{self.name}: to_string takes one architecture, got shape {a.shape}.")
@@ -249,6 +250,7 @@ class NasBench201Space(Space):
         return "+".join(nodes)
 
     def from_string(self, text: str) -> np.ndarray:
+        """The int32[6] cell of a NAS-Bench-201 string; names what it cannot read."""
         nodes = str(text).strip().split("+")
         ops = {}
         if len(nodes) != 3:
@@ -266,6 +268,7 @@ class NasBench201Space(Space):
         return np.asarray([ops[e] for e in NB201_EDGES], np.int32)
 
     def largest(self) -> np.ndarray:
+        """Every edge a 3x3 convolution."""
         return np.full(6, CONV3, np.int32)
 
     def smallest(self) -> np.ndarray:
@@ -309,6 +312,7 @@ class NasBench201Space(Space):
         return NasBench201Supernet(mixed=mixed, sparse=sparse, head=head, stem=stem, **self._net_args())
 
     def standalone(self, arch) -> NasBench201Network:
+        """The plain NAS-Bench-201 network of one cell."""
         a = self.validate(arch)
         return NasBench201Network(cell=tuple(NB201_OPS[c] for c in a), **self._net_args())
 

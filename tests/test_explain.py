@@ -88,7 +88,7 @@ def test_the_json_section_round_trips_and_the_pictures_are_drawn(tmp_path):
         assert (tmp_path / f"{draw.__name__}.png").stat().st_size > 1000 and file.endswith(".png")
     written = explain_history(space, {"archs": archs, "val_metric": fitness}, str(tmp_path))
     assert written["explain"]["ranking"] == ["a", "b"] and written["explain"]["fitness"] == "supernet validation accuracy"
-    assert all(open(written[key], "rb").read(8).startswith(b"\x89PNG") for key in ("effects_png", "importance_png"))
+    assert all((tmp_path / written[key]).read_bytes()[:8].startswith(b"\x89PNG") for key in ("effects_png", "importance_png"))
     assert explain_history(space, {"archs": archs[:1], "val_metric": fitness[:1]}, str(tmp_path)) == {"explain": None}
     # Decision b never varies: its effects are 0 up to rounding, which the raw resamples can miss.
     few = strategies.explain(space, np.stack([archs[:10, 0], np.zeros(10, int)], 1), fitness[:10])

@@ -82,14 +82,15 @@ def run(config, workdir: str) -> dict:
 
 def explain_history(space, history: dict, workdir: str) -> dict:
     """The search history explained (`strategies.explanation`): {"explain": the JSON-able section
-    (None when fewer than 2 results), "effects_png", "importance_png": its pictures in `workdir`}."""
+    (None when fewer than 2 results), "effects_png", "importance_png": its pictures' names in `workdir`}."""
     section = strategies.explanation.summary(space, history["archs"], history["val_metric"], seed=0,
                                              fitness_name="supernet validation accuracy")
     if section is None:
         return {"explain": None}
     report = strategies.explanation.Explanation.from_dict(section)
-    return {"explain": section, "effects_png": plots.effects(report, os.path.join(workdir, "effects.png")),
-            "importance_png": plots.importance(report, os.path.join(workdir, "importance.png"))}
+    plots.effects(report, os.path.join(workdir, "effects.png"))
+    plots.importance(report, os.path.join(workdir, "importance.png"))
+    return {"explain": section, "effects_png": "effects.png", "importance_png": "importance.png"}
 
 
 def ranking_report(config, dataset, space, mesh, models, workdir: str | None = None) -> dict:

@@ -228,7 +228,15 @@ def _mnist1d_raw(num_samples: int = 5000, train_split: float = 0.8, generator_se
     `make_dataset` reseeds Python's and numpy's global RNGs; their states are restored afterwards
     so importing the data does not perturb other code.
     """
-    from mnist1d.data import get_dataset_args, make_dataset  # never get_dataset: it downloads
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset  # never get_dataset: it downloads
+    except ModuleNotFoundError as err:
+        if err.name != "mnist1d.data":
+            raise
+        raise ModuleNotFoundError(
+            "the mnist1d package is shadowed by a module named mnist1d on sys.path (a script run by path "
+            "from experiments/ puts experiments/mnist1d.py first): run it as a module from the repository "
+            "root, e.g. `python -m experiments.own_transformer`.") from err
 
     py_state, np_state = random.getstate(), np.random.get_state()
     try:

@@ -2,6 +2,7 @@
 
 import pickle
 import random
+import sys
 
 import numpy as np
 import pytest
@@ -239,3 +240,12 @@ def test_mnist1d_extra_val_adds_validation_only():
     assert abs(float(extra.mean())) < 0.2 and 0.8 < float(extra.std()) < 1.2
     with pytest.raises(ValueError, match="extra_val"):
         data.get("mnist1d", seed=0, num_samples=500, extra_val=-1)
+
+
+def test_a_shadowed_mnist1d_package_is_named_with_the_fix(tmp_path, monkeypatch):
+    (tmp_path / "mnist1d.py").write_text("X = 1\n")   # what experiments/mnist1d.py is to a script run by path
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [m for m in sys.modules if m == "mnist1d" or m.startswith("mnist1d.")]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(ModuleNotFoundError, match=r"shadowed.*python -m experiments\."):
+        data._mnist1d_raw.__wrapped__(100, 0.8)

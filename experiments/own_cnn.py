@@ -11,14 +11,13 @@ the winner's variables are plain Flax trees (`nn.Conv`, `nn.Dense`, `nn.BatchNor
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
 import flax.linen as nn
 import jax
 
-from supernet import AutoModel, nas
+from supernet import AutoModel, nas, records
 
 RECORD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "measured", "own_cnn", "results.json")
 
@@ -74,6 +73,4 @@ if __name__ == "__main__":
     args = parser.parse_args()
     found = main("tiny" if args.tiny else "full", progress=not args.tiny)
     if not args.tiny:
-        with open(RECORD, "w") as f:
-            json.dump(found, f, indent=2)
-        print(f"wrote {RECORD}")
+        print(f"wrote {records.write_json(os.path.dirname(RECORD), os.path.basename(RECORD), found)}")

@@ -15,7 +15,6 @@ the same retrain recipe, and with predicting the training mean.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from typing import Callable
@@ -25,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from supernet import AutoModel, nas, retrain, sharding
+from supernet import AutoModel, nas, records, retrain, sharding
 from supernet import task as tasks
 from supernet.one_shot import RetrainRecipe
 
@@ -135,7 +134,4 @@ if __name__ == "__main__":
     args = parser.parse_args()
     found = main("tiny" if args.tiny else "full", progress=not args.tiny)
     if not args.tiny:
-        os.makedirs(os.path.dirname(RECORD), exist_ok=True)
-        with open(RECORD, "w") as f:
-            json.dump(found, f, indent=2)
-        print(f"wrote {RECORD}")
+        print(f"wrote {records.write_json(os.path.dirname(RECORD), os.path.basename(RECORD), found)}")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import time
 
@@ -23,7 +22,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from supernet import AutoModel, data, nas, one_shot, retrain, sharding
+from supernet import AutoModel, data, nas, one_shot, records, retrain, sharding
 from supernet.api import SearchResult
 
 RECORD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "measured", "own_transformer", "results.json")
@@ -176,7 +175,4 @@ if __name__ == "__main__":
     args = parser.parse_args()
     found, _ = main("tiny" if args.tiny else "full", progress=not args.tiny)
     if not args.tiny:
-        os.makedirs(os.path.dirname(RECORD), exist_ok=True)
-        with open(RECORD, "w") as f:
-            json.dump(found, f, indent=2, default=float)
-        print(f"wrote {RECORD}")
+        print(f"wrote {records.write_json(os.path.dirname(RECORD), os.path.basename(RECORD), found)}")

@@ -1,4 +1,4 @@
-"""Speed of the NAS-Bench-201 supernet against standalone networks, measured side by side.
+"""Speed of a supernet against its standalone networks, measured side by side.
 
 Writes DIR/benchmark.json (train_step_ratio, train_step_compiles, population_eval_archs_per_s,
 loop_eval_archs_per_s, per-architecture timings, machine). Synthetic data, nothing to download.
@@ -7,10 +7,18 @@ loop_eval_archs_per_s, per-architecture timings, machine). Synthetic data, nothi
     python launch.py --config experiments/benchmark.py:runlocal --workdir runs/benchmark_local
     python launch.py --config experiments/benchmark.py:gpu --workdir runs/benchmark_gpu   # on a GPU
     python launch.py --config experiments/benchmark.py:scaling,runlocal --workdir runs/scaling   # CPU devices
+    python launch.py --config experiments/benchmark.py:own_cnn --workdir runs/benchmark_own_cnn
+    python launch.py --config experiments/benchmark.py:own_cnn,gpu --workdir runs/benchmark_own_cnn_gpu
 
-Default: the benchmark's CIFAR-sized network (C=16, N=5, 32x32x3, batch 64), 10 architectures,
-100 compile-count steps, a population of 20; the folded supernet path is timed on 3 of the
-architectures too (`compare_folded`). `runlocal`: C=8, N=1, 16x16 inputs, under a minute.
+Default: the NAS-Bench-201 benchmark's CIFAR-sized network (C=16, N=5, 32x32x3, batch 64), 10
+architectures, 100 compile-count steps, a population of 20; the folded supernet path is timed on 3
+of the architectures too (`compare_folded`). `runlocal`: C=8, N=1, 16x16 inputs, under a minute.
+
+`own_cnn`: the CNN of experiments/own_cnn.py searched with `supernet.nas` (8x8x1 inputs as its
+digits, batch 64, as AutoModel trains it): the supernet's step against the largest extracted
+network's and 10 random ones', one compilation for 100 architectures, and the cold start (trace and
+build against compile). Any module of yours: `--config.benchmark.nas_module=package.module:Class
+--config.benchmark.input_shape=...`. With `runlocal`: seconds; with `gpu`: batch 256.
 """
 
 import ml_collections
@@ -19,9 +27,15 @@ from experiments import common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    variants = common.variants(arg, {"runlocal", "gpu", "scaling"}, "benchmark")
-    runlocal = "runlocal" in variants
+    variants = common.variants(arg, {"runlocal", "gpu", "scaling", "own_cnn"}, "benchmark")
     c = common.base("benchmark", devices=False)
+    if "own_cnn" in variants:
+        if "scaling" in variants:
+            raise ValueError("the scaling variant measures the NAS-Bench-201 supernet; run "
+                             "experiments/benchmark.py:scaling without own_cnn.")
+        c.benchmark = _own_cnn(runlocal="runlocal" in variants, gpu="gpu" in variants)
+        return c
+    runlocal = "runlocal" in variants
     c.benchmark = ml_collections.ConfigDict()
     c.benchmark.channels = 8 if runlocal else 16
     c.benchmark.cells_per_stage = 1 if runlocal else 5
@@ -40,3 +54,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # two processes (jax.distributed on localhost), `compile_steps` timed steps each; () skips it.
     c.benchmark.scaling_devices = (1, 2, 4, 8) if "scaling" in variants else ()
     return c
+
+
+def _own_cnn(runlocal: bool, gpu: bool) -> ml_collections.ConfigDict:
+    """The `own_cnn` measurement's fields (`supernet.jobs.benchmark.measure_nas`)."""
+    b = ml_collections.ConfigDict()
+    b.nas_module = "experiments.own_cnn:Net"   # package.module:Class, a Linen module with nas primitives
+    b.input_shape = (8, 8, 1)                  # the digits own_cnn.py searches on; float inputs
+    b.batch_size = 16 if runlocal else 256 if gpu else 64
+    b.num_archs = 2 if runlocal else 10        # random architectures, each against its own standalone step
+    b.repeats = 3 if runlocal else 10          # timed steps per round (their median)
+    b.rounds = 1 if runlocal else 5            # interleaved rounds of supernet and standalone (median of rounds)
+    b.compile_steps = 10 if runlocal else 100  # steps, each with another architecture, under the compile count
+    # A second reference: the largest with these decisions changed ("" for none). space.largest()
+    # picks skip=0 (the stem), whose network leaves op and stage unused; skip=1 is the largest
+    # network whose every layer reaches the output.
+    b.largest_variant = "skip=1"
+    return b

@@ -77,6 +77,40 @@ def test_benchmark_writes_figures(tmp_path):
     assert bench["supernet_path"] == "sparse" and bench["folded_step_ms"] > 0 and bench["folded_train_step_ratio"] > 0
 
 
+def test_benchmark_of_a_nas_module_compiles_once(tmp_path):
+    """The own_cnn variant: the supernet of a user's module against its extracted networks."""
+    proc = launch("--config", "experiments/benchmark.py:own_cnn,runlocal", "--workdir", str(tmp_path),
+                  "--config.benchmark.num_archs=1", "--config.progress=False")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    bench = json.loads((tmp_path / "benchmark.json").read_text())
+    assert bench["nas_module"] == "experiments.own_cnn:Net" and bench["input_shape"] == [8, 8, 1]
+    assert bench["train_step_compiles"] == 1 and bench["train_step_compile_loop_steps"] == 10
+    largest, variant = bench["largest"], bench["largest_variant"]
+    assert "skip=0" in largest["arch"] and "skip=1" in variant["arch"]  # the variant changes only skip
+    assert largest["arch"].replace("skip=0", "skip=1") == variant["arch"]
+    for row in (largest, variant, *bench["per_arch"]):
+        assert row["supernet_ms"] > 0 and row["standalone_ms"] > 0
+        assert row["ratio"] == pytest.approx(row["supernet_ms"] / row["standalone_ms"])
+    assert bench["largest_step_ratio"] == largest["ratio"] and len(bench["per_arch"]) == 1
+    # With skip=0 the stem feeds the head, so XLA drops the backward pass of op and stage.
+    assert largest["standalone_xla"]["flops"] < variant["standalone_xla"]["flops"]
+    cold = bench["cold_start"]
+    assert min(cold["trace_s"], cold["build_s"], cold["first_step_compile_s"]) > 0
+    assert cold["trace_and_build_s"] == pytest.approx(cold["trace_s"] + cold["build_s"])
+    assert bench["machine"]["backend"] == "cpu"
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["provenance"]["backend"] == "cpu" and len(results["provenance"]["git"]["commit"]) == 40
+
+
+def test_benchmark_of_a_missing_module_is_one_line(tmp_path):
+    proc = launch("--config", "experiments/benchmark.py:own_cnn,runlocal", "--workdir", str(tmp_path),
+                  "--config.benchmark.nas_module=experiments.own_cnn:NoSuchNet")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and len(lines) == 1
+    assert "benchmark.nas_module 'experiments.own_cnn:NoSuchNet' cannot be built" in lines[0]
+    assert "'package.module:Class'" in lines[0]
+
+
 def test_ground_truth_shards_share_one_workdir(tmp_path):
     tiny = ["--config.ground_truth.train.steps=4", "--config.ground_truth.num_archs=3",
             "--config.ground_truth.num_shards=2", "--config.progress=False"]
@@ -106,7 +140,7 @@ def test_every_experiment_config_passes_its_jobs_checks(experiment):
     import importlib
     from supernet import config_check, jobs
     module = importlib.import_module(f"experiments.{experiment}")
-    for arg in (None, "runlocal"):
+    for arg in (None, "runlocal", *(("own_cnn", "own_cnn,gpu") if experiment == "benchmark" else ())):
         config = module.get_config(arg)
         config_check.check(config, jobs.get(config.job))
     if experiment == "mnist1d":  # a few-shot split on a decision the space lacks fails here, not after training

@@ -1,4 +1,6 @@
-"""Side-by-side speed measurements of the NAS-Bench-201 supernet, in one process.
+"""Side-by-side speed measurements of a supernet against its extracted networks, in one process.
+
+The NAS-Bench-201 supernet (`measure`):
 
 * train_step_ratio: per random architecture, the supernet's training step (architecture traced)
   over the same architecture's standalone network's step, same batch and optimiser; the median.
@@ -12,10 +14,23 @@
 * population vs loop evaluation: architectures scored per second by one `evaluate_population`
   call (its default mode for the backend, and with every architecture vmapped through the folded
   path) versus a Python loop of single-architecture calls, same data and calibration.
+
+A user's module searched with `supernet.nas` (`measure_nas`, config `benchmark.nas_module`):
+* largest_step_ratio: the supernet's training step over the step of `space.largest()` extracted
+  (`space.standalone`), timed in interleaved rounds; `largest_variant` times a second reference,
+  the largest with some decisions changed.
+* train_step_ratio: as above, per random architecture, over that architecture's own standalone step.
+* train_step_compiles: XLA compilations while compiling the step and taking `compile_steps` steps,
+  each with a different architecture.
+* cold_start: seconds to trace the module (`nas.space`) and build the supernet's training state,
+  against the seconds to compile its first training step.
+* supernet_xla, standalone_xla: XLA's cost analysis (FLOPs, bytes accessed) of the compiled steps,
+  to say what the time buys (XLA compiles away layers whose result is unused).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import platform
@@ -24,12 +39,13 @@ import subprocess
 import sys
 import time
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from supernet import evaluation, profiling, records, retrain, sharding, spaces, training
+from supernet import evaluation, nas, profiling, records, retrain, sharding, spaces, training
 
 
 def measure(*, channels: int, cells_per_stage: int, stages: int = 3, input_shape: tuple, batch_size: int, num_archs: int,
@@ -47,41 +63,18 @@ def measure(*, channels: int, cells_per_stage: int, stages: int = 3, input_shape
     optimizer = training.make_optimizer(0.05, steps=1000)
     model = space.supernet()
 
-    state = sharding.replicate(mesh, training.create_state(space, model, optimizer, jax.random.key(seed), input_shape))
+    carry = [sharding.replicate(mesh, training.create_state(space, model, optimizer, jax.random.key(seed), input_shape))]
     xs, ys = sharding.shard_batch(mesh, x, y)
     step = training.make_train_step(space, model, optimizer)
+    paths = [sharding.replicate(mesh, a[None]) for a in archs]
 
-    tic = time.perf_counter()
     with profiling.count_compilations() as compiles:
-        for t in tqdm(range(compile_steps), desc="compile count", disable=not progress):
-            state, metrics = step(state, xs, ys, archs[t:t + 1])
-        jax.block_until_ready(metrics)
-    first_loop_s = time.perf_counter() - tic
+        first_loop_s = _step_loop_seconds(step, carry, xs, ys, paths[:compile_steps], progress)
 
-    def supernet_step(arch):
-        nonlocal state
-        state, m = step(state, xs, ys, arch[None])
-        return m
-
-    ratios, rows = [], []
-    for arch in tqdm(archs[:num_archs], desc="step ratio", disable=not progress):
-        t_super = profiling.median_seconds(supernet_step, arch, repeats=repeats)
-        network = space.standalone(arch)
-        variables = retrain.init_variables(network, jax.random.key(seed), input_shape)
-        # Committed to the mesh like the step's outputs, so the timed calls reuse the first compilation.
-        carry = [sharding.replicate(mesh, (variables["params"], variables["batch_stats"],
-                                           optimizer.init(variables["params"])))]
-        standalone_step = retrain.make_standalone_step(network, optimizer)
-
-        def run_standalone():
-            carry[0], loss = standalone_step(carry[0], xs, ys)
-            return loss
-
-        jax.block_until_ready(run_standalone())  # compile
-        t_alone = profiling.median_seconds(run_standalone, repeats=repeats)
-        ratios.append(t_super / t_alone)
-        rows.append({"arch": space.to_string(arch), "supernet_ms": 1e3 * t_super, "standalone_ms": 1e3 * t_alone,
-                     "ratio": t_super / t_alone})
+    rows = step_ratio_rows(space, step, carry, archs[:num_archs], paths, optimizer, mesh, xs, ys,
+                           repeats=repeats, seed=seed, progress=progress)
+    ratios = [row["ratio"] for row in rows]
+    state = carry[0]
 
     folded = _folded_step_ms(space, optimizer, mesh, xs, ys, archs[:3], repeats, seed) if compare_folded else None
 
@@ -117,9 +110,176 @@ def measure(*, channels: int, cells_per_stage: int, stages: int = 3, input_shape
         "population_eval_all_vmapped_archs_per_s": len(pop) / t_vmapped,
         "loop_eval_archs_per_s": len(pop) / t_loop,
         "per_arch": rows,
-        "machine": {"backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
-                    "cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "jax": jax.__version__},
+        "machine": _machine(),
+    }
+
+
+# -- shared by both measurements: step loops, standalone steps, interleaved timing -----------------
+
+def _machine() -> dict:
+    """The backend, devices, cores, platform and jax version the figures were taken on."""
+    return {"backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
+            "cpu_count": os.cpu_count(), "platform": platform.platform(), "jax": jax.__version__}
+
+
+def _stepper(step, carry: list, *args):
+    """A zero-argument call of a donated `step(carry, *args) -> (carry, out)` that keeps the new
+    carry in `carry[0]` and returns `out` (what a timer waits for)."""
+    def run():
+        carry[0], out = step(carry[0], *args)
+        return out
+    return run
+
+
+def _step_loop_seconds(step, carry: list, xs, ys, paths, progress: bool) -> float:
+    """Wall seconds of one supernet step per architecture in `paths` (device arrays [1, D])."""
+    tic = time.perf_counter()
+    for path in tqdm(paths, desc="compile count", disable=not progress):
+        metrics = _stepper(step, carry, xs, ys, path)()
+    jax.block_until_ready(metrics)
+    return time.perf_counter() - tic
+
+
+def side_by_side(runs: dict, repeats: int, rounds: int = 1) -> dict:
+    """Median seconds of each named call (compiled and warmed): `rounds` rounds, each timing every
+    call `repeats` times in turn, so a slow spell of a shared machine falls on all of them alike."""
+    times = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            times[name].append(profiling.median_seconds(run, repeats=repeats))
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def standalone_step(space, arch, optimizer, mesh, xs, ys, seed: int):
+    """(run, compiled): a warmed training step of `arch`'s standalone network on the batch (fresh
+    weights, the same optimiser), and its executable. The carry is committed to the mesh like the
+    step's outputs, so every call reuses the one compilation."""
+    network = space.standalone(arch)
+    variables = retrain.init_variables(network, jax.random.key(seed), xs.shape[1:], xs.dtype)
+    carry = [sharding.replicate(mesh, (variables["params"], variables.get("batch_stats", {}),
+                                       optimizer.init(variables["params"])))]
+    compiled = retrain.make_standalone_step(network, optimizer).lower(carry[0], xs, ys).compile()
+    run = _stepper(compiled, carry, xs, ys)
+    jax.block_until_ready(run())
+    return run, compiled
+
+
+def xla_cost(compiled) -> dict:
+    """XLA's cost analysis of a compiled step: FLOPs and bytes accessed (None where the backend
+    reports none). Layers whose result is unused are compiled away, so they cost nothing here."""
+    cost = compiled.cost_analysis()
+    cost = (cost[0] if cost else {}) if isinstance(cost, (list, tuple)) else (cost or {})
+    pick = lambda key: float(cost[key]) if key in cost else None
+    return {"flops": pick("flops"), "bytes_accessed": pick("bytes accessed")}
+
+
+def step_ratio_rows(space, supernet_step, carry: list, archs, paths, optimizer, mesh, xs, ys, *, repeats: int,
+                    rounds: int = 1, seed: int = 0, progress: bool = True, desc: str = "step ratio") -> list:
+    """Per architecture: the supernet's step (`supernet_step`, its state in `carry[0]`, the
+    architecture as `paths[i]`) and the standalone network's step, timed side by side; their
+    milliseconds, ratio and the standalone step's XLA cost."""
+    rows = []
+    for arch, path in tqdm(list(zip(archs, paths)), desc=desc, disable=not progress):
+        run_alone, compiled = standalone_step(space, arch, optimizer, mesh, xs, ys, seed)
+        t = side_by_side({"supernet": _stepper(supernet_step, carry, xs, ys, path), "standalone": run_alone},
+                         repeats, rounds)
+        rows.append({"arch": space.to_string(arch), "supernet_ms": 1e3 * t["supernet"],
+                     "standalone_ms": 1e3 * t["standalone"], "ratio": t["supernet"] / t["standalone"],
+                     "standalone_xla": xla_cost(compiled)})
+    return rows
+
+
+# -- a user's module searched with supernet.nas ------------------------------------------------------
+
+def load_module(spec: str):
+    """The Linen module `package.module:Class` names, built with no arguments."""
+    path, _, name = spec.partition(":")
+    try:
+        module = getattr(importlib.import_module(path), name)()
+    except (ImportError, AttributeError, TypeError, ValueError) as err:
+        raise ValueError(f"benchmark.nas_module {spec!r} cannot be built ({type(err).__name__}: {err}); give "
+                         f"'package.module:Class' of a Linen module that takes no arguments, importable "
+                         f"from the directory launch.py runs in.") from None
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"benchmark.nas_module {spec!r} is a {type(module).__name__}, not a Linen module; "
+                         f"name an nn.Module subclass that uses supernet.nas primitives.")
+    return module
+
+
+def with_decisions(space, arch, changes: str) -> np.ndarray:
+    """`arch` with the decisions `changes` names ("name=option,...", options as `to_string` writes
+    them) set to those options."""
+    parts = dict(part.split("=", 1) for part in space.to_string(arch).split(","))
+    for change in filter(None, changes.split(",")):
+        name, _, option = change.partition("=")
+        if name not in parts:
+            raise ValueError(f"benchmark.largest_variant names {name!r}, which is no decision of the space; "
+                             f"decisions: {', '.join(space.decision_names)}.")
+        parts[name] = option
+    return space.from_string(",".join(f"{n}={o}" for n, o in parts.items()))
+
+
+def measure_nas(module, *, input_shape: tuple, batch_size: int, num_archs: int, repeats: int, rounds: int,
+                compile_steps: int, largest_variant: str = "", seed: int = 0, progress: bool = True) -> dict:
+    """Times the training step of `module`'s supernet (`nas.space`) against its extracted networks'
+    steps, side by side on one synthetic float batch: the largest, `largest_variant` (the largest
+    with those decisions changed; "" for none) and `num_archs` random architectures. Also counts
+    compilations over `compile_steps` architectures and times the cold start (trace, build, compile)."""
+    jax.devices()  # the runtime starts before the clock: the cold start times the trace, not the backend
+    mesh = sharding.make_mesh(1)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch_size, *input_shape)).astype(np.float32)
+
+    tic = time.perf_counter()
+    space = nas.space(module, x[:2])
+    trace_s = time.perf_counter() - tic
+    tic = time.perf_counter()
+    model = space.supernet()
+    optimizer = training.make_optimizer(0.05, steps=1000)
+    carry = [jax.block_until_ready(sharding.replicate(mesh, training.create_state(
+        space, model, optimizer, jax.random.key(seed), input_shape)))]
+    build_s = time.perf_counter() - tic
+
+    largest = space.largest()
+    outputs = jax.eval_shape(lambda p: model.apply({"params": p}, x[:2], training.one_hot(space, largest)),
+                             carry[0].params).shape[-1]
+    xs, ys = sharding.shard_batch(mesh, x, rng.integers(0, outputs, batch_size).astype(np.int32))
+    step = training.make_train_step(space, model, optimizer)
+    archs = np.asarray(space.sample(jax.random.key(seed), max(num_archs, compile_steps)))
+    references = [largest] + ([with_decisions(space, largest, largest_variant)] if largest_variant else [])
+    paths = [sharding.replicate(mesh, a[None]) for a in (*references, *archs)]
+
+    with profiling.count_compilations() as compiles:   # the step compiles once; the loop reuses it
+        tic = time.perf_counter()
+        compiled = step.lower(carry[0], xs, ys, paths[0]).compile()
+        compile_s = time.perf_counter() - tic
+        loop_s = _step_loop_seconds(step, carry, xs, ys, paths[len(references):][:compile_steps], progress)
+
+    timing = dict(repeats=repeats, rounds=rounds, seed=seed, progress=progress)
+    reference_rows = step_ratio_rows(space, compiled, carry, references, paths, optimizer, mesh, xs, ys,
+                                     desc="largest", **timing)
+    rows = step_ratio_rows(space, compiled, carry, archs[:num_archs], paths[len(references):], optimizer, mesh,
+                           xs, ys, **timing)
+    ratios = [row["ratio"] for row in rows]
+    return {
+        "nas_module": f"{type(module).__module__}:{type(module).__name__}",
+        "space": space.describe() | {"num_decisions": space.num_decisions},
+        "input_shape": list(input_shape), "batch_size": batch_size, "repeats": repeats, "rounds": rounds,
+        "largest_step_ratio": reference_rows[0]["ratio"],
+        "largest": reference_rows[0],
+        "largest_variant": reference_rows[1] if largest_variant else None,
+        "train_step_ratio": float(np.median(ratios)),
+        "train_step_ratio_min_max": [float(np.min(ratios)), float(np.max(ratios))],
+        "train_step_ratio_archs": len(ratios),
+        "supernet_xla": xla_cost(compiled),
+        "train_step_compiles": compiles.count,
+        "train_step_compile_loop_steps": compile_steps,
+        "train_step_compile_loop_s": loop_s,
+        "cold_start": {"trace_s": trace_s, "build_s": build_s, "trace_and_build_s": trace_s + build_s,
+                       "first_step_compile_s": compile_s,
+                       "trace_and_build_over_compile": (trace_s + build_s) / compile_s},
+        "per_arch": rows,
+        "machine": _machine(),
     }
 
 
@@ -129,13 +289,9 @@ def _folded_step_ms(space, optimizer, mesh, xs, ys, archs, repeats: int, seed: i
     state = training.create_state(space, model, optimizer, jax.random.key(seed), xs.shape[1:])
     step = training.make_train_step(space, model, optimizer)
     carry = [sharding.replicate(mesh, state)]
-
-    def run(arch):
-        carry[0], metrics = step(carry[0], xs, ys, arch[None])
-        return metrics
-
-    jax.block_until_ready(run(archs[0]))  # compile
-    return 1e3 * float(np.median([profiling.median_seconds(run, a, repeats=repeats) for a in archs]))
+    runs = [_stepper(step, carry, xs, ys, sharding.replicate(mesh, a[None])) for a in archs]
+    jax.block_until_ready(runs[0]())  # compile
+    return 1e3 * float(np.median([profiling.median_seconds(run, repeats=repeats) for run in runs]))
 
 
 # -- throughput (the `gpu` variant): images/s and compile seconds per kind of step ------------------
@@ -147,12 +303,9 @@ def _timed_step(step, carry, args_for, archs, repeats: int) -> dict:
     compiled = step.lower(carry[0], *args_for(archs[0])).compile()
     compile_s = time.perf_counter() - tic
 
-    def run(arch):
-        carry[0], metrics = compiled(carry[0], *args_for(arch))
-        return metrics
-
-    jax.block_until_ready(run(archs[0]))
-    seconds = float(np.median([profiling.median_seconds(run, a, repeats=repeats) for a in archs]))
+    runs = [_stepper(compiled, carry, *args_for(a)) for a in archs]
+    jax.block_until_ready(runs[0]())
+    seconds = float(np.median([profiling.median_seconds(run, repeats=repeats) for run in runs]))
     batch = args_for(archs[0])[0].shape[0]
     return {"compile_s": compile_s, "step_ms": 1e3 * seconds, "images_per_s": batch / seconds}
 
@@ -267,9 +420,21 @@ def scaling(space_options: dict, batch_size: int, steps: int, device_counts, see
             "load_average": list(os.getloadavg()), "cpu_count": os.cpu_count()}
 
 
+def check(config) -> None:
+    """Before any work: a `benchmark.nas_module` that names no buildable Linen module is an error."""
+    if config.benchmark.get("nas_module"):
+        load_module(config.benchmark.nas_module)
+
+
 def run(config, workdir: str) -> dict:
-    """The `benchmark` job: `measure` with the config's sizes; writes results.json."""
+    """The `benchmark` job: `measure_nas` when the config names a `nas_module`, else `measure` (and
+    the throughput and scaling sections it asks for) with the config's sizes; writes benchmark.json."""
     b = config.benchmark
+    if b.get("nas_module"):
+        results = measure_nas(load_module(b.nas_module), input_shape=tuple(b.input_shape), batch_size=b.batch_size,
+                              num_archs=b.num_archs, repeats=b.repeats, rounds=b.rounds, compile_steps=b.compile_steps,
+                              largest_variant=b.largest_variant, seed=config.seed, progress=config.progress)
+        return _written(workdir, results)
     results = measure(channels=b.channels, cells_per_stage=b.cells_per_stage, stages=b.stages,
                       input_shape=tuple(b.input_shape), batch_size=b.batch_size, num_archs=b.num_archs,
                       repeats=b.repeats, compile_steps=b.compile_steps, population=b.population,
@@ -283,6 +448,11 @@ def run(config, workdir: str) -> dict:
         results["scaling"] = scaling({"num_classes": 10, "input_shape": list(b.input_shape), "channels": b.channels,
                                       "cells_per_stage": b.cells_per_stage, "stages": b.stages},
                                      b.batch_size, b.compile_steps, b.scaling_devices, config.seed)
+    return _written(workdir, results)
+
+
+def _written(workdir: str, results: dict) -> dict:
+    """Writes DIR/benchmark.json, prints its single-number fields, and returns `results`."""
     records.write_json(workdir, "benchmark.json", results)
     print(json.dumps({k: v for k, v in results.items() if not isinstance(v, (list, dict))}, indent=2))
     return results

@@ -117,9 +117,11 @@ def measure(*, channels: int, cells_per_stage: int, stages: int = 3, input_shape
 # -- shared by both measurements: step loops, standalone steps, interleaved timing -----------------
 
 def _machine() -> dict:
-    """The backend, devices, cores, platform and jax version the figures were taken on."""
+    """The backend, devices, cores, platform and jax version the figures were taken on, and the
+    load average at the end (other work on a shared machine slows both sides of a ratio, unevenly)."""
     return {"backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
-            "cpu_count": os.cpu_count(), "platform": platform.platform(), "jax": jax.__version__}
+            "cpu_count": os.cpu_count(), "platform": platform.platform(), "jax": jax.__version__,
+            "load_average": list(os.getloadavg())}
 
 
 def _stepper(step, carry: list, *args):

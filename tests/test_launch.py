@@ -97,7 +97,7 @@ def test_benchmark_of_a_nas_module_compiles_once(tmp_path):
     cold = bench["cold_start"]
     assert min(cold["trace_s"], cold["build_s"], cold["first_step_compile_s"]) > 0
     assert cold["trace_and_build_s"] == pytest.approx(cold["trace_s"] + cold["build_s"])
-    assert bench["machine"]["backend"] == "cpu"
+    assert bench["machine"]["backend"] == "cpu" and len(bench["provenance"]["git"]["commit"]) == 40
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["provenance"]["backend"] == "cpu" and len(results["provenance"]["git"]["commit"]) == 40
 

@@ -454,7 +454,8 @@ def run(config, workdir: str) -> dict:
 
 
 def _written(workdir: str, results: dict) -> dict:
-    """Writes DIR/benchmark.json, prints its single-number fields, and returns `results`."""
-    records.write_json(workdir, "benchmark.json", results)
+    """Writes DIR/benchmark.json (with `records.provenance()`: the commit, so the file stands alone
+    as a record), prints its single-number fields, and returns `results`."""
+    records.write_json(workdir, "benchmark.json", results | {"provenance": records.provenance()})
     print(json.dumps({k: v for k, v in results.items() if not isinstance(v, (list, dict))}, indent=2))
     return results

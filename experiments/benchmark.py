@@ -63,8 +63,10 @@ def _own_cnn(runlocal: bool, gpu: bool) -> ml_collections.ConfigDict:
     b.input_shape = (8, 8, 1)                  # the digits own_cnn.py searches on; float inputs
     b.batch_size = 16 if runlocal else 256 if gpu else 64
     b.num_archs = 2 if runlocal else 10        # random architectures, each against its own standalone step
-    b.repeats = 3 if runlocal else 10          # timed steps per round (their median)
-    b.rounds = 1 if runlocal else 5            # interleaved rounds of supernet and standalone (median of rounds)
+    # Supernet and standalone steps alternate one blocked step at a time (`rounds` of `repeats`
+    # steps each, the median of the rounds), so a busy spell of a shared machine slows both alike.
+    b.repeats = 1
+    b.rounds = 3 if runlocal else 50
     b.compile_steps = 10 if runlocal else 100  # steps, each with another architecture, under the compile count
     # A second reference: the largest with these decisions changed ("" for none). space.largest()
     # picks skip=0 (the stem), whose network leaves op and stage unused; skip=1 is the largest

@@ -24,9 +24,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from supernet import AutoModel, nas, records, retrain, sharding
+from supernet import AutoModel, nas, records, retrain
 from supernet import task as tasks
 from supernet.one_shot import RetrainRecipe
+from supernet.runtime import Runtime
 
 RECORD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "measured", "own_regression", "results.json")
 LENGTH = 64
@@ -99,7 +100,7 @@ def train_baseline(dataset, retrain_options: dict, seed: int) -> tuple[float, in
     module = Baseline()
     variables = retrain.train_standalone(module, dataset.train, steps=recipe.steps, batch_size=recipe.batch_size,
                                          optimizer=recipe.optimizer(), key=jax.random.key(seed),
-                                         mesh=sharding.make_mesh(), progress=False, task=tasks.resolve(loss="mse"))
+                                         runtime=Runtime(progress=False), task=tasks.resolve(loss="mse"))
     params = sum(leaf.size for leaf in jax.tree_util.tree_leaves(variables["params"]))
     return retrain.score(module, variables, dataset.test, tasks.resolve(loss="mse")), int(params)
 

@@ -22,8 +22,9 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from supernet import AutoModel, data, nas, one_shot, records, retrain, sharding
+from supernet import AutoModel, data, nas, one_shot, records, retrain
 from supernet.api import SearchResult
+from supernet.runtime import Runtime
 
 RECORD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "measured", "own_transformer", "results.json")
 
@@ -117,8 +118,7 @@ def retrain_seeds(space, arch, dataset, recipe, seeds, progress: bool) -> list[f
     for i in seeds:
         network, variables = one_shot.retrain_from_scratch(
             space, arch, recipe.split(dataset), steps=recipe.steps, batch_size=recipe.batch_size,
-            optimizer=recipe.optimizer(), key=jax.random.fold_in(retrain_key, i), mesh=sharding.make_mesh(),
-            progress=progress)
+            optimizer=recipe.optimizer(), key=jax.random.fold_in(retrain_key, i), runtime=Runtime(progress=progress))
         accuracies.append(retrain.accuracy(network, variables, dataset.test))
     return accuracies
 

@@ -26,6 +26,7 @@ from supernet import ensemble as ensembling
 from strategies.registry import closest
 from supernet import few_shot, one_shot, plots, records, retrain, run_identity, sharding, spaces
 from supernet import task as tasks
+from supernet.runtime import Runtime
 
 
 def resolve_data(data, seed: int = 0, labels: bool = True) -> data_lib.Dataset:
@@ -281,6 +282,13 @@ class RetrainOptions:
 
 SAMPLINGS = ("uniform", "distinct", "sandwich", "fair")
 
+# What an AutoModel user changes when a stage's loss turns NaN/inf (`supernet.runtime.Runtime.hints`).
+HINTS = {
+    "supernet": "Lower the supernet's learning rate (supernet={'learning_rate': ...}).",
+    "few_shot": "Search without few-shot sub-supernets (leave out supernet={'few_shot': ...}).",
+    "retrain": "Lower the retraining learning rate (retrain={'learning_rate': ...}).",
+}
+
 
 def _choice(owner: str, name: str, value, valid) -> None:
     if value not in valid:
@@ -388,8 +396,8 @@ class AutoModel:
                                             search_recipe=search_recipe, retrain_recipe=retrain_recipe,
                                             few_shot_recipe=one_shot.FewShotRecipe(self._split(space)),
                                             hybrid_recipe=one_shot.HybridRecipe(self.search_options.hybrid),
-                                            mesh=sharding.make_mesh(), key=jax.random.key(self.seed),
-                                            workdir=self.workdir, progress=self.progress, task=self.task)
+                                            key=jax.random.key(self.seed), task=self.task,
+                                            runtime=Runtime(sharding.make_mesh(), self.workdir, self.progress, HINTS))
         models = results.pop("_models")
         results["provenance"] = records.provenance()
         found = models["history"]

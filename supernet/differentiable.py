@@ -53,10 +53,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh
 
 from strategies.distribution import EXCLUDED_LABELS, derive, excluded_options
-from supernet import checkpoint, records, runtime, sharding, training
+from supernet import sharding, training
+from supernet.runtime import InvalidSetting, Runtime, check_choice, check_int, check_real
 from supernet.training import cross_entropy, init_params, make_optimizer, step_batches
 
 METHODS = ("darts", "gdas")
@@ -321,24 +321,24 @@ class Recipe:
     log_every: int = 10
 
     def __post_init__(self):
-        runtime.check_choice("method", self.method, METHODS)
-        runtime.check_choice("remedy", self.remedy, REMEDIES)
+        check_choice("method", self.method, METHODS)
+        check_choice("remedy", self.remedy, REMEDIES)
         if self.order not in (1, 2) or isinstance(self.order, bool):
-            raise runtime.InvalidSetting("order", f"order must be 1 (first order) or 2 (unrolled), got {self.order!r}.")
+            raise InvalidSetting("order", f"order must be 1 (first order) or 2 (unrolled), got {self.order!r}.")
         for field in ("steps", "batch_size", "log_every"):
-            runtime.check_int(field, getattr(self, field))
+            check_int(field, getattr(self, field))
         if self.val_batch_size is not None:
-            runtime.check_int("val_batch_size", self.val_batch_size)
+            check_int("val_batch_size", self.val_batch_size)
         for field in ("weight_lr", "alpha_lr", "tau_max", "tau_min"):
-            runtime.check_real(field, getattr(self, field))
-        runtime.check_real("grad_clip", self.grad_clip, low_open=False)  # 0: no clipping
+            check_real(field, getattr(self, field))
+        check_real("grad_clip", self.grad_clip, low_open=False)  # 0: no clipping
         if self.xi is not None:
-            runtime.check_real("xi", self.xi, low_open=False)
-        runtime.check_real("weight_momentum", self.weight_momentum, high=1.0, low_open=False)
+            check_real("xi", self.xi, low_open=False)
+        check_real("weight_momentum", self.weight_momentum, high=1.0, low_open=False)
         for field in ("weight_decay", "alpha_weight_decay"):
-            runtime.check_real(field, getattr(self, field), low_open=False)
+            check_real(field, getattr(self, field), low_open=False)
         for field in ("max_param_free_share", "min_stop_fraction", "warmup_fraction"):
-            runtime.check_real(field, getattr(self, field), high=1.0, low_open=False, high_open=False)
+            check_real(field, getattr(self, field), high=1.0, low_open=False, high_open=False)
 
     def check(self, space) -> None:
         """Errors for settings that cannot work on `space`, before any compilation (the space-free
@@ -378,12 +378,12 @@ def _make_step(space, model, recipe: Recipe, weight_optimizer, alpha_optimizer, 
     return step
 
 
-def run_differentiable_search(space, dataset, recipe: Recipe, *, key: jax.Array, mesh: Mesh | None = None,
-                              log: records.MetricsLog | None = None, progress: bool = True,
-                              workdir: str | None = None, checkpoint_every: int = 0) -> dict:
-    """Searches `space` on `dataset` (weights on `train`, alphas on `val`) and derives the result.
+def run_differentiable_search(space, dataset, recipe: Recipe, *, key: jax.Array, runtime: Runtime | None = None,
+                              checkpoint_every: int = 0) -> dict:
+    """Searches `space` on `dataset` (weights on `train`, alphas on `val`) and derives the result,
+    on `runtime`'s mesh (default: `Runtime()`, every local device, no workdir).
 
-    With a `workdir`, the search checkpoints its state and history into
+    With a workdir, the search logs to its metrics.jsonl, checkpoints its state and history into
     `workdir/checkpoints/<method>` (at least 4 times, at most `checkpoint_every` steps apart) and
     resumes from there; an early stop is a checkpoint too, so a rerun does not search on.
 
@@ -392,7 +392,8 @@ def run_differentiable_search(space, dataset, recipe: Recipe, *, key: jax.Array,
     (per logged step: the softmax weights, derived architecture and parameter-free share).
     """
     recipe.check(space)
-    mesh = mesh or sharding.make_mesh()
+    runtime = runtime or Runtime()
+    mesh, log = runtime.mesh, runtime.log
     sharding.check_batch_size(recipe.batch_size, mesh)
     sharding.check_batch_size(recipe.val_batch_size or recipe.batch_size, mesh, "val batch size")
     model = space.supernet(mixed=(recipe.method == "darts"))
@@ -402,9 +403,8 @@ def run_differentiable_search(space, dataset, recipe: Recipe, *, key: jax.Array,
     init_key, step_key, data_key = jax.random.split(key, 3)
     state = create_search_state(space, model, weight_optimizer, alpha_optimizer, init_key, dataset.input_shape)
     stage = recipe.method
-    checkpoints = checkpoint.Checkpoints(checkpoint.stage_dir(workdir, stage)) if workdir else None
     history = {"step": [], "weights": [], "arch": [], "param_free_share": []}
-    start, state = training.resume(checkpoints, state, snapshot=lambda s: lambda t: _snapshot(space, s, _empty_history(space, recipe, t)),
+    start, state = training.resume(runtime.checkpoints(stage), state, snapshot=lambda s: lambda t: _snapshot(space, s, _empty_history(space, recipe, t)),
                                    restore=lambda _, saved: _restored(saved, history))
     state = sharding.replicate(mesh, state)
     step = _make_step(space, model, recipe, weight_optimizer, alpha_optimizer, mesh, dataset, step_key, data_key,
@@ -439,10 +439,9 @@ def run_differentiable_search(space, dataset, recipe: Recipe, *, key: jax.Array,
             first["seconds"] = time.perf_counter() - tic  # mostly compilation
 
     state, steps_run = training.run_loop(
-        step, state, steps=start if stopped_before else recipe.steps, start=start, desc=recipe.method, stage=stage,
-        log=log, log_every=recipe.log_every, progress=progress, on_log=on_log, after_step=time_first_step,
-        checkpoints=checkpoints, checkpoint_every=checkpoint_every, snapshot=lambda s: _snapshot(space, s, history),
-        hint="Lower the search's learning rates (search.weight_lr, search.alpha_lr).")
+        step, state, steps=start if stopped_before else recipe.steps, runtime=runtime, start=start, desc=recipe.method,
+        stage=stage, log_every=recipe.log_every, on_log=on_log, after_step=time_first_step,
+        checkpoint_every=checkpoint_every, snapshot=lambda s: _snapshot(space, s, history))
     jax.block_until_ready(state)
     seconds = time.perf_counter() - tic
     stopped_at = steps_run if steps_run < recipe.steps else None

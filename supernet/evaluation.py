@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from supernet import backend, records, sharding
 from supernet import task as tasks
 from supernet.layers import STATS_COLLECTION
+from supernet.runtime import Runtime
 from supernet.spaces.base import Space
 from supernet.training import TrainState, make_train_step, one_hot, step_batches
 
@@ -188,14 +189,15 @@ def _task_population(space, model, params, archs, calib, x, y, mesh, batch_size,
 
 
 def evaluate_fine_tuned(space: Space, model, params, archs, train, calib_x: np.ndarray, x: np.ndarray,
-                        y: np.ndarray, *, mesh: Mesh, steps: int, optimizer: optax.GradientTransformation,
+                        y: np.ndarray, *, runtime: Runtime, steps: int, optimizer: optax.GradientTransformation,
                         batch_size: int = 128, seed: int = 0, eval_batch_size: int = 256,
-                        progress: bool = False, record: str | None = None) -> dict:
+                        record: str | None = None) -> dict:
     """`evaluate_population` after each architecture has trained its inherited weights alone for
     `steps` steps (a fresh `optimizer` state each, the same `batch_size` batches of `train` for all,
     shuffled by `seed`): the weights lose some of the compromise they strike between all the paths
     that share them, at the cost of `steps` training steps per architecture. One compiled step
-    serves every architecture (the architecture is data); `params` are not changed.
+    serves every architecture (the architecture is data); `params` are not changed. Runs on
+    `runtime`'s mesh, with a progress bar over the architectures when it asks for one.
 
     `record`: a JSON-lines file that gets each architecture's scores as soon as they are known;
     architectures already in it are not fine-tuned again, so a killed pass resumes where it stopped
@@ -203,12 +205,13 @@ def evaluate_fine_tuned(space: Space, model, params, archs, train, calib_x: np.n
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"fine-tuning steps must be an int >= 0 (0: the inherited weights as they are), got {steps!r}.")
     archs = np.asarray(space.validate(archs)).reshape(-1, space.num_decisions)
+    mesh = runtime.mesh
     done = {tuple(line["arch"]): line for line in records.read_lines(record)} if record else {}
     step = make_train_step(space, model, optimizer)
     batches = [sharding.shard_batch(mesh, bx, by) for bx, by in itertools.islice(
         step_batches(train, batch_size, seed, 0), steps)]
     scored = []
-    for arch in tqdm(archs, desc="fine-tuning", disable=not progress):
+    for arch in tqdm(archs, desc="fine-tuning", disable=not runtime.progress):
         key = tuple(int(v) for v in arch)
         if key not in done:
             own = jax.tree.map(jnp.array, params)  # a copy: the step donates its state

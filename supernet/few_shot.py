@@ -19,6 +19,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from supernet import data, evaluation, training
+from supernet.runtime import Runtime
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,16 +71,16 @@ class SubSupernets:
 
 
 def train_sub_supernets(space, model, one_shot_params, train: data.Split, partition: Partition, *, steps: int,
-                        batch_size: int, optimizer, key: jax.Array, mesh: Mesh, workdir: str | None = None,
-                        checkpoint_every: int = 0, progress: bool = True, distinct: bool = False) -> list:
+                        batch_size: int, optimizer, key: jax.Array, runtime: Runtime, checkpoint_every: int = 0,
+                        distinct: bool = False) -> list:
     """Params of every sub-supernet: each starts from `one_shot_params` and trains `steps` steps on
     its own architectures (uniform, or uniform over their distinct functions with `distinct`),
-    resuming from `workdir/checkpoints/few_shot_{i}` when present."""
+    resuming from `workdir/checkpoints/few_shot_{i}` when the `runtime` has a workdir."""
     subs = []
     for sub in range(partition.count(space)):
         state = training.train_supernet(space, model, train, steps=steps, batch_size=batch_size, optimizer=optimizer,
-                                        key=jax.random.fold_in(key, sub), mesh=mesh, workdir=workdir,
-                                        checkpoint_every=checkpoint_every, progress=progress,
+                                        key=jax.random.fold_in(key, sub), runtime=runtime,
+                                        checkpoint_every=checkpoint_every,
                                         path_sampler=partition.sampler(space, sub, distinct), params=one_shot_params,
                                         stage=f"few_shot_{sub}", desc=f"few-shot {sub}")
         subs.append(state.params)

@@ -19,6 +19,7 @@ import jax
 import numpy as np
 
 from supernet import data, records, retrain, spaces, training
+from supernet.runtime import Runtime
 
 # Space options that follow from the dataset rather than from the config.
 _DERIVED_SPACE_OPTIONS = ("num_classes", "input_shape")
@@ -52,7 +53,7 @@ def columns(seeds) -> list[str]:
 def train_and_score(space, arch, dataset: data.Dataset, *, seeds, steps: int, batch_size: int,
                     learning_rate: float, momentum: float, weight_decay: float, mesh) -> dict:
     """One table row: `arch` trained from scratch once per seed (init and data order from the seed),
-    with one compiled step shared by the seeds."""
+    with one compiled step shared by the seeds, on `mesh`, quietly (the table's job shows the rows)."""
     tic = time.perf_counter()
     module = space.standalone(arch)
     optimizer = training.make_optimizer(learning_rate, momentum, weight_decay, steps)
@@ -61,8 +62,8 @@ def train_and_score(space, arch, dataset: data.Dataset, *, seeds, steps: int, ba
     val, test = [], []
     for seed in seeds:
         variables = retrain.train_standalone(module, dataset.train, steps=steps, batch_size=batch_size,
-                                             optimizer=optimizer, key=jax.random.key(seed), mesh=mesh,
-                                             progress=False, step=step)
+                                             optimizer=optimizer, key=jax.random.key(seed), step=step,
+                                             runtime=Runtime(mesh, progress=False))
         val.append(retrain.accuracy(module, variables, dataset.val, batch_size=1000))
         test.append(retrain.accuracy(module, variables, dataset.test, batch_size=1000))
     row.update({f"val_accuracy_seed{s}": v for s, v in zip(seeds, val)})

@@ -1,7 +1,7 @@
 """The one-shot NAS pipeline: train the supernet, search it with a strategy, retrain the winner.
 
 `run_one_shot_nas(space, dataset, strategy, supernet=SupernetRecipe(), search_recipe=SearchRecipe(),
-retrain_recipe=RetrainRecipe(), mesh=..., key=...)`; `supernet.AutoModel` wraps it in one call and
+retrain_recipe=RetrainRecipe(), runtime=Runtime(), key=...)`; `supernet.AutoModel` wraps it in one call and
 the `search` job (`supernet.jobs.search`) runs it from a config.
 
 Splits are used honestly: supernet weights train on `train`, the search's fitness is accuracy on
@@ -23,8 +23,10 @@ import optax
 from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
-from supernet import checkpoint, data, evaluation, few_shot, proxies, ranking, records, retrain, runtime, training
+from supernet import checkpoint, data, evaluation, few_shot, proxies, ranking, retrain, training
 from supernet import task as tasks
+from supernet.runtime import (Runtime, check_bool, check_choice, check_int, check_real,
+                              recipe_from_section)
 from supernet.spaces.base import Space
 from supernet import ensemble as ensembling
 
@@ -170,8 +172,7 @@ def weights_of(weights, space: Space, arch):
 
 
 def train_few_shot(space: Space, model, params, train: data.Split, supernet: "SupernetRecipe",
-                   recipe: "FewShotRecipe", *, key: jax.Array, mesh: Mesh, workdir: str | None = None,
-                   progress: bool = True) -> few_shot.SubSupernets:
+                   recipe: "FewShotRecipe", *, key: jax.Array, runtime: Runtime) -> few_shot.SubSupernets:
     """The few-shot sub-supernets of `recipe`, each warm-started from the one-shot `params` and
     trained on its own architectures with the supernet's batch size, momentum and weight decay
     (uniform over their distinct functions when the supernet's sampling is "distinct"; otherwise
@@ -180,15 +181,14 @@ def train_few_shot(space: Space, model, params, train: data.Split, supernet: "Su
     steps = max(1, int(supernet.steps * recipe.budget_share) // split.count(space))
     optimizer = training.make_optimizer(recipe.learning_rate, supernet.momentum, supernet.weight_decay, steps)
     subs = few_shot.train_sub_supernets(space, model, params, train, split, steps=steps,
-                                        batch_size=supernet.batch_size, optimizer=optimizer, key=key, mesh=mesh,
-                                        workdir=workdir, checkpoint_every=supernet.checkpoint_every,
-                                        progress=progress, distinct=supernet.sampling == "distinct")
+                                        batch_size=supernet.batch_size, optimizer=optimizer, key=key, runtime=runtime,
+                                        checkpoint_every=supernet.checkpoint_every,
+                                        distinct=supernet.sampling == "distinct")
     return few_shot.SubSupernets(split, subs)
 
 
 def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.ndarray, *,
-           budget: int, population: int, key: jax.Array, mesh: Mesh, eval_batch_size: int = 256,
-           log: records.MetricsLog | None = None, progress: bool = True, workdir: str | None = None,
+           budget: int, population: int, key: jax.Array, runtime: Runtime, eval_batch_size: int = 256,
            stage: str = "search", hybrid: HybridFitness | None = None, metric: str = "accuracy",
            task: tasks.Task = tasks.CLASSIFICATION) -> dict:
     """Asks `strategy` for `population` architectures at a time, scores them with the supernet
@@ -196,8 +196,9 @@ def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.
     `hybrid`, their hybrid fitness), until `budget` evaluations. The validation accuracies are
     kept beside the fitness whatever it is.
 
-    With a `workdir`, every round checkpoints the strategy's state and everything evaluated so far
-    (`workdir/checkpoints/<stage>`), and a rerun continues after the last saved round. An
+    With a workdir (`runtime`), every round is logged and checkpoints the strategy's state and
+    everything evaluated so far (`workdir/checkpoints/<stage>`), and a rerun continues after the
+    last saved round. An
     architecture whose logits are NaN/inf scores NaN (the strategies treat it as the worst); if
     every one does, the supernet is broken and the search stops with an error.
 
@@ -207,12 +208,12 @@ def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.
         raise ValueError(f"search needs budget >= 1 and population >= 1, got budget={budget}, "
                          f"population={population}; set search.budget / search.population.")
     check_metric(metric)  # before any work
-    scores_of = supernet_scores(space, model, weights, val, calib_x, mesh=mesh, batch_size=eval_batch_size,
+    scores_of = supernet_scores(space, model, weights, val, calib_x, mesh=runtime.mesh, batch_size=eval_batch_size,
                                 task=task)
     accuracy_is_fitness = fitness_is_accuracy(hybrid, metric, task)  # "accuracy" below: the task's metric
     init_key, ask_key = jax.random.split(key)
     state = strategy.init(init_key)
-    checkpoints = checkpoint.Checkpoints(checkpoint.stage_dir(workdir, stage)) if workdir else None
+    checkpoints, log = runtime.checkpoints(stage), runtime.log
 
     def snapshot(strategy_state, archs, fitness, accuracy) -> dict:  # what a checkpoint holds
         saved = {"strategy": strategy_state, "archs": np.asarray(archs, np.int32).reshape(-1, space.num_decisions),
@@ -232,7 +233,7 @@ def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.
     accuracy_seen = np.asarray(saved[accuracy_key]).tolist() if round_index else []
     if log:
         log.rewind(stage, round_index)
-    bar = tqdm(total=budget, initial=len(fitness_seen), desc=stage, disable=not progress)
+    bar = tqdm(total=budget, initial=len(fitness_seen), desc=stage, disable=not runtime.progress)
     while len(fitness_seen) < budget:
         n = min(population, budget - len(fitness_seen))
         archs, state = strategy.ask(jax.random.fold_in(ask_key, round_index), state, n)
@@ -244,7 +245,7 @@ def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.
         fitness_seen.extend(fitness.tolist())
         accuracy_seen.extend(accuracy.tolist())
         round_index += 1
-        best = _best(fitness_seen, stage)
+        best = _best(fitness_seen, stage, runtime)
         if log:
             log.write(stage, round_index, evaluated=len(fitness_seen), **{f"best_val_{task.metric_name}": accuracy_seen[best]},
                       best_arch=space.to_string(archs_seen[best]),
@@ -255,7 +256,7 @@ def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.
         bar.update(n)
         bar.set_postfix(best_val=f"{accuracy_seen[best]:.3f}")
     bar.close()
-    best = _best(fitness_seen, stage)
+    best = _best(fitness_seen, stage, runtime)
     found = {"archs": np.asarray(archs_seen, np.int32), "fitness": np.asarray(fitness_seen),
              "val_metric": np.asarray(accuracy_seen), "best_arch": np.asarray(archs_seen[best], np.int32),
              "best_fitness": fitness_seen[best], "best_val_metric": accuracy_seen[best]}
@@ -264,14 +265,14 @@ def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.
     return found
 
 
-def _best(fitness: list[float], stage: str) -> int:
+def _best(fitness: list[float], stage: str, runtime: Runtime) -> int:
     """Index of the best finite fitness; an error when none is finite (a diverged supernet)."""
     values = np.asarray(fitness, np.float64)
     if not np.isfinite(values).any():
+        lower = runtime.hint("supernet") or "Lower the supernet's learning rate."
         raise checkpoint.NonFiniteError(
             "validation accuracy of every architecture", stage, len(values),
-            f"The supernet's outputs are NaN/inf: lower the supernet's learning rate (supernet.learning_rate) "
-            f"and {checkpoint.START_AGAIN}.")
+            f"The supernet's outputs are NaN/inf. {lower} Then {checkpoint.START_AGAIN}.")
     return int(np.nanargmax(np.where(np.isfinite(values), values, np.nan)))
 
 
@@ -279,7 +280,7 @@ def _best(fitness: list[float], stage: str) -> int:
 class OptimizerRecipe:
     """What every training recipe shares: `steps` of SGD with Nesterov momentum on batches of
     `batch_size`, `learning_rate` on a cosine schedule, decoupled `weight_decay`. The fields check
-    themselves (`runtime.InvalidSetting` naming the first bad one)."""
+    themselves (`supernet.runtime.InvalidSetting` naming the first bad one)."""
     steps: int = 800
     batch_size: int = 64
     learning_rate: float = 0.05
@@ -287,11 +288,11 @@ class OptimizerRecipe:
     weight_decay: float = 5e-4
 
     def __post_init__(self):
-        runtime.check_int("steps", self.steps)
-        runtime.check_int("batch_size", self.batch_size)
-        runtime.check_real("learning_rate", self.learning_rate)
-        runtime.check_real("momentum", self.momentum, high=1.0, low_open=False)
-        runtime.check_real("weight_decay", self.weight_decay, low_open=False)
+        check_int("steps", self.steps)
+        check_int("batch_size", self.batch_size)
+        check_real("learning_rate", self.learning_rate)
+        check_real("momentum", self.momentum, high=1.0, low_open=False)
+        check_real("weight_decay", self.weight_decay, low_open=False)
 
     def optimizer(self) -> optax.GradientTransformation:
         """The optax optimiser this recipe describes (`training.make_optimizer`)."""
@@ -310,8 +311,8 @@ class SupernetRecipe(OptimizerRecipe):
 
     def __post_init__(self):
         super().__post_init__()
-        runtime.check_choice("sampling", self.sampling, training.SAMPLINGS)
-        runtime.check_int("checkpoint_every", self.checkpoint_every, minimum=0)
+        check_choice("sampling", self.sampling, training.SAMPLINGS)
+        check_int("checkpoint_every", self.checkpoint_every, minimum=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -326,9 +327,9 @@ class FewShotRecipe:
 
     def __post_init__(self):
         for decision in self.decisions:
-            runtime.check_int("decisions", decision, minimum=0)
-        runtime.check_real("budget_share", self.budget_share)
-        runtime.check_real("learning_rate", self.learning_rate)
+            check_int("decisions", decision, minimum=0)
+        check_real("budget_share", self.budget_share)
+        check_real("learning_rate", self.learning_rate)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -349,11 +350,11 @@ class SearchRecipe:
 
     def __post_init__(self):
         for field in ("budget", "population", "calib_size", "eval_batch_size"):
-            runtime.check_int(field, getattr(self, field))
-        runtime.check_choice("metric", self.metric, METRICS)
-        runtime.check_int("ensemble_size", self.ensemble_size, minimum=0)
-        runtime.check_choice("ensemble_method", self.ensemble_method, ensembling.METHODS)
-        runtime.check_real("ensemble_temperature", self.ensemble_temperature)
+            check_int(field, getattr(self, field))
+        check_choice("metric", self.metric, METRICS)
+        check_int("ensemble_size", self.ensemble_size, minimum=0)
+        check_choice("ensemble_method", self.ensemble_method, ensembling.METHODS)
+        check_real("ensemble_temperature", self.ensemble_temperature)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -368,9 +369,9 @@ class HybridRecipe:
 
     def __post_init__(self):
         for name in self.training_free:
-            runtime.check_choice("training_free", name, TRAINING_FREE)
-        runtime.check_int("reference_size", self.reference_size)
-        runtime.check_int("proxy_batch", self.proxy_batch)
+            check_choice("training_free", name, TRAINING_FREE)
+        check_int("reference_size", self.reference_size)
+        check_int("proxy_batch", self.proxy_batch)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -381,7 +382,7 @@ class RetrainRecipe(OptimizerRecipe):
 
     def __post_init__(self):
         super().__post_init__()
-        runtime.check_bool("with_val", self.with_val)
+        check_bool("with_val", self.with_val)
 
     def split(self, dataset: data.Dataset) -> data.Split:
         """The examples the retrainings train on."""
@@ -392,21 +393,20 @@ class RetrainRecipe(OptimizerRecipe):
 
 
 def from_section(recipe_type, section, *, read_elsewhere=()) -> Any:
-    """A recipe from a config section (or dict), strictly: see `runtime.recipe_from_section`."""
-    return runtime.recipe_from_section(recipe_type, section, read_elsewhere=read_elsewhere)
+    """A recipe from a config section (or dict), strictly: see `supernet.runtime.recipe_from_section`."""
+    return recipe_from_section(recipe_type, section, read_elsewhere=read_elsewhere)
 
 
 def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet: SupernetRecipe,
-                     search_recipe: SearchRecipe, retrain_recipe: RetrainRecipe, mesh: Mesh, key: jax.Array,
-                     few_shot_recipe: FewShotRecipe = FewShotRecipe(), hybrid_recipe: HybridRecipe = HybridRecipe(),
-                     workdir: str | None = None, progress: bool = True,
-                     task: tasks.Task = tasks.CLASSIFICATION) -> dict:
+                     search_recipe: SearchRecipe, retrain_recipe: RetrainRecipe, key: jax.Array,
+                     runtime: Runtime, few_shot_recipe: FewShotRecipe = FewShotRecipe(),
+                     hybrid_recipe: HybridRecipe = HybridRecipe(), task: tasks.Task = tasks.CLASSIFICATION) -> dict:
     """Supernet training [-> few-shot sub-supernets] -> search on val -> retraining the winner from
     scratch -> test accuracy (the `task`'s metric: `supernet.task`; its loss trains every network).
 
     With `search_recipe.ensemble_size` k > 1, the k best distinct architectures by the search's
     fitness (`search_recipe.metric`, or the `hybrid_recipe`'s hybrid) are each retrained from
-    scratch and their test predictions combined (`supernet.ensemble`). With a `workdir`, writes
+    scratch and their test predictions combined (`supernet.ensemble`). With a workdir (`runtime`), writes
     `metrics.jsonl` and checkpoints there as it goes, and every stage resumes from its own: the
     supernet (`checkpoints/supernet`), the search (`checkpoints/search`, every round) and each
     retraining (`checkpoints/retrain_<i>`); the ensemble is recomputed from the retrained members.
@@ -418,21 +418,20 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
     check_task(task, bool(few_shot_recipe.decisions), hybrid_recipe.training_free,
                search_recipe.ensemble_method if search_recipe.ensemble_size > 1 else None)
     train_key, search_key, retrain_key, calib_key = jax.random.split(key, 4)
-    log = records.MetricsLog(workdir) if workdir else None
+    mesh = runtime.mesh
     model = space.supernet()
     timings = {}
 
     tic = time.perf_counter()
     state = training.train_supernet(space, model, dataset.train, steps=supernet.steps, batch_size=supernet.batch_size,
-                                    optimizer=supernet.optimizer(), key=train_key, mesh=mesh,
-                                    sampling=supernet.sampling, workdir=workdir,
-                                    checkpoint_every=supernet.checkpoint_every, progress=progress, task=task)
+                                    optimizer=supernet.optimizer(), key=train_key, runtime=runtime,
+                                    sampling=supernet.sampling, checkpoint_every=supernet.checkpoint_every, task=task)
     timings["supernet_training_s"] = time.perf_counter() - tic
     shared = state.params  # the weights the search scores with: the supernet's, or its sub-supernets
     if few_shot_recipe.decisions:
         tic = time.perf_counter()
         shared = train_few_shot(space, model, state.params, dataset.train, supernet, few_shot_recipe,
-                                 key=jax.random.fold_in(train_key, 1), mesh=mesh, workdir=workdir, progress=progress)
+                                 key=jax.random.fold_in(train_key, 1), runtime=runtime)
         timings["few_shot_training_s"] = time.perf_counter() - tic
 
     tic = time.perf_counter()
@@ -449,9 +448,8 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
                                                            metric=search_recipe.metric, task=task),
                                reference, search_recipe.metric)
     found = search(space, model, shared, strategy, dataset.val, calib_x, budget=search_recipe.budget,
-                   population=search_recipe.population, key=search_key, mesh=mesh,
-                   eval_batch_size=search_recipe.eval_batch_size, log=log, progress=progress, workdir=workdir,
-                   hybrid=hybrid, metric=search_recipe.metric, task=task)
+                   population=search_recipe.population, key=search_key, runtime=runtime,
+                   eval_batch_size=search_recipe.eval_batch_size, hybrid=hybrid, metric=search_recipe.metric, task=task)
     timings["search_s"] = time.perf_counter() - tic
 
     best = found["best_arch"]
@@ -464,8 +462,8 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
     members = found["archs"][member_rows]
     retrained = [retrain_from_scratch(space, arch, retrain_recipe.split(dataset), steps=retrain_recipe.steps,
                                       batch_size=retrain_recipe.batch_size, optimizer=retrain_recipe.optimizer(),
-                                      key=jax.random.fold_in(retrain_key, i), mesh=mesh, progress=progress, log=log,
-                                      stage=f"retrain/{i}", workdir=workdir, task=task)
+                                      key=jax.random.fold_in(retrain_key, i), runtime=runtime,
+                                      stage=f"retrain/{i}", task=task)
                  for i, arch in enumerate(members)]
     timings["retrain_s"] = time.perf_counter() - tic
     test_metric = retrain.score(*retrained[0], dataset.test, task)
@@ -558,6 +556,6 @@ def first_distinct(archs: np.ndarray, order: np.ndarray, k: int) -> list[int]:
 
 def retrain_from_scratch(space: Space, arch, train: data.Split, **kwargs):
     """(standalone network, its variables trained from fresh weights) for `arch`; `kwargs` go to
-    `retrain.train_standalone` (steps, batch_size, optimizer, key, mesh, task, ...)."""
+    `retrain.train_standalone` (steps, batch_size, optimizer, key, runtime, task, ...)."""
     network = space.standalone(arch)
     return network, retrain.train_standalone(network, train, desc=f"retrain {space.to_string(arch)}", **kwargs)

@@ -8,11 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh
 
-from supernet import backend, checkpoint, data, records, sharding
+from supernet import backend, data, sharding
 from supernet import task as tasks
 from supernet.networks import BN_MOMENTUM
+from supernet.runtime import Runtime
 from supernet.training import resume, run_loop, step_batches
 
 
@@ -41,17 +41,17 @@ def make_standalone_step(module, optimizer: optax.GradientTransformation, task: 
 
 
 def train_standalone(module, train: data.Split, *, steps: int, batch_size: int,
-                     optimizer: optax.GradientTransformation, key: jax.Array, mesh: Mesh,
-                     variables: dict | None = None, progress: bool = True, desc: str = "retrain",
-                     log: records.MetricsLog | None = None, log_every: int = 100, step=None,
-                     stage: str | None = None, workdir: str | None = None, checkpoint_every: int = 0,
-                     hint: str = "Lower the retraining learning rate (retrain.learning_rate).",
+                     optimizer: optax.GradientTransformation, key: jax.Array, runtime: Runtime,
+                     variables: dict | None = None, desc: str = "retrain", stage: str | None = None,
+                     log_every: int = 100, checkpoint_every: int = 0, step=None,
                      task: tasks.Task = tasks.CLASSIFICATION) -> dict:
-    """Trains `module` (fresh weights from `key` unless `variables` is given); returns its variables.
-    `step`: a `make_standalone_step(module, optimizer)` to reuse (one compilation for several seeds).
-    With a `workdir`, checkpoints into `workdir/checkpoints/<stage>` and resumes from there (a
-    finished stage restores its last step and trains no more). `task`: the loss trained
-    (`supernet.task`; default cross-entropy)."""
+    """Trains `module` (fresh weights from `key` unless `variables` is given) on `runtime`'s mesh;
+    returns its variables. `step`: a `make_standalone_step(module, optimizer)` to reuse (one
+    compilation for several seeds). With a workdir, logs under `stage` (default `desc`),
+    checkpoints into `workdir/checkpoints/<stage>` and resumes from there (a finished stage
+    restores its last step and trains no more). `task`: the loss trained (`supernet.task`;
+    default cross-entropy)."""
+    mesh = runtime.mesh
     sharding.check_batch_size(batch_size, mesh)
     data.check_split(train, batch_size=batch_size, num_classes=getattr(module, "num_classes", None) if task.labels
                      else None)
@@ -60,8 +60,7 @@ def train_standalone(module, train: data.Split, *, steps: int, batch_size: int,
     carry = sharding.replicate(mesh, (variables["params"], variables.get("batch_stats", {}),
                                       optimizer.init(variables["params"])))
     stage = stage or desc
-    checkpoints = checkpoint.Checkpoints(checkpoint.stage_dir(workdir, stage)) if workdir else None
-    start, carry = resume(checkpoints, carry)
+    start, carry = resume(runtime.checkpoints(stage), carry)
     carry = sharding.replicate(mesh, carry)
     step = step or make_standalone_step(module, optimizer, task)
     batches = step_batches(train, batch_size, int(jax.random.randint(data_key, (), 0, 2**31 - 1)), start)
@@ -70,9 +69,8 @@ def train_standalone(module, train: data.Split, *, steps: int, batch_size: int,
         carry, loss = step(carry, *sharding.shard_batch(mesh, *next(batches)))
         return carry, {"loss": loss}
 
-    carry, _ = run_loop(train_step, carry, steps=steps, start=start, desc=desc, stage=stage, log=log,
-                        log_every=log_every, progress=progress, checkpoints=checkpoints,
-                        checkpoint_every=checkpoint_every, hint=hint)
+    carry, _ = run_loop(train_step, carry, steps=steps, runtime=runtime, start=start, desc=desc, stage=stage,
+                        log_every=log_every, checkpoint_every=checkpoint_every)
     params, batch_stats, _ = carry
     return {"params": params, "batch_stats": batch_stats}
 

@@ -1,4 +1,8 @@
-"""What every recipe shares: neutral setting errors, field checks and one strict section -> recipe mapping.
+"""What every long-running call shares: the `Runtime` it runs in, and its recipes' checks.
+
+`Runtime` holds the mesh, the work directory (metrics log and checkpoints), progress bars and the
+entry point's hints; training, retraining, evaluation and the one-shot pipeline take one instead
+of threading each of them.
 
 Library code raises `InvalidSetting` with messages that name a recipe field ("steps must be a
 positive int, got 0") and nothing about where the value came from; an entry point (a job run by
@@ -9,10 +13,60 @@ launch.py, or AutoModel) catches it and adds its own hint (a config key, an argu
 from __future__ import annotations
 
 import dataclasses
+import functools
 import numbers
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
+
+from jax.sharding import Mesh
 
 from strategies.registry import closest
+from supernet import checkpoint, records, sharding
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Runtime:
+    """Where a long-running call runs, where it writes, and how it reports.
+
+    Args:
+      mesh: the devices to shard batches over (None: every local device, `sharding.make_mesh()`).
+      workdir: where `metrics.jsonl` and `checkpoints/<stage>` go, and what a rerun resumes from;
+        None writes and resumes nothing.
+      progress: show progress bars.
+      hints: what the user should change when a stage's loss turns NaN/inf, in the entry point's
+        own words (a config key for launch.py, an argument for AutoModel), by the start of the
+        stage's name ("supernet", "few_shot", "retrain", ...; the longest that fits). A stage
+        without one gets the neutral "Lower the learning rate of that stage."
+    """
+
+    mesh: Mesh | None = None
+    workdir: str | None = None
+    progress: bool = True
+    hints: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.mesh is None:
+            object.__setattr__(self, "mesh", sharding.make_mesh())
+
+    @functools.cached_property
+    def log(self) -> records.MetricsLog | None:
+        """The work directory's metrics log (one per runtime), or None without a workdir."""
+        return records.MetricsLog(self.workdir) if self.workdir else None
+
+    def checkpoints(self, stage: str) -> checkpoint.Checkpoints | None:
+        """The checkpoints of `stage` under the workdir (one object per stage), or None without one."""
+        if not self.workdir:
+            return None
+        if stage not in self._checkpoints:
+            self._checkpoints[stage] = checkpoint.Checkpoints(checkpoint.stage_dir(self.workdir, stage))
+        return self._checkpoints[stage]
+
+    @functools.cached_property
+    def _checkpoints(self) -> dict:
+        return {}
+
+    def hint(self, stage: str) -> str:
+        """What to change when `stage` diverges (see `hints`)."""
+        fits = [prefix for prefix in self.hints if stage.startswith(prefix)]
+        return self.hints[max(fits, key=len)] if fits else ""
 
 
 class InvalidSetting(ValueError):

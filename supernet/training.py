@@ -16,13 +16,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from strategies.archs import enumerate_all
 from strategies.constraints import DEFAULT_ENUMERATE_LIMIT
-from supernet import backend, checkpoint, data, records, sharding
+from supernet import backend, checkpoint, data, sharding
 from supernet import task as tasks
+from supernet.runtime import Runtime
 from supernet.spaces.base import Space
 
 
@@ -180,33 +180,34 @@ def step_batches(split: data.Split, batch_size: int, seed: int, start_step: int)
         epoch, offset = epoch + 1, 0
 
 
-def run_loop(step: Callable, state, *, steps: int, start: int = 0, desc: str, stage: str | None = None, log=None,
-             log_fields=None, log_every: int = 50, progress: bool = True, on_log: Callable | None = None,
-             after_step: Callable | None = None, checkpoints: checkpoint.Checkpoints | None = None,
-             checkpoint_every: int = 0, snapshot: Callable | None = None, hint: str = ""):
+def run_loop(step: Callable, state, *, steps: int, runtime: Runtime, start: int = 0, desc: str,
+             stage: str | None = None, log_fields=None, log_every: int = 50, on_log: Callable | None = None,
+             after_step: Callable | None = None, checkpoint_every: int = 0, snapshot: Callable | None = None):
     """The one training loop that the single-path, standalone, DARTS and GDAS steps plug into.
 
     For t in start..steps-1: `state, metrics = step(state, t)` (the step draws its own batch and
     randomness from t, so a resumed loop sees what an uninterrupted one would). Every `log_every`
     steps and at the end, the metrics since the last log are averaged, shown on the progress bar
-    and written to `log` (a `records.MetricsLog`) under `stage` (default `desc`) with `log_fields`,
+    (`runtime.progress`) and written to `runtime.log` under `stage` (default `desc`) with `log_fields`,
     `step` and `seconds` (plain Python numbers among the metrics, such as a schedule's value, are
     reported as of the last step); `on_log(t + 1, state, summary)` may return True to stop early.
     `after_step(t + 1, state)` runs after every step.
 
     Resuming: the caller restores the state of step `start` (`resume`); the log's lines of this
     stage past `start` are dropped first, so none is written twice.
-    Checkpoints: with `checkpoints`, `snapshot(state)` (default: the state) is saved every
-    `checkpoint.interval(steps, checkpoint_every)` steps, at the end and where `on_log` stops.
+    Checkpoints: with a workdir, `snapshot(state)` (default: the state) is saved into
+    `runtime.checkpoints(stage)` every `checkpoint.interval(steps, checkpoint_every)` steps, at the
+    end and where `on_log` stops.
     Non-finite guard: a NaN/inf loss at a log, or NaN/inf parameters at a save, raise
-    `checkpoint.NonFiniteError` naming the step, the stage and `hint` (what to change); the last
-    good checkpoint stays. Returns (state, steps run up to).
+    `checkpoint.NonFiniteError` naming the step, the stage and `runtime.hint(stage)` (what to
+    change); the last good checkpoint stays. Returns (state, steps run up to).
     """
     stage = stage or desc
+    log, checkpoints, hint = runtime.log, runtime.checkpoints(stage), runtime.hint(stage)
     if log:
         log.rewind(stage, start)
     every = checkpoint.interval(steps, checkpoint_every)
-    bar = tqdm(range(start, steps), desc=desc, disable=not progress, initial=start, total=steps)
+    bar = tqdm(range(start, steps), desc=desc, disable=not runtime.progress, initial=start, total=steps)
     tic, seen, t = time.perf_counter(), [], start - 1
     for t in bar:
         state, metrics = step(state, t)
@@ -259,16 +260,14 @@ def _summarise(seen: list[dict]) -> dict:
 
 
 def train_supernet(space: Space, model, train: data.Split, *, steps: int, batch_size: int,
-                   optimizer: optax.GradientTransformation, key: jax.Array, mesh: Mesh,
-                   sampling: str = "uniform", workdir: str | None = None, checkpoint_every: int = 0,
-                   log_every: int = 50, progress: bool = True,
+                   optimizer: optax.GradientTransformation, key: jax.Array, runtime: Runtime,
+                   sampling: str = "uniform", checkpoint_every: int = 0, log_every: int = 50,
                    path_sampler: Callable[[jax.Array], jax.Array] | None = None, params: Any = None,
                    stage: str = "supernet", desc: str | None = None,
-                   hint: str = "Lower the supernet's learning rate (supernet.learning_rate).",
                    task: tasks.Task = tasks.CLASSIFICATION) -> TrainState:
-    """Trains the supernet for `steps` steps. With a `workdir`, the stage checkpoints into
-    `workdir/checkpoints/<stage>` (every `checkpoint.interval(steps, checkpoint_every)` steps)
-    and resumes from its newest good checkpoint.
+    """Trains the supernet for `steps` steps on `runtime`'s mesh. With a workdir, the stage
+    checkpoints into `workdir/checkpoints/<stage>` (every `checkpoint.interval(steps,
+    checkpoint_every)` steps) and resumes from its newest good checkpoint.
 
     `params`: start from these weights (a warm start, e.g. a few-shot sub-supernet from the
     one-shot supernet) with a fresh optimiser state and schedule, instead of initialising.
@@ -278,6 +277,7 @@ def train_supernet(space: Space, model, train: data.Split, *, steps: int, batch_
     Randomness: the init key and, for step t, `fold_in(key, t)` for the path and the batch order
     comes from (seed of `key`, epoch), so a resumed run continues exactly where it stopped.
     """
+    mesh = runtime.mesh
     sharding.check_batch_size(batch_size, mesh)
     data.check_split(train, batch_size=batch_size, input_shape=getattr(space, "input_shape", None),
                      num_classes=getattr(space, "num_classes", None) if task.labels else None)
@@ -287,21 +287,18 @@ def train_supernet(space: Space, model, train: data.Split, *, steps: int, batch_
     else:
         params = jax.tree.map(jnp.array, params)  # a copy: the step donates its input
         state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
-    checkpoints = checkpoint.Checkpoints(checkpoint.stage_dir(workdir, stage)) if workdir else None
-    _, state = resume(checkpoints, state)
+    _, state = resume(runtime.checkpoints(stage), state)
     state = sharding.replicate(mesh, state)
     train_step = make_train_step(space, model, optimizer, task)
     sampler = path_sampler or make_path_sampler(space, sampling)
     start = int(state.step)
     batch_seed = int(jax.random.randint(path_key, (), 0, 2**31 - 1))
     batches = sharding.prefetch(mesh, step_batches(train, batch_size, batch_seed, start))  # next batch in flight
-    log = records.MetricsLog(workdir) if workdir else None
 
     def step(state, t):
         x, y = next(batches)
         return train_step(state, x, y, sampler(jax.random.fold_in(path_key, t)))
 
-    state, _ = run_loop(step, state, steps=steps, start=start, desc=desc or stage, stage=stage, log=log,
-                        log_every=log_every, progress=progress, checkpoints=checkpoints,
-                        checkpoint_every=checkpoint_every, hint=hint)
+    state, _ = run_loop(step, state, steps=steps, runtime=runtime, start=start, desc=desc or stage, stage=stage,
+                        log_every=log_every, checkpoint_every=checkpoint_every)
     return state

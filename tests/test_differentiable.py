@@ -24,7 +24,10 @@ from supernet import differentiable as D
 from supernet.jobs import differentiable as job
 from strategies import distribution
 from supernet import checkpoint, data, plots, records, sharding, spaces
+from supernet.runtime import Runtime
 from supernet.training import init_params, make_optimizer
+
+QUIET = Runtime(progress=False)  # every local device, no workdir, no progress bars
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLOW = os.environ.get("DIFFERENTIABLE_SLOW") == "1"
@@ -172,7 +175,7 @@ def test_search_end_to_end_on_nas_bench_201_with_files(tmp_path):
                        cells_per_stage=1, stages=1)
     recipe = D.Recipe(method="darts", steps=6, batch_size=32, log_every=2, alpha_lr=0.05, remedy="aux_skip")
     result = D.run_differentiable_search(space, ds, recipe, key=jax.random.key(0),
-                                         log=records.MetricsLog(str(tmp_path)), progress=False)
+                                         runtime=Runtime(workdir=str(tmp_path), progress=False))
     assert 0 not in result["arch"]  # never `none`
     assert space.to_string(result["arch"]) == result["arch_string"]
     np.testing.assert_allclose(np.sum(result["weights"], -1), 1.0, rtol=1e-5)
@@ -193,8 +196,8 @@ def test_resumed_search_continues_exactly(toy, tmp_path):
     the uninterrupted result and history, with no metrics line twice."""
     space, ds = toy
     recipe = D.Recipe(method="gdas", steps=8, batch_size=32, log_every=2, alpha_lr=0.05)
-    run = lambda workdir: D.run_differentiable_search(space, ds, recipe, key=jax.random.key(0), progress=False,
-                                                      workdir=workdir, log=records.MetricsLog(workdir))
+    run = lambda workdir: D.run_differentiable_search(space, ds, recipe, key=jax.random.key(0),
+                                                      runtime=Runtime(workdir=workdir, progress=False))
     straight = run(str(tmp_path / "a"))
     saved = checkpoint.Checkpoints(checkpoint.stage_dir(str(tmp_path / "a"), "gdas"))
     assert saved.steps() == [4, 6, 8]
@@ -213,9 +216,9 @@ def test_resumed_search_continues_exactly(toy, tmp_path):
 def test_gdas_search_and_comparison_on_chain(toy, tmp_path):
     space, ds = toy
     result = D.run_differentiable_search(space, ds, D.Recipe(method="gdas", steps=8, batch_size=32, log_every=4,
-                                                              alpha_lr=0.05), key=jax.random.key(0), progress=False)
+                                                              alpha_lr=0.05), key=jax.random.key(0), runtime=QUIET)
     comparison = job.compare_with_random(space, ds, np.asarray(result["arch"]), num_random=2, retrain_steps=3,
-                                         batch_size=32, key=jax.random.key(1), progress=False)
+                                         batch_size=32, key=jax.random.key(1), runtime=QUIET)
     assert [r["name"] for r in [comparison["derived"]] + comparison["random"]] == ["derived", "random0", "random1"]
     assert comparison["derived"]["arch"] == result["arch"]
     assert 0 <= comparison["derived_percentile"] <= 1 and comparison["random_test_std"] >= 0
@@ -224,7 +227,7 @@ def test_gdas_search_and_comparison_on_chain(toy, tmp_path):
 def test_early_stop_keeps_the_last_architecture_within_the_limit(toy):
     space, ds = toy
     # A limit of 0 parameter-free decisions that the search soon breaks (identity is free).
-    result = D.run_differentiable_search(space, ds, D.Recipe(method="darts", steps=40, batch_size=32, log_every=2, alpha_lr=0.3, remedy="early_stop", max_param_free_share=0.0, min_stop_fraction=0.0), key=jax.random.key(0), progress=False)
+    result = D.run_differentiable_search(space, ds, D.Recipe(method="darts", steps=40, batch_size=32, log_every=2, alpha_lr=0.3, remedy="early_stop", max_param_free_share=0.0, min_stop_fraction=0.0), key=jax.random.key(0), runtime=QUIET)
     shares = result["history"]["param_free_share"]
     if result["stopped_early_at"] is None:
         assert max(shares) == 0.0
@@ -236,7 +239,7 @@ def test_early_stop_keeps_the_last_architecture_within_the_limit(toy):
 
 def test_warmup_trains_the_weights_only(toy):
     space, ds = toy
-    result = D.run_differentiable_search(space, ds, D.Recipe(method="gdas", steps=4, batch_size=32, log_every=2, alpha_lr=0.5, warmup_fraction=1.0), key=jax.random.key(0), progress=False)
+    result = D.run_differentiable_search(space, ds, D.Recipe(method="gdas", steps=4, batch_size=32, log_every=2, alpha_lr=0.5, warmup_fraction=1.0), key=jax.random.key(0), runtime=QUIET)
     initial = D.init_alphas(space, jax.random.split(jax.random.split(jax.random.key(0), 3)[0])[1])
     np.testing.assert_array_equal(result["alphas"], initial)
     assert result["warmup_steps"] == 4
@@ -370,7 +373,7 @@ def test_both_methods_run_on_mobilenet(tmp_path):
                        stem_channels=4, head_channels=16, kernel_sizes=(3, 5), expand_ratios=(2, 3))
     for method in ("darts", "gdas"):
         result = D.run_differentiable_search(space, ds, D.Recipe(method=method, steps=4, batch_size=32, log_every=2),
-                                             key=jax.random.key(0), progress=False)
+                                             key=jax.random.key(0), runtime=QUIET)
         assert space.to_string(result["arch"]) == result["arch_string"]
         assert os.path.exists(plots.arch_weights(space, result["history"], str(tmp_path / f"{method}.png")))
 

@@ -7,6 +7,7 @@ import pytest
 
 import strategies
 from supernet import data, one_shot, sharding, spaces, training
+from supernet.runtime import Runtime
 from supernet.spaces import sparse_cell
 
 
@@ -20,7 +21,7 @@ def tiny():
 def train(space, split, batch_size=16):
     return training.train_supernet(space, space.supernet(), split, steps=1, batch_size=batch_size,
                                    optimizer=training.make_optimizer(steps=1), key=jax.random.key(0),
-                                   mesh=sharding.make_mesh(1), progress=False)
+                                   runtime=Runtime(sharding.make_mesh(1), progress=False))
 
 
 def test_inputs_of_the_wrong_shape(tiny):
@@ -47,7 +48,7 @@ def test_empty_search(tiny):
     ds, space = tiny
     with pytest.raises(ValueError, match="budget >= 1 .*search.budget"):
         one_shot.search(space, None, None, None, ds.val, ds.train.x[:8], budget=0, population=4,
-                        key=jax.random.key(0), mesh=sharding.make_mesh(1))
+                        key=jax.random.key(0), runtime=Runtime(sharding.make_mesh(1)))
 
 
 def test_tell_under_jit_never_keeps_an_invalid_architecture(tiny):

@@ -4,6 +4,7 @@ import jax
 import numpy as np
 
 from supernet import data, evaluation, few_shot, profiling, sharding, spaces, training
+from supernet.runtime import Runtime
 
 
 def tiny():
@@ -32,10 +33,10 @@ def test_sub_supernets_warm_start_and_route_every_architecture():
     model, mesh = space.supernet(), sharding.make_mesh(1)
     optimizer = training.make_optimizer(0.05, steps=3)
     one_shot = training.train_supernet(space, model, ds.train, steps=3, batch_size=32, optimizer=optimizer,
-                                       key=jax.random.key(0), mesh=mesh, progress=False)
+                                       key=jax.random.key(0), runtime=Runtime(mesh, progress=False))
     split = few_shot.Partition(decisions=(5,))
     subs = few_shot.train_sub_supernets(space, model, one_shot.params, ds.train, split, steps=2, batch_size=32,
-                                        optimizer=optimizer, key=jax.random.key(1), mesh=mesh, progress=False)
+                                        optimizer=optimizer, key=jax.random.key(1), runtime=Runtime(mesh, progress=False))
     assert len(subs) == 5
     # Warm-started: the one-shot weights are the starting point, so a sub differs from them only
     # by its own few steps, and the subs differ from each other.
@@ -71,12 +72,13 @@ def test_the_pipeline_searches_with_few_shot_sub_supernets(tmp_path):
 
     def run():
         return one_shot.run_one_shot_nas(
-            space, ds, strategies.get("random", space), mesh=mesh, key=jax.random.key(0),
+            space, ds, strategies.get("random", space), key=jax.random.key(0),
             supernet=one_shot.SupernetRecipe(steps=4, batch_size=32, checkpoint_every=2),
             few_shot_recipe=one_shot.FewShotRecipe(decisions=(5,), budget_share=2.5),
             search_recipe=one_shot.SearchRecipe(budget=6, population=3, calib_size=64, eval_batch_size=64,
                                                 ensemble_size=1),
-            retrain_recipe=one_shot.RetrainRecipe(steps=2, batch_size=32), workdir=str(tmp_path), progress=False)
+            retrain_recipe=one_shot.RetrainRecipe(steps=2, batch_size=32),
+            runtime=Runtime(mesh, str(tmp_path), progress=False))
 
     results = run()
     models = results["_models"]

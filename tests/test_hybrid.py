@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from supernet import data, one_shot, ranking, sharding, spaces
+from supernet.runtime import Runtime
 
 
 def test_quantiles_place_values_among_the_reference():
@@ -48,12 +49,12 @@ def test_the_pipeline_searches_with_a_hybrid_fitness_and_resumes(tmp_path):
 
     def run():
         return one_shot.run_one_shot_nas(
-            space, ds, strategies.get("random", space), mesh=mesh, key=jax.random.key(0),
+            space, ds, strategies.get("random", space), key=jax.random.key(0),
             supernet=one_shot.SupernetRecipe(steps=4, batch_size=32, checkpoint_every=2),
             search_recipe=one_shot.SearchRecipe(budget=6, population=3, calib_size=64, eval_batch_size=64,
                                                 ensemble_size=2),
             retrain_recipe=one_shot.RetrainRecipe(steps=2, batch_size=32), hybrid_recipe=recipe,
-            workdir=str(tmp_path), progress=False)
+            runtime=Runtime(mesh, str(tmp_path), progress=False))
 
     results = run()
     models = results["_models"]
@@ -83,11 +84,12 @@ def test_the_search_can_maximise_the_supernets_negative_loss_and_keeps_the_accur
 
     def run(metric="loss"):
         return one_shot.run_one_shot_nas(
-            space, ds, strategies.get("random", space), mesh=mesh, key=jax.random.key(0),
+            space, ds, strategies.get("random", space), key=jax.random.key(0),
             supernet=one_shot.SupernetRecipe(steps=4, batch_size=32, checkpoint_every=2),
             search_recipe=one_shot.SearchRecipe(budget=6, population=3, calib_size=64, eval_batch_size=64,
                                                 ensemble_size=1, metric=metric),
-            retrain_recipe=one_shot.RetrainRecipe(steps=2, batch_size=32), workdir=str(tmp_path), progress=False)
+            retrain_recipe=one_shot.RetrainRecipe(steps=2, batch_size=32),
+            runtime=Runtime(mesh, str(tmp_path), progress=False))
 
     results = run()
     models = results["_models"]
@@ -105,4 +107,4 @@ def test_the_search_can_maximise_the_supernets_negative_loss_and_keeps_the_accur
     np.testing.assert_array_equal(again["_models"]["history"]["val_accuracy"], history["val_accuracy"])
     with pytest.raises(ValueError, match="unknown search metric 'lost'; valid: accuracy, loss"):
         one_shot.search(space, models["supernet"], models["params"], strategies.get("random", space), ds.val,
-                        models["calib_x"], budget=3, population=3, key=jax.random.key(1), mesh=mesh, metric="lost")
+                        models["calib_x"], budget=3, population=3, key=jax.random.key(1), runtime=Runtime(mesh), metric="lost")

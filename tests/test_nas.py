@@ -87,12 +87,13 @@ def test_soft_weights_mix_the_options(setup):
 def test_trains_through_the_training_loop(setup):
     import optax
     from supernet import data, training
+    from supernet.runtime import Runtime
     from supernet.sharding import make_mesh
     space, model, _, x = setup
     y = jnp.arange(16) % 10
     split = data.Split(np.asarray(x), np.asarray(y))
     state = training.train_supernet(space, model, split, steps=3, batch_size=8, optimizer=optax.adam(1e-3),
-                                    key=jax.random.key(0), mesh=make_mesh(), progress=False)
+                                    key=jax.random.key(0), runtime=Runtime(make_mesh(), progress=False))
     assert int(state.step) == 3
 
 

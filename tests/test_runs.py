@@ -15,6 +15,7 @@ import pytest
 from experiments import differentiable as differentiable_config
 from experiments import quickstart
 from supernet import checkpoint, config_check, data, evaluation, jobs, one_shot, records, run_identity, sharding, spaces, training
+from supernet.runtime import Runtime
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,8 @@ def test_diverging_supernet_stops_with_one_line_and_keeps_the_good_checkpoint(ti
     optimizer = training.make_optimizer(1e6, steps=8)  # as --config.supernet.learning_rate=1e6 would
     with pytest.raises(checkpoint.NonFiniteError) as err:
         training.train_supernet(space, model, ds.train, steps=8, batch_size=32, optimizer=optimizer,
-                                key=jax.random.key(0), mesh=mesh, workdir=str(tmp_path), log_every=2, progress=False)
+                                key=jax.random.key(0), log_every=2,
+                                runtime=Runtime(mesh, str(tmp_path), progress=False, hints=jobs.HINTS))
     message = str(err.value)
     assert "\n" not in message and "stage 'supernet'" in message and "supernet.learning_rate" in message
     assert f"at step {err.value.step}" in message
@@ -59,8 +61,8 @@ def test_nan_logits_score_nan_fitness_and_an_all_nan_search_is_an_error(tiny):
                                             ds.val.y[:64], mesh=mesh, batch_size=32)
     assert np.isnan(scores["accuracy"]).all()  # not class 0's share of the labels
     with pytest.raises(checkpoint.NonFiniteError, match="every architecture"):
-        one_shot._best([float("nan")] * 3, "search")
-    assert one_shot._best([float("nan"), 0.5, 0.2], "search") == 1
+        one_shot._best([float("nan")] * 3, "search", Runtime(mesh))
+    assert one_shot._best([float("nan"), 0.5, 0.2], "search", Runtime(mesh)) == 1
 
 
 # -- checkpoints ----------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from supernet import checkpoint, data, evaluation, profiling, records, retrain, sharding, spaces, training
+from supernet.runtime import Runtime
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def setup():
 def trained(setup):
     ds, space, model, mesh, optimizer = setup
     return training.train_supernet(space, model, ds.train, steps=30, batch_size=32, optimizer=optimizer,
-                                   key=jax.random.key(0), mesh=mesh, progress=False)
+                                   key=jax.random.key(0), runtime=Runtime(mesh, progress=False))
 
 
 def test_one_compilation_for_fifty_architectures(setup):
@@ -105,7 +106,7 @@ def test_fine_tuned_evaluation(setup, trained):
 
     def fine_tuned(population, steps):
         return evaluation.evaluate_fine_tuned(space, model, trained.params, population, ds.train, calib, ds.val.x,
-                                              ds.val.y, mesh=mesh, steps=steps, batch_size=32, eval_batch_size=50,
+                                              ds.val.y, runtime=Runtime(mesh), steps=steps, batch_size=32, eval_batch_size=50,
                                               optimizer=training.make_optimizer(0.05, steps=max(steps, 1)))
 
     plain = evaluation.evaluate_population(space, model, trained.params, archs, calib, ds.val.x, ds.val.y,
@@ -135,7 +136,7 @@ def test_fine_tuned_evaluation_resumes_from_its_record(setup, trained, tmp_path)
 
     def fine_tuned():
         return evaluation.evaluate_fine_tuned(space, model, trained.params, archs, ds.train, ds.train.x[:64],
-                                              ds.val.x, ds.val.y, mesh=mesh, steps=5, batch_size=32,
+                                              ds.val.x, ds.val.y, runtime=Runtime(mesh), steps=5, batch_size=32,
                                               eval_batch_size=50, optimizer=training.make_optimizer(0.05, steps=5),
                                               record=str(record))
 
@@ -196,14 +197,16 @@ def test_sandwich_paths(setup):
 
 def test_resumed_training_continues_exactly(setup, tmp_path):
     ds, space, model, mesh, optimizer = setup
-    kwargs = dict(batch_size=32, optimizer=optimizer, key=jax.random.key(1), mesh=mesh, progress=False)
-    straight = training.train_supernet(space, model, ds.train, steps=12, **kwargs)
-    training.train_supernet(space, model, ds.train, steps=12, workdir=str(tmp_path), checkpoint_every=4, **kwargs)
+    kwargs = dict(batch_size=32, optimizer=optimizer, key=jax.random.key(1))
+    in_workdir = lambda: Runtime(mesh, str(tmp_path), progress=False)
+    straight = training.train_supernet(space, model, ds.train, steps=12, runtime=Runtime(mesh, progress=False),
+                                       **kwargs)
+    training.train_supernet(space, model, ds.train, steps=12, runtime=in_workdir(), checkpoint_every=4, **kwargs)
     saved = checkpoint.Checkpoints(checkpoint.stage_dir(str(tmp_path), "supernet"))
     assert saved.steps() == [6, 9, 12]  # every min(4, 12 / 4) steps, the latest 3 kept
     for step in (9, 12):  # as if killed just after step 6 was saved
         shutil.rmtree(os.path.join(saved.directory, str(step)))
-    resumed = training.train_supernet(space, model, ds.train, steps=12, workdir=str(tmp_path), **kwargs)
+    resumed = training.train_supernet(space, model, ds.train, steps=12, runtime=in_workdir(), **kwargs)
     assert int(resumed.step) == 12
     for a, b in zip(jax.tree.leaves(straight.params), jax.tree.leaves(resumed.params)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -223,7 +226,7 @@ def test_standalone_retrains_from_scratch(setup):
     ds, space, _, mesh, optimizer = setup
     network = space.standalone(space.largest())
     variables = retrain.train_standalone(network, ds.train, steps=200, batch_size=32, optimizer=optimizer,
-                                         key=jax.random.key(0), mesh=mesh, progress=False)
+                                         key=jax.random.key(0), runtime=Runtime(mesh, progress=False))
     fresh = retrain.init_variables(network, jax.random.key(0), ds.input_shape)
     assert retrain.accuracy(network, variables, ds.test) > retrain.accuracy(network, fresh, ds.test) + 0.3
 

@@ -24,14 +24,29 @@ def get(name: str):
     return importlib.import_module(JOBS.get(name))
 
 
-def setup(config):
-    """Dataset, space (sized to the dataset) and mesh from a config's common fields."""
+# What a user of launch.py changes when a stage's loss turns NaN/inf, by the stage's name
+# (`supernet.runtime.Runtime.hints`): the config keys of that stage.
+HINTS = {
+    "supernet": "Lower the supernet's learning rate (supernet.learning_rate).",
+    "few_shot": "Lower the few-shot learning rate (few_shot.learning_rate).",
+    "retrain": "Lower the retraining learning rate (retrain.learning_rate).",
+    "ranking_check": "Lower the retraining learning rate (retrain.learning_rate).",
+    "darts": "Lower the search's learning rates (search.weight_lr, search.alpha_lr).",
+    "gdas": "Lower the search's learning rates (search.weight_lr, search.alpha_lr).",
+    "compare": "Lower the comparison's learning rate (compare.learning_rate).",
+}
+
+
+def setup(config, workdir: str | None):
+    """Dataset, space (sized to the dataset) and the `Runtime` (mesh of `config.num_devices`,
+    `workdir`, `config.progress`, the config keys as hints) from a config's common fields."""
     from supernet import data, sharding, spaces
+    from supernet.runtime import Runtime
     dataset = data.get(config.dataset.name, seed=config.seed, **config.dataset.options.to_dict())
     space = spaces.get(config.space.name, num_classes=dataset.num_classes, input_shape=dataset.input_shape,
                        **config.space.options.to_dict())
-    mesh = sharding.make_mesh(config.num_devices or None)
-    return dataset, space, mesh
+    runtime = Runtime(sharding.make_mesh(config.num_devices or None), workdir, config.progress, HINTS)
+    return dataset, space, runtime
 
 
 def task_of(config) -> dict:

@@ -13,21 +13,19 @@ import time
 
 import jax
 import numpy as np
-from jax.sharding import Mesh
 
-from supernet import config_check, differentiable, plots, records, retrain, runtime, sharding, training
+from supernet import config_check, differentiable, plots, retrain, training
+from supernet.runtime import InvalidSetting, Runtime, recipe_from_section
 from supernet.differentiable import _maybe, parameter_free_share
 from supernet.jobs import setup
 
 
 def retrain_archs(space, dataset, archs, *, retrain_steps: int, batch_size: int, learning_rate: float,
-                  weight_decay: float, key: jax.Array, mesh: Mesh | None = None,
-                  log: records.MetricsLog | None = None, progress: bool = False,
-                  names: list[str] | None = None, workdir: str | None = None) -> list[dict]:
+                  weight_decay: float, key: jax.Array, runtime: Runtime, names: list[str] | None = None) -> list[dict]:
     """Trains each architecture from scratch with the same recipe, data order and init key, and
-    scores it on `val` and `test`. Returns one dict per architecture. With a `workdir`, each
-    retraining checkpoints and resumes (stage `compare/<name>`)."""
-    mesh = mesh or sharding.make_mesh()
+    scores it on `val` and `test`. Returns one dict per architecture. With a workdir (`runtime`),
+    each retraining logs, checkpoints and resumes (stage `compare/<name>`)."""
+    log = runtime.log
     if log:
         log.rewind("compare_results", 0)  # rewritten below as each (resumed) retraining finishes
     out = []
@@ -37,10 +35,8 @@ def retrain_archs(space, dataset, archs, *, retrain_steps: int, batch_size: int,
         module = space.standalone(arch)
         optimizer = training.make_optimizer(learning_rate, 0.9, weight_decay, retrain_steps)
         variables = retrain.train_standalone(module, dataset.train, steps=retrain_steps, batch_size=batch_size,
-                                             optimizer=optimizer, key=key, mesh=mesh, progress=progress,
-                                             desc=f"retrain_{name}", log=log, stage=f"compare/{name}",
-                                             workdir=workdir,
-                                             hint="Lower the comparison's learning rate (config: compare.learning_rate).")
+                                             optimizer=optimizer, key=key, runtime=runtime,
+                                             desc=f"retrain_{name}", stage=f"compare/{name}")
         row = {"name": name, "arch": arch.tolist(), "arch_string": space.to_string(arch),
                "val_accuracy": retrain.accuracy(module, variables, dataset.val),
                "test_accuracy": retrain.accuracy(module, variables, dataset.test),
@@ -54,8 +50,7 @@ def retrain_archs(space, dataset, archs, *, retrain_steps: int, batch_size: int,
 
 def compare_with_random(space, dataset, derived_arch, *, num_random: int = 10, retrain_steps: int = 500,
                         batch_size: int = 64, learning_rate: float = 0.05, weight_decay: float = 5e-4,
-                        key: jax.Array, mesh: Mesh | None = None, log: records.MetricsLog | None = None,
-                        progress: bool = False, workdir: str | None = None) -> dict:
+                        key: jax.Array, runtime: Runtime) -> dict:
     """Retrains `derived_arch` and `num_random` uniform architectures of `space` from scratch, the
     same way, and reports their test accuracies: the derived one's against the random mean, spread
     and rank."""
@@ -67,8 +62,8 @@ def compare_with_random(space, dataset, derived_arch, *, num_random: int = 10, r
     names = ["derived"] + [f"random{i}" for i in range(num_random)]
     tic = time.perf_counter()
     rows = retrain_archs(space, dataset, archs, retrain_steps=retrain_steps, batch_size=batch_size,
-                         learning_rate=learning_rate, weight_decay=weight_decay, key=train_key, mesh=mesh,
-                         log=log, progress=progress, names=names, workdir=workdir)
+                         learning_rate=learning_rate, weight_decay=weight_decay, key=train_key, runtime=runtime,
+                         names=names)
     derived, random_rows = rows[0], rows[1:]
     test = np.asarray([r["test_accuracy"] for r in random_rows])
     comparison = {
@@ -88,8 +83,8 @@ def compare_with_random(space, dataset, derived_arch, *, num_random: int = 10, r
 def search_recipe(config) -> differentiable.Recipe:
     """The search section's recipe, strictly; a bad value's error names its config key."""
     try:
-        return runtime.recipe_from_section(differentiable.Recipe, config.search)
-    except runtime.InvalidSetting as error:
+        return recipe_from_section(differentiable.Recipe, config.search)
+    except InvalidSetting as error:
         raise config_check.ConfigError(f"search.{error.field}: {error}") from None
 
 
@@ -107,13 +102,11 @@ def check(config) -> None:
 def run(config, workdir: str) -> dict:
     """The `differentiable` job: a DARTS or GDAS search, its derived cell retrained from scratch;
     writes results.json."""
-    dataset, space, mesh = setup(config)
+    dataset, space, runtime = setup(config, workdir)
     recipe = search_recipe(config)
     recipe.check(space)
     search_key, compare_key = jax.random.split(jax.random.key(config.seed))
-    log = records.MetricsLog(workdir)
-    result = differentiable.run_differentiable_search(space, dataset, recipe, key=search_key, mesh=mesh, log=log,
-                                                      progress=config.progress, workdir=workdir)
+    result = differentiable.run_differentiable_search(space, dataset, recipe, key=search_key, runtime=runtime)
     plots.arch_weights(space, result["history"], os.path.join(workdir, "arch_weights.png"),
                        title=f"{recipe.method.upper()} on {result['dataset']} ({space.name})")
     result["architecture_png"] = plots.architecture(space, result["arch"], os.path.join(workdir, "architecture.png"))
@@ -121,8 +114,7 @@ def run(config, workdir: str) -> dict:
     result["timings"] = {"search_s": result["search_seconds"]}
     if config.compare.num_random:
         result["comparison"] = compare_with_random(space, dataset, np.asarray(result["arch"]),
-                                                   **config.compare.to_dict(), key=compare_key, mesh=mesh, log=log,
-                                                   progress=config.progress, workdir=workdir)
+                                                   **config.compare.to_dict(), key=compare_key, runtime=runtime)
         result["best_accuracy"] = result["comparison"]["derived"]["test_accuracy"]
         result["timings"]["compare_s"] = result["comparison"]["seconds"]
     else:

@@ -23,6 +23,7 @@ from supernet import evaluation, one_shot, proxies, ranking, training
 from supernet import ground_truth
 from supernet.ground_truth import resolve_table
 from supernet.jobs import setup, task_of
+from supernet.runtime import Runtime
 
 SUPERNET_RANKERS = ("supernet", "supernet_loss", "few_shot", "fine_tuned")
 RANKERS = (*one_shot.TRAINING_FREE, *SUPERNET_RANKERS)
@@ -50,7 +51,7 @@ def check(config) -> None:
         ground_truth.check_task(task_of(config), table, "ground_truth.check_task")
 
 
-def _supernet_scores(config, dataset, space, mesh, archs, workdir) -> dict:
+def _supernet_scores(config, dataset, space, runtime: Runtime, archs) -> dict:
     """Every supernet ranker's scores from one training of the one-shot supernet: validation
     accuracy and negative validation loss with inherited weights (BN recalibrated per architecture)
     and, when asked for, the few-shot sub-supernets' validation accuracy and the validation accuracy
@@ -59,9 +60,9 @@ def _supernet_scores(config, dataset, space, mesh, archs, workdir) -> dict:
     recipe = one_shot.from_section(one_shot.SupernetRecipe, s, read_elsewhere=("seed", "calib_size", "eval_batch_size"))
     model = space.supernet()
     state = training.train_supernet(space, model, dataset.train, steps=recipe.steps, batch_size=recipe.batch_size,
-                                    optimizer=recipe.optimizer(), key=jax.random.key(config.seed + s.seed), mesh=mesh,
-                                    sampling=recipe.sampling, workdir=workdir,
-                                    checkpoint_every=recipe.checkpoint_every, progress=config.progress)
+                                    optimizer=recipe.optimizer(), key=jax.random.key(config.seed + s.seed),
+                                    runtime=runtime, sampling=recipe.sampling, checkpoint_every=recipe.checkpoint_every)
+    mesh = runtime.mesh
     calib_x = one_shot.calibration_inputs(dataset.train, s.calib_size, config.seed, mesh)
     scores = evaluation.evaluate_population(space, model, state.params, archs, calib_x, dataset.val.x,
                                             dataset.val.y, mesh=mesh, batch_size=s.eval_batch_size)
@@ -70,8 +71,7 @@ def _supernet_scores(config, dataset, space, mesh, archs, workdir) -> dict:
     if "few_shot" in wanted:
         subs = one_shot.train_few_shot(space, model, state.params, dataset.train, recipe,
                                        one_shot.from_section(one_shot.FewShotRecipe, config.few_shot),
-                                       key=jax.random.key(config.seed + 1), mesh=mesh, workdir=workdir,
-                                       progress=config.progress)
+                                       key=jax.random.key(config.seed + 1), runtime=runtime)
         # Each architecture scored by its own sub-supernet, as the search scores it.
         out["few_shot"] = one_shot.supernet_objective(space, model, subs, dataset.val, calib_x, mesh=mesh,
                                                       batch_size=s.eval_batch_size)(archs)
@@ -79,11 +79,10 @@ def _supernet_scores(config, dataset, space, mesh, archs, workdir) -> dict:
         t = config.fine_tune
         optimizer = training.make_optimizer(t.learning_rate, recipe.momentum, recipe.weight_decay, t.steps)
         tuned = evaluation.evaluate_fine_tuned(space, model, state.params, archs, dataset.train, calib_x,
-                                               dataset.val.x, dataset.val.y, mesh=mesh, steps=t.steps,
+                                               dataset.val.x, dataset.val.y, runtime=runtime, steps=t.steps,
                                                optimizer=optimizer, batch_size=recipe.batch_size,
                                                seed=config.seed + 2, eval_batch_size=s.eval_batch_size,
-                                               progress=config.progress,
-                                               record=os.path.join(workdir, "fine_tuned.jsonl"))
+                                               record=os.path.join(runtime.workdir, "fine_tuned.jsonl"))
         out["fine_tuned"] = tuned["accuracy"]
     return out
 
@@ -92,7 +91,7 @@ def run(config, workdir: str) -> dict:
     """The `ranking` job: trains the supernet once, scores the table's architectures by every
     ranker, writes the reports."""
     check_rankers(config.rankers)
-    dataset, space, mesh = setup(config)
+    dataset, space, runtime = setup(config, workdir)
     g = config.ground_truth
     table = resolve_table(g.table)
     archs, truth, rows = ranking.read_ground_truth(table, space, g.column)
@@ -132,7 +131,7 @@ def run(config, workdir: str) -> dict:
             singles[name] = training_free[name](scored)
         else:  # one supernet training serves every supernet ranker
             if supernet_scores is None:
-                supernet_scores = _supernet_scores(config, dataset, space, mesh, scored, workdir)
+                supernet_scores = _supernet_scores(config, dataset, space, runtime, scored)
             singles[name] = supernet_scores[name]
         seconds[name] = time.perf_counter() - tic
 

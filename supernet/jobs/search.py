@@ -8,7 +8,8 @@ import jax
 import numpy as np
 
 import strategies
-from supernet import config_check, few_shot, one_shot, plots, ranking, retrain, runtime, spaces, training
+from supernet import config_check, few_shot, one_shot, plots, ranking, retrain, spaces, training
+from supernet.runtime import InvalidSetting, Runtime
 from supernet.ground_truth import check_task, resolve_table, sample_architectures
 from supernet.jobs import setup, task_of
 
@@ -23,7 +24,7 @@ def recipe(config, section: str):
     try:
         return one_shot.from_section(RECIPES[section], config.get(section, {}),
                                      read_elsewhere=READ_BY_THE_JOB.get(section, ()))
-    except runtime.InvalidSetting as error:
+    except InvalidSetting as error:
         raise config_check.ConfigError(f"{section}.{error.field}: {error}") from None
 
 
@@ -53,17 +54,16 @@ def check(config) -> None:
 def run(config, workdir: str) -> dict:
     """The `search` job: the one-shot pipeline (`one_shot.run_one_shot_nas`) on the config's space
     and data; writes results.json and the pictures."""
-    dataset, space, mesh = setup(config)
+    dataset, space, runtime = setup(config, workdir)
     limits = {k: v for k, v in (("max_params", config.search.max_params), ("max_flops", config.search.max_flops)) if v}
     strategy = strategies.get(config.search.strategy, space, **limits, **config.search.options.to_dict())
     results = one_shot.run_one_shot_nas(
-        space, dataset, strategy, mesh=mesh, key=jax.random.key(config.seed),
+        space, dataset, strategy, runtime=runtime, key=jax.random.key(config.seed),
         supernet=recipe(config, "supernet"), search_recipe=recipe(config, "search"),
         retrain_recipe=recipe(config, "retrain"), few_shot_recipe=recipe(config, "few_shot"),
-        hybrid_recipe=recipe(config, "hybrid"),
-        workdir=workdir, progress=config.progress)
+        hybrid_recipe=recipe(config, "hybrid"))
     models = results.pop("_models")
-    results["ranking"] = ranking_report(config, dataset, space, mesh, models, workdir)
+    results["ranking"] = ranking_report(config, dataset, space, models, runtime)
     results["architecture_png"] = plots.architecture(space, results["best_arch_int"],
                                                      os.path.join(workdir, "architecture.png"))
     results.update(explain_history(space, models["history"], workdir))
@@ -93,16 +93,16 @@ def explain_history(space, history: dict, workdir: str) -> dict:
     return {"explain": section, "effects_png": "effects.png", "importance_png": "importance.png"}
 
 
-def ranking_report(config, dataset, space, mesh, models, workdir: str | None = None) -> dict:
+def ranking_report(config, dataset, space, models, runtime: Runtime) -> dict:
     """How well the search's fitness ranked: against `config.ranking.table` when one is named, else
     the cheap check (its `check_size` favourites and as many random architectures, retrained)."""
     search_recipe = recipe(config, "search")
     supernet = one_shot.supernet_objective(space, models["supernet"], models["params"], dataset.val, models["calib_x"],
-                                           mesh=mesh, batch_size=search_recipe.eval_batch_size,
+                                           mesh=runtime.mesh, batch_size=search_recipe.eval_batch_size,
                                            metric=search_recipe.metric)
     hybrid = models["hybrid"]
     objective = supernet if hybrid is None else (lambda archs: hybrid(archs, supernet(archs)))
-    scatter = os.path.join(workdir, "ranking.png") if workdir else None
+    scatter = os.path.join(runtime.workdir, "ranking.png") if runtime.workdir else None
     if config.ranking.table:
         return ranking.against_table(objective, space, resolve_table(config.ranking.table), config.ranking.column,
                                      scatter=scatter)
@@ -120,8 +120,8 @@ def ranking_report(config, dataset, space, mesh, models, workdir: str | None = N
     for i, arch in enumerate(archs):
         network, variables = trained.get(tuple(arch.tolist())) or one_shot.retrain_from_scratch(
             space, arch, retrain_recipe.split(dataset), steps=retrain_recipe.steps,
-            batch_size=retrain_recipe.batch_size, optimizer=retrain_recipe.optimizer(), key=jax.random.fold_in(key, i), mesh=mesh, progress=config.progress,
-            workdir=workdir, stage=f"ranking_check/{i}")  # checkpointed and resumed like every stage
+            batch_size=retrain_recipe.batch_size, optimizer=retrain_recipe.optimizer(), key=jax.random.fold_in(key, i),
+            runtime=runtime, stage=f"ranking_check/{i}")  # checkpointed and resumed like every stage
         test.append(retrain.accuracy(network, variables, dataset.test))
     return ranking.retrained_check(objective(archs), np.asarray(test), [space.to_string(a) for a in archs], len(top),
                                    scatter=scatter)

@@ -21,14 +21,15 @@ from supernet import evaluation, one_shot, training
 from supernet.jobs import setup
 
 config = ranking_config.get_config()
-dataset, space, mesh = setup(config)
+dataset, space, runtime = setup(config, workdir=None)
+mesh = runtime.mesh
 model = space.supernet()
 rows = list(csv.DictReader(open(config.ground_truth.table)))[:60]
 archs = np.stack([space.from_string(r["arch"]) for r in rows])
 fresh = training.init_params(space, model, jax.random.key(0), dataset.input_shape)
 calib_x = one_shot.calibration_inputs(dataset.train, config.supernet.calib_size, config.seed, mesh)
 scores = evaluation.evaluate_fine_tuned(space, model, fresh, archs, dataset.train, calib_x, dataset.val.x,
-                                        dataset.val.y, mesh=mesh, steps=100, batch_size=128, seed=123,
+                                        dataset.val.y, runtime=runtime, steps=100, batch_size=128, seed=123,
                                         optimizer=training.make_optimizer(0.03, 0.9, 5e-4, 100), eval_batch_size=250)
 truth = [float(r["test_accuracy_mean"]) for r in rows]
 print(f"K=100 lr=0.03 n=60 tuned acc {kendalltau(scores['accuracy'], truth)[0]:.3f}")

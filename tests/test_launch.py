@@ -102,13 +102,18 @@ def test_benchmark_of_a_nas_module_compiles_once(tmp_path):
     assert results["provenance"]["backend"] == "cpu" and len(results["provenance"]["git"]["commit"]) == 40
 
 
-def test_benchmark_of_a_missing_module_is_one_line(tmp_path):
+def test_benchmark_of_a_missing_module_or_decision_is_one_line(tmp_path):
     proc = launch("--config", "experiments/benchmark.py:own_cnn,runlocal", "--workdir", str(tmp_path),
                   "--config.benchmark.nas_module=experiments.own_cnn:NoSuchNet")
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode != 0 and len(lines) == 1
     assert "benchmark.nas_module 'experiments.own_cnn:NoSuchNet' cannot be built" in lines[0]
     assert "'package.module:Class'" in lines[0]
+    proc = launch("--config", "experiments/benchmark.py:own_cnn,runlocal", "--workdir", str(tmp_path),
+                  "--config.benchmark.largest_variant=skop=1")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and len(lines) == 1
+    assert "benchmark.largest_variant names 'skop', which is no decision of the space" in lines[0]
 
 
 def test_ground_truth_shards_share_one_workdir(tmp_path):

@@ -423,9 +423,14 @@ def scaling(space_options: dict, batch_size: int, steps: int, device_counts, see
 
 
 def check(config) -> None:
-    """Before any work: a `benchmark.nas_module` that names no buildable Linen module is an error."""
-    if config.benchmark.get("nas_module"):
-        load_module(config.benchmark.nas_module)
+    """Before any work: a `benchmark.nas_module` that names no buildable Linen module, or a
+    `largest_variant` naming no decision or option of its space, is an error."""
+    b = config.benchmark
+    if b.get("nas_module"):
+        module = load_module(b.nas_module)
+        if b.largest_variant:
+            space = nas.space(module, np.zeros((2, *b.input_shape), np.float32))
+            with_decisions(space, space.largest(), b.largest_variant)
 
 
 def run(config, workdir: str) -> dict:

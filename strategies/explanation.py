@@ -7,9 +7,12 @@
     report.interactions   # pairs of decisions whose joint choice predicts better than their sum
     report.to_dict()      # the same, JSON-able (what a search's results.json holds under `explain`)
 
-The model: fitness ~ mean + a term per decision + a term per pair of decisions, fitted by ridge
-regression on the one-hot choices (the pair terms on the one-hot of the pair's joint choice, more
-heavily shrunk). An option's effect is the model's mean prediction with that option chosen and the
+The model: fitness ~ mean + a term per decision + a term per pair of decisions + a quadratic
+function of how often each option is used, fitted by ridge regression. The decision and pair terms
+are on the one-hot choices (a pair's on the one-hot of its joint choice). The count terms apply to
+decisions that offer the same list of options (the edges of a cell): the count of each option over
+those decisions and the products of two counts, so that evidence about an option on one edge
+informs the others (how many convolutions or `none`s a cell holds). An option's effect is the model's mean prediction with that option chosen and the
 other decisions chosen uniformly at random, centred over the decision's options: the main effect of
 a functional ANOVA of the fitted model. The pair terms let the effects adjust for how unevenly a
 history combined the options; they are not reported as such (`interactions` names the pairs that
@@ -23,7 +26,8 @@ this space and data, at the budget the fitness was measured at, and they inherit
 history they were fitted on (a search evaluates around what it found good).
 
 Computed in the dual (kernel) form: two architectures' kernel depends only on how many decisions they
-agree on, so a fit costs O(n^3) in the number of results n, whatever the number of decisions.
+agree on and on their option counts, so a fit costs O(n^3) in the number of results n, whatever the
+number of decisions, and the main effects of the fitted model are exact sums over the results.
 """
 
 from __future__ import annotations
@@ -34,19 +38,29 @@ from typing import NamedTuple
 
 import numpy as np
 
-# Penalties on the one-hot weights (columns are 0/1), chosen on random-search histories of the
-# 12-epoch NAS-Bench-201 table, seeds 100-159 (experiments/measured/explain/): the main terms'
-# and the pair terms'. An additive model alone ranked the importances a little worse.
-MAIN_PENALTY = 10.0
-PAIR_PENALTY = 10.0
+
+
+class Penalties(NamedTuple):
+    """Ridge penalties of the model's terms (inf leaves a term out): `main` on the one-hot weights,
+    `pair` on the pairs' joint one-hots, `count` on the option counts and `count_pair` on the
+    products of two counts (a group's counts scaled by 1/sqrt(its size), see `_kernel`)."""
+    main: float = 10.0
+    pair: float = 10.0
+    count: float = 0.3
+    count_pair: float = 1.0
+
+
+# Chosen on random-search histories of the CIFAR-100 and ImageNet16-120 columns of the 12-epoch
+# NAS-Bench-201 table, never its CIFAR-10 column (experiments/measured/explain/tune_importance.py).
+PENALTIES = Penalties()
 BOOTSTRAP = 200      # resamples for the intervals
 FOLDS = 5            # cross-validation folds that decide whether an interaction is worth naming
 MIN_GAIN = 0.05      # the share of held-out squared error a pair must remove to be named
 CV_RIDGE = 0.1       # a light penalty when testing pairs, so shrinkage of the main effects is not
                      # mistaken for an interaction
 MEANING = ("effect: how much choosing the option moves the fitness against the decision's other options, "
-           "averaged over the other decisions (main effect of an additive model with shrunk pair terms, "
-           "fitted on this history); low, high: its bootstrap 95% interval; count: results with this option; "
+           "averaged over the other decisions (main effect of a ridge model with decision, pair and option-count "
+           "terms, fitted on this history); low, high: its bootstrap 95% interval; count: results with this option; "
            "importance: the variance of the decision's effects as a share of the history's fitness variance")
 
 
@@ -113,31 +127,61 @@ def _ridge(x: np.ndarray, y: np.ndarray, penalty: float) -> tuple[float, np.ndar
     return y_mean - x_mean @ weights, weights
 
 
-def _kernel(archs: np.ndarray) -> np.ndarray:
-    """float[n, n]: the inner product of two results' penalty-scaled features, main and pair
-    one-hots. Two architectures agreeing on m decisions share m main and m(m-1)/2 pair columns."""
+def option_groups(options) -> tuple:
+    """The groups of decisions (indices, two or more) that offer the same list of options, e.g. the
+    edges of a cell; the model's count terms are shared within each group."""
+    members = {}
+    for d, opts in enumerate(options):
+        members.setdefault(tuple(opts), []).append(d)
+    return tuple(tuple(group) for group in members.values() if len(group) > 1)
+
+
+def _counts(archs: np.ndarray, group, num_options: int) -> np.ndarray:
+    """float[n, K]: how many of the group's decisions chose each option."""
+    return np.eye(num_options)[archs[:, list(group)]].sum(1)
+
+
+def _kernel(archs: np.ndarray, num_choices, groups, penalties: Penalties = PENALTIES) -> np.ndarray:
+    """float[n, n]: the inner product of two results' penalty-scaled features. Two architectures
+    agreeing on m decisions share m main and m(m-1)/2 pair columns; within a group of G decisions,
+    with option counts c and c', the count features give s = c.c'/G and the count products s^2."""
     matches = np.zeros((len(archs), len(archs)))
     for d in range(archs.shape[1]):
         matches += archs[:, d, None] == archs[None, :, d]
-    return matches / MAIN_PENALTY + matches * (matches - 1) / 2 / PAIR_PENALTY
+    kernel = matches / penalties.main + matches * (matches - 1) / 2 / penalties.pair
+    for group in groups:
+        counts = _counts(archs, group, num_choices[group[0]])
+        shared = counts @ counts.T / len(group)
+        kernel += shared / penalties.count + shared ** 2 / penalties.count_pair
+    return kernel
 
 
-def _effects(archs, fitness, kernel, num_choices) -> np.ndarray:
+def _effects(archs, fitness, kernel, num_choices, groups, penalties: Penalties = PENALTIES) -> np.ndarray:
     """float[D, K_max]: each option's centred main effect (see the module docstring), NaN where a
     decision has no option k.
 
     With an unpenalised intercept the ridge fit is alpha = (Kc + I)^-1 (y - mean y), Kc the doubly
-    centred kernel. The model's mean prediction with decision d at option k and the others uniform
-    is, up to a constant, sum_i alpha_i [a_id = k] (1/MAIN + sum_{e != d} (1/K_e) / PAIR)."""
+    centred kernel, and alpha sums to 0, so the model's mean prediction with decision d at option k
+    and the others uniform is, up to a constant, sum_i alpha_i E[kernel(x, x_i)]. Its part that
+    depends on k: [a_id = k] (1/main + sum_{e != d} (1/K_e) / pair) from the one-hot terms; for d in
+    a group of G decisions with K options, c_ik / (G count) from the counts and
+    (c_ik^2 + 2 c_ik (G - 1) mean(c_i)) / (G^2 count_pair) from their products, as each other
+    member's option is uniform."""
     centred = kernel - kernel.mean(0) - kernel.mean(1)[:, None] + kernel.mean()
     alpha = np.linalg.solve(centred + np.eye(len(fitness)), fitness - fitness.mean())
     chance = 1.0 / np.asarray(num_choices)   # how often a uniform choice agrees with a given option
     out = np.full((len(num_choices), max(num_choices)), np.nan)
     for d, k in enumerate(num_choices):
-        scale = 1.0 / MAIN_PENALTY + (chance.sum() - chance[d]) / PAIR_PENALTY
-        weight = np.bincount(archs[:, d], weights=alpha, minlength=k)
-        out[d, :k] = scale * (weight - weight.mean())
-    return out
+        scale = 1.0 / penalties.main + (chance.sum() - chance[d]) / penalties.pair
+        out[d, :k] = scale * np.bincount(archs[:, d], weights=alpha, minlength=k)
+    for group in groups:
+        size, k = len(group), num_choices[group[0]]
+        counts = _counts(archs, group, k)
+        others = (size - 1) * counts.mean(1, keepdims=True)   # expected count the other members add
+        shared = (counts.T @ alpha / (size * penalties.count)
+                  + (counts ** 2 + 2 * counts * others).T @ alpha / (size ** 2 * penalties.count_pair))
+        out[list(group), :k] += shared
+    return out - np.nanmean(out, axis=1, keepdims=True)
 
 
 def _importance(fitness, effects) -> np.ndarray:
@@ -214,10 +258,11 @@ def explain(space, archs, fitness, seed: int = 0) -> Explanation:
 
 def _explain(space, archs, fitness, seed) -> Explanation:
     num_choices = tuple(int(k) for k in space.num_choices)
-    kernel = _kernel(archs)
-    effects = _effects(archs, fitness, kernel, num_choices)
+    groups = option_groups(space.options)
+    kernel = _kernel(archs, num_choices, groups)
+    effects = _effects(archs, fitness, kernel, num_choices, groups)
     rng = np.random.default_rng(seed)
-    samples = np.stack([_effects(archs[i], fitness[i], kernel[np.ix_(i, i)], num_choices)
+    samples = np.stack([_effects(archs[i], fitness[i], kernel[np.ix_(i, i)], num_choices, groups)
                         for i in (rng.integers(0, len(fitness), len(fitness)) for _ in range(BOOTSTRAP))])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # padded options are NaN in every sample

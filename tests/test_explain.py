@@ -7,6 +7,7 @@ import pytest
 
 import strategies
 from strategies.benchmarks import tabular
+from strategies import explanation
 from strategies.explanation import Explanation, agreement_with_table, summary
 from strategies.space import Decisions
 from supernet import plots, spaces
@@ -21,10 +22,10 @@ def table():
 
 
 def test_random_search_effects_match_the_tables_marginal_means(table):
-    """The first 100 queries of a random search against the whole 12-epoch table, on seeds the
-    model's penalties were not chosen on (those were 100-159). Measured on seeds 0-9: effects at
-    Pearson 0.82 on average, meeting the goal of 0.8; importances at Spearman 0.74 on average,
-    short of the goal of 0.8 (0-19: 0.83 and 0.78; experiments/measured/explain/)."""
+    """The first 100 queries of a random search against the whole 12-epoch table's CIFAR-10
+    column, which the model's penalties were not chosen on (they were chosen on its CIFAR-100 and
+    ImageNet16-120 columns; experiments/measured/explain/). Goals: effects Pearson and importance
+    Spearman >= 0.8 on average."""
     space, archs, fitness = table
     found = []
     for seed in range(10):
@@ -34,7 +35,33 @@ def test_random_search_effects_match_the_tables_marginal_means(table):
         found.append((agreement["effects_pearson"], agreement["importance_spearman"]))
     pearson, spearman = np.mean(found, axis=0)
     assert pearson >= 0.8, found
-    assert spearman >= 0.6, found
+    assert spearman >= 0.8, found
+
+
+def test_effects_are_the_fitted_models_mean_over_the_other_decisions():
+    """The closed-form effects, count terms included, equal the fitted model's prediction averaged
+    over every architecture with the option fixed, centred per decision."""
+    space = Decisions([("e1", ["x", "y", "z"]), ("e2", ["x", "y", "z"]), ("e3", ["x", "y", "z"]), ("w", ["p", "q"])])
+    num_choices, groups = tuple(space.num_choices), explanation.option_groups(space.options)
+    assert groups == ((0, 1, 2),)
+    rng = np.random.default_rng(3)
+    archs = rng.integers(0, [3, 3, 3, 2], (40, 4))
+    fitness = (archs[:, :3] == 0).sum(1) ** 2 + 0.5 * archs[:, 3] + 0.1 * rng.standard_normal(40)
+    effects = explanation._effects(archs, fitness, explanation._kernel(archs, num_choices, groups),
+                                   num_choices, groups)
+    every = np.array(np.meshgrid(*[np.arange(k) for k in num_choices], indexing="ij")).reshape(4, -1).T
+    kernel = explanation._kernel(np.concatenate([every, archs]), num_choices, groups)
+    centred = kernel[-40:, -40:] - kernel[-40:, -40:].mean(0) - kernel[-40:, -40:].mean(1)[:, None] + kernel[-40:, -40:].mean()
+    alpha = np.linalg.solve(centred + np.eye(40), fitness - fitness.mean())
+    predicted = kernel[:len(every), -40:] @ alpha
+    for d, k in enumerate(num_choices):
+        means = np.array([predicted[every[:, d] == j].mean() for j in range(k)])
+        np.testing.assert_allclose(effects[d, :k], means - means.mean(), atol=1e-9)
+
+
+def test_decisions_with_the_same_options_are_grouped():
+    assert explanation.option_groups(spaces.get("nas_bench_201").options) == ((0, 1, 2, 3, 4, 5),)
+    assert explanation.option_groups([("a", "b"), ("c", "d"), ("a", "b", "c")]) == ()
 
 
 def test_effects_are_centred_with_intervals_and_padded_options_are_nan():

@@ -51,6 +51,7 @@ def main():
     parser.add_argument("--budget", type=int, default=100)
     parser.add_argument("--strategies", default=",".join(NAMES))
     args = parser.parse_args()
+    provenance = records.provenance()   # before the pictures are written, which would mark the checkout dirty
     column = "cifar10-val"
     space = spaces.get("nas_bench_201")
     table = tabular.nas_bench_201(space, column)
@@ -93,7 +94,7 @@ def main():
         "table_ranking": truth.ranking(), "table_importance": dict(zip(truth.decision_names, truth.importance.tolist())),
         "table_effects": {name: dict(zip(opts, np.round(truth.effects[d], 3).tolist()))
                           for d, (name, opts) in enumerate(zip(truth.decision_names, truth.options))},
-        "strategies": per_strategy, "provenance": records.provenance()})
+        "strategies": per_strategy, "provenance": provenance})
 
 
 if __name__ == "__main__":

@@ -75,6 +75,9 @@ def test_skipped_blocks_are_canonical_and_extremes(setup):
     assert space.params(space.largest()) > space.params(space.smallest())
     assert space.parameter_free(np.asarray([2, 0, 0, 0, 0, 0, 0, 0, 0, 0]))[0]
     assert not space.parameter_free(space.largest())[0]
+    skip, op = space.decision_names.index("skip"), space.decision_names.index("op")
+    assert space.largest()[skip] == 1 and space.smallest()[skip] == 0   # the deepest input, the stem
+    assert space.parameter_free(space.smallest())[op]                   # the lightest candidate: MyPool
 
 
 def test_soft_weights_mix_the_options(setup):

@@ -171,11 +171,12 @@ class NasSpace(Space):
         return self.counts(self._choices(arch))[1]
 
     def largest(self) -> np.ndarray:
-        """Per decision the option with the most weights."""
+        """Per decision the option with the most weights; of an `InputChoice`, the latest inputs
+        (whose paths keep the most layers between the input and the output)."""
         return np.asarray([self._extreme(n, max) for n in self.decision_names], np.int32)
 
     def smallest(self) -> np.ndarray:
-        """Per decision the option with the fewest weights."""
+        """Per decision the option with the fewest weights; of an `InputChoice`, the first inputs."""
         return np.asarray([self._extreme(n, min) for n in self.decision_names], np.int32)
 
     def _extreme(self, name: str, pick) -> int:
@@ -183,13 +184,15 @@ class NasSpace(Space):
         if record["kind"] in ("features", "kernel_size", "depth"):
             values = list(record["values"])
             return values.index(pick(values))
-        return 0 if pick is min or record.get("candidate_paths") is None else self._heaviest_candidate(name)
+        if record.get("candidate_paths") is not None:  # a Choice: by its candidates' weights
+            return self._candidate_by_size(name, pick)
+        return len(record["labels"]) - 1 if pick is max else 0  # an InputChoice: combinations in input order
 
-    def _heaviest_candidate(self, name: str) -> int:
+    def _candidate_by_size(self, name: str, pick) -> int:
         base = self._choices(np.zeros(self.num_decisions, np.int32))
         sizes = [self.counts(tuple((n, k if n == name else c) for n, c in base))[0]
                  for k in range(len(self.records[name]["labels"]))]
-        return int(np.argmax(sizes))
+        return sizes.index(pick(sizes))
 
     def parameter_free(self, arch) -> np.ndarray:
         """bool[D]: the chosen candidate of a `Choice` has no weights (other kinds: False)."""

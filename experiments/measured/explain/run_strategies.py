@@ -36,6 +36,13 @@ def spread(values) -> dict:
             "max": float(values.max())}
 
 
+def effects_scale(effects, truth) -> float:
+    """The least-squares slope of a history's effects on the table's: 1 when they are on the
+    table's scale, below 1 when shrunk."""
+    known = ~np.isnan(truth)
+    return float(np.sum(effects[known] * truth[known]) / np.sum(truth[known] ** 2))
+
+
 def truth_report(space, table, column) -> explanation.Explanation:
     """The whole table's truth as an `Explanation` (no interval), to draw it like a history's."""
     effects, shares = explanation.table_truth(space.options, table.archs, table.values(column))
@@ -56,6 +63,7 @@ def main():
     space = spaces.get("nas_bench_201")
     table = tabular.nas_bench_201(space, column)
     seeds = list(range(args.seeds))
+    truth = truth_report(space, table, column)
     per_strategy = {}
     for name in args.strategies.split(","):
         tic = time.perf_counter()
@@ -69,6 +77,8 @@ def main():
             agreement = explanation.agreement_with_table(report, table.archs, table.values(column))
             rows.append({"seed": seed, "effects_pearson": agreement["effects_pearson"],
                          "importance_spearman": agreement["importance_spearman"],
+                         "effects_scale": effects_scale(report.effects, truth.effects),
+                         "importance": dict(zip(report.decision_names, report.importance.tolist())),
                          "distinct": len(np.unique(archs, axis=0)), "ranking": report.ranking(),
                          "fitness_std": float(np.std(fitness))})
             if seed == seeds[0] and name in ("random", "local"):
@@ -79,12 +89,14 @@ def main():
                     plots.importance(report, os.path.join(args.out, f"{name}_seed{seed}_importance.png"))
         per_strategy[name] = {"effects_pearson": spread([r["effects_pearson"] for r in rows]),
                               "importance_spearman": spread([r["importance_spearman"] for r in rows]),
+                              "effects_scale": spread([r["effects_scale"] for r in rows]),
+                              "mean_importance": {d: float(np.mean([r["importance"][d] for r in rows]))
+                                                  for d in space.decision_names},
                               "search_s": round(search_s, 1), "runs": rows}
         s = per_strategy[name]
         print(f"{name:12s} effects Pearson {s['effects_pearson']['mean']:.2f} +- {s['effects_pearson']['std']:.2f}  "
               f"importance Spearman {s['importance_spearman']['mean']:.2f} +- {s['importance_spearman']['std']:.2f}"
-              f"  ({search_s:.0f} s search)", flush=True)
-    truth = truth_report(space, table, column)
+              f"  effects scale {s['effects_scale']['mean']:.2f}  ({search_s:.0f} s search)", flush=True)
     plots.effects(truth, os.path.join(args.out, "table_effects.png"),
                   title=f"the whole table ({len(table)} cells): each option's mean {column}, centred per decision")
     records.write_json(args.out, "results.json", {

@@ -12,12 +12,13 @@ function of how often each option is used, fitted by ridge regression. The decis
 are on the one-hot choices (a pair's on the one-hot of its joint choice). The count terms apply to
 decisions that offer the same list of options (the edges of a cell): the count of each option over
 those decisions and the products of two counts, so that evidence about an option on one edge
-informs the others (how many convolutions or `none`s a cell holds). An option's effect is the model's mean prediction with that option chosen and the
-other decisions chosen uniformly at random, centred over the decision's options: the main effect of
-a functional ANOVA of the fitted model. The pair terms let the effects adjust for how unevenly a
-history combined the options; they are not reported as such (`interactions` names the pairs that
-predict held-out results). A decision's importance is the variance of its effects over its options
-(each equally likely), as a share of the history's fitness variance.
+informs the others (how many convolutions or `none`s a cell holds). An option's effect is the
+model's mean prediction with that option chosen and the other decisions chosen uniformly at random,
+centred over the decision's options: the main effect of a functional ANOVA of the fitted model.
+The pair terms let the effects adjust for how unevenly a history combined the options; they are
+not reported as such (`interactions` names the pairs that predict held-out results). A decision's
+importance is the variance of its effects over its options (each equally likely), as a share of
+the history's fitness variance.
 
 What the effects mean: how much, on average over the rest of the space, choosing an option moves
 the fitness against the decision's other options, as far as this history shows it. What they do not
@@ -59,8 +60,8 @@ MIN_GAIN = 0.05      # the share of held-out squared error a pair must remove to
 CV_RIDGE = 0.1       # a light penalty when testing pairs, so shrinkage of the main effects is not
                      # mistaken for an interaction
 MEANING = ("effect: how much choosing the option moves the fitness against the decision's other options, "
-           "averaged over the other decisions (main effect of a ridge model with decision, pair and option-count "
-           "terms, fitted on this history); low, high: its bootstrap 95% interval; count: results with this option; "
+           "averaged over the other decisions (main effect of a ridge model with decision, pair and "
+           "option-count terms, fitted on this history); low, high: its bootstrap 95% interval; count: results with this option; "
            "importance: the variance of the decision's effects as a share of the history's fitness variance")
 
 

@@ -200,3 +200,46 @@ def test_one_dimensional_conv_extracts_exactly_and_counts():
     for arch in np.random.default_rng(4).integers(0, space.num_choices, (4, space.num_decisions)):
         choices = space._choices(arch)
         assert space.counts.evaluate(formula, choices) == space.counts.totals(space.counts.probe(choices), choices)
+
+
+class _PlainBlock(nn.Module):   # own_cnn's Block with its decisions written in, plain Flax only
+    features: int
+    kernel: int
+
+    @nn.compact
+    def __call__(self, x, train=False):
+        h = nn.Conv(self.features, (self.kernel, self.kernel), name="conv")(x)
+        h = nn.relu(nn.BatchNorm(use_running_average=not train)(h))
+        return x + nn.Conv(x.shape[-1], (3, 3), name="proj")(h)
+
+
+class _PlainStage(nn.Module):
+    @nn.compact
+    def __call__(self, x, train=False):
+        x = _PlainBlock(8, 5, name="block1")(x, train)
+        return _PlainBlock(16, 3, name="block2")(x, train)
+
+
+class _PlainNet(nn.Module):     # the architecture below, as a user would write it by hand
+    @nn.compact
+    def __call__(self, x, train=False):
+        x = nn.Conv(16, (3, 3), name="Conv_0")(x)
+        x = nn.Conv(16, (1, 1), name="Conv_2")(x)   # op's second candidate keeps its auto-name
+        x = _PlainStage(name="stage")(x, train)      # skip=1: the stage's output flows on
+        return nn.Dense(10, name="Dense_0")(nn.relu(nn.Dense(32, name="fc")(x.mean((1, 2)))))
+
+
+def test_extracted_variables_load_into_a_hand_written_plain_flax_network(setup):
+    """The guide's promise: the extracted variables, under `net`, serve the chosen network written
+    with plain layers of the same names, with no supernet.nas module in it."""
+    space, model, variables, x = setup
+    arch = space.from_string("op=Conv(16 1x1),stage.depth=2,stage.block1.conv.features=8,"
+                             "stage.block1.conv.kernel_size=5,stage.block2.conv.features=16,"
+                             "stage.block2.conv.kernel_size=3,stage.block3.conv.features=8,"
+                             "stage.block3.conv.kernel_size=3,skip=1,fc.features=32")
+    calibrated = calibrate_variables(model, variables, jnp.asarray(arch), x)
+    extracted = space.extract_variables(calibrated, arch)
+    network = space.standalone(arch)
+    plain = {name: tree["net"] for name, tree in extracted.items()}
+    np.testing.assert_allclose(_PlainNet().apply(plain, x, train=False),
+                               network.apply(extracted, x, train=False), atol=1e-5)

@@ -17,8 +17,14 @@ history says each option of each decision did to the supernet's validation accur
 `runlocal` (about a minute) checks the code paths on scikit-learn's bundled 8x8 digits with a
 tiny budget and the cheap ranking check (no table exists for digits); its numbers mean little.
 
+`module` searches a Linen module of yours written with `supernet.nas` primitives instead of the
+NAS-Bench-201 cell (space "nas"; default: experiments/own_cnn.py's CNN, on digits; the hybrid
+fitness keeps the parameter count, since the proxies score only the built-in spaces):
+
     python launch.py --config experiments/quickstart.py --workdir runs/quickstart
     python launch.py --config experiments/quickstart.py:runlocal --workdir runs/quickstart_local
+    python launch.py --config experiments/quickstart.py:module --workdir runs/mine \
+        --config.space.options.module=experiments.own_cnn:Net     # package.module:Class of yours
 """
 
 import ml_collections
@@ -27,8 +33,8 @@ from experiments import common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    variants = common.variants(arg, {"runlocal"}, "quickstart")
-    runlocal = "runlocal" in variants
+    variants = common.variants(arg, {"runlocal", "module"}, "quickstart")
+    runlocal = "runlocal" in variants or "module" in variants   # a module of yours: digits, short runs
 
     c = common.base("search")
 
@@ -37,6 +43,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         {"name": "mnist1d", "options": {"num_samples": 20_000, "train_split": 0.25, "val_fraction": 0.2}})
     c.space = ml_collections.ConfigDict({"name": "nas_bench_201",
                                          "options": {"channels": 8, "cells_per_stage": 1, "stages": 3}})
+    if "module" in variants:
+        c.space = ml_collections.ConfigDict({"name": "nas", "options": {"module": "experiments.own_cnn:Net"}})
 
     c.supernet = ml_collections.ConfigDict()
     # 10,000 steps: shorter budgets ranked like chance against the table (docs/ranking.md).
@@ -58,6 +66,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # supernet alone (docs/ranking.md).
     c.hybrid = ml_collections.ConfigDict({"training_free": ("params", "naswot"),
                                           "reference_size": 32 if runlocal else 256, "proxy_batch": 64})
+    if "module" in variants:
+        c.hybrid.training_free = ("params",)
 
     c.search = ml_collections.ConfigDict()
     c.search.strategy = "evolution"

@@ -82,6 +82,8 @@ def _check_common(config) -> None:
     if "space" in config:
         check_options(spaces.SPACES.get(config.space.name), dict(config.space.options),
                       f"space {config.space.name!r}")
+        if config.space.name == "nas":  # the module is imported and built here, not after the data loads
+            spaces.module.load_module(config.space.options.get("module", ""))
     check_ranges(config)
 
 

@@ -30,7 +30,6 @@ A user's module searched with `supernet.nas` (`measure_nas`, config `benchmark.n
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import platform
@@ -39,7 +38,6 @@ import subprocess
 import sys
 import time
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -195,17 +193,7 @@ def step_ratio_rows(space, supernet_step, carry: list, archs, paths, optimizer, 
 
 def load_module(spec: str):
     """The Linen module `package.module:Class` names, built with no arguments."""
-    path, _, name = spec.partition(":")
-    try:
-        module = getattr(importlib.import_module(path), name)()
-    except (ImportError, AttributeError, TypeError, ValueError) as err:
-        raise ValueError(f"benchmark.nas_module {spec!r} cannot be built ({type(err).__name__}: {err}); give "
-                         f"'package.module:Class' of a Linen module that takes no arguments, importable "
-                         f"from the directory launch.py runs in.") from None
-    if not isinstance(module, nn.Module):
-        raise ValueError(f"benchmark.nas_module {spec!r} is a {type(module).__name__}, not a Linen module; "
-                         f"name an nn.Module subclass that uses supernet.nas primitives.")
-    return module
+    return spaces.module.load_module(spec, "benchmark.nas_module")
 
 
 def with_decisions(space, arch, changes: str) -> np.ndarray:

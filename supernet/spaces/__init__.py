@@ -10,6 +10,7 @@ from supernet.spaces.base import Space
 from supernet.spaces.chain import ChainSpace
 from supernet.spaces.cnn import cnn1d
 from supernet.spaces.mobilenet import MobileNetSpace
+from supernet.spaces.module import from_module
 from supernet.spaces.nas_bench_201 import NasBench201Space
 
 SPACES = Registry("search space")
@@ -17,6 +18,7 @@ SPACES.register("nas_bench_201", NasBench201Space)
 SPACES.register("mobilenet", MobileNetSpace)
 SPACES.register("chain", ChainSpace)
 SPACES.register("cnn1d", cnn1d)
+SPACES.register("nas", from_module)   # a module of yours: space.options.module="package.module:Class"
 
 
 def names() -> tuple[str, ...]:

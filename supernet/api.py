@@ -169,7 +169,7 @@ class SearchResult:
 
     def draw(self, path: str) -> str:
         """A PNG of the found architecture (the NAS-Bench-201 cell as a graph, a chain as a
-        sequence of blocks, a MobileNet as its stages)."""
+        sequence of blocks, a MobileNet as its stages, a module of yours as its layers)."""
         return plots.architecture(self.space, self.architecture, path)
 
 

@@ -103,8 +103,9 @@ def pareto_fronts(fronts, limit, path):
 
 def architecture(space, arch, file: str, title: str | None = None) -> str:
     """Draws `arch` of `space` to `file` (PNG): the NAS-Bench-201 cell as a graph with the
-    operations on its edges, a MobileNet as its stages of blocks, any other space (e.g. a chain)
-    as its sequence of decisions. Returns `file`."""
+    operations on its edges, a MobileNet as its stages of blocks, a module of yours (`nas`) as
+    its layers in call order, any other space (e.g. a chain) as its sequence of decisions.
+    Returns `file`."""
     arch = space.validate(arch)
     plt = _pyplot()
     draw = _DRAWERS.get(space.name, _draw_chain)
@@ -140,21 +141,24 @@ def _draw_cell(plt, space, arch):
     return fig
 
 
-def _boxes(plt, rows, width=7.0):
-    """Rows of labelled boxes, left to right with arrows: [(row label, [box labels])]."""
-    height = 0.9 * len(rows) + 0.4
-    fig, ax = plt.subplots(figsize=(width, height))
-    for r, (label, boxes) in enumerate(rows):
-        y = -r
+def _boxes(plt, rows, width=7.0, box_width=1.1):
+    """Rows of labelled boxes, left to right with arrows: [(row label, [box labels])]; a row is
+    as tall as its box of most lines."""
+    heights = [0.6 + 0.22 * max([text.count("\n") for text in boxes] or [0]) for _, boxes in rows]
+    fig, ax = plt.subplots(figsize=(width, 0.6 * sum(h + 0.3 for h in heights) + 0.3))
+    step, y = box_width + 0.2, 0.0
+    for (label, boxes), h in zip(rows, heights):
+        y -= h / 2
         ax.text(-0.2, y, label, ha="right", va="center", fontsize=8)
         for b, text in enumerate(boxes):
-            ax.add_patch(plt.Rectangle((b * 1.3, y - 0.3), 1.1, 0.6, fc="#eef3fb", ec="#4c72b0"))
-            ax.text(b * 1.3 + 0.55, y, text, ha="center", va="center", fontsize=7)
+            ax.add_patch(plt.Rectangle((b * step, y - h / 2 + 0.05), box_width, h - 0.1, fc="#eef3fb", ec="#4c72b0"))
+            ax.text(b * step + box_width / 2, y, text, ha="center", va="center", fontsize=7)
             if b:
-                ax.annotate("", (b * 1.3, y), (b * 1.3 - 0.2, y), arrowprops=dict(arrowstyle="-|>", lw=1))
+                ax.annotate("", (b * step, y), (b * step - 0.2, y), arrowprops=dict(arrowstyle="-|>", lw=1))
+        y -= h / 2 + 0.3
     longest = max(len(b) for _, b in rows)
-    ax.set_xlim(-2.0, max(longest, 1) * 1.3)
-    ax.set_ylim(-len(rows) + 0.4, 0.6)
+    ax.set_xlim(-2.6, max(longest, 1) * step)
+    ax.set_ylim(y, 0.2)
     ax.axis("off")
     return fig
 
@@ -176,7 +180,22 @@ def _draw_chain(plt, space, arch):
     return _boxes(plt, [("", [f"{n}\n{o[a]}" for n, o, a in zip(space.decision_names, space.options, arch)])])
 
 
-_DRAWERS = {"nas_bench_201": _draw_cell, "mobilenet": _draw_mobilenet}
+def _draw_module(plt, space, arch):
+    """A module of yours (`supernet.nas`): one row per child of your module in call order, its
+    own children as boxes, and their layers listed inside each box (`NasSpace.layers`)."""
+    rows = []  # [name, its text, [boxes]]; a child without children of its own is its own box
+    for depth, name, text in space.layers(arch):
+        if depth == 1:
+            rows.append([name, text, []])
+        elif depth == 2:
+            rows[-1][2].append(f"{name}: {text}")
+        else:
+            rows[-1][2][-1] += f"\n{name}: {text}"
+    return _boxes(plt, [(f"{name}\n{text}", boxes) if boxes else (name, [text]) for name, text, boxes in rows],
+                  box_width=2.4)
+
+
+_DRAWERS = {"nas_bench_201": _draw_cell, "mobilenet": _draw_mobilenet, "nas": _draw_module}
 
 
 def ranking_scatter(predicted, truth, file: str, xlabel: str, ylabel: str, title: str = "") -> str:

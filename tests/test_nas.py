@@ -243,3 +243,22 @@ def test_extracted_variables_load_into_a_hand_written_plain_flax_network(setup):
     plain = {name: tree["net"] for name, tree in extracted.items()}
     np.testing.assert_allclose(_PlainNet().apply(plain, x, train=False),
                                network.apply(extracted, x, train=False), atol=1e-5)
+
+
+def test_layers_and_drawing_follow_the_module_structure(setup, tmp_path):
+    """result.draw() of a module of yours draws its layers as extracted: the chosen candidate under
+    its Choice, only the chosen blocks, each conv with its chosen kernel and width."""
+    from supernet import plots
+    space = setup[0]
+    arch = space.from_string("op=Conv(16 1x1),stage.depth=2,stage.block1.conv.features=8,"
+                             "stage.block1.conv.kernel_size=5,stage.block2.conv.features=16,"
+                             "stage.block2.conv.kernel_size=3,stage.block3.conv.features=8,"
+                             "stage.block3.conv.kernel_size=3,skip=1,fc.features=32")
+    layers = space.layers(arch)
+    top = [(name, text) for depth, name, text in layers if depth == 1]
+    assert top == [("Conv_0", "Conv 3x3 -> 16"), ("op", "Choice -> 16"), ("stage", "Repeat depth 2 -> 16"),
+                   ("skip", "InputChoice inputs 1 -> 16"), ("fc", "Dense -> 32"), ("Dense_0", "Dense -> 10")]
+    assert (2, "Conv_2", "Conv 1x1 -> 16") in layers                     # op's chosen candidate
+    assert [name for depth, name, _ in layers if depth == 2][1:] == ["block1", "block2"]   # not block3
+    assert (3, "conv", "Conv 5x5 -> 8") in layers
+    assert plots.architecture(space, arch, str(tmp_path / "a.png")) and (tmp_path / "a.png").stat().st_size > 0

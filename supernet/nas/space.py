@@ -145,6 +145,36 @@ class NasSpace(Space):
         """The user's module with every primitive fixed to the architecture's choice (static sizes)."""
         return NasStandalone(self.module, self._choices(arch), self.call_kwargs)
 
+    def layers(self, arch) -> list[tuple[int, str, str]]:
+        """The extracted network's module calls in call order: (nesting depth, 1 for your module's
+        own children; name; what it is: the class with its kernel and output width, a searched
+        module's chosen options). A `Choice` holds its chosen candidate; a `Repeat` its blocks."""
+        labels = dict(zip(self.decision_names, self.labels(arch)))
+        calls, stack = [], []
+
+        def record(next_fun, args, kwargs, context):
+            if context.method_name != "__call__" or not context.module.path:  # the wrapper itself
+                return next_fun(*args, **kwargs)
+            row = len(calls)
+            calls.append([len(stack) + 1, context.module.name, type(context.module).__name__, None,
+                          ".".join(context.module.path[1:])])
+            stack.append(row)
+            out = next_fun(*args, **kwargs)
+            stack.pop()
+            calls[row][3] = getattr(out, "shape", None)
+            return out
+
+        with nn.intercept_methods(record):
+            _, variables = jax.eval_shape(lambda: self.standalone(arch).init_with_output(jax.random.key(0),
+                                                                                            self.example))
+        top = calls[0][0]  # your module itself
+        return [(depth - top, name, _layer_text(kind, shape, path, variables, labels))
+                for depth, name, kind, shape, path in calls[1:]]
+
+    def labels(self, arch) -> list[str]:
+        """Each decision's chosen option, as `to_string` writes it."""
+        return [options[a] for options, a in zip(self.options, self.validate(arch))]
+
     def extract_variables(self, variables, arch) -> dict:
         """Supernet variables -> the standalone network's: each leaf sliced to its static shape
         (channel prefixes, kernel centre crops); `supernet_stats` become `batch_stats`."""
@@ -236,6 +266,23 @@ def _traced_with(ctx, fn):
     """Runs `fn` under jax.eval_shape with the primitives reading `ctx`."""
     with active_context(ctx):
         return jax.eval_shape(fn)
+
+
+def _layer_text(kind: str, shape, path: str, variables, labels: dict) -> str:
+    """One layer in words: its class, kernel size and output width, and the chosen depth of a
+    `Repeat` or inputs of an `InputChoice` (`labels`: decision name -> chosen option)."""
+    node = variables.get("params", {}).get("net", {})
+    for key in path.split(".") if path else ():
+        node = node.get(key, {}) if isinstance(node, dict) else {}
+    kernel = node.get("kernel") if isinstance(node, dict) else None
+    text = [kind]
+    if kernel is not None and len(kernel.shape) > 2:
+        text.append("x".join(map(str, kernel.shape[:-2])))
+    if f"{path}.depth" in labels:
+        text.append(f"depth {labels[f'{path}.depth']}")
+    if kind == "InputChoice" and path in labels:
+        text.append(f"inputs {labels[path]}")
+    return " ".join(text) + (f" -> {shape[-1]}" if shape else "")
 
 
 def space(module: nn.Module, example_input, **call_kwargs) -> NasSpace:

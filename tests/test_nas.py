@@ -262,3 +262,22 @@ def test_layers_and_drawing_follow_the_module_structure(setup, tmp_path):
     assert [name for depth, name, _ in layers if depth == 2][1:] == ["block1", "block2"]   # not block3
     assert (3, "conv", "Conv 5x5 -> 8") in layers
     assert plots.architecture(space, arch, str(tmp_path / "a.png")) and (tmp_path / "a.png").stat().st_size > 0
+
+
+class _Attending(nn.Module):   # a searched number of heads between fixed-width layers
+    @nn.compact
+    def __call__(self, x, train=False):
+        x = nn.Dense(16)(x)
+        h = nas.Choice([nn.MultiHeadDotProductAttention(num_heads=2, name="h2"),
+                        nn.MultiHeadDotProductAttention(num_heads=4, name="h4")], name="heads")(x)
+        h = nas.Dense(features=(8, 24), name="mlp")(h)
+        return nn.Dense(3)(h.mean(1))
+
+
+def test_attention_scores_are_counted_within_one_percent_of_xla():
+    x = jnp.zeros((2, 12, 8))
+    space = nas.space(_Attending(), x)
+    for arch in (space.largest(), space.smallest(), np.asarray([1, 0])):
+        network = space.standalone(arch)
+        cost = xla_flops(network, jax.eval_shape(lambda: network.init(jax.random.key(0), x[:1])), x[:1])
+        assert abs(space.flops(arch) - cost) <= 0.01 * cost, (space.to_string(arch), space.flops(arch), cost)

@@ -15,8 +15,10 @@ of two searched widths chosen by an input choice), the check fails and every cou
 FLOPs rule: 2 x multiply-adds of `nas.Conv`, `nas.Dense`, `nn.Conv`, `nn.Dense` and
 `nn.DenseGeneral` (kernel taps that fall on padding excluded, as XLA does), plus one per output
 element for a bias and `NORM_FLOPS` per element for `nn.BatchNorm`, `nn.LayerNorm` and
-`nn.GroupNorm` (the BN of the supernet becomes a plain `nn.BatchNorm` when extracted). Other work of the user's code (activations, pooling, residual adds, an attention's
-einsums outside dense layers) is not counted.
+`nn.GroupNorm` (the BN of the supernet becomes a plain `nn.BatchNorm` when extracted), and of an
+`nn.MultiHeadDotProductAttention` besides its dense projections: 2 x multiply-adds of its two score
+einsums, `SCORE_FLOPS` per attention score (softmax) and one per query element (the scaling).
+Other work of the user's code (activations, pooling, residual adds) is not counted.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from supernet.nas.primitives import Conv, _Context, active_context, conv_taps
 PROBED = 32      # distinct architectures counted by probing before the formulas are fitted
 # FLOPs per element of a normalisation at evaluation, as XLA's cost analysis counts them.
 NORM_FLOPS = {nn.BatchNorm: 3, nn.LayerNorm: 7, nn.GroupNorm: 6}
+SCORE_FLOPS = 4  # per attention score: the softmax's max, subtraction, exponential and division
 
 
 def _record(ctx: _Context, next_fun, args, kwargs, context):
@@ -52,7 +55,19 @@ def _record(ctx: _Context, next_fun, args, kwargs, context):
             ctx.count(m, "bias", out)
     elif type(m) in NORM_FLOPS:
         ctx.count(m, "norm", NORM_FLOPS[type(m)] * out)
+    elif isinstance(m, nn.MultiHeadDotProductAttention):
+        ctx.count(m, "scores", _attention_flops(m, args, kwargs))
     return y
+
+
+def _attention_flops(m, args, kwargs) -> int:
+    """FLOPs per example of an attention's scores, softmax and weighted sum (its dense layers are
+    counted on their own)."""
+    q = args[0]
+    k = args[1] if len(args) > 1 and args[1] is not None else kwargs.get("inputs_k", kwargs.get("inputs_kv")) or q
+    queries, keys = int(np.prod(q.shape[1:-1])), int(np.prod(k.shape[1:-1]))
+    features = m.qkv_features or q.shape[-1]
+    return 4 * queries * keys * features + SCORE_FLOPS * m.num_heads * queries * keys + queries * features
 
 
 def _macs(m, x, y, kernel) -> int:

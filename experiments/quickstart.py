@@ -18,8 +18,7 @@ history says each option of each decision did to the supernet's validation accur
 tiny budget and the cheap ranking check (no table exists for digits); its numbers mean little.
 
 `module` searches a Linen module of yours written with `supernet.nas` primitives instead of the
-NAS-Bench-201 cell (space "nas"; default: experiments/own_cnn.py's CNN, on digits; the hybrid
-fitness keeps the parameter count, since the proxies score only the built-in spaces):
+NAS-Bench-201 cell (space "nas"; default: experiments/own_cnn.py's CNN), on digits:
 
     python launch.py --config experiments/quickstart.py --workdir runs/quickstart
     python launch.py --config experiments/quickstart.py:runlocal --workdir runs/quickstart_local
@@ -66,8 +65,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # supernet alone (docs/ranking.md).
     c.hybrid = ml_collections.ConfigDict({"training_free": ("params", "naswot"),
                                           "reference_size": 32 if runlocal else 256, "proxy_batch": 64})
-    if "module" in variants:
-        c.hybrid.training_free = ("params",)
 
     c.search = ml_collections.ConfigDict()
     c.search.strategy = "evolution"

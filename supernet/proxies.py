@@ -107,11 +107,21 @@ def _synflow(model, params, weights, x, y):
     return jnp.where((total > 0) & (per_flow > 0), jnp.maximum(score, floor), floor)
 
 
+def _feature_maps(model, params, weights, x) -> list:
+    """The outputs of rank >= 3 (feature maps, not logits) of the supernet's direct children (its
+    cells), or, where its only child is a module of yours (`supernet.nas`), of that module's
+    children; every method's outputs count."""
+    for depth in (1, 2):
+        _, state = model.apply({"params": params}, x, weights, train=True, mutable=["intermediates"],
+                               capture_intermediates=lambda module, method: len(module.path) == depth)
+        outputs = [o for o in jax.tree.leaves(state["intermediates"]) if getattr(o, "ndim", 0) >= 3]
+        if outputs:   # known at trace time: shapes are static
+            return outputs
+    raise ValueError(f"naswot found no feature maps (outputs of rank >= 3) in {type(model).__name__}'s layers.")
+
+
 def _naswot(model, params, weights, x, y):
-    top_level = lambda module, method: len(module.path) == 1  # direct children of the supernet
-    _, state = model.apply({"params": params}, x, weights, train=True, capture_intermediates=top_level,
-                           mutable=["intermediates"])
-    outputs = [o for o in jax.tree.leaves(state["intermediates"]) if o.ndim >= 3]  # feature maps, not logits
+    outputs = _feature_maps(model, params, weights, x)
     codes = jnp.concatenate([(o > 0).reshape(len(x), -1).astype(jnp.float32) for o in outputs], axis=1)
     agree = codes @ codes.T + (1 - codes) @ (1 - codes).T  # units - Hamming distance
     kernel = agree / codes.shape[1] + 1e-3 * jnp.eye(len(x))

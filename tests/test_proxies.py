@@ -115,3 +115,19 @@ def test_unknown_proxy_is_an_error(setup):
         proxies.score(space, model, params, archs, x, y, "grasp")
     with pytest.raises(ValueError, match="valid: synflow, naswot, snip"):
         proxies.as_objective(space, model, params, x, y, "grasp")
+
+
+@pytest.mark.parametrize("proxy", proxies.PROXIES)
+def test_a_module_of_yours_is_scored(proxy):
+    """A `supernet.nas` space: its supernet's only child is your module, so NASWOT reads that
+    module's children's feature maps; every proxy gives finite scores that tell networks apart."""
+    from experiments.own_cnn import Net
+    from supernet import nas
+    x = np.asarray(jax.random.normal(jax.random.key(0), (16, 8, 8, 1)))
+    y = np.arange(16) % 10
+    space = nas.space(Net(), x[:2])
+    model = space.supernet()
+    params = training.init_params(space, model, jax.random.key(1), (8, 8, 1))
+    archs = np.stack([space.largest(), space.smallest()])
+    found = proxies.score(space, model, params, archs, x, y, proxy)
+    assert np.isfinite(found).all() and found[0] != found[1]

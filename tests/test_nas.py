@@ -281,3 +281,27 @@ def test_attention_scores_are_counted_within_one_percent_of_xla():
         network = space.standalone(arch)
         cost = xla_flops(network, jax.eval_shape(lambda: network.init(jax.random.key(0), x[:1])), x[:1])
         assert abs(space.flops(arch) - cost) <= 0.01 * cost, (space.to_string(arch), space.flops(arch), cost)
+
+
+class _Wide(nn.Module):        # a candidate with a decision of its own
+    @nn.compact
+    def __call__(self, x, train=False):
+        return nas.Dense(features=(8, 16), name="inner")(x)[..., :8]
+
+
+class _Nested(nn.Module):
+    @nn.compact
+    def __call__(self, x, train=False):
+        x = nas.Choice([_Wide(name="wide"), nn.Dense(8, name="plain")], name="block")(x)
+        return nn.Dense(3)(x)
+
+
+def test_a_decision_inside_an_unchosen_candidate_is_canonical():
+    x = jnp.ones((2, 5))
+    space = nas.space(_Nested(), x)
+    assert space.decision_names == ("block", "wide.inner.features")
+    assert np.asarray(space.canonical(np.asarray([[1, 1], [0, 1], [1, 0]]))).tolist() == [[1, 0], [0, 1], [1, 0]]
+    everything = np.asarray([[b, f] for b in range(2) for f in range(2)])
+    assert len(np.unique(np.asarray(space.canonical(everything)), axis=0)) == 3   # plain, wide 8, wide 16
+    assert space.params(np.asarray([1, 0])) == space.params(np.asarray([1, 1]))
+    nas.check(space)   # raises if a count or the extraction is wrong

@@ -205,6 +205,11 @@ class Counts:
         return self._canonical(tuple(picks))
 
     def _canonical(self, choices: tuple) -> tuple:
+        """Decisions in a skipped block or an unchosen candidate set to 0 (outer decisions first)."""
         chosen = dict(choices)
-        return tuple((n, 0 if any(self.records[r]["values"][chosen[r]] <= i for r, i in self.records[n]["enclosing"])
-                      else c) for n, c in choices)
+        for n in chosen:
+            record = self.records[n]
+            if any(self.records[r]["values"][chosen[r]] <= i for r, i in record["enclosing"]) or \
+                    any(chosen[c] != k for c, k in record.get("within", ())):
+                chosen[n] = 0
+        return tuple(chosen.items())

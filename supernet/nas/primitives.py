@@ -1,7 +1,8 @@
 """Search primitives for an ordinary Linen module: `Choice`, `Conv`, `Dense`, `Repeat`, `InputChoice`.
 
 A primitive reads how to behave from the active `_Context`, set by the wrappers in `space.py`:
-- "trace": record each decision (name, options, enclosing `Repeat` blocks) and run the largest option;
+- "trace": record each decision (name, options, enclosing `Repeat` blocks and `Choice` candidates)
+  and run the largest option;
 - "supernet": read the decision's weight row float[K] and mix masks (one shape for every architecture);
 - "fixed": build the chosen option as a layer of static size (the extracted network);
 - "probe": sizes as in "fixed", but every candidate and block runs (as in "trace"), and each layer
@@ -108,7 +109,7 @@ def _register(module: nn.Module, kind: str, options: Sequence[Any], ctx: _Contex
                                  f"(a repeated name ties decisions with the same options).")
         else:
             ctx.decisions[name] = dict(labels=labels, values=tuple(options), kind=kind,
-                                       enclosing=tuple(ctx.repeat_stack), **info)
+                                       enclosing=tuple(ctx.repeat_stack), within=tuple(ctx.choice_stack), **info)
     return name
 
 
@@ -310,16 +311,17 @@ class Choice(nn.Module):
         name = _register(self, "", labels, ctx, candidate_paths=None)
         if ctx.mode == "fixed":
             return self.candidates[ctx.choices[name]](*args, **kwargs)
-        if ctx.mode == "probe":   # every candidate runs, to record its costs; the chosen one flows on
-            outputs = []
-            for j, candidate in enumerate(self.candidates):
-                ctx.choice_stack.append((name, j))
-                try:
-                    outputs.append(candidate(*args, **kwargs))
-                finally:
-                    ctx.choice_stack.pop()
+
+        def run(j, candidate):   # inside candidate j: its decisions and costs count only when chosen
+            ctx.choice_stack.append((name, j))
+            try:
+                return candidate(*args, **kwargs)
+            finally:
+                ctx.choice_stack.pop()
+
+        outputs = [run(j, candidate) for j, candidate in enumerate(self.candidates)]
+        if ctx.mode == "probe":   # every candidate ran, to record its costs; the chosen one flows on
             return outputs[ctx.choices[name]]
-        outputs = [c(*args, **kwargs) for c in self.candidates]
         shapes = [jnp.shape(o) for o in outputs]
         for label, shape in zip(labels[1:], shapes[1:]):
             if shape != shapes[0]:

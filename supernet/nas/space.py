@@ -139,6 +139,9 @@ class NasSpace(Space):
             for repeat, block in self.records[name]["enclosing"]:
                 if self.records[repeat]["values"][a[index[repeat]]] <= block:
                     a[d] = 0
+            for choice, candidate in self.records[name]["within"]:   # outer decisions come first
+                if a[index[choice]] != candidate:
+                    a[d] = 0
         return tuple((n, int(c)) for n, c in zip(self.decision_names, a))
 
     def standalone(self, arch) -> NasStandalone:
@@ -236,14 +239,17 @@ class NasSpace(Space):
         return out
 
     def canonical(self, archs) -> jax.Array:
-        """`archs` with decisions inside a skipped `Repeat` block set to 0. Jittable."""
+        """`archs` with decisions inside a skipped `Repeat` block or an unchosen `Choice` candidate
+        set to 0. Jittable."""
         a = jnp.asarray(archs, jnp.int32)
         index = {n: i for i, n in enumerate(self.decision_names)}
-        for d, name in enumerate(self.decision_names):
+        for d, name in enumerate(self.decision_names):   # in call order: outer decisions first
             for repeat, block in self.records[name]["enclosing"]:
                 depths = jnp.asarray(self.records[repeat]["values"], jnp.int32)
                 inactive = depths[a[..., index[repeat]]] <= block
                 a = a.at[..., d].set(jnp.where(inactive, 0, a[..., d]))
+            for choice, candidate in self.records[name]["within"]:
+                a = a.at[..., d].set(jnp.where(a[..., index[choice]] != candidate, 0, a[..., d]))
         return a
 
 

@@ -1,5 +1,5 @@
 """What every config shares: the variant parser (`get_config("runlocal,gdas")`) and the top-level
-fields every job reads."""
+fields every job reads; and the command line of the example scripts (`example_command_line`)."""
 
 from __future__ import annotations
 
@@ -29,3 +29,18 @@ def base(job: str, *, devices: bool = True):
     if devices:
         c.num_devices = 0
     return c
+
+
+def example_command_line(description: str, run, record: str) -> None:
+    """The command line of an example script (`python -m experiments.own_cnn [--tiny]`): `run(size,
+    progress)` with size "tiny" (the code paths only, nothing written) or "full", whose result is
+    written to the record file `record`."""
+    import argparse
+    import os
+    from supernet import records
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--tiny", action="store_true", help="tiny sizes: the code paths only, nothing written")
+    args = parser.parse_args()
+    found = run("tiny" if args.tiny else "full", not args.tiny)
+    if not args.tiny:
+        print(f"wrote {records.write_json(os.path.dirname(record), os.path.basename(record), found)}")

@@ -10,14 +10,14 @@ the winner's variables are plain Flax trees (`nn.Conv`, `nn.Dense`, `nn.BatchNor
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
 import flax.linen as nn
 import jax
 
-from supernet import AutoModel, nas, records
+from experiments import common
+from supernet import AutoModel, nas
 
 RECORD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "measured", "own_cnn", "results.json")
 
@@ -68,9 +68,4 @@ def main(size: str = "full", progress: bool = True) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="tiny sizes: the code paths only, nothing written")
-    args = parser.parse_args()
-    found = main("tiny" if args.tiny else "full", progress=not args.tiny)
-    if not args.tiny:
-        print(f"wrote {records.write_json(os.path.dirname(RECORD), os.path.basename(RECORD), found)}")
+    common.example_command_line(__doc__.splitlines()[0], main, RECORD)

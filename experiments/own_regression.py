@@ -14,7 +14,6 @@ the same retrain recipe, and with predicting the training mean.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from typing import Callable
@@ -24,7 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from supernet import AutoModel, nas, records, retrain
+from experiments import common
+from supernet import AutoModel, nas, retrain
 from supernet import task as tasks
 from supernet.one_shot import RetrainRecipe
 from supernet.runtime import Runtime
@@ -130,9 +130,4 @@ def main(size: str = "full", progress: bool = True, seed: int = 0) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="tiny sizes: the code paths only, nothing written")
-    args = parser.parse_args()
-    found = main("tiny" if args.tiny else "full", progress=not args.tiny)
-    if not args.tiny:
-        print(f"wrote {records.write_json(os.path.dirname(RECORD), os.path.basename(RECORD), found)}")
+    common.example_command_line(__doc__.splitlines()[0], main, RECORD)

@@ -13,7 +13,6 @@ and seeds as the winner: the baselines it must beat.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 import time
@@ -22,7 +21,8 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from supernet import AutoModel, data, nas, one_shot, records, retrain
+from experiments import common
+from supernet import AutoModel, data, nas, one_shot, retrain
 from supernet.api import SearchResult
 from supernet.runtime import Runtime
 
@@ -170,9 +170,4 @@ def main(size: str = "full", progress: bool = True) -> tuple[dict, SearchResult]
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="tiny sizes: the code paths only, nothing written")
-    args = parser.parse_args()
-    found, _ = main("tiny" if args.tiny else "full", progress=not args.tiny)
-    if not args.tiny:
-        print(f"wrote {records.write_json(os.path.dirname(RECORD), os.path.basename(RECORD), found)}")
+    common.example_command_line(__doc__.splitlines()[0], lambda size, progress: main(size, progress)[0], RECORD)

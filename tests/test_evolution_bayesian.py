@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import strategies
-from strategies import bayesian
+from strategies import archs as archs_lib, bayesian
 from strategies.space import Decisions
 
 SPACE = Decisions([("a", ["a0", "a1", "a2"]), ("b", ["b0", "b1", "b2", "b3"]), ("c", ["c0", "c1", "c2"]),
@@ -107,7 +107,31 @@ def test_evolution_is_a_population_whose_best_ages_out():
     # Ten younger results pushed the star out of the population (a local search would keep climbing
     # from it): the children are one step from the best of the ten.
     np.testing.assert_array_equal(np.sum(children != others[-1], axis=1), 1)
-    assert int(strategy.tell(state, children, np.zeros(4)).restart_at) == 0  # patience 60 not spent
+    assert int(strategy.tell(state, children, np.zeros(4)).restart_at) == 0  # patience 25 not spent
+
+
+def test_evolution_mutates_first_where_the_surrogate_predicts_best():
+    # Additive fitness, one value per option of each decision: after 40 random results the linear
+    # surrogate knows the values, so the first mutation is the parent's best fresh neighbour.
+    rng = np.random.default_rng(0)
+    values = [rng.normal(size=k) for k in SPACE.num_choices]
+    fitness = lambda archs: sum(values[d][archs[:, d]] for d in range(len(values)))
+    archs = np.unique(np.stack([rng.integers(0, k, 40) for k in SPACE.num_choices], axis=1), axis=0)
+    parent = archs[np.argmax(fitness(archs))]
+    neighbours = np.asarray(archs_lib.neighbours(jnp.asarray(parent[None]), SPACE.num_choices))
+    fresh = neighbours[~(neighbours[:, None, :] == archs[None]).all(-1).any(1)]
+    best_child = fresh[np.argmax(fitness(fresh))]
+    firsts = {}
+    for order in ("linear", "random"):
+        strategy = strategies.get("evolution", SPACE, capacity=64, population_size=64, mutation_order=order)
+        state = told(strategy, archs, fitness(archs))
+        firsts[order] = [np.asarray(strategy.ask(jax.random.key(seed), state, 1)[0][0]) for seed in range(6)]
+    for child in firsts["linear"]:
+        np.testing.assert_array_equal(child, best_child)
+    assert all(np.sum(child != parent) == 1 for child in firsts["random"])
+    assert any(np.any(child != best_child) for child in firsts["random"])  # the order is what did it
+    with pytest.raises(ValueError, match="mutation_order must be one of"):
+        strategies.get("evolution", SPACE, mutation_order="greedy")
 
 
 def test_evolution_restarts_after_its_patience_runs_out():

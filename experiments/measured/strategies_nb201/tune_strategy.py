@@ -5,6 +5,9 @@ the best-by-validation cell at 100 (and 300) queries.
     PYTHONPATH=. python experiments/measured/strategies_nb201/tune_strategy.py NAME 'OPTIONS' FIRST_SEED SEEDS BUDGET
     # e.g. reinforce "{'climb_starts': 'policy'}" 100 200 100
 
+Evolution's settings (2026-12-04) ran through `evolution_tuning/sweep.py`, once per line of its
+`configs*.txt`; README.md, "How evolution's defaults were chosen", has the figures.
+
 The bayesian settings were once run in chunks of 50 seeds (FIRST_SEED 100, 150, 200, 250):
 vmapped over 200 seeds at once, the linear mean's LAPACK solve hung jaxlib 0.10's CPU runtime.
 `strategies.surrogate.spd_solve` replaced it; the defaults then ran on all 200 at once.

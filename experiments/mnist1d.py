@@ -54,7 +54,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.search = ml_collections.ConfigDict({
         # Aging evolution (population 10), as measured in the README (quickstart.py says why).
-        "strategy": "evolution", "options": {"population_size": 10, "restart": False}, "budget": 30 if runlocal else 300,
+        "strategy": "evolution", "options": {"population_size": 10, "restart": False, "mutation_order": "random"}, "budget": 30 if runlocal else 300,
         "population": 10 if runlocal else 25, "calib_size": 256, "eval_batch_size": 256,
         "metric": "accuracy",  # or "loss" (quickstart.py says why); the figures were measured with accuracy
         "max_params": 0, "max_flops": 0, "ensemble_size": 3, "ensemble_method": "average"})

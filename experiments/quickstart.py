@@ -69,7 +69,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.search = ml_collections.ConfigDict()
     c.search.strategy = "evolution"
     # Aging evolution (population 10, no restarts), as measured in experiments/measured/quickstart/.
-    c.search.options = {"population_size": 10, "restart": False}
+    # mutation_order="random": the measured search (the default now orders mutations by the surrogate).
+    c.search.options = {"population_size": 10, "restart": False, "mutation_order": "random"}
     c.search.budget = 30 if runlocal else 200
     c.search.population = 10 if runlocal else 25
     c.search.calib_size = 256

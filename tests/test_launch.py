@@ -75,7 +75,7 @@ def test_unknown_config_key_is_an_error(tmp_path):
 
 def test_unknown_variant_is_an_error(tmp_path):
     proc = launch("--config", "experiments/quickstart.py:fast", "--workdir", str(tmp_path))
-    assert proc.returncode != 0 and "valid: runlocal" in proc.stderr
+    assert proc.returncode != 0 and "valid: module, runlocal" in proc.stderr
 
 
 def test_benchmark_writes_figures(tmp_path):

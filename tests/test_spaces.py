@@ -23,6 +23,7 @@ TINY = {
     "mobilenet": dict(stages=((4, 2, 1), (8, 1, 2)), kernel_sizes=(1, 3), expand_ratios=(2, 3),
                       width_mults=(0.5, 1.0), stem_channels=4, head_channels=16),
     "nas_bench_201": dict(channels=4, cells_per_stage=1, stages=2),
+    "nas": dict(module="supernet.spaces.cnn:CNN"),   # a Linen module named as a config names it
 }
 INPUT_SHAPES = [(8, 8, 1), (12, 2)]  # an image, and a 1-D signal with 2 channels
 

@@ -53,4 +53,5 @@ def from_module(module: str, num_classes: int, input_shape) -> "supernet.nas.Nas
     if outputs.shape[-1] != num_classes:
         raise ValueError(f"space.options.module {module!r} gives {outputs.shape[-1]} outputs, but the data has "
                          f"{num_classes} classes; make its last layer nn.Dense({num_classes}).")
+    space.input_shape, space.num_classes = tuple(input_shape), num_classes   # what the data checks read
     return space

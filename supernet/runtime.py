@@ -22,6 +22,7 @@ from jax.sharding import Mesh
 from strategies.registry import closest
 from supernet import checkpoint, records, sharding
 
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Runtime:
     """Where a long-running call runs, where it writes, and how it reports.
@@ -41,6 +42,7 @@ class Runtime:
     workdir: str | None = None
     progress: bool = True
     hints: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    _checkpoints: dict = dataclasses.field(default_factory=dict, init=False, repr=False)  # by stage
 
     def __post_init__(self):
         if self.mesh is None:
@@ -58,10 +60,6 @@ class Runtime:
         if stage not in self._checkpoints:
             self._checkpoints[stage] = checkpoint.Checkpoints(checkpoint.stage_dir(self.workdir, stage))
         return self._checkpoints[stage]
-
-    @functools.cached_property
-    def _checkpoints(self) -> dict:
-        return {}
 
     def hint(self, stage: str) -> str:
         """What to change when `stage` diverges (see `hints`)."""

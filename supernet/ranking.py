@@ -8,7 +8,8 @@ and `noise_ceiling` says how well the table agrees with itself (seed vs seed, va
 no ranker can be expected to agree with the table much better than the table agrees with itself.
 
 Rank correlations come from `scipy.stats` (Kendall's tau-b and Spearman's rho with average ranks),
-which handle ties; the library never reads a config.
+which handle ties (imported on first use: scipy.stats takes 0.6 s to import, and most runs that
+load this module never rank); the library never reads a config.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ import csv
 import re
 
 import numpy as np
-import scipy.stats
+
+
+def _stats():
+    import scipy.stats
+    return scipy.stats
 
 
 def kendall_tau(a, b) -> float:
@@ -25,7 +30,7 @@ def kendall_tau(a, b) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")  # no order to compare; scipy would warn and return NaN too
-    return float(scipy.stats.kendalltau(a, b).statistic)
+    return float(_stats().kendalltau(a, b).statistic)
 
 
 def spearman_rho(a, b) -> float:
@@ -33,7 +38,7 @@ def spearman_rho(a, b) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
-    return float(scipy.stats.spearmanr(a, b).statistic)
+    return float(_stats().spearmanr(a, b).statistic)
 
 
 def rank_average(*scores) -> np.ndarray:
@@ -49,7 +54,7 @@ def rank_average(*scores) -> np.ndarray:
         raise ValueError(f"rank_average: every ranker must score the same architectures, got shapes "
                          f"{[c.shape for c in columns]}.")
     n = max(len(columns[0]) - 1, 1)
-    return np.mean([(scipy.stats.rankdata(c) - 1) / n for c in columns], axis=0)
+    return np.mean([(_stats().rankdata(c) - 1) / n for c in columns], axis=0)
 
 
 def quantiles(values, reference) -> np.ndarray:
@@ -108,7 +113,7 @@ def report(predicted, truth, *, names=None, higher_is_better: bool = True) -> di
     predicted, truth = _checked(predicted, truth)
     if not higher_is_better:
         predicted = -predicted
-    true_rank = scipy.stats.rankdata(-truth, method="min")  # 1 = best; tied rows share the better rank
+    true_rank = _stats().rankdata(-truth, method="min")  # 1 = best; tied rows share the better rank
     picks = np.flatnonzero(predicted == predicted.max())
     out = {
         "n": int(len(truth)),

@@ -27,11 +27,11 @@ SEARCH = ["experiments/quickstart.py:runlocal", "--config.supernet.steps=16", "-
           "--config.search.population=2", "--config.retrain.steps=8", "--config.space.options.channels=4",
           "--config.space.options.stages=1", "--config.search.calib_size=64", "--config.search.ensemble_size=2",
           "--config.ranking.check_size=1", "--config.progress=False"]
-SEARCH_STAGES = ["supernet", "supernet", "search", "retrain_0", "retrain_1"]
+SEARCH_STAGES = ["supernet", "search", "retrain_0", "retrain_1"]
 DIFFERENTIABLE = ["experiments/differentiable.py:runlocal,gdas", "--config.search.steps=16",
                   "--config.search.log_every=2", "--config.compare.num_random=1", "--config.compare.retrain_steps=8",
                   "--config.space.options.channels=4", "--config.progress=False"]
-DIFFERENTIABLE_STAGES = ["gdas", "gdas", "gdas", "compare_derived", "compare_random0"]
+DIFFERENTIABLE_STAGES = ["gdas", "gdas", "compare_derived", "compare_random0"]
 
 
 def launch(config, workdir):
@@ -116,7 +116,7 @@ def test_killed_anywhere_the_rerun_ends_as_an_uninterrupted_run(tmp_path, name, 
     output, _ = reference.communicate(timeout=600)
     assert reference.returncode == 0, output[-3000:]
     kills = run_with_kills(config, killed, stages, seed=11)
-    assert len(kills) >= 5, kills  # every planned kill happened before the job could finish
+    assert len(kills) >= 4, kills  # every planned kill happened before the job could finish
     expected, expected_keys = results_and_steps(straight)
     got, keys = results_and_steps(killed)
     assert got == expected

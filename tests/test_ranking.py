@@ -194,7 +194,8 @@ def test_search_job_reports_against_a_named_table(tmp_path):
             "--config.space.options.channels=4", "--config.space.options.stages=1", "--config.supernet.steps=3",
             "--config.supernet.batch_size=16", "--config.search.budget=6", "--config.search.population=3",
             "--config.search.calib_size=32", "--config.search.eval_batch_size=25", "--config.retrain.steps=3",
-            "--config.retrain.batch_size=16", "--config.hybrid.reference_size=16", "--config.progress=False"]
+            "--config.retrain.batch_size=16", "--config.search.ensemble_size=1",
+            "--config.hybrid.reference_size=16", "--config.progress=False"]
     command = [sys.executable, os.path.join(REPO, "launch.py"), "--config", "experiments/quickstart.py",
                "--workdir", str(tmp_path / "run"), *tiny]
     proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600,

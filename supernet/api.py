@@ -23,6 +23,7 @@ import strategies
 from strategies import constraints, pareto
 from supernet import data as data_lib
 from supernet import ensemble as ensembling
+from supernet import export as export_lib
 from strategies.registry import closest
 from supernet import few_shot, one_shot, plots, records, retrain, run_identity, sharding, spaces
 from supernet import task as tasks
@@ -166,6 +167,13 @@ class SearchResult:
         if kind not in draw:
             raise ValueError(f"plot_explanation: kind={kind!r} is not one of {sorted(draw)}; pass kind='effects'.")
         return draw[kind](self.explain(), path)
+
+    def export(self, directory: str) -> str:
+        """Writes the retrained winner (`network` with `variables`, inference mode) to `directory` as
+        files that plain JAX loads and differentiates, with no Flax and no `supernet`
+        (`supernet.export`: `forward.jax` and `variables.npz`). Inputs are scaled like the training
+        data, as `predict` scales them. Returns the directory."""
+        return export_lib.save(self.network, self.variables, self.dataset.train.x[:2], directory)
 
     def draw(self, path: str) -> str:
         """A PNG of the found architecture (the NAS-Bench-201 cell as a graph, a chain as a

@@ -53,6 +53,13 @@ def test_result_predicts_draws_and_reports_its_front(result, digits_arrays, tmp_
         result.predict(nan_row)
 
 
+def test_result_exports_the_retrained_winner(result, digits_arrays, tmp_path):
+    from supernet import export, retrain
+    x = (digits_arrays[0][:6] - result.dataset.mean) / result.dataset.std
+    forward, variables = export.load(result.export(str(tmp_path / "winner")))
+    np.testing.assert_allclose(forward(variables, x), retrain.logits(result.network, result.variables, x), atol=1e-5)
+
+
 def test_result_explains_its_search(result, tmp_path):
     report = result.explain()
     assert report.effects.shape == (3, 2) and report.decision_names == tuple(CHOICES)

@@ -36,6 +36,7 @@ def test_quickstart_writes_results(tmp_path):
     assert provenance["backend"] == "cpu" and provenance["device_count"] >= 1 and provenance["utc"].endswith("+00:00")
     assert len(provenance["git"]["commit"]) == 40  # the tests run from a checkout
     assert "best architecture:" in proc.stdout
+    assert results["winner_dir"] == str(tmp_path / "winner") and (tmp_path / "winner" / "forward.jax").stat().st_size > 0
     assert results["explain"]["num_results"] == 6 and (tmp_path / "importance.png").stat().st_size > 1000
     ensemble = results["ensemble"]
     assert len(ensemble["members"]) == 3 and len(set(ensemble["members"])) == 3

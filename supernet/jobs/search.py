@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 import strategies
-from supernet import config_check, few_shot, one_shot, plots, ranking, retrain, spaces, training
+from supernet import config_check, export, few_shot, one_shot, plots, ranking, retrain, spaces, training
 from supernet.runtime import InvalidSetting, Runtime
 from supernet.ground_truth import check_task, resolve_table, sample_architectures
 from supernet.jobs import setup, task_of
@@ -53,7 +53,7 @@ def check(config) -> None:
 
 def run(config, workdir: str) -> dict:
     """The `search` job: the one-shot pipeline (`one_shot.run_one_shot_nas`) on the config's space
-    and data; writes results.json and the pictures."""
+    and data; writes results.json, the pictures and the retrained winner (`winner/`, `supernet.export`)."""
     dataset, space, runtime = setup(config, workdir)
     limits = {k: v for k, v in (("max_params", config.search.max_params), ("max_flops", config.search.max_flops)) if v}
     strategy = strategies.get(config.search.strategy, space, **limits, **config.search.options.to_dict())
@@ -66,6 +66,7 @@ def run(config, workdir: str) -> dict:
     results["ranking"] = ranking_report(config, dataset, space, models, runtime)
     results["architecture_png"] = plots.architecture(space, results["best_arch_int"],
                                                      os.path.join(workdir, "architecture.png"))
+    results["winner_dir"] = export.save(*models["retrained"][0], dataset.train.x[:2], os.path.join(workdir, "winner"))
     results.update(explain_history(space, models["history"], workdir))
     print(f"best architecture: {results['best_arch']}\n"
           f"  supernet val accuracy {results['supernet_val_accuracy']:.4f}, "

@@ -10,7 +10,8 @@ import numpy as np
 def host_init(abstract_variables, key: jax.Array) -> dict:
     """Concrete variables for an abstract tree (`jax.eval_shape(module.init, ...)`), drawn with numpy.
 
-    Conv and dense kernels get He-normal values (std sqrt(2 / fan_in)), `nn.Embed` tables normal
+    Conv and dense kernels get He-normal values (std sqrt(2 / fan_in); an attention's query, key
+    and value kernels count only their input features), `nn.Embed` tables normal
     values of std sqrt(1 / features) (Flax's default), BN scales and variances ones, biases and
     means zeros. Why not `module.init`: on the CPU, compiling Flax's truncated-normal
     initialisers took ~20 s even for a six-edge supernet, eagerly or under jit; this takes
@@ -24,7 +25,7 @@ def host_init(abstract_variables, key: jax.Array) -> dict:
     def draw(path, leaf):
         name = str(getattr(path[-1], "key", path[-1]))
         if name == "kernel" or name.startswith("w_"):
-            fan_in = int(np.prod(leaf.shape[:-1]))
+            fan_in = _fan_in(path, leaf.shape)
             return jnp.asarray(rng.standard_normal(leaf.shape, np.float32) * np.sqrt(2.0 / fan_in), leaf.dtype)
         if name == "embedding":
             return jnp.asarray(rng.standard_normal(leaf.shape, np.float32) * np.sqrt(1.0 / leaf.shape[-1]), leaf.dtype)
@@ -38,3 +39,13 @@ def host_init(abstract_variables, key: jax.Array) -> dict:
                          f"and pass them to training.train_supernet(..., params=params).")
 
     return jax.tree_util.tree_map_with_path(draw, abstract_variables)
+
+
+def _fan_in(path, shape) -> int:
+    """Inputs per output unit: every axis but the last (a conv's window and input channels), except
+    an attention's query, key and value kernels [in, heads, head_dim] (`nn.MultiHeadDotProductAttention`
+    names them so), which read only the `in` features."""
+    parent = str(getattr(path[-2], "key", "")) if len(path) > 1 else ""
+    if parent in ("query", "key", "value") and len(shape) == 3:
+        return int(shape[0])
+    return int(np.prod(shape[:-1]))

@@ -111,3 +111,17 @@ def test_host_init_draws_embedding_tables_at_flax_scale():
     table = host_init(abstract, jax.random.key(0))["params"]["embedding"]
     assert table.shape == (500, 64)
     assert abs(float(table.std()) - 64 ** -0.5) < 0.01 and abs(float(table.mean())) < 0.01
+
+
+def test_host_init_scales_attention_kernels_by_their_input_features():
+    """Query, key and value kernels [in, heads, head_dim] read `in` features, as Flax's own
+    initialiser treats them; the output kernel [heads, head_dim, out] reads heads x head_dim."""
+    import flax.linen as nn
+    from supernet.initializers import host_init
+    attention = nn.MultiHeadDotProductAttention(num_heads=8, qkv_features=256)
+    abstract = jax.eval_shape(lambda: attention.init(jax.random.key(0), jnp.zeros((1, 4, 64))))
+    params = host_init(abstract, jax.random.key(0))["params"]
+    for name in ("query", "key", "value"):
+        assert params[name]["kernel"].shape == (64, 8, 32)
+        assert abs(float(params[name]["kernel"].std()) - (2 / 64) ** 0.5) < 0.01
+    assert abs(float(params["out"]["kernel"].std()) - (2 / 256) ** 0.5) < 0.005

@@ -70,3 +70,18 @@ def test_a_file_in_the_way_is_named(tmp_path):
     (tmp_path / "taken").write_text("")
     with pytest.raises(ValueError, match="is a file; pass a directory path"):
         export.save(None, {}, np.zeros((1, 2)), str(tmp_path / "taken"))
+
+
+def test_a_winner_that_cannot_be_exported_costs_the_search_job_only_its_files(tmp_path):
+    import flax.linen as nn
+    from supernet.jobs.search import export_winner
+
+    class FixedBatch(nn.Module):   # reshapes to a batch of 2: no export for any batch size
+        @nn.compact
+        def __call__(self, x, train=False):
+            return nn.Dense(3)(x.reshape(2, -1))
+
+    x = np.ones((2, 4), np.float32)
+    variables = FixedBatch().init(jax.random.key(0), x)
+    result = export_winner((FixedBatch(), variables), x, str(tmp_path / "winner"))
+    assert result["winner_dir"] is None and result["winner_export_error"]

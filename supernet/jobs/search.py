@@ -66,7 +66,7 @@ def run(config, workdir: str) -> dict:
     results["ranking"] = ranking_report(config, dataset, space, models, runtime)
     results["architecture_png"] = plots.architecture(space, results["best_arch_int"],
                                                      os.path.join(workdir, "architecture.png"))
-    results["winner_dir"] = export.save(*models["retrained"][0], dataset.train.x[:2], os.path.join(workdir, "winner"))
+    results.update(export_winner(models["retrained"][0], dataset.train.x[:2], os.path.join(workdir, "winner")))
     results.update(explain_history(space, models["history"], workdir))
     print(f"best architecture: {results['best_arch']}\n"
           f"  supernet val accuracy {results['supernet_val_accuracy']:.4f}, "
@@ -79,6 +79,17 @@ def run(config, workdir: str) -> dict:
     print(f"  ranking ({r['kind']}, n={r['n']}): Kendall tau {r['kendall_tau']:+.3f}, "
           f"Spearman {r['spearman_rho']:+.3f}, top-1 pick true rank {r['top1_true_rank']:g}")
     return results
+
+
+def export_winner(network_and_variables, example_x, directory: str) -> dict:
+    """{"winner_dir": directory} once the retrained winner is written there (`supernet.export`);
+    a network that cannot be exported (e.g. one whose code fixes the batch size) costs the run
+    nothing but this file: {"winner_dir": None, "winner_export_error": why}."""
+    try:
+        return {"winner_dir": export.save(*network_and_variables, example_x, directory)}
+    except Exception as err:  # any lowering failure: the search's results stand without the files
+        print(f"warning: the winner could not be exported to {directory}: {type(err).__name__}: {err}")
+        return {"winner_dir": None, "winner_export_error": f"{type(err).__name__}: {err}"}
 
 
 def explain_history(space, history: dict, workdir: str) -> dict:

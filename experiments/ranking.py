@@ -23,7 +23,7 @@ stops with the overrides otherwise): the official-task table
 Variant `cnn`: the CNN space ("cnn1d", `supernet/spaces/cnn.py`) against its held-out table
 (strategies/benchmarks/ground_truth_cnn_mnist1d.csv, made with `experiments/ground_truth.py:cnn`;
 no recipe was chosen on it), with the same recipe; its rankers leave out the few-shot ones (their
-split is NAS-Bench-201's edge 0->1) and NASWOT (see `get_config`). Variant `automodel`: the supernet recipe `AutoModel` uses
+split is NAS-Bench-201's edge 0->1) and NASWOT (scored in a separate run; see `get_config`). Variant `automodel`: the supernet recipe `AutoModel` uses
 (`supernet.api.SupernetOptions` defaults: uniform sampling, weight decay 5e-4, 1,200 steps of 64
 examples), for comparison; `--config.supernet.steps=10000 --config.supernet.batch_size=128` gives
 it this job's budget.
@@ -74,9 +74,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.rankers = ("params", "flops", "synflow", "naswot", "snip", "supernet", "supernet_loss", "few_shot",
                  "few_shot+naswot", "few_shot+params+naswot", "supernet_loss+params+naswot", "params+naswot+synflow")
     if cnn:
-        # NASWOT reads the feature maps of the supernet's direct children, and a `supernet.nas`
-        # space's only direct child is the user's module (its output: the logits), so the hybrids
-        # are scored without it; the quickstart's search fitness is supernet accuracy + params + NASWOT.
+        # The rankers its record measured with the supernet. NASWOT and its hybrids were scored in a
+        # separate run that trains no supernet (`--config.rankers="('naswot', 'params', 'params+naswot')"`,
+        # experiments/measured/ranking_heldout_cnn/), and joined to these scores there.
         c.rankers = ("params", "flops", "synflow", "snip", "supernet", "supernet_loss", "supernet_loss+params",
                      "supernet+params", "params+synflow")
     c.proxy_batch = 64  # training examples the proxies see (synflow uses only their shape)

@@ -20,7 +20,7 @@ def host_init(abstract_variables, key: jax.Array) -> dict:
     space with all-zero weights.
     """
     rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
-    ones, zeros = ("scale", "var"), ("bias", "mean")
+    ones, zeros = ("scale", "var", "calibrated"), ("bias", "mean")   # calibrated: a nas supernet's marker
 
     def draw(path, leaf):
         name = str(getattr(path[-1], "key", path[-1]))

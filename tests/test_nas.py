@@ -119,11 +119,18 @@ def _trace(body, x=None):
     (lambda x: nas.Repeat(lambda: nn.Conv(3, (3, 3)), depth=(1, 2), name="r")(x), "changes the shape"),
     (lambda x: nas.InputChoice(n_chosen=3, name="skip")([x, x]), "n_chosen=3 but 2 inputs"),
     (lambda x: nas.Conv(features=(), name="c")(x), "features has no option"),
+    (lambda x: nas.Choice([nn.relu, nn.tanh], labels=["a"], name="op")(x), r"labels \['a'\] must name each of the 2"),
+    (lambda x: nas.Choice([nn.relu, nn.tanh], labels=["a", "b=c"], name="op")(x), "label 'b=c' is empty or holds"),
 ])
 def test_errors_are_one_line(body, message):
     with pytest.raises(ValueError, match=message) as err:
         _trace(body)
     assert "\n" not in str(err.value)
+
+
+def test_choice_labels_name_the_options():
+    space = _trace(lambda x: nas.Choice([nn.relu, nn.tanh], labels=("rectify", "squash"), name="act")(x))
+    assert space.options == (("rectify", "squash"),) and space.from_string("act=squash").tolist() == [1]
 
 
 def test_a_single_option_is_fixed_not_a_decision():

@@ -30,7 +30,7 @@ def get_config(arg=None):
 '''
 # Fields that legitimately differ: how long things took, how many processes ran, where files went,
 # and when (provenance).
-VARYING = {"timings", "wall_time_s", "processes", "architecture_png", "workdir", "provenance"}
+VARYING = {"timings", "wall_time_s", "processes", "architecture_png", "winner_dir", "workdir", "provenance"}
 
 
 def _launch(config, workdir, extra_env=None, flags=()):
@@ -79,6 +79,7 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path):
     assert "process 0 of 1: 2 local, 2 global cpu device(s)" in single
     for p, log in enumerate(logs):
         assert f"process {p} of 2: 1 local, 2 global cpu device(s)" in log
+    assert (tmp_path / "two" / "winner" / "forward.jax").exists()   # written once, by process 0
     results_one, losses_one = _comparable(tmp_path / "one")
     results_two, losses_two = _comparable(tmp_path / "two")
     assert results_two == results_one

@@ -19,7 +19,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from supernet.evaluation import calibrate_variables
 from supernet.layers import STATS_COLLECTION
 
 
@@ -128,7 +127,8 @@ def _calibrated_outputs(model, variables, arch, x):
     """(variables with this architecture's BN statistics, evaluation-mode outputs); a supernet with
     nothing to calibrate is evaluated as it is."""
     try:
-        variables = calibrate_variables(model, variables, arch, x)
+        from supernet import evaluation   # here: evaluation imports the spaces, and the chain space this package
+        variables = evaluation.calibrate_variables(model, variables, arch, x)
     except ValueError:
         pass
     return variables, model.apply(variables, x, arch, train=False)

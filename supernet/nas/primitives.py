@@ -299,13 +299,16 @@ class Choice(nn.Module):
 
     Call arguments are forwarded to the chosen candidate. The supernet runs every candidate and
     sums their outputs weighted by the decision's row; candidates must return one shape.
+    `labels`: the options' names in architecture strings, one per candidate (default: what each
+    candidate computes, `Conv(16 3x3)`, or `Type(name)` for a module you named).
     """
     candidates: Sequence[Callable]
+    labels: Sequence[str] | None = None
 
     @nn.compact
     def __call__(self, *args, **kwargs):
         ctx = _context("Choice")
-        labels = _unique([_describe(c) for c in self.candidates])
+        labels = _unique([_describe(c) for c in self.candidates]) if self.labels is None else self._given_labels()
         if _single(self, "candidates", labels, ctx):
             return self.candidates[0](*args, **kwargs)
         name = _register(self, "", labels, ctx, candidate_paths=None)
@@ -334,6 +337,17 @@ class Choice(nn.Module):
             return outputs[-1]
         row = _row(ctx, name, len(outputs))
         return sum(w * o for w, o in zip(row, outputs))
+
+    def _given_labels(self) -> list:
+        labels = [str(label) for label in self.labels]
+        if len(labels) != len(self.candidates) or len(set(labels)) != len(labels):
+            raise ValueError(f"nas.Choice {self.name}: labels {labels} must name each of the {len(self.candidates)} "
+                             f"candidates once; pass one distinct label per candidate.")
+        bad = [label for label in labels if not label or any(ch in label for ch in ",=")]
+        if bad:
+            raise ValueError(f"nas.Choice {self.name}: label {bad[0]!r} is empty or holds ',' or '=', which "
+                             f"architecture strings use; rename it.")
+        return labels
 
 
 class Repeat(nn.Module):

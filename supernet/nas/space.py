@@ -117,8 +117,9 @@ class NasSpace(Space):
 
     name = "nas"
 
-    def __init__(self, module: nn.Module, example_input, call_kwargs: dict, decisions: dict):
+    def __init__(self, module: nn.Module, example_input, call_kwargs: dict, decisions: dict, abstract: dict):
         super().__init__([(n, d["labels"]) for n, d in decisions.items()])
+        self._abstract = abstract   # the traced variables' shapes (which candidates hold weights)
         self.module = module
         self.example = jnp.asarray(example_input)[:1]
         self.call_kwargs = tuple(sorted(call_kwargs.items()))
@@ -305,6 +306,12 @@ def space(module: nn.Module, example_input, **call_kwargs) -> NasSpace:
       ValueError naming the problem for unnamed or conflicting decisions, single-option decisions,
       candidates of different shapes, a `Repeat` block that changes shape, or a bad `n_chosen`.
     """
+    return NasSpace(module, example_input, call_kwargs, *trace(module, example_input, call_kwargs))
+
+
+def trace(module: nn.Module, example_input, call_kwargs: dict) -> tuple[dict, dict]:
+    """(decisions in call order, the abstract variables of the traced module): what `NasSpace`
+    is built from. Raises the errors `space` documents."""
     if isinstance(example_input, jax.core.Tracer):
         raise ValueError("nas.space was called inside a jitted function, where the space's decisions cannot be "
                          "known before compiling: call nas.space(module, x[:2]) once outside jax.jit.")
@@ -319,6 +326,4 @@ def space(module: nn.Module, example_input, **call_kwargs) -> NasSpace:
     if not ctx.decisions:
         raise ValueError(f"{type(module).__name__} has no searched decision: use nas.Choice, nas.Repeat, "
                          f"nas.InputChoice, or a tuple of features/kernel sizes in nas.Conv / nas.Dense.")
-    result = NasSpace(module, example_input, call_kwargs, ctx.decisions)
-    result._abstract = abstract
-    return result
+    return ctx.decisions, abstract

@@ -21,25 +21,27 @@ for 1-D, 2-D or 3-D inputs. The operations (the `OPERATIONS` registry; "C" is `c
 
 There is no `zero` operation: in a chain it would cut the signal and leave a constant network.
 
-The supernet: the candidates of one decision are structurally different, so it computes *every*
-candidate and returns `sum_k w_k * op_k(x)` (candidates with zero weight are still computed). A
-step therefore costs the sum of all candidates' costs, unlike NAS-Bench-201's folded edge, which
-costs one convolution whatever it picks. With one-hot weights the output is exactly the chosen
-path; with soft weights it is the DARTS mixture.
+The network is an ordinary Linen module (`ChainModule`) with one `nas.Choice` per decision, so
+the supernet, the extraction and the layout of its variables are `supernet.nas`'s: the supernet
+computes *every* candidate and returns `sum_k w_k * op_k(x)` (candidates with zero weight are
+still computed), and a step costs the sum of all candidates' costs, unlike NAS-Bench-201's folded
+edge, which costs one convolution whatever it picks. With one-hot weights the output is exactly
+the chosen path; with soft weights it is the DARTS mixture. The candidates' batch norms are plain
+`nn.BatchNorm`s, calibrated per architecture in the supernet (`supernet.nas.space`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from typing import Callable, Mapping
 
 import flax.linen as nn
 import numpy as np
 
 from supernet import backend
-from supernet.layers import (STATS_COLLECTION, ConvKernel, as_weights, avg_pool3, check_channels, depthwise_conv,
-                             global_pool, nan_if_invalid)
+from supernet.layers import ConvKernel, avg_pool3, check_channels, depthwise_conv, global_pool
 from supernet.networks import batch_norm
 from supernet.spaces.base import Space
 
@@ -47,17 +49,15 @@ from supernet.spaces.base import Space
 class ConvOp(nn.Module):
     """k x k conv (same channels), BN, ReLU."""
     window: int
-    calibrated: bool = False
 
     @nn.compact
     def __call__(self, x, train: bool):
         x = ConvKernel(self.window, x.shape[-1], name="conv")(x)
-        return nn.relu(batch_norm(self.calibrated, train, "bn")(x))
+        return nn.relu(batch_norm(False, train, "bn")(x))
 
 
 class SepConvOp(nn.Module):
     """Depthwise 3x3, pointwise 1x1, BN, ReLU."""
-    calibrated: bool = False
     grouped: bool = False  # the backend policy's depthwise choice (`layers.depthwise_conv`)
 
     @nn.compact
@@ -65,24 +65,22 @@ class SepConvOp(nn.Module):
         nd, c = x.ndim - 2, x.shape[-1]
         depthwise = self.param("w_depthwise", nn.initializers.kaiming_normal(), (3,) * nd + (1, c))  # w_: host_init draws it as a kernel
         x = ConvKernel(1, c, name="pointwise")(depthwise_conv(x, depthwise, grouped=self.grouped))
-        return nn.relu(batch_norm(self.calibrated, train, "bn")(x))
+        return nn.relu(batch_norm(False, train, "bn")(x))
 
 
 class ResidualOp(nn.Module):
     """A ResNet basic block with an identity skip."""
-    calibrated: bool = False
 
     @nn.compact
     def __call__(self, x, train: bool):
         c = x.shape[-1]
-        y = nn.relu(batch_norm(self.calibrated, train, "bn_a")(ConvKernel(3, c, name="conv_a")(x)))
-        y = batch_norm(self.calibrated, train, "bn_b")(ConvKernel(3, c, name="conv_b")(y))
+        y = nn.relu(batch_norm(False, train, "bn_a")(ConvKernel(3, c, name="conv_a")(x)))
+        y = batch_norm(False, train, "bn_b")(ConvKernel(3, c, name="conv_b")(y))
         return nn.relu(x + y)
 
 
 class MLPOp(nn.Module):
     """Two pointwise dense layers, C -> 2C -> C, ReLU between."""
-    calibrated: bool = False  # unused: no normalisation; kept for a uniform constructor
 
     @nn.compact
     def __call__(self, x, train: bool):
@@ -92,7 +90,6 @@ class MLPOp(nn.Module):
 
 class LinearOp(nn.Module):
     """A pointwise dense layer with bias, no norm or activation."""
-    calibrated: bool = False  # unused: no normalisation
 
     @nn.compact
     def __call__(self, x, train: bool):
@@ -106,9 +103,10 @@ def _max_pool3(x):
 
 @dataclasses.dataclass(frozen=True)
 class Operation:
-    """A named block: `make(calibrated, name, grouped)` returns a callable `(x, train) -> y` (a Flax
-    module for ops with weights; `grouped`: the backend's depthwise choice); `params(c, nd)` its trainable parameters; `macs(c, nd)` its
-    multiply-adds per spatial position, for `c` channels and `nd` spatial dims."""
+    """A named block: `make(grouped)` returns a callable `(x, train) -> y` (an unbound Flax module
+    for ops with weights, adopted by the `nas.Choice` that holds it; `grouped`: the backend's
+    depthwise choice); `params(c, nd)` its trainable parameters; `macs(c, nd)` its multiply-adds
+    per spatial position, for `c` channels and `nd` spatial dims."""
     description: str
     make: Callable
     params: Callable[[int, int], int]
@@ -116,12 +114,17 @@ class Operation:
 
 
 def _stateless(fn):
-    return lambda calibrated, name, grouped: (lambda x, train: fn(x))
+    def make(grouped):
+        def op(x, train):
+            return fn(x)
+        op.__name__ = fn.__name__
+        return op
+    return make
 
 
 def _conv_op(window):
     return Operation(f"{window}x{window} conv, BN, ReLU",
-                     lambda calibrated, name, grouped: ConvOp(window, calibrated, name=name),
+                     lambda grouped: ConvOp(window, parent=None),
                      lambda c, nd: window ** nd * c * c + 2 * c,
                      lambda c, nd: window ** nd * c * c)
 
@@ -131,52 +134,32 @@ OPERATIONS: dict[str, Operation] = {
     "conv1x1": _conv_op(1),
     "conv5x5": _conv_op(5),
     "sepconv": Operation("depthwise 3x3 conv, pointwise 1x1 conv, BN, ReLU",
-                         lambda calibrated, name, grouped: SepConvOp(calibrated, grouped, name=name),
+                         lambda grouped: SepConvOp(grouped, parent=None),
                          lambda c, nd: 3 ** nd * c + c * c + 2 * c,
                          lambda c, nd: 3 ** nd * c + c * c),
     "residual": Operation("3x3 conv, BN, ReLU, 3x3 conv, BN, identity skip, ReLU",
-                          lambda calibrated, name, grouped: ResidualOp(calibrated, name=name),
+                          lambda grouped: ResidualOp(parent=None),
                           lambda c, nd: 2 * (3 ** nd * c * c + 2 * c),
                           lambda c, nd: 2 * 3 ** nd * c * c),
     "maxpool": Operation("3x3 max pool, stride 1", _stateless(_max_pool3), lambda c, nd: 0, lambda c, nd: 0),
     "avgpool": Operation("3x3 average pool, stride 1", _stateless(avg_pool3), lambda c, nd: 0, lambda c, nd: 0),
     "identity": Operation("the input unchanged", _stateless(lambda x: x), lambda c, nd: 0, lambda c, nd: 0),
     "linear": Operation("pointwise dense layer with bias, no norm or activation",
-                        lambda calibrated, name, grouped: LinearOp(calibrated, name=name),
+                        lambda grouped: LinearOp(parent=None),
                         lambda c, nd: c * c + c, lambda c, nd: c * c),
     "mlp": Operation("pointwise dense C->2C, ReLU, dense 2C->C",
-                     lambda calibrated, name, grouped: MLPOp(calibrated, name=name),
+                     lambda grouped: MLPOp(parent=None),
                      lambda c, nd: 4 * c * c + 3 * c, lambda c, nd: 4 * c * c),
 }
 
 RESERVED_NAMES = ("stem", "stem_bn", "head")  # module names of the fixed layers
 
 
-def _stem(x, calibrated, train, channels):
-    x = ConvKernel(3, channels, name="stem")(x)
-    return nn.relu(batch_norm(calibrated, train, "stem_bn")(x))
-
-
-class MixedOp(nn.Module):
-    """Every candidate of one decision, combined as sum_k w_k * op_k(x)."""
-    options: tuple
-    grouped: bool = False
-
-    @nn.compact
-    def __call__(self, x, weights, train: bool):
-        total = 0.0
-        for k, op in enumerate(self.options):
-            total = total + weights[k] * OPERATIONS[op].make(True, op, self.grouped)(x, train)
-        return total
-
-
-class ChainSupernet(nn.Module):
-    """The supernet: `model.apply(variables, x, arch, train=...)` with `arch` an architecture
-    int32[D] or weights float[D, K] (one-hot rows: a single path; soft rows: the mixture); see
-    `layers.as_weights` for the checks (a concrete out-of-range choice raises; under jit an
-    out-of-range choice yields NaN outputs). `head=False` leaves out the global pool and the
-    classifier and returns the feature map [batch, *spatial, channels]; `stem=False` also leaves
-    out the stem, so inputs must already have `channels` channels."""
+class ChainModule(nn.Module):
+    """The chain as a Linen module: stem, one `nas.Choice` per decision (its candidates the
+    operations, labelled by name), global pool and classifier. `head=False` leaves out the pool and
+    the classifier and returns the feature map [batch, *spatial, channels]; `stem=False` also
+    leaves out the stem, so inputs must already have `channels` channels. Called as (x, train)."""
     decisions: tuple  # (decision name, option names) per decision
     channels: int
     num_classes: int = 10
@@ -185,33 +168,24 @@ class ChainSupernet(nn.Module):
     grouped: bool = False  # the backend's depthwise choice, for `sepconv`
 
     @nn.compact
-    def __call__(self, x, weights, train: bool = False):
-        weights = as_weights(weights, tuple(len(options) for _, options in self.decisions),
-                             tuple(name for name, _ in self.decisions))
+    def __call__(self, x, train: bool = False):
         if self.stem:
-            x = _stem(x, True, train, self.channels)
+            x = ConvKernel(3, self.channels, name="stem")(x)
+            x = nn.relu(batch_norm(False, train, "stem_bn")(x))
         else:
             check_channels(x, self.channels, "the chain supernet")
-        for d, (name, options) in enumerate(self.decisions):
-            x = MixedOp(options, self.grouped, name=name)(x, weights[d], train)
+        from supernet.nas import Choice   # see ChainSpace.__init__
+        for name, options in self.decisions:
+            candidates = [OPERATIONS[op].make(self.grouped) for op in options]
+            x = Choice(candidates, labels=options, name=name)(x, train)
         if self.head:
             x = nn.Dense(self.num_classes, name="head")(global_pool(x))
-        return nan_if_invalid(x, weights)
+        return x
 
 
-class ChainNetwork(nn.Module):
-    """The standalone network: `ops` is (decision name, operation name) per block."""
-    ops: tuple
-    channels: int
-    num_classes: int = 10
-    grouped: bool = False
-
-    @nn.compact
-    def __call__(self, x, train: bool = False):
-        x = _stem(x, False, train, self.channels)
-        for name, op in self.ops:
-            x = OPERATIONS[op].make(False, name, self.grouped)(x, train)
-        return nn.Dense(self.num_classes, name="head")(global_pool(x))
+def _fixed_record(options) -> dict:
+    """The `NasSpace` record of a one-operation decision (no `nas.Choice` registers it)."""
+    return dict(labels=tuple(options), values=tuple(options), kind="", enclosing=(), within=(), candidate_paths=None)
 
 
 def check_choices(choices) -> list[tuple[str, tuple[str, ...]]]:
@@ -249,18 +223,32 @@ def check_choices(choices) -> list[tuple[str, tuple[str, ...]]]:
 
 
 class ChainSpace(Space):
-    """A chain of user-chosen operations; see the module docstring for the operation library."""
+    """A chain of user-chosen operations; see the module docstring for the operation library.
+    The networks and the extraction are those of `ChainModule` traced by `supernet.nas`; the
+    counts, the extremes and which options are parameter-free come from the operation table
+    (exact and instant). A decision with one operation is a decision here (one option)."""
 
     name = "chain"
 
     def __init__(self, choices, channels: int = 16, num_classes: int = 10, input_shape=(32, 32, 3)):
-        super().__init__(check_choices(choices))
+        # Imported here: supernet.nas.space imports supernet.spaces.base, which loads this package.
+        from supernet.nas.space import NasSpace, trace
+        decisions = check_choices(choices)
+        super().__init__(decisions)
         if channels < 1 or num_classes < 2:
             raise ValueError(f"chain: need channels >= 1 and num_classes >= 2, got {channels}, {num_classes}.")
         self.channels = int(channels)
         self.num_classes = int(num_classes)
         self.input_shape = tuple(int(d) for d in input_shape)
         self.grouped = backend.current().depthwise == "grouped"  # the policy, taken once
+        self.module = ChainModule(tuple(decisions), self.channels, self.num_classes, grouped=self.grouped)
+        example = np.zeros((1, *self.input_shape), np.float32)
+        with warnings.catch_warnings():   # nas warns that a one-option Choice is fixed: here it is listed
+            warnings.simplefilter("ignore")
+            traced, abstract = (trace(self.module, example, {}) if any(len(o) > 1 for _, o in decisions)
+                                else ({}, {}))
+        records = {name: traced.get(name) or _fixed_record(options) for name, options in decisions}
+        self.traced = NasSpace(self.module, example, {}, records, abstract)
 
     def describe(self) -> dict:
         """The space's description, with its channel count."""
@@ -288,45 +276,32 @@ class ChainSpace(Space):
         a = self.validate(arch)
         return self._op_params()[np.arange(self.num_decisions), a] == 0  # broadcasts over [n, D]
 
-    # -- networks --------------------------------------------------------------------------------
-    def supernet(self, mixed: bool = False, head: bool = True, stem: bool = True) -> ChainSupernet:
-        """`mixed` is accepted for interface compatibility: the chain supernet always computes
-        every candidate, which is already the mixed (DARTS) form. `head=False` returns features,
-        `stem=False` takes `channels`-channel features (`ChainSupernet`); `body()` is
-        `supernet(head=False)`."""
+    def supernet(self, mixed: bool = False, head: bool = True, stem: bool = True):
+        """The weight-sharing chain (`supernet.nas.NasSupernet`, called as (x, arch or weights,
+        train)); every candidate is computed, which is already the mixed (DARTS) form, so `mixed`
+        changes nothing. `head=False` returns features, `stem=False` takes `channels`-channel
+        features (`ChainModule`); `body()` is `supernet(head=False)`."""
+        from supernet.nas.space import NasSupernet   # see __init__
         del mixed
-        return ChainSupernet(decisions=tuple(zip(self.decision_names, self.options)),
-                             channels=self.channels, num_classes=self.num_classes, head=head, stem=stem,
-                             grouped=self.grouped)
+        return NasSupernet(self.module.clone(head=head, stem=stem), self.decision_names, self.num_choices)
+
+    def standalone(self, arch):
+        """The chain with every decision fixed (`supernet.nas.NasStandalone`, called as (x, train)):
+        the chosen operations only."""
+        self._ops(arch)
+        return self.traced.standalone(arch)
+
+    def extract_variables(self, variables, arch):
+        """Supernet variables (calibrated for `arch`) -> the standalone network's: the fixed layers
+        as they are, and of each decision only the chosen candidate's; the supernet's
+        `supernet_stats` become the standalone BN's `batch_stats`."""
+        return self.traced.extract_variables(variables, arch)
 
     def _ops(self, arch):
         a = self.validate(arch)
         if a.ndim != 1:
             raise ValueError(f"{self.name}: expected one architecture, got shape {a.shape}.")
         return tuple((name, opts[c]) for name, opts, c in zip(self.decision_names, self.options, a))
-
-    def standalone(self, arch) -> ChainNetwork:
-        """The plain chain network of one architecture."""
-        return ChainNetwork(ops=self._ops(arch), channels=self.channels, num_classes=self.num_classes,
-                            grouped=self.grouped)
-
-    def extract_variables(self, variables, arch):
-        """Supernet variables (path mode, calibrated for `arch`) -> the standalone network's:
-        the fixed layers as they are, and of each decision only the chosen candidate's. The
-        supernet's `supernet_stats` become the standalone BN's `batch_stats`."""
-        chosen = dict(self._ops(arch))
-        result = {}
-        for collection, target in (("params", "params"), (STATS_COLLECTION, "batch_stats")):
-            if collection not in variables:
-                continue
-            out = {}
-            for name, value in variables[collection].items():
-                if name not in chosen:
-                    out[name] = value  # stem, stem_bn, head
-                elif chosen[name] in value:
-                    out[name] = value[chosen[name]]
-            result[target] = out
-        return result
 
     # -- analytic cost ---------------------------------------------------------------------------
     def params(self, arch) -> int:

@@ -99,7 +99,7 @@ def baselines(model: Encoder) -> dict:
 SIZES = {"tiny": dict(model=dict(width=8, depths=(1, 2), heads=(1, 2), mlp_widths=(16, 32)),
                       data={"num_samples": 1000}, supernet={"steps": 4}, search={"budget": 4, "population": 2},
                       retrain={"steps": 4}, seeds=1),
-         "full": dict(model={}, data={}, supernet={"steps": 800}, search={"budget": 60, "population": 10},
+         "full": dict(model={}, data={}, supernet={"steps": 2400}, search={"budget": 60, "population": 10},
                       retrain={"steps": 800}, seeds=2)}
 
 

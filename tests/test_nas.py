@@ -312,3 +312,49 @@ def test_a_decision_inside_an_unchosen_candidate_is_canonical():
     assert len(np.unique(np.asarray(space.canonical(everything)), axis=0)) == 3   # plain, wide 8, wide 16
     assert space.params(np.asarray([1, 0])) == space.params(np.asarray([1, 1]))
     nas.check(space)   # raises if a count or the extraction is wrong
+
+
+class _InvertedResidual(nn.Module):   # a MobileNet block: searched expansion width and depthwise kernel
+    @nn.compact
+    def __call__(self, x, train=False):
+        h = nas.Conv(features=(8, 16), kernel_size=1, name="expand")(x)
+        h = nn.relu6(nn.BatchNorm(use_running_average=not train)(h))
+        h = nas.DepthwiseConv(kernel_size=(3, 5, 7), strides=2, name="depthwise")(h)
+        h = nn.relu6(nn.BatchNorm(use_running_average=not train)(h))
+        return nn.Dense(10)(nas.Conv(features=8, kernel_size=1, name="project")(h).mean((1, 2)))
+
+
+def test_depthwise_kernel_is_searched_extracted_exactly_and_counted():
+    x = jax.random.normal(jax.random.key(0), (16, 9, 9, 3))
+    space = nas.space(_InvertedResidual(), x[:2])
+    assert space.decision_names == ("expand.features", "depthwise.kernel_size")
+    report = nas.check(space, x[:8], n_random=4)   # extraction, params, FLOPs vs XLA
+    assert len(report.rows) == 6 and max(r["max_abs_diff"] for r in report.rows) < 1e-4
+    supernet_vars = jax.jit(space.supernet().init, static_argnames="train")(jax.random.key(1), x, space.largest(),
+                                                                            train=False)
+    xla = {}
+    for k in (3, 7):   # only the depthwise layer differs: its count must match XLA's exactly
+        arch = space.from_string(f"expand.features=16,depthwise.kernel_size={k}")
+        grouped = space.standalone(arch).clone(grouped=True)   # padding taps left out, as `flops` does
+        xla[k] = xla_flops(grouped, space.extract_variables(supernet_vars, arch), x[:1])
+        xla[k] -= space.flops(arch)
+    assert xla[3] == xla[7]
+    arch = space.from_string("expand.features=8,depthwise.kernel_size=5")
+    params = space.extract_variables(supernet_vars, arch)["params"]["net"]
+    assert params["depthwise"]["kernel"].shape == (5, 5, 1, 8)   # the chosen kernel on the chosen width
+
+
+def test_depthwise_policy_is_taken_when_the_space_is_built():
+    from supernet import backend
+    x = jax.random.normal(jax.random.key(0), (4, 9, 9, 3))
+    shifted = nas.space(_InvertedResidual(), x[:2])
+    backend.configure(depthwise="grouped")
+    try:
+        grouped = nas.space(_InvertedResidual(), x[:2])
+    finally:
+        backend.configure()
+    assert not shifted.supernet().grouped and grouped.supernet().grouped and grouped.standalone(grouped.largest()).grouped
+    arch = grouped.largest()
+    variables = jax.jit(shifted.standalone(arch).init, static_argnames="train")(jax.random.key(1), x, train=False)
+    np.testing.assert_allclose(grouped.standalone(arch).apply(variables, x), shifted.standalone(arch).apply(variables, x),
+                               atol=1e-5)

@@ -12,7 +12,7 @@ other option, and checked against direct probes of the smallest and a few random
 Where a term is not such a product (an axis whose size follows two decisions, e.g. a concatenation
 of two searched widths chosen by an input choice), the check fails and every count stays a probe.
 
-FLOPs rule: 2 x multiply-adds of `nas.Conv`, `nas.Dense`, `nn.Conv`, `nn.Dense` and
+FLOPs rule: 2 x multiply-adds of `nas.Conv`, `nas.DepthwiseConv`, `nas.Dense`, `nn.Conv`, `nn.Dense` and
 `nn.DenseGeneral` (kernel taps that fall on padding excluded, as XLA does), plus one per output
 element for a bias and `NORM_FLOPS` per element for `nn.BatchNorm`, `nn.LayerNorm` and
 `nn.GroupNorm` (the BN of the supernet becomes a plain `nn.BatchNorm` when extracted), and of an
@@ -29,7 +29,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from supernet.nas.primitives import Conv, _Context, active_context, conv_taps
+from supernet.nas.primitives import Conv, DepthwiseConv, _Context, active_context, conv_taps
 
 PROBED = 32      # distinct architectures counted by probing before the formulas are fitted
 # FLOPs per element of a normalisation at evaluation, as XLA's cost analysis counts them.
@@ -42,7 +42,7 @@ def _record(ctx: _Context, next_fun, args, kwargs, context):
     m = context.module
     if context.method_name == "__call__":
         ctx.branches.setdefault(tuple(m.scope.path), ctx.where())
-        if isinstance(m, (nn.Conv, Conv)):
+        if isinstance(m, (nn.Conv, Conv, DepthwiseConv)):
             ctx.convs.add(tuple(m.scope.path))
     y = next_fun(*args, **kwargs)
     if context.method_name != "__call__" or not isinstance(y, jax.Array | jax.ShapeDtypeStruct | jax.core.Tracer):

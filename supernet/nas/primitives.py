@@ -1,4 +1,5 @@
-"""Search primitives for an ordinary Linen module: `Choice`, `Conv`, `Dense`, `Repeat`, `InputChoice`.
+"""Search primitives for an ordinary Linen module: `Choice`, `Conv`, `DepthwiseConv`, `Dense`, `Repeat`,
+`InputChoice`.
 
 A primitive reads how to behave from the active `_Context`, set by the wrappers in `space.py`:
 - "trace": record each decision (name, options, enclosing `Repeat` blocks and `Choice` candidates)
@@ -23,14 +24,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from supernet.layers import depthwise_conv
+
 _LOCAL = threading.local()
 
 
 class _Context:
     """What the primitives of one call see: the mode plus the decisions' rows or choices."""
 
-    def __init__(self, mode: str, rows: dict | None = None, choices: dict | None = None):
+    def __init__(self, mode: str, rows: dict | None = None, choices: dict | None = None, grouped: bool = False):
         self.mode = mode
+        self.grouped = grouped          # depthwise convs as XLA grouped convs (the backend policy)
         self.rows = rows or {}          # supernet: name -> float[K] weight row
         self.choices = choices or {}    # fixed: name -> chosen option index
         self.decisions: dict[str, dict] = {}   # trace: name -> record, in call order
@@ -228,6 +232,51 @@ class Conv(_Searchable):
         taps = np.prod([conv_taps(n, k, s, low=(k - 1) // 2) for n, s in zip(x.shape[1:-1], strides)])
         ctx.count(self, "macs", 2 * int(taps) * x.shape[-1] * width)
         return y if channel_mask is None else y * channel_mask
+
+
+class DepthwiseConv(nn.Module):
+    """A depthwise convolution (one k^rank filter per input channel, channels last, (k-1)/2 zeros on
+    each side) whose kernel size may be searched; MobileNet's middle layer.
+
+    Attributes:
+      kernel_size: int k (fixed) or tuple of odd ints (a decision `<path>.kernel_size`).
+      strides: int, the same along every spatial axis.
+      use_bias: as in `nn.Conv`.
+    The channels follow the input, so a narrower searched width before it gives a narrower layer
+    (in the supernet its channels past the width stay zero). One kernel of the largest size serves
+    every option (a centre crop). Computed as sums of shifted inputs, or as an XLA grouped
+    convolution when the backend policy in force when the space was built says `depthwise="grouped"`
+    (`supernet.layers.depthwise_conv`). Returns float[N, *spatial', C].
+    """
+    kernel_size: Any = 3
+    strides: int = 1
+    use_bias: bool = False
+
+    @nn.compact
+    def __call__(self, x):
+        ctx = _context("DepthwiseConv")
+        rank, channels = x.ndim - 2, x.shape[-1]
+        sizes = _as_tuple(self.kernel_size)
+        if any(int(k) % 2 == 0 for k in sizes):
+            raise ValueError(f"nas.DepthwiseConv {self.name}: kernel sizes must be odd to share a centred kernel; "
+                             f"got {sizes}.")
+        k, kernel_mask = int(sizes[0]), None
+        if isinstance(self.kernel_size, (tuple, list)) and not _single(self, "kernel_size", sizes, ctx):
+            name = _register(self, "kernel_size", sizes, ctx)
+            k = sizes[ctx.choices[name]] if ctx.sized else max(sizes)
+            if ctx.mode == "supernet":
+                masks = np.stack([_centre_crop_mask(k, s, rank) for s in sizes]).astype(np.float32)
+                kernel_mask = jnp.tensordot(_row(ctx, name, len(sizes)), masks, 1)
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (k,) * rank + (1, channels))
+        if kernel_mask is not None:
+            kernel = kernel * kernel_mask[..., None, None]
+        y = depthwise_conv(x, kernel.astype(x.dtype), int(self.strides), grouped=ctx.grouped)
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (channels,))
+            ctx.count(self, "bias", np.prod(y.shape[1:]))
+        taps = np.prod([conv_taps(n, k, int(self.strides), low=(k - 1) // 2) for n in x.shape[1:-1]])
+        ctx.count(self, "macs", 2 * int(taps) * channels)
+        return y
 
 
 def _centre_crop_mask(big: int, small: int, rank: int) -> np.ndarray:

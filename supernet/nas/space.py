@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from supernet import backend
 from supernet.layers import STATS_COLLECTION, as_weights, nan_if_invalid
 from supernet.nas.counts import Counts
 from supernet.nas.primitives import _Context, active_context
@@ -64,11 +65,12 @@ class NasSupernet(nn.Module):
     names: tuple
     num_choices: tuple
     call_kwargs: tuple = ()
+    grouped: bool = False   # depthwise convs as grouped convs (the backend policy when the space was built)
 
     @nn.compact
     def __call__(self, x, arch_or_weights, train: bool = False):
         w = as_weights(arch_or_weights, self.num_choices, self.names)
-        ctx = _Context("supernet", rows={n: w[i] for i, n in enumerate(self.names)})
+        ctx = _Context("supernet", rows={n: w[i] for i, n in enumerate(self.names)}, grouped=self.grouped)
         with active_context(ctx), nn.intercept_methods(_masked_batch_norm):
             y = _call(self.net, x, train, dict(self.call_kwargs))
         if self.is_mutable_collection(STATS_COLLECTION):   # calibrated, even with no BatchNorm to calibrate
@@ -83,10 +85,11 @@ class NasStandalone(nn.Module):
     net: nn.Module
     choices: tuple
     call_kwargs: tuple = ()
+    grouped: bool = False   # as in NasSupernet
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        with active_context(_Context("fixed", choices=dict(self.choices))):
+        with active_context(_Context("fixed", choices=dict(self.choices), grouped=self.grouped)):
             return _call(self.net, x, train, dict(self.call_kwargs))
 
 
@@ -120,6 +123,7 @@ class NasSpace(Space):
     def __init__(self, module: nn.Module, example_input, call_kwargs: dict, decisions: dict, abstract: dict):
         super().__init__([(n, d["labels"]) for n, d in decisions.items()])
         self._abstract = abstract   # the traced variables' shapes (which candidates hold weights)
+        self.grouped = backend.current().depthwise == "grouped"   # the policy, taken once
         self.module = module
         self.example = jnp.asarray(example_input)[:1]
         self.call_kwargs = tuple(sorted(call_kwargs.items()))
@@ -131,7 +135,7 @@ class NasSpace(Space):
     def supernet(self, mixed: bool = False, head: bool = True, stem: bool = True) -> NasSupernet:
         """The weight-sharing module. `head`/`stem` are accepted and ignored: a user's module is
         searched as written (embed it in a bigger module to add a stem or head)."""
-        return NasSupernet(self.module, self.decision_names, self.num_choices, self.call_kwargs)
+        return NasSupernet(self.module, self.decision_names, self.num_choices, self.call_kwargs, self.grouped)
 
     def _choices(self, arch) -> tuple:
         a = self.validate(arch).copy()
@@ -147,7 +151,7 @@ class NasSpace(Space):
 
     def standalone(self, arch) -> NasStandalone:
         """The user's module with every primitive fixed to the architecture's choice (static sizes)."""
-        return NasStandalone(self.module, self._choices(arch), self.call_kwargs)
+        return NasStandalone(self.module, self._choices(arch), self.call_kwargs, self.grouped)
 
     def layers(self, arch) -> list[tuple[int, str, str]]:
         """The extracted network's module calls in call order: (nesting depth, 1 for your module's

@@ -283,7 +283,8 @@ class ChainSpace(Space):
         features (`ChainModule`); `body()` is `supernet(head=False)`."""
         from supernet.nas.space import NasSupernet   # see __init__
         del mixed
-        return NasSupernet(self.module.clone(head=head, stem=stem), self.decision_names, self.num_choices)
+        return NasSupernet(self.module.clone(head=head, stem=stem), self.decision_names, self.num_choices,
+                           grouped=self.grouped)
 
     def standalone(self, arch):
         """The chain with every decision fixed (`supernet.nas.NasStandalone`, called as (x, train)):

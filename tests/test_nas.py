@@ -119,6 +119,7 @@ def _trace(body, x=None):
     (lambda x: nas.Repeat(lambda: nn.Conv(3, (3, 3)), depth=(1, 2), name="r")(x), "changes the shape"),
     (lambda x: nas.InputChoice(n_chosen=3, name="skip")([x, x]), "n_chosen=3 but 2 inputs"),
     (lambda x: nas.Conv(features=(), name="c")(x), "features has no option"),
+    (lambda x: nas.DepthwiseConv(kernel_size=(3, 4), name="d")(x), "nas.DepthwiseConv d: kernel sizes must be odd"),
     (lambda x: nas.Choice([nn.relu, nn.tanh], labels=["a"], name="op")(x), r"labels \['a'\] must name each of the 2"),
     (lambda x: nas.Choice([nn.relu, nn.tanh], labels=["a", "b=c"], name="op")(x), "label 'b=c' is empty or holds"),
 ])

@@ -208,16 +208,7 @@ class Conv(_Searchable):
                              f"(N, L, C) or (N, H, W, C), or use nas.Dense.")
         width, channel_mask = self._width(ctx)
         strides = _per_axis(self.strides, rank, "strides", self.name)
-        sizes = _as_tuple(self.kernel_size)
-        if any(int(k) % 2 == 0 for k in sizes):
-            raise ValueError(f"nas.Conv {self.name}: kernel sizes must be odd to share a centred kernel; got {sizes}.")
-        k, kernel_mask = int(sizes[0]), None
-        if isinstance(self.kernel_size, (tuple, list)) and not _single(self, "kernel_size", sizes, ctx):
-            name = _register(self, "kernel_size", sizes, ctx)
-            k = sizes[ctx.choices[name]] if ctx.sized else max(sizes)
-            if ctx.mode == "supernet":
-                masks = np.stack([_centre_crop_mask(k, s, rank) for s in sizes]).astype(np.float32)
-                kernel_mask = jnp.tensordot(_row(ctx, name, len(sizes)), masks, 1)
+        k, kernel_mask = _kernel(self, ctx, rank)
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (k,) * rank + (x.shape[-1], width))
         if kernel_mask is not None:
             kernel = kernel * kernel_mask[..., None, None]
@@ -256,17 +247,7 @@ class DepthwiseConv(nn.Module):
     def __call__(self, x):
         ctx = _context("DepthwiseConv")
         rank, channels = x.ndim - 2, x.shape[-1]
-        sizes = _as_tuple(self.kernel_size)
-        if any(int(k) % 2 == 0 for k in sizes):
-            raise ValueError(f"nas.DepthwiseConv {self.name}: kernel sizes must be odd to share a centred kernel; "
-                             f"got {sizes}.")
-        k, kernel_mask = int(sizes[0]), None
-        if isinstance(self.kernel_size, (tuple, list)) and not _single(self, "kernel_size", sizes, ctx):
-            name = _register(self, "kernel_size", sizes, ctx)
-            k = sizes[ctx.choices[name]] if ctx.sized else max(sizes)
-            if ctx.mode == "supernet":
-                masks = np.stack([_centre_crop_mask(k, s, rank) for s in sizes]).astype(np.float32)
-                kernel_mask = jnp.tensordot(_row(ctx, name, len(sizes)), masks, 1)
+        k, kernel_mask = _kernel(self, ctx, rank)
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (k,) * rank + (1, channels))
         if kernel_mask is not None:
             kernel = kernel * kernel_mask[..., None, None]
@@ -277,6 +258,23 @@ class DepthwiseConv(nn.Module):
         taps = np.prod([conv_taps(n, k, int(self.strides), low=(k - 1) // 2) for n in x.shape[1:-1]])
         ctx.count(self, "macs", 2 * int(taps) * channels)
         return y
+
+
+def _kernel(module: nn.Module, ctx: _Context, rank: int):
+    """(static kernel size to build, float mask[k]*rank of the chosen centre or None) of a conv
+    whose `kernel_size` is an int (fixed) or a tuple of odd ints (a decision)."""
+    sizes = _as_tuple(module.kernel_size)
+    if any(int(k) % 2 == 0 for k in sizes):
+        raise ValueError(f"nas.{type(module).__name__} {module.name}: kernel sizes must be odd to share a centred "
+                         f"kernel; got {sizes}.")
+    if not isinstance(module.kernel_size, (tuple, list)) or _single(module, "kernel_size", sizes, ctx):
+        return int(sizes[0]), None
+    name = _register(module, "kernel_size", sizes, ctx)
+    k = sizes[ctx.choices[name]] if ctx.sized else max(sizes)
+    if ctx.mode != "supernet":
+        return k, None
+    masks = np.stack([_centre_crop_mask(k, s, rank) for s in sizes]).astype(np.float32)
+    return k, jnp.tensordot(_row(ctx, name, len(sizes)), masks, 1)
 
 
 def _centre_crop_mask(big: int, small: int, rank: int) -> np.ndarray:

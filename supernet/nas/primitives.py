@@ -208,20 +208,13 @@ class Conv(_Searchable):
                              f"(N, L, C) or (N, H, W, C), or use nas.Dense.")
         width, channel_mask = self._width(ctx)
         strides = _per_axis(self.strides, rank, "strides", self.name)
-        k, kernel_mask = _kernel(self, ctx, rank)
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (k,) * rank + (x.shape[-1], width))
-        if kernel_mask is not None:
-            kernel = kernel * kernel_mask[..., None, None]
+        k, kernel = _kernel(self, ctx, rank, (x.shape[-1], width))
         # (k-1)/2 zeros on each side: SAME's output size, and a centre crop stays centred at any
         # stride (XLA's SAME would shift an odd kernel by one when the stride leaves a remainder).
         pad = [((k - 1) // 2, (k - 1) // 2)] * rank
-        y = jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), strides, pad,
-                                         dimension_numbers=_dimension_numbers(rank))
-        if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (width,))
-            ctx.count(self, "bias", np.prod(y.shape[1:]))
-        taps = np.prod([conv_taps(n, k, s, low=(k - 1) // 2) for n, s in zip(x.shape[1:-1], strides)])
-        ctx.count(self, "macs", 2 * int(taps) * x.shape[-1] * width)
+        y = _biased(self, ctx, jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), strides, pad,
+                                                            dimension_numbers=_dimension_numbers(rank)))
+        ctx.count(self, "macs", 2 * _taps(x, k, strides) * x.shape[-1] * width)
         return y if channel_mask is None else y * channel_mask
 
 
@@ -247,34 +240,41 @@ class DepthwiseConv(nn.Module):
     def __call__(self, x):
         ctx = _context("DepthwiseConv")
         rank, channels = x.ndim - 2, x.shape[-1]
-        k, kernel_mask = _kernel(self, ctx, rank)
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (k,) * rank + (1, channels))
-        if kernel_mask is not None:
-            kernel = kernel * kernel_mask[..., None, None]
-        y = depthwise_conv(x, kernel.astype(x.dtype), int(self.strides), grouped=ctx.grouped)
-        if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (channels,))
-            ctx.count(self, "bias", np.prod(y.shape[1:]))
-        taps = np.prod([conv_taps(n, k, int(self.strides), low=(k - 1) // 2) for n in x.shape[1:-1]])
-        ctx.count(self, "macs", 2 * int(taps) * channels)
+        k, kernel = _kernel(self, ctx, rank, (1, channels))
+        y = _biased(self, ctx, depthwise_conv(x, kernel.astype(x.dtype), int(self.strides), grouped=ctx.grouped))
+        ctx.count(self, "macs", 2 * _taps(x, k, (int(self.strides),) * rank) * channels)
         return y
 
 
-def _kernel(module: nn.Module, ctx: _Context, rank: int):
-    """(static kernel size to build, float mask[k]*rank of the chosen centre or None) of a conv
-    whose `kernel_size` is an int (fixed) or a tuple of odd ints (a decision)."""
+def _kernel(module: nn.Module, ctx: _Context, rank: int, io: tuple) -> tuple:
+    """(static kernel size k, the `kernel` parameter [k]*rank + io) of a conv whose `kernel_size`
+    is an int (fixed) or a tuple of odd ints (a decision); in the supernet the kernel is masked to
+    the chosen centre (mixed by the decision's row)."""
     sizes = _as_tuple(module.kernel_size)
     if any(int(k) % 2 == 0 for k in sizes):
         raise ValueError(f"nas.{type(module).__name__} {module.name}: kernel sizes must be odd to share a centred "
                          f"kernel; got {sizes}.")
-    if not isinstance(module.kernel_size, (tuple, list)) or _single(module, "kernel_size", sizes, ctx):
-        return int(sizes[0]), None
-    name = _register(module, "kernel_size", sizes, ctx)
-    k = sizes[ctx.choices[name]] if ctx.sized else max(sizes)
-    if ctx.mode != "supernet":
-        return k, None
+    searched = isinstance(module.kernel_size, (tuple, list)) and not _single(module, "kernel_size", sizes, ctx)
+    name = _register(module, "kernel_size", sizes, ctx) if searched else None
+    k = int(sizes[0]) if not searched else sizes[ctx.choices[name]] if ctx.sized else max(sizes)
+    kernel = module.param("kernel", nn.initializers.lecun_normal(), (k,) * rank + tuple(io))
+    if not searched or ctx.mode != "supernet":
+        return k, kernel
     masks = np.stack([_centre_crop_mask(k, s, rank) for s in sizes]).astype(np.float32)
-    return k, jnp.tensordot(_row(ctx, name, len(sizes)), masks, 1)
+    return k, kernel * jnp.tensordot(_row(ctx, name, len(sizes)), masks, 1)[..., None, None]
+
+
+def _biased(module: nn.Module, ctx: _Context, y):
+    """`y` plus the module's bias over its last axis when `use_bias` (counted: one FLOP per element)."""
+    if not module.use_bias:
+        return y
+    ctx.count(module, "bias", np.prod(y.shape[1:]))
+    return y + module.param("bias", nn.initializers.zeros, (y.shape[-1],))
+
+
+def _taps(x, k: int, strides: tuple) -> int:
+    """Kernel taps on real input summed over output positions (every spatial axis, (k-1)/2 padding)."""
+    return int(np.prod([conv_taps(n, k, s, low=(k - 1) // 2) for n, s in zip(x.shape[1:-1], strides)]))
 
 
 def _centre_crop_mask(big: int, small: int, rank: int) -> np.ndarray:
@@ -303,10 +303,7 @@ class Dense(_Searchable):
         ctx = _context("Dense")
         width, channel_mask = self._width(ctx)
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (x.shape[-1], width))
-        y = x @ kernel.astype(x.dtype)
-        if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (width,))
-            ctx.count(self, "bias", np.prod(y.shape[1:]))
+        y = _biased(self, ctx, x @ kernel.astype(x.dtype))
         ctx.count(self, "macs", 2 * int(np.prod(x.shape[1:-1])) * x.shape[-1] * width)
         return y if channel_mask is None else y * channel_mask
 

@@ -13,6 +13,7 @@ Outside those wrappers a primitive raises: its decisions would be unknown.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import re
 import threading
@@ -103,18 +104,27 @@ def _single(module: nn.Module, what: str, options: Sequence[Any], ctx: _Context)
 
 
 def _register(module: nn.Module, kind: str, options: Sequence[Any], ctx: _Context, **info) -> str:
+    """Records the module's own decision `<path>.<kind>` while tracing; returns its name."""
     name = _decision_name(module, kind)
-    if ctx.mode == "trace":
-        labels = tuple(str(o) for o in options)
-        if name in ctx.decisions:
-            if ctx.decisions[name]["labels"] != labels:
-                raise ValueError(f"duplicate decision name {name!r} with different options "
-                                 f"{ctx.decisions[name]['labels']} and {labels}: rename one of them "
-                                 f"(a repeated name ties decisions with the same options).")
-        else:
-            ctx.decisions[name] = dict(labels=labels, values=tuple(options), kind=kind,
-                                       enclosing=tuple(ctx.repeat_stack), within=tuple(ctx.choice_stack), **info)
+    _record(name, kind, tuple(str(o) for o in options), tuple(options), ctx, **info)
     return name
+
+
+def _record(name: str, kind: str, labels: tuple, values: tuple, ctx: _Context, **info):
+    """trace: records a decision, or checks a repeated name's options (a repeated name ties
+    decisions). A tied decision sits only in the blocks and candidates common to all its uses."""
+    if ctx.mode != "trace":
+        return
+    record = ctx.decisions.get(name)
+    if record is None:
+        ctx.decisions[name] = dict(labels=labels, values=values, kind=kind, enclosing=tuple(ctx.repeat_stack),
+                                   within=tuple(ctx.choice_stack), **info)
+        return
+    if record["labels"] != labels:
+        raise ValueError(f"duplicate decision name {name!r} with different options {record['labels']} and "
+                         f"{labels}: rename one of them (a repeated name ties decisions with the same options).")
+    record["enclosing"] = tuple(e for e in record["enclosing"] if e in ctx.repeat_stack)
+    record["within"] = tuple(e for e in record["within"] if e in ctx.choice_stack)
 
 
 def _row(ctx: _Context, name: str, n: int) -> jax.Array:
@@ -141,24 +151,116 @@ def _as_tuple(v) -> tuple:
     return tuple(v) if isinstance(v, (tuple, list)) else (v,)
 
 
+def _label(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+class Value:
+    """A decision you name, shared by every primitive it is passed to (NNI's label): a `Conv`'s or
+    `Dense`'s `features`, a conv's `kernel_size` or a `Repeat`'s `depth`. `map(fn)` is a size
+    that follows it, `derive(fn, a, b)` one that follows several:
+
+        width = nas.Value("width", (0.5, 1.0))                       # one decision for the network
+        nas.Conv(features=width.map(lambda m: int(32 * m)), name="stem")
+
+    `labels`: the options' names in architecture strings (default: `3`, `0.5`). With one option it
+    is fixed, not a decision."""
+
+    def __init__(self, name: str, options: Sequence[Any], labels: Sequence[str] | None = None):
+        self.name, self.options = str(name), tuple(options)
+        self.labels = tuple(str(x) for x in labels) if labels is not None else tuple(map(_label, self.options))
+        if not self.name or any(ch in self.name for ch in ",="):
+            raise ValueError(f"nas.Value name {name!r} is empty or holds ',' or '=', which architecture strings use.")
+        if not self.options or len(self.labels) != len(self.options) or len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"nas.Value {self.name!r}: options {self.options} with labels {self.labels}; pass at "
+                             f"least one option and one distinct label per option.")
+
+    def map(self, fn: Callable) -> "Derived":
+        """A size `fn(option)` that follows this decision."""
+        return derive(fn, self)
+
+    def __repr__(self):
+        return f"nas.Value({self.name!r}, {self.options})"
+
+
+class Derived:
+    """A size `fn(*options)` that follows one or more `Value`s (see `derive`)."""
+
+    def __init__(self, fn: Callable, values: tuple):
+        self.fn, self.values = fn, values
+
+    def __repr__(self):
+        return f"nas.derive({getattr(self.fn, '__name__', 'fn')}, {', '.join(v.name for v in self.values)})"
+
+
+def derive(fn: Callable, *values: Value) -> Derived:
+    """A size that follows several decisions: `fn(option of each value)` -> int, e.g. an MBConv's
+    hidden width `derive(lambda m, e: int(16 * m * e), width, expand)`."""
+    if not values or not all(isinstance(v, Value) for v in values):
+        raise ValueError(f"nas.derive takes a function and one or more nas.Value, got {values}.")
+    return Derived(fn, values)
+
+
+def _size(module: nn.Module, kind: str, spec, ctx: _Context) -> tuple:
+    """(size, the option sizes or None, their weights float[n] or None) of a module's `kind`
+    given as an int (fixed), a tuple (the module's own decision `<path>.<kind>`), a `Value` or a
+    `derive`d size. `size` is the chosen one where layers are sized, else the largest; the option
+    sizes run over every combination of the decisions' options (None: nothing is searched); the
+    weights, in the supernet only, are the products of the decisions' rows."""
+    if isinstance(spec, Value):
+        spec = derive(_identity, spec)
+    if not isinstance(spec, Derived):
+        options = _as_tuple(spec)
+        if _single(module, kind, options, ctx):
+            return int(options[0]), None, None
+        spec = derive(_identity, Value(_decision_name(module, kind), options, tuple(map(str, options))))
+    searched = [v for v in spec.values if len(v.options) > 1]   # a one-option Value is a constant
+    for v in searched:
+        _record(v.name, kind, v.labels, v.options, ctx)
+    combos = list(itertools.product(*[range(len(v.options)) for v in spec.values]))
+    sizes = [int(spec.fn(*[v.options[i] for v, i in zip(spec.values, combo)])) for combo in combos]
+    if not searched:
+        return sizes[0], None, None
+    if ctx.sized:
+        chosen = tuple(ctx.choices[v.name] if len(v.options) > 1 else 0 for v in spec.values)
+        return sizes[combos.index(chosen)], sizes, None
+    weights = None
+    if ctx.mode == "supernet":
+        weights = jnp.ones((1,))
+        for v in spec.values:
+            row = _row(ctx, v.name, len(v.options)) if len(v.options) > 1 else jnp.ones((1,))
+            weights = (weights[:, None] * row[None, :]).reshape(-1)   # itertools.product's order
+    return max(sizes), sizes, weights
+
+
+def _identity(x):
+    return x
+
+
 class _Searchable(nn.Module):
     """Shared logic of `Conv` and `Dense`: a searched output width (and kernel for Conv)."""
 
     def _width(self, ctx: _Context):
-        """(static width to build, float mask[width] or None, chosen-by-fixed width)."""
-        if not isinstance(self.features, (tuple, list)):
-            return int(self.features), None
-        options = tuple(self.features)
-        if _single(self, "features", options, ctx):
-            return int(options[0]), None
-        name = _register(self, "features", options, ctx)
-        if ctx.sized:
-            return options[ctx.choices[name]], None
-        big = max(options)
-        if ctx.mode == "trace":
-            return big, None
-        masks = np.stack([np.arange(big) < f for f in options]).astype(np.float32)
-        return big, _row(ctx, name, len(options)) @ masks
+        """(static width to build, float mask[width] or None)."""
+        width, sizes, weights = _size(self, "features", self.features, ctx)
+        if weights is None:
+            return width, None
+        return width, weights @ np.stack([np.arange(width) < f for f in sizes]).astype(np.float32)
+
+
+class Prefix(_Searchable):
+    """The first `features` channels of its input (an int, a tuple or a `Value`): in the supernet
+    the channels past the chosen width are zeroed, in the extracted network sliced off. For an
+    input that stands in for a searched-width layer (a body called without its stem)."""
+    features: Any
+
+    @nn.compact
+    def __call__(self, x):
+        width, channel_mask = self._width(_context("Prefix"))
+        if x.shape[-1] < width:
+            raise ValueError(f"nas.Prefix {self.name}: input of shape {x.shape} has fewer than {width} channels.")
+        x = x[..., :width]
+        return x if channel_mask is None else x * channel_mask
 
 
 def _per_axis(value, rank: int, what: str, name) -> tuple:
@@ -248,20 +350,17 @@ class DepthwiseConv(nn.Module):
 
 def _kernel(module: nn.Module, ctx: _Context, rank: int, io: tuple) -> tuple:
     """(static kernel size k, the `kernel` parameter [k]*rank + io) of a conv whose `kernel_size`
-    is an int (fixed) or a tuple of odd ints (a decision); in the supernet the kernel is masked to
-    the chosen centre (mixed by the decision's row)."""
-    sizes = _as_tuple(module.kernel_size)
-    if any(int(k) % 2 == 0 for k in sizes):
+    is an int (fixed), a tuple of odd ints (a decision) or a `Value`; in the supernet the kernel is
+    masked to the chosen centre (mixed by the decision's row)."""
+    k, sizes, weights = _size(module, "kernel_size", module.kernel_size, ctx)
+    if any(size % 2 == 0 for size in sizes or (k,)):
         raise ValueError(f"nas.{type(module).__name__} {module.name}: kernel sizes must be odd to share a centred "
-                         f"kernel; got {sizes}.")
-    searched = isinstance(module.kernel_size, (tuple, list)) and not _single(module, "kernel_size", sizes, ctx)
-    name = _register(module, "kernel_size", sizes, ctx) if searched else None
-    k = int(sizes[0]) if not searched else sizes[ctx.choices[name]] if ctx.sized else max(sizes)
+                         f"kernel; got {tuple(sizes or (k,))}.")
     kernel = module.param("kernel", nn.initializers.lecun_normal(), (k,) * rank + tuple(io))
-    if not searched or ctx.mode != "supernet":
+    if weights is None:
         return k, kernel
     masks = np.stack([_centre_crop_mask(k, s, rank) for s in sizes]).astype(np.float32)
-    return k, kernel * jnp.tensordot(_row(ctx, name, len(sizes)), masks, 1)[..., None, None]
+    return k, kernel * jnp.tensordot(weights, masks, 1)[..., None, None]
 
 
 def _biased(module: nn.Module, ctx: _Context, y):
@@ -395,25 +494,29 @@ class Choice(nn.Module):
 
 
 class Repeat(nn.Module):
-    """`block_fn()` repeated up to max(depth) times; the number of blocks is a decision `<path>.depth`.
+    """`block_fn()` repeated up to max(depth) times; the number of blocks is a decision `<path>.depth`
+    (or the `Value` given as `depth`).
 
-    `block_fn` is a zero-argument callable returning a module (a module class works). Each block
-    has its own weights (children `block1`, `block2`, ...). Blocks past the chosen depth are the
-    identity, so a block must keep its input's shape. Call arguments go to every block.
+    `block_fn` is a zero-argument callable returning a module (a module class works), or one that
+    takes the block's index (0, 1, ...), e.g. to give the first block of a stage its stride. Each
+    block has its own weights (children `block1`, `block2`, ...). Blocks past the chosen depth are
+    the identity, so a block that may be skipped must keep its input's shape; the first min(depth)
+    blocks always run and may change it. Call arguments go to every block.
     """
     block_fn: Callable
-    depth: Sequence[int]
+    depth: Any
 
     @nn.compact
     def __call__(self, x, *args, **kwargs):
         ctx = _context("Repeat")
-        depths = _as_tuple(self.depth)
-        name = None if _single(self, "depth", depths, ctx) else _register(self, "depth", depths, ctx)
-        count = depths[0] if name is None else depths[ctx.choices[name]] if ctx.mode == "fixed" else max(depths)
-        chosen = depths[ctx.choices[name]] if name is not None and ctx.sized else count
+        if isinstance(self.depth, Derived):
+            raise ValueError(f"nas.Repeat {self.name}: depth must be an int, a tuple or a nas.Value, not a derived size.")
+        chosen, depths, weights = _size(self, "depth", self.depth, ctx)
+        name = None if depths is None else self.depth.name if isinstance(self.depth, Value) else _decision_name(self, "depth")
+        count = chosen if name is None or ctx.mode == "fixed" else max(depths)
         for i in range(count):
-            block = self.block_fn().clone(parent=self, name=f"block{i + 1}")
-            if name is None:   # a fixed depth: nothing is skipped, so a block may change the shape
+            block = _make_block(self.block_fn, i).clone(parent=self, name=f"block{i + 1}")
+            if name is None or i < min(depths):   # always runs, so it may change the shape
                 x = block(x, *args, **kwargs)
                 continue
             ctx.repeat_stack.append((name, i))
@@ -426,11 +529,23 @@ class Repeat(nn.Module):
             if jnp.shape(y) != jnp.shape(x):
                 raise ValueError(f"nas.Repeat {name!r}: block{i + 1} changes the shape {jnp.shape(x)} -> "
                                  f"{jnp.shape(y)}, so it cannot be skipped; keep the shape inside a Repeat.")
-            if ctx.mode == "supernet":
-                on = _row(ctx, name, len(depths)) @ jnp.asarray([float(d > i) for d in depths])
+            if weights is not None:
+                on = weights @ jnp.asarray([float(d > i) for d in depths])
                 y = on * y + (1 - on) * x
             x = y
         return x
+
+
+def _make_block(block_fn: Callable, index: int) -> nn.Module:
+    """`block_fn(index)` when it takes a positional argument, else `block_fn()`."""
+    if not isinstance(block_fn, type):
+        try:
+            params = inspect.signature(block_fn).parameters.values()
+        except (TypeError, ValueError):
+            params = ()
+        if any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty for p in params):
+            return block_fn(index)
+    return block_fn()
 
 
 class InputChoice(nn.Module):

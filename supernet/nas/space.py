@@ -10,6 +10,7 @@ collection is mutable (calibration), and zeroes channels that a narrower layer s
 from __future__ import annotations
 
 import inspect
+import warnings
 
 import flax
 import flax.linen as nn
@@ -294,6 +295,24 @@ def _layer_text(kind: str, shape, path: str, variables, labels: dict) -> str:
     if kind == "InputChoice" and path in labels:
         text.append(f"inputs {labels[path]}")
     return " ".join(text) + (f" -> {shape[-1]}" if shape else "")
+
+
+def listed(module: nn.Module, example_input, decisions) -> NasSpace:
+    """The `NasSpace` of a built-in space's module, its decisions in the order the space lists
+    them ((name, labels) pairs): traced decisions keep their records; a listed decision with one
+    option, which no primitive registers, is kept as a decision with that one option."""
+    with warnings.catch_warnings():   # nas warns that a one-option decision is fixed: here it is listed
+        warnings.simplefilter("ignore")
+        traced, abstract = (trace(module, example_input, {}) if any(len(o) > 1 for _, o in decisions)
+                            else ({}, {}))
+    records = {name: traced.get(name) or dict(labels=tuple(labels), values=tuple(labels), kind="", enclosing=(),
+                                              within=(), candidate_paths=None)
+               for name, labels in decisions}
+    for name, labels in decisions:
+        if records[name]["labels"] != tuple(labels):
+            raise ValueError(f"decision {name!r}: the module's options {records[name]['labels']} are not the "
+                             f"listed {tuple(labels)}.")
+    return NasSpace(module, example_input, {}, records, abstract)
 
 
 def space(module: nn.Module, example_input, **call_kwargs) -> NasSpace:

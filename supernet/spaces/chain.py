@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from typing import Callable, Mapping
 
 import flax.linen as nn
@@ -183,11 +182,6 @@ class ChainModule(nn.Module):
         return x
 
 
-def _fixed_record(options) -> dict:
-    """The `NasSpace` record of a one-operation decision (no `nas.Choice` registers it)."""
-    return dict(labels=tuple(options), values=tuple(options), kind="", enclosing=(), within=(), candidate_paths=None)
-
-
 def check_choices(choices) -> list[tuple[str, tuple[str, ...]]]:
     """The user's {decision: [operation, ...]} as a list of pairs; ValueError naming the problem."""
     valid = ", ".join(OPERATIONS)
@@ -232,7 +226,7 @@ class ChainSpace(Space):
 
     def __init__(self, choices, channels: int = 16, num_classes: int = 10, input_shape=(32, 32, 3)):
         # Imported here: supernet.nas.space imports supernet.spaces.base, which loads this package.
-        from supernet.nas.space import NasSpace, trace
+        from supernet.nas.space import listed
         decisions = check_choices(choices)
         super().__init__(decisions)
         if channels < 1 or num_classes < 2:
@@ -242,13 +236,7 @@ class ChainSpace(Space):
         self.input_shape = tuple(int(d) for d in input_shape)
         self.grouped = backend.current().depthwise == "grouped"  # the policy, taken once
         self.module = ChainModule(tuple(decisions), self.channels, self.num_classes, grouped=self.grouped)
-        example = np.zeros((1, *self.input_shape), np.float32)
-        with warnings.catch_warnings():   # nas warns that a one-option Choice is fixed: here it is listed
-            warnings.simplefilter("ignore")
-            traced, abstract = (trace(self.module, example, {}) if any(len(o) > 1 for _, o in decisions)
-                                else ({}, {}))
-        records = {name: traced.get(name) or _fixed_record(options) for name, options in decisions}
-        self.traced = NasSpace(self.module, example, {}, records, abstract)
+        self.traced = listed(self.module, np.zeros((1, *self.input_shape), np.float32), decisions)
 
     def describe(self) -> dict:
         """The space's description, with its channel count."""

@@ -12,46 +12,37 @@ Decisions, in this order:
   `width` (a global width multiplier, e.g. "0.75", "1"), only when `width_mults` has > 1 option.
 Choices of blocks beyond a stage's depth do not change the network (see `canonical`).
 
-Weight sharing (one set of largest-shape weights, masks pick the sub-network):
-  * kernel size: each block owns one depthwise kernel of the largest size; a smaller kernel is its
-    centre (the outer ring is masked to zero). With soft weights the mask is the weighted sum of
-    the per-size masks: Single-Path NAS's "superkernel".
-  * expansion: the hidden channels are the first e*C of the largest expand conv, via a channel
-    mask (soft: the weighted sum of per-ratio masks) applied *after* BN + ReLU6, so masked
-    channels are exactly zero.
-  * depth: the first block of a stage always runs; block i > 0 outputs x + p_i * F(x), p_i being
-    the total weight of the depth options that include it (exactly 0 or 1 for one-hot weights).
-  * width: a channel mask on the stem, every block output and the head conv, applied after the
-    BN / activation so masked channels are zero and stay zero through the residual additions.
-The depthwise conv is computed as a sum of shifted copies (`depthwise_conv`), because XLA:CPU's
-grouped convolutions are very slow.
+The network is an ordinary Linen module (`MobileNetModule`) written with `supernet.nas`
+primitives, so the supernet, the extraction and the layout of its variables are nas's:
+  * a stage is a `nas.Repeat` of blocks (its depth a `nas.Value`; the first block, which changes
+    the stride or channels, always runs; block i > 0 outputs x + p_i * F(x), p_i the weight of the
+    depths that include it);
+  * a block's kernel is a `nas.DepthwiseConv` kernel size (a smaller kernel is the centre of the
+    largest: Single-Path NAS's superkernel with soft weights);
+  * its hidden width follows two decisions, the width multiplier and its expansion ratio
+    (`nas.derive`): the first channels of the largest expand conv, zero past the chosen width;
+  * the width multiplier is one `nas.Value` shared by the stem, every block output and the head.
+The plain `nn.BatchNorm`s are calibrated per architecture in the supernet (`supernet.nas.space`).
 The price of one compilation serving every architecture: the supernet always costs as much as the
 *largest* subnet (masks, not smaller shapes). `standalone(arch)` builds the genuinely smaller
-network (only the active blocks, real kernel sizes and widths), and `extract_variables` crops the
-shared weights into it.
+network, and `extract_variables` crops the shared weights into it. Params and FLOPs are counted
+analytically from the stage plan (exact, instant).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from supernet import backend
-from supernet.layers import (STATS_COLLECTION, ConvKernel, as_weights, check_channels, depthwise_conv, global_pool,
-                             nan_if_invalid)
+from supernet.layers import check_channels, global_pool
 from supernet.networks import batch_norm
 from supernet.spaces.base import Space
 
 DEFAULT_STAGES = ((16, 2, 1), (24, 3, 2), (32, 3, 2))
-
-
-def _label(value) -> str:
-    return f"{value:g}"
 
 
 def scaled(channels: int, mult: float) -> int:
@@ -64,148 +55,68 @@ def hidden_width(channels: int, ratio: float) -> int:
     return max(1, int(channels * ratio + 0.5))
 
 
-def prefix_masks(sizes: Sequence[int], full: int) -> np.ndarray:
-    """float32[len(sizes), full]: row j keeps the first sizes[j] channels."""
-    return (np.arange(full)[None, :] < np.asarray(sizes)[:, None]).astype(np.float32)
-
-
-def centre_masks(kernel_sizes: Sequence[int], full: int, nd: int) -> np.ndarray:
-    """float32[len(kernel_sizes), full, ..., full]: row j keeps the centre k_j^nd window."""
-    masks = []
-    for k in kernel_sizes:
-        line = np.abs(np.arange(full) - full // 2) <= k // 2
-        grid = line
-        for _ in range(nd - 1):
-            grid = np.multiply.outer(grid, line)
-        masks.append(grid.astype(np.float32))
-    return np.stack(masks)
-
-
-def _mix(weights_row, masks: np.ndarray):
-    """Weighted sum of the first len(masks) masks (padded weight slots are ignored)."""
-    return jnp.tensordot(weights_row[:len(masks)], jnp.asarray(masks), axes=1)
-
-
-class Depthwise(nn.Module):
-    """A depthwise conv kernel `[*window, 1, C]`, optionally multiplied by a mask before use."""
-    window: int
-    stride: int = 1
-    grouped: bool = False  # the backend policy's depthwise choice (`layers.depthwise_conv`)
-
-    @nn.compact
-    def __call__(self, x, mask=None):
-        nd = x.ndim - 2
-        kernel = self.param("kernel", nn.initializers.kaiming_normal(), (self.window,) * nd + (1, x.shape[-1]))
-        if mask is not None:
-            kernel = kernel * mask[..., None, None]
-        return depthwise_conv(x, kernel, self.stride, grouped=self.grouped)
-
-
 class MBConv(nn.Module):
-    """An inverted-residual block. In the supernet, the masks select channels / kernel size and
-    `gate` scales the residual branch (elastic depth); a standalone block passes none of them."""
-    hidden: int
-    features: int
-    window: int
+    """An inverted-residual block; `kernel`, `expand` and `width` are `nas.Value`s (the block's
+    kernel size and expansion ratio, the network's width multiplier)."""
+    in_channels: int
+    channels: int
     stride: int
-    residual: bool
-    calibrated: bool = False
-    grouped: bool = False
-
-    @nn.compact
-    def __call__(self, x, train: bool, kernel_mask=None, hidden_mask=None, out_mask=None, gate=1.0):
-        h = ConvKernel(1, self.hidden, name="expand")(x)
-        h = _masked(nn.relu6(batch_norm(self.calibrated, train, "expand_bn")(h)), hidden_mask)
-        h = Depthwise(self.window, self.stride, self.grouped, name="depthwise")(h, kernel_mask)
-        h = _masked(nn.relu6(batch_norm(self.calibrated, train, "depthwise_bn")(h)), hidden_mask)
-        h = ConvKernel(1, self.features, name="project")(h)
-        h = _masked(batch_norm(self.calibrated, train, "project_bn")(h), out_mask)
-        return x + gate * h if self.residual else h
-
-
-def _masked(x, mask):
-    return x if mask is None else x * mask
-
-
-class MobileNetNetwork(nn.Module):
-    """The standalone network of one architecture.
-
-    `blocks`: (name, hidden, features, window, stride, residual) per active block."""
-    stem_channels: int
-    stem_stride: int
-    blocks: tuple
-    head_channels: int
-    num_classes: int = 10
-    grouped: bool = False
+    kernel: object
+    expand: object
+    width: object
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        x = ConvKernel(3, self.stem_channels, self.stem_stride, name="stem")(x)
-        x = nn.relu6(batch_norm(False, train, "stem_bn")(x))
-        for name, hidden, features, window, stride, residual in self.blocks:
-            x = MBConv(hidden, features, window, stride, residual, grouped=self.grouped, name=name)(x, train)
-        x = ConvKernel(1, self.head_channels, name="head")(x)
-        x = nn.relu6(batch_norm(False, train, "head_bn")(x))
-        return nn.Dense(self.num_classes, name="classifier")(global_pool(x))
+        from supernet import nas   # see MobileNetSpace.__init__
+        cin, cout = self.in_channels, self.channels
+        hidden = nas.derive(lambda m, e: hidden_width(scaled(cin, m), e), self.width, self.expand)
+        h = nas.Conv(features=hidden, kernel_size=1, use_bias=False, name="expand")(x)
+        h = nn.relu6(batch_norm(False, train, "expand_bn")(h))
+        h = nas.DepthwiseConv(kernel_size=self.kernel, strides=self.stride, name="depthwise")(h)
+        h = nn.relu6(batch_norm(False, train, "depthwise_bn")(h))
+        h = nas.Conv(features=self.width.map(lambda m: scaled(cout, m)), kernel_size=1, use_bias=False,
+                     name="project")(h)
+        h = batch_norm(False, train, "project_bn")(h)
+        return x + h if self.stride == 1 and cin == cout else h
 
 
-class MobileNetSupernet(nn.Module):
-    """The supernet: `model.apply(variables, x, arch, train=...)` with `arch` an architecture
-    int32[D] or weights float[D, K] (one-hot rows: a single path; soft rows: the masked
-    relaxation); see `layers.as_weights` for the checks (a concrete out-of-range choice raises;
-    under jit an out-of-range choice yields NaN outputs).
-
-    `space` supplies the configuration and the decision layout; all shapes are the largest ones.
-    `head=False` leaves out the head (1x1 conv, BN, ReLU6, global pool, classifier) and returns
-    the last block's feature map [batch, *spatial, full(last stage channels)] (channels beyond the
-    chosen width are zero); `stem=False` also leaves out the stem, so inputs must already have
-    `full(stem_channels)` channels (those beyond the chosen width are masked off, as the stem's
-    would be)."""
+class MobileNetModule(nn.Module):
+    """The MobileNet as a Linen module (`space`: its configuration). `head=False` leaves out the head
+    (1x1 conv, BN, ReLU6, global pool, classifier) and returns the last block's feature map;
+    `stem=False` also leaves out the stem, so inputs must already have `space.full(stem_channels)`
+    channels (those past the chosen width are zeroed, as the stem's would be). Called as (x, train)."""
     space: "MobileNetSpace"
     head: bool = True
     stem: bool = True
 
     @nn.compact
-    def __call__(self, x, weights, train: bool = False):
+    def __call__(self, x, train: bool = False):
+        from supernet import nas   # see MobileNetSpace.__init__
+        from supernet.nas.primitives import Prefix
         sp = self.space
-        weights = as_weights(weights, sp.num_choices, sp.decision_names)
-        nd = x.ndim - 2
-        width_w = weights[sp.width_index] if sp.width_index is not None else jnp.ones((1,))
-
-        def width_mask(channels):
-            if len(sp.width_mults) == 1:
-                return None  # nothing to choose: every channel is always on
-            return _mix(width_w, prefix_masks([scaled(channels, m) for m in sp.width_mults], sp.full(channels)))
-
+        width = nas.Value("width", sp.width_mults)
+        stem_width = width.map(lambda m: scaled(sp.stem_channels, m))
         if self.stem:
-            x = ConvKernel(3, sp.full(sp.stem_channels), sp.stem_stride, name="stem")(x)
-            x = nn.relu6(batch_norm(True, train, "stem_bn")(x))
+            x = nas.Conv(features=stem_width, kernel_size=3, strides=sp.stem_stride, use_bias=False, name="stem")(x)
+            x = nn.relu6(batch_norm(False, train, "stem_bn")(x))
         else:
             check_channels(x, sp.full(sp.stem_channels), "the mobilenet supernet")
-        x = _masked(x, width_mask(sp.stem_channels))
-        kernel_masks = centre_masks(sp.kernel_sizes, max(sp.kernel_sizes), nd)
-        for block in sp.block_layout():
-            cin = block["in_channels"]
-            full_hidden = hidden_width(sp.full(cin), max(sp.expand_ratios))
-            # hidden width depends on (width option, expand option): mix over both
-            hidden_masks = np.stack([prefix_masks([hidden_width(scaled(cin, m), e) for e in sp.expand_ratios],
-                                                  full_hidden) for m in sp.width_mults])  # [W, E, full]
-            expand_w = weights[block["expand_index"]][:len(sp.expand_ratios)]
-            hidden_mask = jnp.einsum("w,e,wec->c", width_w[:len(sp.width_mults)], expand_w, hidden_masks)
-            depth_w = weights[block["depth_index"]]
-            depths = sp.depth_options[block["stage"]]
-            # probability that this block is in the network: weight of the depths that reach it
-            gate = sum(depth_w[j] for j, d in enumerate(depths) if d > block["position"])
-            x = MBConv(full_hidden, sp.full(block["channels"]), max(sp.kernel_sizes), block["stride"],
-                       block["residual"], calibrated=True, grouped=sp.grouped, name=block["name"])(
-                x, train, kernel_mask=_mix(weights[block["kernel_index"]], kernel_masks),
-                hidden_mask=hidden_mask, out_mask=width_mask(block["channels"]),
-                gate=gate if block["position"] > 0 else 1.0)
+            x = Prefix(stem_width, name="stem_width")(x)
+        cin = sp.stem_channels
+        for s, (channels, max_depth, stride) in enumerate(sp.stages, start=1):
+            def block(i, s=s, cin=cin, channels=channels, stride=stride):
+                return MBConv(cin if i == 0 else channels, channels, stride if i == 0 else 1,
+                              nas.Value(f"stage{s}_block{i + 1}_kernel", sp.kernel_sizes),
+                              nas.Value(f"stage{s}_block{i + 1}_expand", sp.expand_ratios), width)
+            depth = nas.Value(f"stage{s}_depth", sp.depth_options[s - 1])
+            x = nas.Repeat(block, depth=depth, name=f"stage{s}")(x, train)
+            cin = channels
         if self.head:
-            x = ConvKernel(1, sp.full(sp.head_channels), name="head")(x)
-            x = _masked(nn.relu6(batch_norm(True, train, "head_bn")(x)), width_mask(sp.head_channels))
+            x = nas.Conv(features=width.map(lambda m: scaled(sp.head_channels, m)), kernel_size=1, use_bias=False,
+                         name="head")(x)
+            x = nn.relu6(batch_norm(False, train, "head_bn")(x))
             x = nn.Dense(sp.num_classes, name="classifier")(global_pool(x))
-        return nan_if_invalid(x, weights)
+        return x
 
 
 class MobileNetSpace(Space):
@@ -235,9 +146,9 @@ class MobileNetSpace(Space):
             decisions.append((f"stage{s}_depth", [str(d) for d in self.depth_options[s - 1]]))
             for b in range(1, max_depth + 1):
                 decisions.append((f"stage{s}_block{b}_kernel", [str(k) for k in self.kernel_sizes]))
-                decisions.append((f"stage{s}_block{b}_expand", [_label(e) for e in self.expand_ratios]))
+                decisions.append((f"stage{s}_block{b}_expand", [f"{e:g}" for e in self.expand_ratios]))
         if len(self.width_mults) > 1:
-            decisions.append(("width", [_label(w) for w in self.width_mults]))
+            decisions.append(("width", [f"{w:g}" for w in self.width_mults]))
         super().__init__(decisions)
         self.width_index = self.decision_names.index("width") if len(self.width_mults) > 1 else None
         self.num_classes = int(num_classes)
@@ -246,6 +157,11 @@ class MobileNetSpace(Space):
         self.stem_channels = int(stem_channels)
         self.stem_stride = int(stem_stride)
         self.head_channels = int(head_channels)
+        # Imported here: supernet.nas.space imports supernet.spaces.base, which loads this package.
+        from supernet.nas.space import listed
+        self.module = MobileNetModule(self)
+        self.traced = listed(self.module, np.zeros((1, *self.input_shape), np.float32),
+                             list(zip(self.decision_names, self.options)))
 
     def _check(self, num_classes, min_depth, stem_channels, stem_stride, head_channels):
         problems = []
@@ -334,45 +250,29 @@ class MobileNetSpace(Space):
     def canonical(self, archs) -> jax.Array:
         """`archs` with the (irrelevant) choices of blocks beyond each stage's depth set to 0, so
         architectures that build the same network compare equal. Jittable."""
-        a = jnp.asarray(archs, jnp.int32)
-        for b in self.block_layout():
-            depth = jnp.asarray(self.depth_options[b["stage"]], jnp.int32)[a[..., b["depth_index"]]]
-            inactive = b["position"] >= depth
-            for index in (b["kernel_index"], b["expand_index"]):
-                a = a.at[..., index].set(jnp.where(inactive, 0, a[..., index]))
-        return a
+        return self.traced.canonical(archs)
 
     # -- networks ------------------------------------------------------------------------------
-    def supernet(self, mixed: bool = False, head: bool = True, stem: bool = True) -> MobileNetSupernet:
-        """The masked supernet. `mixed` is accepted for interface compatibility: soft weights
-        already give the superkernel / soft-mask relaxation, so there is no separate mixed mode.
-        `head=False` returns features, `stem=False` takes `full(stem_channels)`-channel features
-        (`MobileNetSupernet`); `body()` is `supernet(head=False)`."""
+    def supernet(self, mixed: bool = False, head: bool = True, stem: bool = True):
+        """The weight-sharing MobileNet (`supernet.nas.NasSupernet`, called as (x, arch or weights,
+        train)). `mixed` changes nothing: soft weights already give the superkernel / soft-mask
+        relaxation. `head=False` returns features, `stem=False` takes `full(stem_channels)`-channel
+        features (`MobileNetModule`); `body()` is `supernet(head=False)`."""
+        from supernet.nas.space import NasSupernet   # see __init__
         del mixed
-        return MobileNetSupernet(space=self, head=head, stem=stem)
+        return NasSupernet(self.module.clone(head=head, stem=stem), self.decision_names, self.num_choices,
+                           grouped=self.grouped)
 
-    def standalone(self, arch) -> MobileNetNetwork:
-        """The plain MobileNet of one architecture."""
-        stem, blocks, head = self._plan(arch)
-        return MobileNetNetwork(stem_channels=stem, stem_stride=self.stem_stride,
-                                blocks=tuple((name, hidden, cout, k, stride, res)
-                                             for name, _, hidden, cout, k, stride, res in blocks),
-                                head_channels=head, num_classes=self.num_classes, grouped=self.grouped)
+    def standalone(self, arch):
+        """The MobileNet of one architecture (`supernet.nas.NasStandalone`, called as (x, train)):
+        the active blocks with their real kernel sizes and widths."""
+        self._plan(arch)
+        return self.traced.standalone(arch)
 
     def extract_variables(self, variables, arch):
-        """Supernet variables (path mode, calibrated for `arch`) -> the standalone network's.
-
-        Every standalone array is a crop of the supernet array with the same name: conv kernels
-        keep the centre of their window (the smaller depthwise kernel) and the first channels of
-        every channel axis; BN and dense arrays keep their first channels. The supernet's
-        `supernet_stats` become the standalone network's `batch_stats`."""
-        net = self.standalone(arch)
-        x = jax.ShapeDtypeStruct((1, *self.input_shape), jnp.float32)
-        shapes = jax.eval_shape(lambda: net.init(jax.random.PRNGKey(0), x, train=False))
-        result = {"params": _crop_tree(variables["params"], shapes["params"])}
-        if STATS_COLLECTION in variables:  # the supernet's statistics become the standalone BN's
-            result["batch_stats"] = _crop_tree(variables[STATS_COLLECTION], shapes["batch_stats"])
-        return result
+        """Supernet variables (calibrated for `arch`) -> the standalone network's: every array a crop
+        of the supernet's (kernel centres, leading channels); `supernet_stats` become `batch_stats`."""
+        return self.traced.extract_variables(variables, arch)
 
     # -- analytic cost ---------------------------------------------------------------------------
     def _layers(self, arch):
@@ -400,22 +300,3 @@ class MobileNetSpace(Space):
         """Forward FLOPs per example: 2 x multiply-adds of the convs and the classifier
         (BN, activations, additions and pooling are not counted)."""
         return sum(2 * cin * cout * window * pos for cin, cout, window, pos, _ in self._layers(arch))
-
-
-def _crop(array, shape):
-    """Leading channels on every axis, except the spatial axes of a conv kernel (all but the
-    last two of a >= 3-d array), which keep their centre."""
-    array = jnp.asarray(array)
-    index = []
-    spatial = array.ndim - 2 if array.ndim >= 3 else 0
-    for axis, (have, want) in enumerate(zip(array.shape, shape)):
-        start = (have - want) // 2 if axis < spatial else 0
-        index.append(slice(start, start + want))
-    return array[tuple(index)]
-
-
-def _crop_tree(tree, shapes):
-    """Crops each array of `tree` that the standalone network has (`shapes`) to its shape."""
-    if not hasattr(shapes, "shape"):
-        return {name: _crop_tree(tree[name], sub) for name, sub in shapes.items()}
-    return _crop(tree, shapes.shape)

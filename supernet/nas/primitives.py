@@ -44,6 +44,7 @@ class _Context:
         self.terms: dict[tuple, list] = {}   # probe: (module path, kind) -> [FLOPs per example, branches]
         self.branches: dict[tuple, tuple] = {}   # probe: module path -> the branches it runs in
         self.convs: set[tuple] = set()           # probe: paths of conv layers (kernels crop spatially)
+        self.channel_masks: dict[int, tuple] = {}   # supernet: id(output) -> (output, its width mask)
 
     @property
     def sized(self) -> bool:
@@ -56,6 +57,18 @@ class _Context:
             key = (tuple(module.scope.path), kind)
             entry = self.terms.setdefault(key, [0, self.where()])
             entry[0] += int(flops)
+
+    def masked(self, y, mask):
+        """`y * mask` (a searched width's channel mask). A BatchNorm applied to the result multiplies
+        its output by the mask again: normalising would undo a soft mask, as DARTS weights give."""
+        out = y * mask
+        self.channel_masks[id(out)] = (out, mask)
+        return out
+
+    def mask_of(self, x):
+        """The width mask `x` was made with by `masked`, or None."""
+        entry = self.channel_masks.get(id(x))
+        return entry[1] if entry is not None and entry[0] is x else None
 
     def where(self) -> tuple:
         return tuple(self.repeat_stack), tuple(self.choice_stack)
@@ -74,6 +87,10 @@ class active_context:
 
     def __exit__(self, *exc):
         _LOCAL.ctx = self.outer
+
+
+def current_context() -> _Context | None:
+    return getattr(_LOCAL, "ctx", None)
 
 
 def _context(what: str) -> _Context:
@@ -256,11 +273,12 @@ class Prefix(_Searchable):
 
     @nn.compact
     def __call__(self, x):
-        width, channel_mask = self._width(_context("Prefix"))
+        ctx = _context("Prefix")
+        width, channel_mask = self._width(ctx)
         if x.shape[-1] < width:
             raise ValueError(f"nas.Prefix {self.name}: input of shape {x.shape} has fewer than {width} channels.")
         x = x[..., :width]
-        return x if channel_mask is None else x * channel_mask
+        return x if channel_mask is None else ctx.masked(x, channel_mask)
 
 
 def _per_axis(value, rank: int, what: str, name) -> tuple:
@@ -317,7 +335,7 @@ class Conv(_Searchable):
         y = _biased(self, ctx, jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), strides, pad,
                                                             dimension_numbers=_dimension_numbers(rank)))
         ctx.count(self, "macs", 2 * _taps(x, k, strides) * x.shape[-1] * width)
-        return y if channel_mask is None else y * channel_mask
+        return y if channel_mask is None else ctx.masked(y, channel_mask)
 
 
 class DepthwiseConv(nn.Module):
@@ -404,7 +422,7 @@ class Dense(_Searchable):
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (x.shape[-1], width))
         y = _biased(self, ctx, x @ kernel.astype(x.dtype))
         ctx.count(self, "macs", 2 * int(np.prod(x.shape[1:-1])) * x.shape[-1] * width)
-        return y if channel_mask is None else y * channel_mask
+        return y if channel_mask is None else ctx.masked(y, channel_mask)
 
 
 def _describe(module) -> str:

@@ -4,7 +4,9 @@ The module is traced once to discover its decisions. The supernet wrapper turns 
 into weight rows (`layers.as_weights`) and hands each primitive its row through a context, so one
 compiled step serves every architecture. A plain `nn.BatchNorm` inside the supernet is intercepted:
 it normalises with batch statistics in training, writes them to `supernet_stats` when that
-collection is mutable (calibration), and zeroes channels that a narrower layer switched off.
+collection is mutable (calibration), and zeroes channels that a narrower layer switched off; right
+after a searched width it multiplies by that width's mask again, so that a soft (DARTS) mixture of
+widths is not normalised away.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 from supernet import backend
 from supernet.layers import STATS_COLLECTION, as_weights, nan_if_invalid
 from supernet.nas.counts import Counts
-from supernet.nas.primitives import _Context, active_context
+from supernet.nas.primitives import _Context, active_context, current_context
 from supernet.spaces.base import Space
 
 
@@ -49,6 +51,9 @@ def _masked_batch_norm(next_fun, args, kwargs, context):
         y = y * m.param("scale", m.scale_init, (features,))
     if m.use_bias:
         y = y + m.param("bias", m.bias_init, (features,))
+    mask = current_context().mask_of(x)
+    if mask is not None:   # a searched width right before: its (soft) mask again, as normalising undid it
+        return y * mask
     live = (var > 0) | (mean != 0)   # a channel past the chosen width is exactly zero
     return y * live
 

@@ -25,25 +25,12 @@ import numpy as np
 
 from experiments import common
 from supernet import AutoModel, nas, retrain
+from supernet.data import noisy_sines
 from supernet import task as tasks
 from supernet.one_shot import RetrainRecipe
 from supernet.runtime import Runtime
 
 RECORD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "measured", "own_regression", "results.json")
-LENGTH = 64
-
-
-def noisy_sines(n: int, seed: int, noise: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
-    """x float32[n, LENGTH, 1]: noisy sines of random amplitude (0.5-1.5), phase and frequency;
-    y float32[n]: the frequency (uniform on 1-6 cycles per window) minus 3.5, over 5 / sqrt(12)."""
-    rng = np.random.default_rng(seed)
-    freq = rng.uniform(1.0, 6.0, n)
-    amplitude = rng.uniform(0.5, 1.5, n)
-    phase = rng.uniform(0.0, 2 * np.pi, n)
-    t = np.arange(LENGTH) / LENGTH
-    x = amplitude[:, None] * np.sin(2 * np.pi * freq[:, None] * t + phase[:, None])
-    x = x + noise * rng.standard_normal(x.shape)
-    return x[..., None].astype(np.float32), ((freq - 3.5) / (5 / np.sqrt(12))).astype(np.float32)
 
 
 class Activation(nn.Module):

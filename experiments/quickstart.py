@@ -18,12 +18,15 @@ history says each option of each decision did to the supernet's validation accur
 tiny budget and the cheap ranking check (no table exists for digits); its numbers mean little.
 
 `module` searches a Linen module of yours written with `supernet.nas` primitives instead of the
-NAS-Bench-201 cell (space "nas"; default: experiments/own_cnn.py's CNN), on digits:
+NAS-Bench-201 cell (space "nas"; default: experiments/own_cnn.py's CNN), on digits; `regression`
+searches experiments/own_regression.py's 1-D CNN on the generated `sines` data with an MSE loss
+(`task.loss`):
 
     python launch.py --config experiments/quickstart.py --workdir runs/quickstart
     python launch.py --config experiments/quickstart.py:runlocal --workdir runs/quickstart_local
     python launch.py --config experiments/quickstart.py:module --workdir runs/mine \
         --config.space.options.module=experiments.own_cnn:Net     # package.module:Class of yours
+    python launch.py --config experiments/quickstart.py:regression --workdir runs/sines
 """
 
 import ml_collections
@@ -32,8 +35,8 @@ from experiments import common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    variants = common.variants(arg, {"runlocal", "module"}, "quickstart")
-    runlocal = "runlocal" in variants or "module" in variants   # a module of yours: digits, short runs
+    variants = common.variants(arg, {"runlocal", "module", "regression"}, "quickstart")
+    runlocal = bool(variants)   # a module of yours, or a regression: short runs
 
     c = common.base("search")
 
@@ -44,12 +47,21 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                          "options": {"channels": 8, "cells_per_stage": 1, "stages": 3}})
     if "module" in variants:
         c.space = ml_collections.ConfigDict({"name": "nas", "options": {"module": "experiments.own_cnn:Net"}})
+    # What the networks learn (supernet.task): the loss by name ("cross_entropy", "mse", "mae") and the
+    # metric that ranks and reports them ("accuracy", "cross_entropy", "mse", "mae"; "": the loss's own,
+    # accuracy with cross-entropy).
+    c.task = ml_collections.ConfigDict({"loss": "cross_entropy", "metric": ""})
+    regression = "regression" in variants
+    if regression:
+        c.dataset = ml_collections.ConfigDict({"name": "sines", "options": {}})
+        c.space = ml_collections.ConfigDict({"name": "nas", "options": {"module": "experiments.own_regression:Net"}})
+        c.task.loss = "mse"
 
     c.supernet = ml_collections.ConfigDict()
     # 10,000 steps: shorter budgets ranked like chance against the table (docs/ranking.md).
     c.supernet.steps = 150 if runlocal else 10_000
     c.supernet.batch_size = 64 if runlocal else 128
-    c.supernet.learning_rate = 0.05
+    c.supernet.learning_rate = 0.005 if regression else 0.05   # an MSE's gradients grow with the error
     c.supernet.momentum = 0.9
     # Distinct sampling (uniform over distinct functions) with weight decay 1e-2: the recipe that
     # ranked best against both shipped tables (docs/ranking.md, experiments/measured/ranking_options/).
@@ -63,7 +75,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # reference_size random cells, with the parameter count's and NASWOT's (supernet.one_shot.
     # HybridRecipe; training_free=() for the supernet alone): it ranked this task's table above the
     # supernet alone (docs/ranking.md).
-    c.hybrid = ml_collections.ConfigDict({"training_free": ("params", "naswot"),
+    c.hybrid = ml_collections.ConfigDict({"training_free": () if regression else ("params", "naswot"),
                                           "reference_size": 32 if runlocal else 256, "proxy_batch": 64})
 
     c.search = ml_collections.ConfigDict()
@@ -88,7 +100,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # The table's recipe (experiments/ground_truth.py), so the winners compare with its rows.
     c.retrain.steps = 150 if runlocal else 1000
     c.retrain.batch_size = 64 if runlocal else 128
-    c.retrain.learning_rate = 0.05
+    c.retrain.learning_rate = 0.005 if regression else 0.05
     c.retrain.momentum = 0.9
     c.retrain.weight_decay = 5e-4
 

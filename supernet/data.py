@@ -281,6 +281,36 @@ def _mnist1d(seed: int, *, val_fraction: float = 0.2, num_samples: int = 5000, t
     return dataset
 
 
+SINE_LENGTH = 64
+
+
+def noisy_sines(n: int, seed: int, noise: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """A regression task, generated: x float32[n, 64, 1], noisy sines of random amplitude (0.5-1.5),
+    phase and frequency; y float32[n], the frequency (uniform on 1-6 cycles per window) minus 3.5,
+    over 5 / sqrt(12) (the generator's own mean and spread: predicting the mean scores an MSE near 1)."""
+    rng = np.random.default_rng(seed)
+    freq = rng.uniform(1.0, 6.0, n)
+    amplitude = rng.uniform(0.5, 1.5, n)
+    phase = rng.uniform(0.0, 2 * np.pi, n)
+    t = np.arange(SINE_LENGTH) / SINE_LENGTH
+    x = amplitude[:, None] * np.sin(2 * np.pi * freq[:, None] * t + phase[:, None])
+    x = x + noise * rng.standard_normal(x.shape)
+    return x[..., None].astype(np.float32), ((freq - 3.5) / (5 / np.sqrt(12))).astype(np.float32)
+
+
+@register("sines")
+def _sines(seed: int, *, num_samples: int = 4000, noise: float = 0.3, generator_seed: int = 0,
+           val_fraction: float = 0.2, test_fraction: float = 0.2) -> Dataset:
+    """Regression (`noisy_sines`): regress a noisy sine's frequency, with a value loss such as
+    `task.loss="mse"`. The examples come from `generator_seed`; `seed` carves the splits."""
+    if not float(noise) >= 0:
+        raise ValueError(f"sines noise must be >= 0, got {noise}.")
+    x, y = noisy_sines(_check_count(num_samples, "num_samples", 10), _check_seed(generator_seed, "generator_seed"),
+                       float(noise))
+    return from_arrays(x, y, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction, name="sines",
+                       labels=False)
+
+
 @register("synthetic")
 def _synthetic(
     seed: int,

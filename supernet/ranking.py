@@ -243,20 +243,24 @@ def against_table(objective, space, table: str, column: str = "test_accuracy_mea
                        f"{column} trained from scratch"}
 
 
-def retrained_check(predicted, retrained_test, names, num_top: int, scatter: str | None = None) -> dict:
+def retrained_check(predicted, retrained_test, names, num_top: int, scatter: str | None = None,
+                    truth: str = "test accuracy") -> dict:
     """The cheap check when no table is given: the objective's `num_top` favourites plus as many
-    random architectures, each retrained from scratch; `predicted` and `retrained_test` align with
-    `names`, favourites first. Few rows and mostly good ones: a coarse, noisy check, labelled so.
-    `scatter`: a PNG path for the plot (`scatter_png` in the report)."""
+    random architectures, each retrained from scratch; `predicted` and `retrained_test` (higher is
+    better: `truth` names it, e.g. "negative test mse") align with `names`, favourites first. Few
+    rows and mostly good ones: a coarse, noisy check, labelled so. `scatter`: a PNG path for the
+    plot (`scatter_png` in the report)."""
     out = report(predicted, retrained_test, names=names)
     if scatter:
-        out["scatter_png"] = draw_scatter(predicted, retrained_test, out, scatter, ylabel="test accuracy (retrained)")
+        out["scatter_png"] = draw_scatter(predicted, retrained_test, out, scatter, ylabel=f"{truth} (retrained)")
+    key = "retrained_" + truth.replace(" ", "_")
     return {**out, "kind": "retrained_top_k_plus_random", "num_top": int(num_top),
             "num_random": len(names) - int(num_top),
-            "architectures": [{"arch": n, "predicted": float(p), "retrained_test_accuracy": float(t)}
+            "architectures": [{"arch": n, "predicted": float(p), key: float(t)}
                               for n, p, t in zip(names, predicted, retrained_test)],
             "meaning": f"{num_top} top architectures by the objective and {len(names) - num_top} random ones, "
-                       f"each retrained from scratch once; with {len(names)} rows the tau is coarse"}
+                       f"each retrained from scratch once and scored by {truth}; with {len(names)} rows the tau "
+                       f"is coarse"}
 
 
 def draw_scatter(predicted, truth, out: dict, file: str, *, ylabel: str,

@@ -203,7 +203,9 @@ def results_document(results: dict, *, job: str, config: dict, fingerprint: str,
     best = {"best_arch": results.pop("best_arch", None), "best_accuracy": results.pop("best_accuracy", None),
             "best_accuracy_reason": results.pop("best_accuracy_reason", None)}
     if best["best_accuracy"] is None and not best["best_accuracy_reason"]:
-        best["best_accuracy_reason"] = f"the {job} job does not retrain a searched architecture"
+        best["best_accuracy_reason"] = (f"the task's metric is {results['metric']!r}: see test_metric"
+                                        if "test_metric" in results and results.get("metric") != "accuracy"
+                                        else f"the {job} job does not retrain a searched architecture")
     return {"status": status, "job": job, **best, "config": config, "fingerprint": fingerprint,
             "timings": {**results.pop("timings", {}), **fields.pop("timings", {})}, "provenance": provenance(),
             **fields, **results}

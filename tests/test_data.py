@@ -55,10 +55,13 @@ _SHAPES = {"digits": (8, 8, 1), "mnist1d": (40, 1), "synthetic": (6, 5, 3), "cif
 
 
 def test_names():
-    assert data.names() == ("cifar10", "digits", "mnist1d", "synthetic")
+    assert data.names() == ("cifar10", "digits", "mnist1d", "sines", "synthetic")
 
 
-@pytest.mark.parametrize("name", data.names())
+CLASSIFICATION = [name for name in data.names() if name != "sines"]
+
+
+@pytest.mark.parametrize("name", CLASSIFICATION)
 def test_dataset_contract(name, cifar_dir):
     ds = _build(name, cifar_dir)
     assert ds.name == name
@@ -91,6 +94,19 @@ def test_determinism(name, cifar_dir):
         np.testing.assert_array_equal(a.split(s).y, b.split(s).y)
     assert len(a.val) == len(c.val)
     assert not np.array_equal(a.val.x, c.val.x)
+
+
+def test_sines_is_a_generated_regression():
+    ds = data.get("sines", num_samples=500)
+    assert ds.input_shape == (64, 1) and ds.num_classes == 1
+    assert ds.train.y.dtype == np.float32 and len(ds.train) + len(ds.val) + len(ds.test) == 500
+    assert abs(float(ds.train.y.mean())) < 0.2 and 0.8 < float(ds.train.y.std()) < 1.2   # standardised frequencies
+    again, other = data.get("sines", seed=1, num_samples=500), data.get("sines", num_samples=500, generator_seed=1)
+    everything = lambda d: np.sort(np.concatenate([d.train.y, d.val.y, d.test.y]))
+    np.testing.assert_array_equal(everything(ds), everything(again))   # seed carves, the examples stay
+    assert not np.array_equal(everything(ds), everything(other))
+    with pytest.raises(ValueError, match="sines noise must be >= 0"):
+        data.get("sines", noise=-1)
 
 
 def test_val_is_carved_from_train_not_test():
@@ -179,7 +195,7 @@ def test_cifar_max_train(cifar_dir):
 
 
 def test_errors(tmp_path):
-    with pytest.raises(ValueError, match="cifar10, digits, mnist1d, synthetic"):
+    with pytest.raises(ValueError, match="cifar10, digits, mnist1d, sines, synthetic"):
         data.get("imagenet")
     with pytest.raises(TypeError, match="did you mean .val_fraction.*valid options: val_fraction, test_fraction"):
         data.get("digits", val_frac=0.1)

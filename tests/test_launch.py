@@ -63,6 +63,43 @@ def test_a_module_of_yours_is_searched_from_a_config(tmp_path):
     assert "stage.depth=" in results["best_arch"] and results["params"] > 0
 
 
+def test_a_regression_is_searched_from_a_config(tmp_path):
+    """quickstart.py:regression: the generated `sines` data, a module of yours, task.loss="mse": the
+    search, the retrained winner, the ensemble and the ranking check all use the MSE."""
+    tiny = ["--config.supernet.steps=8", "--config.search.budget=4", "--config.search.population=2",
+            "--config.retrain.steps=4", "--config.search.ensemble_size=2", "--config.ranking.check_size=1",
+            "--config.dataset.options.num_samples=200", "--config.progress=False"]
+    proc = launch("--config", "experiments/quickstart.py:regression", "--workdir", str(tmp_path), *tiny)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert (results["loss"], results["metric"], results["higher_is_better"]) == ("mse", "mse", False)
+    assert results["test_metric"] > 0 and results["ensemble"]["test_metric"] > 0
+    assert results["best_accuracy"] is None and results["best_accuracy_reason"] == "the task's metric is 'mse': see test_metric"
+    rows = results["ranking"]["architectures"]
+    assert all(r["retrained_negative_test_mse"] < 0 for r in rows) and "test mse retrained from scratch" in proc.stdout
+
+
+@pytest.mark.parametrize("setting, message", [
+    (dict(loss="hinge"), "task: unknown loss 'hinge'; valid names: cross_entropy, mse, mae"),
+    (dict(loss="cross_entropy", metric="mse"), "task: metric 'mse' compares values"),
+])
+def test_a_bad_task_is_named_before_any_work(setting, message):
+    from experiments import quickstart
+    from supernet import config_check, jobs
+    config = quickstart.get_config("runlocal")
+    config.task.update(setting)
+    with pytest.raises(config_check.ConfigError, match=message):
+        config_check.check(config, jobs.get(config.job))
+    config = quickstart.get_config("regression")
+    config.ranking.table = "strategies/benchmarks/ground_truth_nb201_mnist1d.csv"
+    with pytest.raises(config_check.ConfigError, match="ranking.table: the tables hold accuracies"):
+        config_check.check(config, jobs.get(config.job))
+    config = quickstart.get_config("regression")
+    config.search.ensemble_method = "vote"
+    with pytest.raises(config_check.ConfigError, match="a voting ensemble needs class labels"):
+        config_check.check(config, jobs.get(config.job))
+
+
 def test_a_module_that_cannot_be_built_is_named_before_any_work():
     from experiments import quickstart
     from supernet import config_check, jobs
@@ -82,7 +119,7 @@ def test_unknown_config_key_is_an_error(tmp_path):
 
 def test_unknown_variant_is_an_error(tmp_path):
     proc = launch("--config", "experiments/quickstart.py:fast", "--workdir", str(tmp_path))
-    assert proc.returncode != 0 and "valid: module, runlocal" in proc.stderr
+    assert proc.returncode != 0 and "valid: module, regression, runlocal" in proc.stderr
 
 
 def test_benchmark_writes_figures(tmp_path):
@@ -168,7 +205,8 @@ def test_every_experiment_config_passes_its_jobs_checks(experiment):
     import importlib
     from supernet import config_check, jobs
     module = importlib.import_module(f"experiments.{experiment}")
-    for arg in (None, "runlocal", *(("own_cnn", "own_cnn,gpu") if experiment == "benchmark" else ())):
+    for arg in (None, "runlocal", *(("own_cnn", "own_cnn,gpu") if experiment == "benchmark" else ()),
+                *(("module", "regression") if experiment == "quickstart" else ())):
         config = module.get_config(arg)
         config_check.check(config, jobs.get(config.job))
     if experiment == "mnist1d":  # a few-shot split on a decision the space lacks fails here, not after training

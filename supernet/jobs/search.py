@@ -9,6 +9,7 @@ import numpy as np
 
 import strategies
 from supernet import config_check, export, few_shot, one_shot, plots, ranking, retrain, spaces, training
+from supernet import task as tasks
 from supernet.runtime import InvalidSetting, Runtime
 from supernet.ground_truth import check_task, resolve_table, sample_architectures
 from supernet.jobs import setup, task_of
@@ -28,9 +29,22 @@ def recipe(config, section: str):
         raise config_check.ConfigError(f"{section}.{error.field}: {error}") from None
 
 
+def task_from(config) -> tasks.Task:
+    """The config's `task` section (loss and metric by name; "" metric: the loss's default) as a
+    `supernet.task.Task`; classification without the section."""
+    if "task" not in config:
+        return tasks.CLASSIFICATION
+    config_check.check_keys(config.task, ["loss", "metric"], "task", "the search job")
+    try:
+        return tasks.resolve(config.task.get("loss") or None, config.task.get("metric") or None)
+    except (ValueError, TypeError) as error:
+        raise config_check.ConfigError(f"task: {error}") from None
+
+
 def check(config) -> None:
     """This job's fields, before any work (launch.py calls it after the common checks)."""
     from supernet import ensemble
+    task = task_from(config)
     config_check.check_choice(config.search.strategy, strategies.SEARCH_STRATEGIES, "search.strategy")
     config_check.check_keys(config.search.options, list(strategies.algorithm_options(config.search.strategy)),
                             "search.options", f"strategy {config.search.strategy!r}")
@@ -47,8 +61,16 @@ def check(config) -> None:
     if "hybrid" in config:
         config_check.check_keys(config.hybrid.training_free, list(one_shot.TRAINING_FREE), "hybrid.training_free",
                                 "the hybrid fitness")
+    if config.ranking.table and task != tasks.CLASSIFICATION:
+        raise config_check.ConfigError(f"ranking.table: the tables hold accuracies, but task.loss is "
+                                       f"{task.loss_name!r}; set --config.ranking.table='' (the retrained check).")
     if config.ranking.table and config.ranking.check_task:
         check_task(task_of(config), resolve_table(config.ranking.table), "ranking.check_task")
+    try:
+        one_shot.check_task(task, bool(config.few_shot.decisions), config.get("hybrid", {}).get("training_free", ()),
+                            config.search.ensemble_method if config.search.ensemble_size > 1 else None)
+    except ValueError as error:
+        raise config_check.ConfigError(str(error)) from None
 
 
 def run(config, workdir: str) -> dict:
@@ -57,24 +79,26 @@ def run(config, workdir: str) -> dict:
     dataset, space, runtime = setup(config, workdir)
     limits = {k: v for k, v in (("max_params", config.search.max_params), ("max_flops", config.search.max_flops)) if v}
     strategy = strategies.get(config.search.strategy, space, **limits, **config.search.options.to_dict())
+    task = task_from(config)
     results = one_shot.run_one_shot_nas(
         space, dataset, strategy, runtime=runtime, key=jax.random.key(config.seed),
         supernet=recipe(config, "supernet"), search_recipe=recipe(config, "search"),
         retrain_recipe=recipe(config, "retrain"), few_shot_recipe=recipe(config, "few_shot"),
-        hybrid_recipe=recipe(config, "hybrid"))
+        hybrid_recipe=recipe(config, "hybrid"), task=task)
     models = results.pop("_models")
-    results["ranking"] = ranking_report(config, dataset, space, models, runtime)
+    results["ranking"] = ranking_report(config, dataset, space, models, runtime, task)
     results["architecture_png"] = plots.architecture(space, results["best_arch_int"],
                                                      os.path.join(workdir, "architecture.png"))
     results.update(export_winner(models["retrained"][0], dataset.train.x[:2], os.path.join(workdir, "winner")))
-    results.update(explain_history(space, models["history"], workdir))
+    results.update(explain_history(space, models["history"], workdir, f"supernet validation {task.metric_name}"))
+    metric = task.metric_name
     print(f"best architecture: {results['best_arch']}\n"
-          f"  supernet val accuracy {results['supernet_val_accuracy']:.4f}, "
-          f"test accuracy retrained from scratch {results['best_accuracy']:.4f} "
+          f"  supernet val {metric} {results['supernet_val_metric']:.4f}, "
+          f"test {metric} retrained from scratch {results['test_metric']:.4f} "
           f"({results['params']:,} params)")
     if "ensemble" in results:
         print(f"  ensemble of {len(results['ensemble']['members'])} ({results['ensemble']['method']}): "
-              f"test accuracy {results['ensemble']['test_accuracy']:.4f}")
+              f"test {metric} {results['ensemble']['test_metric']:.4f}")
     r = results["ranking"]
     print(f"  ranking ({r['kind']}, n={r['n']}): Kendall tau {r['kendall_tau']:+.3f}, "
           f"Spearman {r['spearman_rho']:+.3f}, top-1 pick true rank {r['top1_true_rank']:g}")
@@ -92,11 +116,11 @@ def export_winner(network_and_variables, example_x, directory: str) -> dict:
         return {"winner_dir": None, "winner_export_error": f"{type(err).__name__}: {err}"}
 
 
-def explain_history(space, history: dict, workdir: str) -> dict:
+def explain_history(space, history: dict, workdir: str, fitness_name: str = "supernet validation accuracy") -> dict:
     """The search history explained (`strategies.explanation`): {"explain": the JSON-able section
     (None when fewer than 2 results), "effects_png", "importance_png": its pictures' names in `workdir`}."""
     section = strategies.explanation.summary(space, history["archs"], history["val_metric"], seed=0,
-                                             fitness_name="supernet validation accuracy")
+                                             fitness_name=fitness_name)
     if section is None:
         return {"explain": None}
     report = strategies.explanation.Explanation.from_dict(section)
@@ -105,13 +129,14 @@ def explain_history(space, history: dict, workdir: str) -> dict:
     return {"explain": section, "effects_png": "effects.png", "importance_png": "importance.png"}
 
 
-def ranking_report(config, dataset, space, models, runtime: Runtime) -> dict:
+def ranking_report(config, dataset, space, models, runtime: Runtime, task: tasks.Task = tasks.CLASSIFICATION) -> dict:
     """How well the search's fitness ranked: against `config.ranking.table` when one is named, else
-    the cheap check (its `check_size` favourites and as many random architectures, retrained)."""
+    the cheap check (its `check_size` favourites and as many random architectures, retrained and
+    scored by the task's metric)."""
     search_recipe = recipe(config, "search")
     supernet = one_shot.supernet_objective(space, models["supernet"], models["params"], dataset.val, models["calib_x"],
                                            mesh=runtime.mesh, batch_size=search_recipe.eval_batch_size,
-                                           metric=search_recipe.metric)
+                                           metric=search_recipe.metric, task=task)
     hybrid = models["hybrid"]
     objective = supernet if hybrid is None else (lambda archs: hybrid(archs, supernet(archs)))
     scatter = os.path.join(runtime.workdir, "ranking.png") if runtime.workdir else None
@@ -133,7 +158,8 @@ def ranking_report(config, dataset, space, models, runtime: Runtime) -> dict:
         network, variables = trained.get(tuple(arch.tolist())) or one_shot.retrain_from_scratch(
             space, arch, retrain_recipe.split(dataset), steps=retrain_recipe.steps,
             batch_size=retrain_recipe.batch_size, optimizer=retrain_recipe.optimizer(), key=jax.random.fold_in(key, i),
-            runtime=runtime, stage=f"ranking_check/{i}")  # checkpointed and resumed like every stage
-        test.append(retrain.accuracy(network, variables, dataset.test))
-    return ranking.retrained_check(objective(archs), np.asarray(test), [space.to_string(a) for a in archs], len(top),
-                                   scatter=scatter)
+            runtime=runtime, stage=f"ranking_check/{i}", task=task)  # checkpointed and resumed like every stage
+        test.append(retrain.score(network, variables, dataset.test, task))
+    truth = f"test {task.metric_name}" if task.higher_is_better else f"negative test {task.metric_name}"
+    return ranking.retrained_check(objective(archs), task.fitness(np.asarray(test)), [space.to_string(a) for a in archs],
+                                   len(top), scatter=scatter, truth=truth)

@@ -227,7 +227,9 @@ def _size(module: nn.Module, kind: str, spec, ctx: _Context) -> tuple:
     if isinstance(spec, Value):
         spec = derive(_identity, spec)
     if not isinstance(spec, Derived):
-        options = _as_tuple(spec)
+        if not isinstance(spec, (tuple, list)):
+            return int(spec), None, None
+        options = tuple(spec)
         if _single(module, kind, options, ctx):
             return int(options[0]), None, None
         spec = derive(_identity, Value(_decision_name(module, kind), options, tuple(map(str, options))))

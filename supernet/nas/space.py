@@ -72,11 +72,15 @@ class NasSupernet(nn.Module):
     num_choices: tuple
     call_kwargs: tuple = ()
     grouped: bool = False   # depthwise convs as grouped convs (the backend policy when the space was built)
+    sparse: bool = False    # an int architecture runs only the chosen candidates and blocks (`lax.switch`)
 
     @nn.compact
     def __call__(self, x, arch_or_weights, train: bool = False):
         w = as_weights(arch_or_weights, self.num_choices, self.names)
         ctx = _Context("supernet", rows={n: w[i] for i, n in enumerate(self.names)}, grouped=self.grouped)
+        if self.sparse and jnp.issubdtype(jnp.asarray(arch_or_weights).dtype, jnp.integer):
+            valid = jnp.clip(jnp.asarray(arch_or_weights), 0, jnp.asarray(self.num_choices) - 1)
+            ctx.indices = {n: valid[i] for i, n in enumerate(self.names)}   # out of range: NaN, as `w` says
         with active_context(ctx), nn.intercept_methods(_masked_batch_norm):
             y = _call(self.net, x, train, dict(self.call_kwargs))
         if self.is_mutable_collection(STATS_COLLECTION):   # calibrated, even with no BatchNorm to calibrate
@@ -129,7 +133,8 @@ class NasSpace(Space):
     def __init__(self, module: nn.Module, example_input, call_kwargs: dict, decisions: dict, abstract: dict):
         super().__init__([(n, d["labels"]) for n, d in decisions.items()])
         self._abstract = abstract   # the traced variables' shapes (which candidates hold weights)
-        self.grouped = backend.current().depthwise == "grouped"   # the policy, taken once
+        self.grouped = backend.current().depthwise == "grouped"   # the policies, taken once
+        self.sparse = backend.current().sparse_cell
         self.module = module
         self.example = jnp.asarray(example_input)[:1]
         self.call_kwargs = tuple(sorted(call_kwargs.items()))
@@ -141,7 +146,8 @@ class NasSpace(Space):
     def supernet(self, mixed: bool = False, head: bool = True, stem: bool = True) -> NasSupernet:
         """The weight-sharing module. `head`/`stem` are accepted and ignored: a user's module is
         searched as written (embed it in a bigger module to add a stem or head)."""
-        return NasSupernet(self.module, self.decision_names, self.num_choices, self.call_kwargs, self.grouped)
+        return NasSupernet(self.module, self.decision_names, self.num_choices, self.call_kwargs, self.grouped,
+                           self.sparse)
 
     def _choices(self, arch) -> tuple:
         a = self.validate(arch).copy()

@@ -272,7 +272,7 @@ class ChainSpace(Space):
         from supernet.nas.space import NasSupernet   # see __init__
         del mixed
         return NasSupernet(self.module.clone(head=head, stem=stem), self.decision_names, self.num_choices,
-                           grouped=self.grouped)
+                           grouped=self.grouped, sparse=self.traced.sparse)
 
     def standalone(self, arch):
         """The chain with every decision fixed (`supernet.nas.NasStandalone`, called as (x, train)):

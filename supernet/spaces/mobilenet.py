@@ -261,7 +261,7 @@ class MobileNetSpace(Space):
         from supernet.nas.space import NasSupernet   # see __init__
         del mixed
         return NasSupernet(self.module.clone(head=head, stem=stem), self.decision_names, self.num_choices,
-                           grouped=self.grouped)
+                           grouped=self.grouped, sparse=self.traced.sparse)
 
     def standalone(self, arch):
         """The MobileNet of one architecture (`supernet.nas.NasStandalone`, called as (x, train)):

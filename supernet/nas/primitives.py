@@ -146,9 +146,9 @@ def _record(name: str, kind: str, labels: tuple, values: tuple, ctx: _Context, *
 
 
 def _sparse_index(ctx: _Context, module: nn.Module, name: str):
-    """The chosen option (int32 scalar) when this call may run only the chosen branch: the supernet
-    got an int architecture, the space's policy is sparse, and nothing is written (a branch of
-    `lax.switch` cannot create or update variables the others do not); else None."""
+    """The chosen option (int32 scalar: its row's largest weight) when this call may run only the
+    chosen branch: the supernet is sparse (a path, under the sparse backend policy) and nothing is
+    written (a branch of `lax.switch` cannot create or update variables the others do not); else None."""
     if ctx.mode != "supernet" or name not in ctx.indices or module.is_initializing() or module.scope.mutable:
         return None
     return ctx.indices[name]
@@ -496,9 +496,9 @@ class Choice(nn.Module):
                 ctx.choice_stack.pop()
 
         index = _sparse_index(ctx, self, name)
-        if index is not None:   # only the chosen candidate runs (`lax.switch`)
+        if index is not None:   # only the chosen candidate runs (`lax.switch`); times its weight, 1, for GDAS's gradient
             branches = [lambda module, j=j: run(j, module.candidates[j]) for j in range(len(self.candidates))]
-            return nn.switch(index, branches, self)
+            return nn.switch(index, branches, self) * _row(ctx, name, len(self.candidates))[index]
         outputs = [run(j, candidate) for j, candidate in enumerate(self.candidates)]
         if ctx.mode == "probe":   # every candidate ran, to record its costs; the chosen one flows on
             return outputs[ctx.choices[name]]
@@ -555,8 +555,9 @@ class Repeat(nn.Module):
                 continue
             ctx.repeat_stack.append((name, i))
             try:
+                on = None if weights is None else weights @ jnp.asarray([float(d > i) for d in depths])
                 if index is not None:   # the block runs only within the chosen depth (`lax.cond`)
-                    run = lambda module, x, i=i: module._block(i)(x, *args, **kwargs)
+                    run = lambda module, x, i=i, on=on: on * module._block(i)(x, *args, **kwargs) + (1 - on) * x
                     x = nn.cond(jnp.asarray(depths)[index] > i, run, lambda module, x: x, self, x)
                     continue
                 y = self._block(i)(x, *args, **kwargs)
@@ -567,8 +568,7 @@ class Repeat(nn.Module):
             if jnp.shape(y) != jnp.shape(x):
                 raise ValueError(f"nas.Repeat {name!r}: block{i + 1} changes the shape {jnp.shape(x)} -> "
                                  f"{jnp.shape(y)}, so it cannot be skipped; keep the shape inside a Repeat.")
-            if weights is not None:
-                on = weights @ jnp.asarray([float(d > i) for d in depths])
+            if on is not None:
                 y = on * y + (1 - on) * x
             x = y
         return x

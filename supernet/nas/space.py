@@ -72,15 +72,14 @@ class NasSupernet(nn.Module):
     num_choices: tuple
     call_kwargs: tuple = ()
     grouped: bool = False   # depthwise convs as grouped convs (the backend policy when the space was built)
-    sparse: bool = False    # an int architecture runs only the chosen candidates and blocks (`lax.switch`)
+    sparse: bool = False    # run only each row's largest option of a Choice and Repeat (`lax.switch`)
 
     @nn.compact
     def __call__(self, x, arch_or_weights, train: bool = False):
         w = as_weights(arch_or_weights, self.num_choices, self.names)
         ctx = _Context("supernet", rows={n: w[i] for i, n in enumerate(self.names)}, grouped=self.grouped)
-        if self.sparse and jnp.issubdtype(jnp.asarray(arch_or_weights).dtype, jnp.integer):
-            valid = jnp.clip(jnp.asarray(arch_or_weights), 0, jnp.asarray(self.num_choices) - 1)
-            ctx.indices = {n: valid[i] for i, n in enumerate(self.names)}   # out of range: NaN, as `w` says
+        if self.sparse:   # one-hot rows (a path; GDAS's straight-through samples): the chosen option
+            ctx.indices = dict(zip(self.names, jnp.argmax(w, axis=1)))
         with active_context(ctx), nn.intercept_methods(_masked_batch_norm):
             y = _call(self.net, x, train, dict(self.call_kwargs))
         if self.is_mutable_collection(STATS_COLLECTION):   # calibrated, even with no BatchNorm to calibrate
@@ -144,10 +143,12 @@ class NasSpace(Space):
 
     # -- networks --------------------------------------------------------------------------------
     def supernet(self, mixed: bool = False, head: bool = True, stem: bool = True) -> NasSupernet:
-        """The weight-sharing module. `head`/`stem` are accepted and ignored: a user's module is
+        """The weight-sharing module. `mixed=False` (one-hot rows: a path) runs only the chosen
+        candidates and blocks where the backend policy is sparse (the CPU's); `mixed=True` (DARTS's
+        soft rows) sums every option. `head`/`stem` are accepted and ignored: a user's module is
         searched as written (embed it in a bigger module to add a stem or head)."""
         return NasSupernet(self.module, self.decision_names, self.num_choices, self.call_kwargs, self.grouped,
-                           self.sparse)
+                           self.sparse and not mixed)
 
     def _choices(self, arch) -> tuple:
         a = self.validate(arch).copy()

@@ -432,36 +432,3 @@ def test_value_errors_are_one_line(body, message):
     with pytest.raises(ValueError, match=message) as err:
         _trace(body)
     assert "\n" not in str(err.value)
-
-
-def test_sparse_path_runs_the_chosen_branches_and_equals_the_dense_one(setup):
-    """A path (one-hot rows) on the CPU policy runs only the chosen candidates and blocks (`lax.switch`,
-    `lax.cond`): the same outputs and gradients as summing every branch, up to rounding, one
-    compile; the mixed (DARTS) supernet and calibration take the dense path."""
-    from supernet import backend
-    space, model, variables, x = setup
-    assert model.sparse   # the CPU default, taken when the space was built
-    dense = model.clone(sparse=False)
-    traces = []
-
-    @jax.jit
-    def both(arch):
-        traces.append(1)
-        loss = lambda m, p: m.apply({"params": p}, x, arch, train=True).sum()
-        return [(m.apply(variables, x, arch, train=True), jax.grad(lambda p: loss(m, p))(variables["params"]))
-                for m in (model, dense)]
-
-    for arch in np.asarray(space.sample(jax.random.key(4), 8)):   # one-hot rows, as the training step passes
-        (sparse_out, sparse_grad), (dense_out, dense_grad) = both(jax.nn.one_hot(arch, max(space.num_choices)))
-        np.testing.assert_allclose(sparse_out, dense_out, atol=1e-6)
-        for a, b in zip(jax.tree_util.tree_leaves(sparse_grad), jax.tree_util.tree_leaves(dense_grad)):
-            np.testing.assert_allclose(a, b, atol=1e-5)
-    assert len(traces) == 1
-    jaxpr = str(jax.make_jaxpr(lambda a: model.apply(variables, x, a, train=True))(jnp.asarray(space.largest())))
-    assert "cond[" in jaxpr   # the branches are conditionals, not sums
-    assert not space.supernet(mixed=True).sparse
-    backend.configure(cell="folded")
-    try:
-        assert not nas.space(Net(), x[:2]).supernet().sparse
-    finally:
-        backend.configure()

@@ -37,7 +37,6 @@ class _Context:
         self.mode = mode
         self.grouped = grouped          # depthwise convs as XLA grouped convs (the backend policy)
         self.rows = rows or {}          # supernet: name -> float[K] weight row
-        self.indices: dict = {}         # supernet, sparse: name -> int32 chosen option (an int architecture)
         self.choices = choices or {}    # fixed: name -> chosen option index
         self.decisions: dict[str, dict] = {}   # trace: name -> record, in call order
         self.repeat_stack: list[tuple[str, int]] = []   # enclosing (repeat decision, block index)
@@ -143,15 +142,6 @@ def _record(name: str, kind: str, labels: tuple, values: tuple, ctx: _Context, *
                          f"{labels}: rename one of them (a repeated name ties decisions with the same options).")
     record["enclosing"] = tuple(e for e in record["enclosing"] if e in ctx.repeat_stack)
     record["within"] = tuple(e for e in record["within"] if e in ctx.choice_stack)
-
-
-def _sparse_index(ctx: _Context, module: nn.Module, name: str):
-    """The chosen option (int32 scalar: its row's largest weight) when this call may run only the
-    chosen branch: the supernet is sparse (a path, under the sparse backend policy) and nothing is
-    written (a branch of `lax.switch` cannot create or update variables the others do not); else None."""
-    if ctx.mode != "supernet" or name not in ctx.indices or module.is_initializing() or module.scope.mutable:
-        return None
-    return ctx.indices[name]
 
 
 def _row(ctx: _Context, name: str, n: int) -> jax.Array:
@@ -495,10 +485,6 @@ class Choice(nn.Module):
             finally:
                 ctx.choice_stack.pop()
 
-        index = _sparse_index(ctx, self, name)
-        if index is not None:   # only the chosen candidate runs (`lax.switch`); times its weight, 1, for GDAS's gradient
-            branches = [lambda module, j=j: run(j, module.candidates[j]) for j in range(len(self.candidates))]
-            return nn.switch(index, branches, self) * _row(ctx, name, len(self.candidates))[index]
         outputs = [run(j, candidate) for j, candidate in enumerate(self.candidates)]
         if ctx.mode == "probe":   # every candidate ran, to record its costs; the chosen one flows on
             return outputs[ctx.choices[name]]
@@ -548,19 +534,14 @@ class Repeat(nn.Module):
         chosen, depths, weights = _size(self, "depth", self.depth, ctx)
         name = None if depths is None else self.depth.name if isinstance(self.depth, Value) else _decision_name(self, "depth")
         count = chosen if name is None or ctx.mode == "fixed" else max(depths)
-        index = None if name is None else _sparse_index(ctx, self, name)
         for i in range(count):
+            block = _make_block(self.block_fn, i).clone(parent=self, name=f"block{i + 1}")
             if name is None or i < min(depths):   # always runs, so it may change the shape
-                x = self._block(i)(x, *args, **kwargs)
+                x = block(x, *args, **kwargs)
                 continue
             ctx.repeat_stack.append((name, i))
             try:
-                on = None if weights is None else weights @ jnp.asarray([float(d > i) for d in depths])
-                if index is not None:   # the block runs only within the chosen depth (`lax.cond`)
-                    run = lambda module, x, i=i, on=on: on * module._block(i)(x, *args, **kwargs) + (1 - on) * x
-                    x = nn.cond(jnp.asarray(depths)[index] > i, run, lambda module, x: x, self, x)
-                    continue
-                y = self._block(i)(x, *args, **kwargs)
+                y = block(x, *args, **kwargs)
             finally:
                 ctx.repeat_stack.pop()
             if ctx.mode == "probe" and i >= chosen:   # run past the chosen depth only to record costs
@@ -568,14 +549,11 @@ class Repeat(nn.Module):
             if jnp.shape(y) != jnp.shape(x):
                 raise ValueError(f"nas.Repeat {name!r}: block{i + 1} changes the shape {jnp.shape(x)} -> "
                                  f"{jnp.shape(y)}, so it cannot be skipped; keep the shape inside a Repeat.")
-            if on is not None:
+            if weights is not None:
+                on = weights @ jnp.asarray([float(d > i) for d in depths])
                 y = on * y + (1 - on) * x
             x = y
         return x
-
-
-    def _block(self, i: int) -> nn.Module:
-        return _make_block(self.block_fn, i).clone(parent=self, name=f"block{i + 1}")
 
 
 def _make_block(block_fn: Callable, index: int) -> nn.Module:

@@ -72,14 +72,11 @@ class NasSupernet(nn.Module):
     num_choices: tuple
     call_kwargs: tuple = ()
     grouped: bool = False   # depthwise convs as grouped convs (the backend policy when the space was built)
-    sparse: bool = False    # run only each row's largest option of a Choice and Repeat (`lax.switch`)
 
     @nn.compact
     def __call__(self, x, arch_or_weights, train: bool = False):
         w = as_weights(arch_or_weights, self.num_choices, self.names)
         ctx = _Context("supernet", rows={n: w[i] for i, n in enumerate(self.names)}, grouped=self.grouped)
-        if self.sparse:   # one-hot rows (a path; GDAS's straight-through samples): the chosen option
-            ctx.indices = dict(zip(self.names, jnp.argmax(w, axis=1)))
         with active_context(ctx), nn.intercept_methods(_masked_batch_norm):
             y = _call(self.net, x, train, dict(self.call_kwargs))
         if self.is_mutable_collection(STATS_COLLECTION):   # calibrated, even with no BatchNorm to calibrate
@@ -132,8 +129,7 @@ class NasSpace(Space):
     def __init__(self, module: nn.Module, example_input, call_kwargs: dict, decisions: dict, abstract: dict):
         super().__init__([(n, d["labels"]) for n, d in decisions.items()])
         self._abstract = abstract   # the traced variables' shapes (which candidates hold weights)
-        self.grouped = backend.current().depthwise == "grouped"   # the policies, taken once
-        self.sparse = backend.current().sparse_cell
+        self.grouped = backend.current().depthwise == "grouped"   # the policy, taken once
         self.module = module
         self.example = jnp.asarray(example_input)[:1]
         self.call_kwargs = tuple(sorted(call_kwargs.items()))
@@ -143,12 +139,9 @@ class NasSpace(Space):
 
     # -- networks --------------------------------------------------------------------------------
     def supernet(self, mixed: bool = False, head: bool = True, stem: bool = True) -> NasSupernet:
-        """The weight-sharing module. `mixed=False` (one-hot rows: a path) runs only the chosen
-        candidates and blocks where the backend policy is sparse (the CPU's); `mixed=True` (DARTS's
-        soft rows) sums every option. `head`/`stem` are accepted and ignored: a user's module is
+        """The weight-sharing module. `head`/`stem` are accepted and ignored: a user's module is
         searched as written (embed it in a bigger module to add a stem or head)."""
-        return NasSupernet(self.module, self.decision_names, self.num_choices, self.call_kwargs, self.grouped,
-                           self.sparse and not mixed)
+        return NasSupernet(self.module, self.decision_names, self.num_choices, self.call_kwargs, self.grouped)
 
     def _choices(self, arch) -> tuple:
         a = self.validate(arch).copy()

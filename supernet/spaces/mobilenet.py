@@ -255,13 +255,13 @@ class MobileNetSpace(Space):
     # -- networks ------------------------------------------------------------------------------
     def supernet(self, mixed: bool = False, head: bool = True, stem: bool = True):
         """The weight-sharing MobileNet (`supernet.nas.NasSupernet`, called as (x, arch or weights,
-        train)). `mixed=False` (a path: one-hot rows) skips the blocks past each stage's depth where
-        the backend policy is sparse (the CPU's); `mixed=True` (DARTS's soft rows) runs every block,
-        and soft weights give the superkernel / soft-mask relaxation. `head=False` returns features, `stem=False` takes `full(stem_channels)`-channel
+        train)). `mixed` changes nothing: soft weights already give the superkernel / soft-mask
+        relaxation. `head=False` returns features, `stem=False` takes `full(stem_channels)`-channel
         features (`MobileNetModule`); `body()` is `supernet(head=False)`."""
         from supernet.nas.space import NasSupernet   # see __init__
+        del mixed
         return NasSupernet(self.module.clone(head=head, stem=stem), self.decision_names, self.num_choices,
-                           grouped=self.grouped, sparse=self.traced.sparse and not mixed)
+                           grouped=self.grouped)
 
     def standalone(self, arch):
         """The MobileNet of one architecture (`supernet.nas.NasStandalone`, called as (x, train)):

@@ -164,10 +164,6 @@ def conv_taps(size: int, k: int, stride: int = 1, same: bool = True, low: int | 
     return int(np.sum(np.clip(starts + k, 0, size) - np.clip(starts, 0, size)))
 
 
-def _as_tuple(v) -> tuple:
-    return tuple(v) if isinstance(v, (tuple, list)) else (v,)
-
-
 def _label(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 

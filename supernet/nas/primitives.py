@@ -90,6 +90,7 @@ class active_context:
 
 
 def current_context() -> _Context | None:
+    """The context primitives read now (set by `active_context`), or None outside a space's networks."""
     return getattr(_LOCAL, "ctx", None)
 
 

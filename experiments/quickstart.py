@@ -47,10 +47,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                          "options": {"channels": 8, "cells_per_stage": 1, "stages": 3}})
     if "module" in variants:
         c.space = ml_collections.ConfigDict({"name": "nas", "options": {"module": "experiments.own_cnn:Net"}})
-    # What the networks learn (supernet.task): the loss by name ("cross_entropy", "mse", "mae") and the
-    # metric that ranks and reports them ("accuracy", "cross_entropy", "mse", "mae"; "": the loss's own,
-    # accuracy with cross-entropy).
-    c.task = ml_collections.ConfigDict({"loss": "cross_entropy", "metric": ""})
+    # What the networks learn (supernet.task): the loss ("cross_entropy", "mse", "mae") and the metric
+    # that ranks and reports them ("accuracy", "cross_entropy", "mse", "mae"; "": the loss's own,
+    # accuracy with cross-entropy), each a name or "package.module:function" of yours (a metric
+    # function also needs higher_is_better="true" or "false").
+    c.task = ml_collections.ConfigDict({"loss": "cross_entropy", "metric": "", "higher_is_better": ""})
     regression = "regression" in variants
     if regression:
         c.dataset = ml_collections.ConfigDict({"name": "sines", "options": {}})

@@ -64,24 +64,29 @@ def test_a_module_of_yours_is_searched_from_a_config(tmp_path):
 
 
 def test_a_regression_is_searched_from_a_config(tmp_path):
-    """quickstart.py:regression: the generated `sines` data, a module of yours, task.loss="mse": the
-    search, the retrained winner, the ensemble and the ranking check all use the MSE."""
+    """quickstart.py:regression: the generated `sines` data, a module of yours, task.loss="mse" and a
+    metric function named by its import path: the search, the retrained winner, the ensemble and
+    the ranking check all use that metric."""
     tiny = ["--config.supernet.steps=8", "--config.search.budget=4", "--config.search.population=2",
             "--config.retrain.steps=4", "--config.search.ensemble_size=2", "--config.ranking.check_size=1",
-            "--config.dataset.options.num_samples=200", "--config.progress=False"]
+            "--config.dataset.options.num_samples=200", "--config.progress=False",
+            "--config.task.metric=supernet.task:mae", "--config.task.higher_is_better=false"]
     proc = launch("--config", "experiments/quickstart.py:regression", "--workdir", str(tmp_path), *tiny)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
-    assert (results["loss"], results["metric"], results["higher_is_better"]) == ("mse", "mse", False)
+    assert (results["loss"], results["metric"], results["higher_is_better"]) == ("mse", "mae", False)
     assert results["test_metric"] > 0 and results["ensemble"]["test_metric"] > 0
-    assert results["best_accuracy"] is None and results["best_accuracy_reason"] == "the task's metric is 'mse': see test_metric"
+    assert results["best_accuracy"] is None and results["best_accuracy_reason"] == "the task's metric is 'mae': see test_metric"
     rows = results["ranking"]["architectures"]
-    assert all(r["retrained_negative_test_mse"] < 0 for r in rows) and "test mse retrained from scratch" in proc.stdout
+    assert all(r["retrained_negative_test_mae"] < 0 for r in rows) and "test mae retrained from scratch" in proc.stdout
 
 
 @pytest.mark.parametrize("setting, message", [
     (dict(loss="hinge"), "task: unknown loss 'hinge'; valid names: cross_entropy, mse, mae"),
     (dict(loss="cross_entropy", metric="mse"), "task: metric 'mse' compares values"),
+    (dict(loss="mse", metric="supernet.task:nope"), "task.metric 'supernet.task:nope' cannot be imported"),
+    (dict(loss="mse", metric="supernet.task:mae"), "whether higher is better cannot be inferred"),
+    (dict(loss="mse", higher_is_better="maybe"), "task.higher_is_better must be 'true', 'false' or ''"),
 ])
 def test_a_bad_task_is_named_before_any_work(setting, message):
     from experiments import quickstart

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import jax
@@ -30,15 +31,37 @@ def recipe(config, section: str):
 
 
 def task_from(config) -> tasks.Task:
-    """The config's `task` section (loss and metric by name; "" metric: the loss's default) as a
-    `supernet.task.Task`; classification without the section."""
+    """The config's `task` section as a `supernet.task.Task`; classification without the section.
+    `loss` and `metric` are names ("mse"; "" metric: the loss's own) or "package.module:function"
+    of yours; `higher_is_better` ("true", "false", or "": inferred from a named metric)."""
     if "task" not in config:
         return tasks.CLASSIFICATION
-    config_check.check_keys(config.task, ["loss", "metric"], "task", "the search job")
+    config_check.check_keys(config.task, ["loss", "metric", "higher_is_better"], "task", "the search job")
+    higher = str(config.task.get("higher_is_better", "")).lower()
+    if higher not in ("", "true", "false"):
+        raise config_check.ConfigError(f"task.higher_is_better must be 'true', 'false' or '' (inferred), got {higher!r}.")
     try:
-        return tasks.resolve(config.task.get("loss") or None, config.task.get("metric") or None)
+        return tasks.resolve(_function(config.task.get("loss"), "task.loss"),
+                             _function(config.task.get("metric"), "task.metric"),
+                             None if not higher else higher == "true")
     except (ValueError, TypeError) as error:
         raise config_check.ConfigError(f"task: {error}") from None
+
+
+def _function(spec: str, what: str):
+    """None for "", a name as it is, or the function "package.module:function" names."""
+    if not spec or ":" not in spec:
+        return spec or None
+    path, _, name = spec.partition(":")
+    try:
+        function = getattr(importlib.import_module(path), name)
+    except (ImportError, AttributeError) as err:
+        raise config_check.ConfigError(f"{what} {spec!r} cannot be imported ({type(err).__name__}: {err}); give a "
+                                       f"name or 'package.module:function', importable from where launch.py runs.") from None
+    if not callable(function):
+        raise config_check.ConfigError(f"{what} {spec!r} is a {type(function).__name__}, not a function "
+                                       f"(outputs, targets) -> scalar.")
+    return function
 
 
 def check(config) -> None:

@@ -110,3 +110,19 @@ def test_flops_close_to_xla_cost_analysis():
         cost = jax.jit(lambda v, x: net.apply(v, x, train=False)).lower(variables, x).compile().cost_analysis()
         cost = cost[0] if isinstance(cost, (list, tuple)) else cost
         assert abs(cost["flops"] / space.flops(arch) - 1) < tolerance, (cost["flops"], space.flops(arch))
+
+
+def test_body_without_stem_masks_the_input_past_the_chosen_width():
+    """stem=False: the input stands in for the stem's output, so its channels past the chosen width
+    are zeroed, as the stem's would be (nas.Prefix)."""
+    space = tiny()
+    body = space.body(stem=False)
+    x = normal(2, 8, 8, 4)   # full(stem_channels) = 4 channels; width 0.5 keeps 2
+    arch = space.largest().copy()
+    arch[space.decision_names.index("width")] = 0
+    variables = jax.jit(lambda k: body.init(k, x, arch, train=True))(jax.random.key(0))
+    zeroed = x.at[..., 2:].set(0.0)
+    np.testing.assert_array_equal(body.apply(variables, x, arch, train=True),
+                                  body.apply(variables, zeroed, arch, train=True))
+    assert not np.array_equal(body.apply(variables, x, space.largest(), train=True),
+                              body.apply(variables, zeroed, space.largest(), train=True))

@@ -304,9 +304,10 @@ class Conv(_Searchable):
     one (any rank x.ndim - 2 works).
 
     Attributes:
-      features: int (fixed) or tuple of ints (a decision named `<path>.features`).
-      kernel_size: int k (fixed: k along every spatial axis) or tuple of odd ints (a decision
-        `<path>.kernel_size`; each option k is k along every spatial axis).
+      features: int (fixed), tuple of ints (a decision named `<path>.features`), or a `Value` or
+        `derive`d size (decisions shared with other layers).
+      kernel_size: int k (fixed: k along every spatial axis), tuple of odd ints (a decision
+        `<path>.kernel_size`; each option k is k along every spatial axis) or a `Value`.
       strides: int (the same along every spatial axis) or one int per spatial axis.
       use_bias: as in `nn.Conv`.
     In the supernet one kernel of the largest size serves every option: a prefix of the output
@@ -342,7 +343,7 @@ class DepthwiseConv(nn.Module):
     each side) whose kernel size may be searched; MobileNet's middle layer.
 
     Attributes:
-      kernel_size: int k (fixed) or tuple of odd ints (a decision `<path>.kernel_size`).
+      kernel_size: int k (fixed), tuple of odd ints (a decision `<path>.kernel_size`) or a `Value`.
       strides: int, the same along every spatial axis.
       use_bias: as in `nn.Conv`.
     The channels follow the input, so a narrower searched width before it gives a narrower layer
@@ -406,7 +407,8 @@ class Dense(_Searchable):
     """A dense layer whose width may be searched.
 
     Attributes:
-      features: int (fixed) or tuple of ints (a decision named `<path>.features`).
+      features: int (fixed), tuple of ints (a decision named `<path>.features`), or a `Value` or
+        `derive`d size (decisions shared with other layers).
       use_bias: as in `nn.Dense`.
     Returns float[..., max(features)] in the supernet (zeros past the chosen width), [..., chosen]
     extracted.

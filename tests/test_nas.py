@@ -408,14 +408,16 @@ def test_values_share_one_decision_and_derived_widths_follow_two():
 
 
 def test_a_value_tied_outside_a_skipped_block_stays_active():
-    def body(x):
-        width = nas.Value("w", (2, 4))
-        x = nas.Repeat(lambda: nas.Conv(features=width, kernel_size=1, name="c"), depth=(0, 1), name="r")(
-            nas.Conv(features=width, kernel_size=1, name="first")(x))
-        return x
+    def body(x):   # first used inside a block that depth 0 skips, then outside it (inputs: 2 channels)
+        width = nas.Value("w", (1, 2))
+        x = nas.Repeat(lambda: nas.Conv(features=width, kernel_size=1, name="c"), depth=(0, 1), name="r")(x)
+        return nas.Conv(features=width, kernel_size=1, name="last")(x)
     space = _trace(body)
-    assert space.decision_names == ("w", "r.depth")
-    assert np.asarray(space.canonical(np.asarray([1, 0]))).tolist() == [1, 0]
+    assert space.decision_names == ("r.depth", "w")
+    assert np.asarray(space.canonical(np.asarray([0, 1]))).tolist() == [0, 1]
+    only_inside = _trace(lambda x: nas.Repeat(lambda: nas.Conv(features=nas.Value("w", (1, 2)), kernel_size=1,
+                                                                name="c"), depth=(0, 1), name="r")(x))
+    assert np.asarray(only_inside.canonical(np.asarray([0, 1]))).tolist() == [0, 0]
 
 
 @pytest.mark.parametrize("body, message", [

@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from supernet.nas.check import matmul_flops  # noqa: F401 - the tests of the spaces import it from here
+
 
 def archs(space, n, seed=0):
     """largest, smallest and n random architectures (numpy: no compilation)."""
@@ -36,24 +38,3 @@ def random_params(model, *args, seed=0):
 def abstract_variables(net, input_shape):
     x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
     return jax.eval_shape(lambda: net.init(jax.random.PRNGKey(0), x, train=False))
-
-
-def matmul_flops(jaxpr) -> int:
-    """2 x multiply-adds of every conv and dot in a jaxpr (full windows, padding included: the
-    convention `flops` documents), recursing into sub-jaxprs."""
-    total = 0
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "conv_general_dilated":
-            out, rhs = eqn.outvars[0].aval, eqn.invars[1].aval
-            total += 2 * out.size * rhs.size // out.shape[-1]  # rhs.size / out_channels = MACs per output
-        elif eqn.primitive.name == "dot_general":
-            (contract, _), _ = eqn.params["dimension_numbers"]
-            lhs = eqn.invars[0].aval
-            total += 2 * eqn.outvars[0].aval.size * math.prod(lhs.shape[i] for i in contract)
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, (list, tuple)) else [value]:
-                if isinstance(sub, jax.extend.core.ClosedJaxpr):
-                    total += matmul_flops(sub.jaxpr)
-                elif isinstance(sub, jax.extend.core.Jaxpr):
-                    total += matmul_flops(sub)
-    return total

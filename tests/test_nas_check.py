@@ -98,3 +98,25 @@ def test_wrong_extraction_and_unvalidated_architectures_are_caught():
         nas.check(WrongSlice(), n_random=0)
     with pytest.raises(ValueError, match="NoValidation.params accepted an architecture of the wrong length"):
         nas.check(NoValidation(), n_random=0)
+
+
+def test_a_flops_formula_off_both_counts_is_caught():
+    class TenfoldFlops(HandWritten):
+        def flops(self, arch):
+            return 10 * super().flops(arch)
+
+    with pytest.raises(ValueError, match=r"TenfoldFlops.flops is wrong .* returns \d+ but XLA counts \d+ and the "
+                                         r"program's convolutions and dots \d+ per example"):
+        nas.check(TenfoldFlops(), n_random=0)
+
+
+def test_the_chain_space_passes_on_small_inputs_where_the_two_flops_conventions_part():
+    """On 8x8 digits, the chain's count (full windows, element-wise work out) is far from XLA's
+    (padding out, element-wise in) for pool and identity blocks; it matches the program's count."""
+    from supernet import spaces
+    space = spaces.get("chain", choices={"b1": ["conv5x5", "maxpool"], "b2": ["residual", "identity"]}, channels=4,
+                       input_shape=(8, 8, 1))
+    report = nas.check(space, n_random=0)
+    pool = next(r for r in report.rows if r["arch"] == "b1=maxpool,b2=identity")
+    assert abs(pool["flops"] - pool["xla_flops"]) > 0.25 * pool["xla_flops"]
+    assert pool["flops"] == pool["program_flops"]

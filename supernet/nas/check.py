@@ -4,7 +4,9 @@ checked against its real networks.
 On the largest, the smallest and a few random architectures it compares:
 - `params(arch)` with the parameters of the variables `extract_variables` returns, and those
   variables' shapes with what `standalone(arch)` initialises;
-- `flops(arch)` with XLA's `cost_analysis()` of the standalone network, within `flops_rtol`;
+- `flops(arch)` with two counts of the standalone network, within `flops_rtol` of either: XLA's
+  `cost_analysis()` (taps on padding left out, element-wise work counted) and the multiply-adds of
+  the convolutions and dots in its program over full windows (padding in, nothing else);
 - the standalone network on the extracted variables with the supernet's calibrated evaluation,
   within `atol`;
 and that `params`, `flops` and `standalone` refuse an architecture of the wrong length or out of
@@ -27,8 +29,9 @@ from supernet.nas.space import NasStandalone
 class CheckReport:
     """What `check` compared, one row per architecture (all rows passed).
 
-    rows: dicts with arch (its string), params, flops, xla_flops, max_abs_diff (None where the
-      supernet has no calibrated evaluation to compare).
+    rows: dicts with arch (its string), params, flops, xla_flops, program_flops (convolutions and
+      dots over full windows), max_abs_diff (None where the supernet has no calibrated evaluation
+      to compare).
     flops_rtol, atol: the tolerances used.
     """
     space: str
@@ -37,11 +40,13 @@ class CheckReport:
     atol: float
 
     def __str__(self):
-        lines = [f"{self.space}: {len(self.rows)} architectures passed (flops within {self.flops_rtol:.0%} of XLA, "
-                 f"outputs within {self.atol:g})", "params | flops | xla_flops | max_abs_diff | arch"]
+        lines = [f"{self.space}: {len(self.rows)} architectures passed (flops within {self.flops_rtol:.0%} of XLA's "
+                 f"or the program's count, outputs within {self.atol:g})",
+                 "params | flops | xla_flops | program_flops | max_abs_diff | arch"]
         for r in self.rows:
             diff = "-" if r["max_abs_diff"] is None else f"{r['max_abs_diff']:.1e}"
-            lines.append(f"{r['params']} | {r['flops']} | {r['xla_flops']:.0f} | {diff} | {r['arch']}")
+            xla = "-" if r["xla_flops"] is None else f"{r['xla_flops']:.0f}"
+            lines.append(f"{r['params']} | {r['flops']} | {xla} | {r['program_flops']} | {diff} | {r['arch']}")
         return "\n".join(lines)
 
 
@@ -56,10 +61,11 @@ def check(space, x=None, *, key=None, n_random: int = 3, flops_rtol: float = 0.2
       key: PRNG key for the random architectures, the inputs and the supernet's weights
         (default `jax.random.key(0)`).
       n_random: random architectures besides the largest and the smallest.
-      flops_rtol: allowed relative gap between `flops(arch)` and XLA's count. XLA also counts
-        element-wise work (BN, activations, adds) and leaves out kernel taps that fall on padding,
-        while a space may count only convolutions and dense layers over full windows (the built-in
-        spaces do), so tiny networks differ by up to about 20%; a wrong formula differs far more.
+      flops_rtol: allowed relative gap between `flops(arch)` and the nearer of two counts of the
+        standalone network: XLA's (element-wise work such as BN, activations and adds counted, kernel
+        taps on padding left out, as `nas.space` counts) and its program's convolutions and dots over
+        full windows (padding in, element-wise work out, as the chain and MobileNet spaces count).
+        On small inputs the two conventions differ by far more than this; a wrong formula is off both.
       atol: allowed absolute gap between the extracted network's outputs and the supernet's.
     Returns:
       a `CheckReport` (print it for a table).
@@ -148,10 +154,11 @@ def _check_one(space, variables, evaluate, x, arch, flops_rtol, atol) -> dict:
     # Depthwise convs as grouped convolutions, whose padding taps XLA leaves out as `flops` does
     # (the CPU's shifted-sum form computes them too); the same weights, so the same network.
     grouped = network.clone(grouped=True) if isinstance(network, NasStandalone) else network
-    xla = xla_flops(grouped, extracted, x[:1])
-    if xla is not None and abs(space.flops(arch) - xla) > flops_rtol * xla:
-        _fail(space, "flops", arch, f"it returns {space.flops(arch)} but XLA counts {xla:.0f} per example "
-                                    f"(tolerance {flops_rtol:.0%}).")
+    xla, program = xla_flops(grouped, extracted, x[:1]), program_flops(grouped, extracted, x[:1])
+    counted_flops = space.flops(arch)
+    if all(abs(counted_flops - c) > flops_rtol * c for c in (xla, program) if c is not None):
+        _fail(space, "flops", arch, f"it returns {counted_flops} but XLA counts {xla:.0f} and the program's "
+                                    f"convolutions and dots {program} per example (tolerance {flops_rtol:.0%}).")
     diff = None
     if STATS_COLLECTION in calibrated or not _has_state(expected):
         got = network.apply(extracted, x, train=False)
@@ -159,8 +166,8 @@ def _check_one(space, variables, evaluate, x, arch, flops_rtol, atol) -> dict:
         if not diff <= atol:
             _fail(space, "extract_variables", arch, f"the standalone network on the extracted variables differs "
                                                     f"from the calibrated supernet by {diff:.2e} (> {atol:g}).")
-    return dict(arch=space.to_string(arch), params=counted, flops=int(space.flops(arch)), xla_flops=xla,
-                max_abs_diff=diff)
+    return dict(arch=space.to_string(arch), params=counted, flops=int(counted_flops), xla_flops=xla,
+                program_flops=program, max_abs_diff=diff)
 
 
 def _has_state(variables) -> bool:
@@ -188,3 +195,29 @@ def xla_flops(network, variables, x) -> float | None:
     cost = lowered.cost_analysis()   # of the lowered program: no compile needed
     cost = cost[0] if isinstance(cost, (list, tuple)) and cost else cost
     return None if not cost or "flops" not in cost else float(cost["flops"])
+
+
+def program_flops(network, variables, x) -> int:
+    """2 x multiply-adds of the convolutions and dots in `network.apply(variables, x, train=False)`'s
+    program over full windows (taps on padding included, element-wise work left out)."""
+    jaxpr = jax.make_jaxpr(lambda v, x: network.apply(v, x, train=False))(variables, x)
+    return matmul_flops(jaxpr.jaxpr)
+
+
+def matmul_flops(jaxpr) -> int:
+    """2 x multiply-adds of every conv and dot in a jaxpr (full windows), sub-jaxprs included."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "conv_general_dilated":
+            out, rhs = eqn.outvars[0].aval, eqn.invars[1].aval
+            total += 2 * out.size * rhs.size // out.shape[-1]  # rhs.size / output channels = MACs per output
+        elif eqn.primitive.name == "dot_general":
+            (contract, _), _ = eqn.params["dimension_numbers"]
+            total += 2 * eqn.outvars[0].aval.size * int(np.prod([eqn.invars[0].aval.shape[i] for i in contract]))
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(sub, jax.extend.core.ClosedJaxpr):
+                    total += matmul_flops(sub.jaxpr)
+                elif isinstance(sub, jax.extend.core.Jaxpr):
+                    total += matmul_flops(sub)
+    return total

@@ -35,7 +35,11 @@ def resolve_data(data, seed: int = 0, labels: bool = True) -> data_lib.Dataset:
     reproducibly from `seed`) or `((x, y), (x, y), (x, y))` train / val / test splits. `labels`:
     arrays' targets are class labels 0..K-1 (checked); False: any finite targets (values, token ids)."""
     if isinstance(data, str):
-        return data_lib.get(data, seed=seed)
+        dataset = data_lib.get(data, seed=seed)
+        if labels and not np.issubdtype(dataset.train.y.dtype, np.integer):
+            raise ValueError(f"dataset {data!r} has {dataset.train.y.dtype} targets, not class labels; to regress "
+                             f"them pass loss=\"mse\" (AutoModel).")
+        return dataset
     if isinstance(data, data_lib.Dataset):
         return data
     if isinstance(data, (tuple, list)) and len(data) == 2:
@@ -50,6 +54,11 @@ def resolve_space(search_space, dataset: data_lib.Dataset, options: dict) -> spa
     """A dict of decisions (a chain space), a registered space name or a `Space`, sized to the data."""
     sized = dict(num_classes=dataset.num_classes, input_shape=dataset.input_shape)
     if isinstance(search_space, spaces.Space):
+        traced = getattr(search_space, "example", None)
+        if traced is not None and tuple(traced.shape[1:]) != tuple(dataset.input_shape):
+            raise ValueError(f"the nas space was traced on examples of shape {tuple(traced.shape[1:])}, but the data's "
+                             f"are {tuple(dataset.input_shape)}; trace it on the data, nas.space(module, x[:2]) (a "
+                             f"batch: the first axis counts examples).")
         for name, value in sized.items():
             have = getattr(search_space, name, value)
             if tuple(np.atleast_1d(have)) != tuple(np.atleast_1d(value)):
@@ -58,8 +67,13 @@ def resolve_space(search_space, dataset: data_lib.Dataset, options: dict) -> spa
         return search_space
     if isinstance(search_space, dict):
         return spaces.get("chain", choices=search_space, **sized, **options)
+    if search_space == "chain" and "choices" not in options:
+        raise ValueError("the chain space is made of your decisions: pass them as a dict, AutoModel({\"block1\": "
+                         "[\"conv\", \"maxpool\"], ...}), or as space_options={\"choices\": {...}}.")
     if isinstance(search_space, str):
         return spaces.get(search_space, **sized, **options)
+    if _is_flax_module_class(search_space):
+        raise TypeError(f"search_space is the class {search_space.__name__}; pass an instance, {search_space.__name__}().")
     if _is_flax_module(search_space):   # a user's module with nas primitives: trace it on a batch
         from supernet import nas
         return nas.space(search_space, dataset.train.x[:2], **options)
@@ -70,6 +84,11 @@ def resolve_space(search_space, dataset: data_lib.Dataset, options: dict) -> spa
 def _is_flax_module(obj) -> bool:
     import flax.linen as nn
     return isinstance(obj, nn.Module)
+
+
+def _is_flax_module_class(obj) -> bool:
+    import flax.linen as nn
+    return isinstance(obj, type) and issubclass(obj, nn.Module)
 
 
 def distinct_feasible(space, limits: dict) -> int | None:
@@ -145,7 +164,7 @@ class SearchResult:
         x = x if tokens else (x - self.dataset.mean) / self.dataset.std
         data_lib.check_split(data_lib.Split(x, np.zeros(len(x), np.int32)),
                              input_shape=getattr(self.space, "input_shape", self.dataset.input_shape),
-                             what="predict input")
+                             what="predict input", rebuild=False)
         if not self.ensemble:
             outputs = retrain.logits(self.network, self.variables, x)
         else:
@@ -394,6 +413,8 @@ class AutoModel:
         """
         dataset = resolve_data(self.data, self.seed, labels=self.task.labels)
         space = resolve_space(self.search_space, dataset, self.space_options)
+        if getattr(space, "output_shape", None) is not None:   # a user's module: its outputs against the targets
+            self.task.check_outputs(space.output_shape, dataset.train.y, dataset.num_classes)
         supernet_recipe, search_recipe, retrain_recipe = self.recipes
         strategy_name, strategy_options, search_recipe = self._fit_to_space(space, search_recipe)
         strategy = strategies.get(strategy_name, space, **self.limits, **strategy_options)

@@ -545,18 +545,20 @@ def from_splits(train, val, test, *, num_classes: int | None = None, name: str =
 
 
 def check_split(split: Split, *, batch_size: int | None = None, input_shape=None, num_classes: int | None = None,
-                what: str = "train split") -> None:
+                what: str = "train split", rebuild: bool = True) -> None:
     """Errors, before any compilation, for data that would train silently wrong or crash later:
     a batch larger than the split, inputs of another shape than the network was built for, labels
-    outside 0..num_classes-1."""
+    outside 0..num_classes-1. `rebuild`: an input shape error may suggest building the space anew."""
     if batch_size is not None and batch_size > len(split):
         raise ValueError(f"batch size {batch_size} is larger than the {what} ({len(split)} examples); "
                          f"use a batch size <= {len(split)}.")
     if input_shape is not None and tuple(split.x.shape[1:]) != tuple(input_shape):
-        raise ValueError(f"the {what}'s inputs have shape {tuple(split.x.shape[1:])} per example, but the space "
-                         f"was built for {tuple(input_shape)} (channels last); reshape the inputs to "
-                         f"[n, {', '.join(map(str, input_shape))}] or build the space with "
-                         f"input_shape={tuple(split.x.shape[1:])}.")
+        shape = tuple(split.x.shape[1:])
+        rebuilt = (f" or build the space for them (input_shape={shape}; a nas.space: trace it on x[:2] of these "
+                   f"inputs)" if rebuild else "")
+        raise ValueError(f"the {what}'s inputs have shape {shape} per example, but the space was built for "
+                         f"{tuple(input_shape)} (channels last); reshape the inputs to "
+                         f"[n, {', '.join(map(str, input_shape))}]{rebuilt}.")
     if num_classes is not None and len(split) and (split.y.min() < 0 or split.y.max() >= num_classes):
         raise ValueError(f"the {what}'s labels lie in {split.y.min()}..{split.y.max()}, but the network has "
                          f"{num_classes} classes (labels 0..{num_classes - 1}); build the space with "

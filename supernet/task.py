@@ -18,6 +18,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 
@@ -76,6 +77,26 @@ class Task:
     def describe(self) -> dict:
         """The task's loss, metric and direction by name (for results.json)."""
         return {"loss": self.loss_name, "metric": self.metric_name, "higher_is_better": self.higher_is_better}
+
+    def check_outputs(self, output_shape: tuple, targets, num_classes: int | None = None) -> None:
+        """Raises a one-line ValueError, before any training, when a network whose examples give
+        outputs of `output_shape` cannot be scored against `targets` [n, ...]: logits that are not
+        one per class, or a loss or metric that fails on those shapes."""
+        output_shape, target_shape = tuple(output_shape), tuple(np.shape(targets)[1:])
+        if self.labels and num_classes is not None and output_shape[-1:] != (num_classes,):
+            raise ValueError(f"the network returns outputs of shape {output_shape} per example, but the data has "
+                             f"{num_classes} classes; end it with nn.Dense({num_classes}), or pass loss=... for "
+                             f"another task.")
+        outputs = jax.ShapeDtypeStruct((2, *output_shape), jnp.float32)
+        target = jax.ShapeDtypeStruct((2, *target_shape), np.asarray(targets).dtype)
+        for what, name, function in (("loss", self.loss_name, self.loss), ("metric", self.metric_name, self.metric)):
+            try:
+                jax.eval_shape(function, outputs, target)
+            except Exception as err:   # noqa: BLE001 - any failure of the user's function is the finding
+                first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+                raise ValueError(f"the {what} {name!r} fails on outputs of shape {output_shape} per example against "
+                                 f"targets of shape {target_shape} ({type(err).__name__}: {first}); make the "
+                                 f"network's outputs fit the targets.") from None
 
 
 CLASSIFICATION = Task(cross_entropy, accuracy, "cross_entropy", "accuracy", True, True)

@@ -6,11 +6,12 @@ import subprocess
 import sys
 import warnings
 
+import flax.linen as nn
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from supernet import AutoModel, one_shot
+from supernet import AutoModel, nas, one_shot
 from supernet.spaces.chain import OPERATIONS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -158,3 +159,46 @@ def test_launch_names_a_workdir_that_is_a_file_in_one_line(tmp_path):
     assert run.returncode != 0 and "Traceback" not in run.stderr
     assert "is a file, not a directory" in run.stderr and len(run.stderr.strip().splitlines()) == 1
     assert file.read_text() == "keep me"
+
+
+class OwnNet(nn.Module):
+    """A module of the user's: one searched width, `outputs` logits."""
+    outputs: int = 10
+
+    @nn.compact
+    def __call__(self, x, train=False):
+        x = nas.Conv(features=(4, 8), kernel_size=3, name="conv")(x)
+        return nn.Dense(self.outputs)(x.mean((1, 2)))
+
+
+@pytest.mark.parametrize("case,message", [
+    ("traced_elsewhere", r"the nas space was traced on examples of shape \(16, 16, 3\), but the data's are \(8, 8, 1\); "
+                         r"trace it on the data, nas.space\(module, x\[:2\]\)"),
+    ("unbatched", r"traced on examples of shape \(8, 1\), but the data's are \(8, 8, 1\)"),
+    ("five_logits", r"outputs of shape \(5,\) per example, but the data has 10 classes; end it with nn.Dense\(10\)"),
+    ("mse_on_ten_outputs", r"the loss 'mse' fails on outputs of shape \(10,\) per example against targets of shape "
+                           r"\(\)"),
+    ("module_class", r"search_space is the class OwnNet; pass an instance, OwnNet\(\)"),
+])
+def test_a_module_that_does_not_fit_the_data_is_refused(digits, no_training, case, message):
+    x, y = digits
+    space = {"traced_elsewhere": lambda: nas.space(OwnNet(), np.zeros((2, 16, 16, 3), np.float32)),
+             "unbatched": lambda: nas.space(OwnNet(), x[0]),
+             "five_logits": lambda: OwnNet(outputs=5),
+             "mse_on_ten_outputs": lambda: OwnNet(),
+             "module_class": lambda: OwnNet}[case]()
+    loss = {"mse_on_ten_outputs": "mse"}.get(case)
+    with pytest.raises((ValueError, TypeError), match=message) as err:
+        AutoModel(space, data=(x, y.astype(np.float32) if loss else y), loss=loss, **TINY).search()
+    assert "\n" not in str(err.value)
+
+
+def test_a_regression_dataset_with_the_classification_loss_names_the_fix(no_training):
+    with pytest.raises(ValueError, match=r"dataset 'sines' has float32 targets, not class labels; to regress them "
+                                         r"pass loss=\"mse\""):
+        search("sines")
+
+
+def test_the_chain_space_by_name_asks_for_its_decisions(digits, no_training):
+    with pytest.raises(ValueError, match=r"the chain space is made of your decisions: pass them as a dict"):
+        AutoModel("chain", data=digits, **TINY).search()

@@ -75,7 +75,7 @@ class SevenParams(HandWritten):
 
 def test_a_hand_written_space_passes_and_a_wrong_params_is_caught():
     report = nas.check(HandWritten(), n_random=1)
-    assert len(report.rows) == 3 and all(r["max_abs_diff"] <= 1e-4 for r in report.rows)
+    assert len(report.rows) == 2 and all(r["max_abs_diff"] <= 1e-4 for r in report.rows)   # the random one repeats
     assert [r["params"] for r in report.rows[:2]] == [39, 21]
     with pytest.raises(ValueError, match=r"SevenParams.params is wrong .* returns 7 but the extracted network has "
                                          r"\d+ parameters") as err:

@@ -60,7 +60,8 @@ def check(space, x=None, *, key=None, n_random: int = 3, flops_rtol: float = 0.2
         inputs of `space.input_shape`, or of the example a `nas.space` was traced on.
       key: PRNG key for the random architectures, the inputs and the supernet's weights
         (default `jax.random.key(0)`).
-      n_random: random architectures besides the largest and the smallest.
+      n_random: random architectures besides the largest and the smallest (each architecture is
+        checked once, so a small space may give fewer rows).
       flops_rtol: allowed relative gap between `flops(arch)` and the nearer of two counts of the
         standalone network: XLA's (element-wise work such as BN, activations and adds counted, kernel
         taps on padding left out, as `nas.space` counts) and its program's convolutions and dots over
@@ -77,6 +78,7 @@ def check(space, x=None, *, key=None, n_random: int = 3, flops_rtol: float = 0.2
     x = _inputs(space, x, k_x)
     archs = [_valid(space, space.largest(), "largest()"), _valid(space, space.smallest(), "smallest()")]
     archs += list(np.asarray(space.sample(k_arch, n_random)))
+    archs = list({tuple(int(c) for c in a): np.asarray(a) for a in archs}.values())   # each once, in order
     model = space.supernet()
     variables = jax.jit(lambda k: model.init(k, x, jnp.asarray(archs[0]), train=False))(k_init)
     evaluate = jax.jit(lambda v, a: _calibrated_outputs(model, v, a, x))

@@ -225,16 +225,19 @@ def _size(module: nn.Module, kind: str, spec, ctx: _Context) -> tuple:
         spec = derive(_identity, spec)
     if not isinstance(spec, Derived):
         if not isinstance(spec, (tuple, list)):
-            return int(spec), None, None
+            return _whole(module, kind, spec), None, None
         options = tuple(spec)
         if _single(module, kind, options, ctx):
-            return int(options[0]), None, None
+            return _whole(module, kind, options[0]), None, None
+        if len(set(options)) != len(options):
+            raise ValueError(f"nas.{type(module).__name__} {module.name}: {kind}={options} repeats an option; a tuple "
+                             f"lists the options to search ({kind}=(3, 5)); for one fixed size pass an int.")
         spec = derive(_identity, Value(_decision_name(module, kind), options, tuple(map(str, options))))
     searched = [v for v in spec.values if len(v.options) > 1]   # a one-option Value is a constant
     for v in searched:
         _record(v.name, kind, v.labels, v.options, ctx)
     combos = list(itertools.product(*[range(len(v.options)) for v in spec.values]))
-    sizes = [int(spec.fn(*[v.options[i] for v, i in zip(spec.values, combo)])) for combo in combos]
+    sizes = [_whole(module, kind, spec.fn(*[v.options[i] for v, i in zip(spec.values, combo)])) for combo in combos]
     if not searched:
         return sizes[0], None, None
     if ctx.sized:
@@ -251,6 +254,19 @@ def _size(module: nn.Module, kind: str, spec, ctx: _Context) -> tuple:
 
 def _identity(x):
     return x
+
+
+SMALLEST = {"features": 1, "kernel_size": 1, "depth": 0}   # the least size of each kind
+
+
+def _whole(module: nn.Module, kind: str, value) -> int:
+    """`value` as an int, refused unless it is a whole number of at least `SMALLEST[kind]`."""
+    least = SMALLEST.get(kind, 1)
+    whole = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not whole or value != int(value) or int(value) < least:
+        raise ValueError(f"nas.{type(module).__name__} {module.name}: {kind} {value!r} is not a whole number >= "
+                         f"{least}; a Value of other options needs .map(), e.g. width.map(lambda m: int(32 * m)).")
+    return int(value)
 
 
 class _Searchable(nn.Module):
@@ -470,6 +486,10 @@ class Choice(nn.Module):
     @nn.compact
     def __call__(self, *args, **kwargs):
         ctx = _context("Choice")
+        classes = [c.__name__ for c in self.candidates if isinstance(c, type)]
+        if classes:
+            raise ValueError(f"nas.Choice {self.name}: candidate {classes[0]} is a class; pass a module instance "
+                             f"(e.g. {classes[0]}(...)) or a function.")
         labels = _unique([_describe(c) for c in self.candidates]) if self.labels is None else self._given_labels()
         if _single(self, "candidates", labels, ctx):
             return self.candidates[0](*args, **kwargs)
@@ -582,6 +602,7 @@ class InputChoice(nn.Module):
         if not 1 <= self.n_chosen <= len(inputs):
             raise ValueError(f"nas.InputChoice {self.name}: n_chosen={self.n_chosen} but {len(inputs)} inputs; "
                              f"choose between 1 and {len(inputs)}.")
+        self._check_shapes(inputs)
         combos = list(itertools.combinations(range(len(inputs)), self.n_chosen))
         reduce = self._reduce
         if _single(self, f"n_chosen={self.n_chosen} of {len(inputs)} inputs", combos, ctx):
@@ -593,6 +614,14 @@ class InputChoice(nn.Module):
         if ctx.mode == "trace":
             return outputs[0]
         return sum(w * o for w, o in zip(_row(ctx, name, len(outputs)), outputs))
+
+    def _check_shapes(self, inputs):
+        shapes = [tuple(jnp.shape(x)) for x in inputs]
+        compared = [s[:-1] for s in shapes] if self.reduction == "concat" else shapes
+        if len(set(compared)) > 1:
+            need = "one shape but for the last axis" if self.reduction == "concat" else "one shape"
+            raise ValueError(f"nas.InputChoice {self.name}: inputs of shapes {shapes}, but reduction="
+                             f"{self.reduction!r} needs {need}; make the inputs match.")
 
     def _reduce(self, xs):
         if self.reduction == "concat":

@@ -126,12 +126,15 @@ class NasSpace(Space):
 
     name = "nas"
 
-    def __init__(self, module: nn.Module, example_input, call_kwargs: dict, decisions: dict, abstract: dict):
+    def __init__(self, module: nn.Module, example_input, call_kwargs: dict, decisions: dict, abstract: dict,
+                 output_shape: tuple | None = None):
         super().__init__([(n, d["labels"]) for n, d in decisions.items()])
         self._abstract = abstract   # the traced variables' shapes (which candidates hold weights)
+        self.output_shape = output_shape   # one example's output shape, as traced (None: not traced)
         self.grouped = backend.current().depthwise == "grouped"   # the policy, taken once
         self.module = module
         self.example = jnp.asarray(example_input)[:1]
+        self.input_shape = tuple(self.example.shape[1:])   # one example's shape, as traced
         self.call_kwargs = tuple(sorted(call_kwargs.items()))
         self.records = decisions
         self.counts = Counts(lambda: _Trace(module, self.call_kwargs), self.example, decisions,
@@ -287,7 +290,8 @@ def _traced_with(ctx, fn):
 
 def _layer_text(kind: str, shape, path: str, variables, labels: dict) -> str:
     """One layer in words: its class, kernel size and output width, and the chosen depth of a
-    `Repeat` or inputs of an `InputChoice` (`labels`: decision name -> chosen option)."""
+    `Repeat`, inputs of an `InputChoice` or candidate of a `Choice` (`labels`: decision name ->
+    chosen option)."""
     node = variables.get("params", {}).get("net", {})
     for key in path.split(".") if path else ():
         node = node.get(key, {}) if isinstance(node, dict) else {}
@@ -299,6 +303,8 @@ def _layer_text(kind: str, shape, path: str, variables, labels: dict) -> str:
         text.append(f"depth {labels[f'{path}.depth']}")
     if kind == "InputChoice" and path in labels:
         text.append(f"inputs {labels[path]}")
+    if kind == "Choice" and path in labels:   # its chosen candidate, also when that is a function
+        text.append(labels[path])
     return " ".join(text) + (f" -> {shape[-1]}" if shape else "")
 
 
@@ -308,8 +314,8 @@ def listed(module: nn.Module, example_input, decisions) -> NasSpace:
     option, which no primitive registers, is kept as a decision with that one option."""
     with warnings.catch_warnings():   # nas warns that a one-option decision is fixed: here it is listed
         warnings.simplefilter("ignore")
-        traced, abstract = (trace(module, example_input, {}) if any(len(o) > 1 for _, o in decisions)
-                            else ({}, {}))
+        traced, abstract, _ = (trace(module, example_input, {}) if any(len(o) > 1 for _, o in decisions)
+                               else ({}, {}, None))
     records = {name: traced.get(name) or dict(labels=tuple(labels), values=tuple(labels), kind="", enclosing=(),
                                               within=(), candidate_paths=None)
                for name, labels in decisions}
@@ -337,16 +343,19 @@ def space(module: nn.Module, example_input, **call_kwargs) -> NasSpace:
     return NasSpace(module, example_input, call_kwargs, *trace(module, example_input, call_kwargs))
 
 
-def trace(module: nn.Module, example_input, call_kwargs: dict) -> tuple[dict, dict]:
-    """(decisions in call order, the abstract variables of the traced module): what `NasSpace`
-    is built from. Raises the errors `space` documents."""
+def trace(module: nn.Module, example_input, call_kwargs: dict) -> tuple[dict, dict, tuple]:
+    """(decisions in call order, the abstract variables of the traced module, one example's output
+    shape): what `NasSpace` is built from. Raises the errors `space` documents."""
+    if isinstance(module, type):
+        raise ValueError(f"nas.space takes a module instance, {module.__name__}(), not the class {module.__name__}.")
     if isinstance(example_input, jax.core.Tracer):
         raise ValueError("nas.space was called inside a jitted function, where the space's decisions cannot be "
                          "known before compiling: call nas.space(module, x[:2]) once outside jax.jit.")
     ctx = _Context("trace")
     x = jnp.asarray(example_input)[:1]
     try:
-        abstract = _traced_with(ctx, lambda: _Trace(module, tuple(sorted(call_kwargs.items()))).init(jax.random.key(0), x))
+        output, abstract = _traced_with(ctx, lambda: _Trace(module, tuple(sorted(call_kwargs.items())))
+                                        .init_with_output(jax.random.key(0), x))
     except flax.errors.NameInUseError as err:
         name = str(err).split('"')[1] if '"' in str(err) else "?"
         raise ValueError(f"duplicate module name {name!r} in {type(module).__name__}: give each nas primitive "
@@ -354,4 +363,4 @@ def trace(module: nn.Module, example_input, call_kwargs: dict) -> tuple[dict, di
     if not ctx.decisions:
         raise ValueError(f"{type(module).__name__} has no searched decision: use nas.Choice, nas.Repeat, "
                          f"nas.InputChoice, or a tuple of features/kernel sizes in nas.Conv / nas.Dense.")
-    return ctx.decisions, abstract
+    return ctx.decisions, abstract, tuple(getattr(output, "shape", ())[1:])

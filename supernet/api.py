@@ -437,6 +437,8 @@ class AutoModel:
         results["explain"] = strategies.explanation.summary(
             space, history["archs"], self.task.fitness(history["val_metric"]), seed=0,
             fitness_name=f"supernet validation {self.task.metric_name}" + ("" if self.task.higher_is_better else ", negated"))
+        if self.workdir:
+            records.write_json(self.workdir, "results.json", results)
         return SearchResult(
             best_architecture=results["best_arch"], best_accuracy=results.get("best_accuracy"),
             best_architecture_dict=dict(zip(space.decision_names, (o[c] for o, c in zip(space.options, best)))),

@@ -551,7 +551,9 @@ def check_split(split: Split, *, batch_size: int | None = None, input_shape=None
     outside 0..num_classes-1. `rebuild`: an input shape error may suggest building the space anew."""
     if batch_size is not None and batch_size > len(split):
         raise ValueError(f"batch size {batch_size} is larger than the {what} ({len(split)} examples); "
-                         f"use a batch size <= {len(split)}.")
+                         f"use a batch size <= {len(split)} (AutoModel: supernet={{'batch_size': ...}} and "
+                         f"retrain={{'batch_size': ...}}; launch.py: supernet.batch_size, retrain.batch_size) or "
+                         f"more data.")
     if input_shape is not None and tuple(split.x.shape[1:]) != tuple(input_shape):
         shape = tuple(split.x.shape[1:])
         rebuilt = (f" or build the space for them (input_shape={shape}; a nas.space: trace it on x[:2] of these "

@@ -1,5 +1,7 @@
 """The one-call API, `AutoModel(...).search()`, on tiny settings (behaviour, not accuracy)."""
 
+import json
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
@@ -146,6 +148,8 @@ def test_a_workdir_holds_one_run(digits_arrays, tmp_path):
     from supernet import run_identity
     x, y = digits_arrays
     first = AutoModel(CHOICES, data=(x, y), workdir=str(tmp_path), **TINY).search()
+    written = json.loads((tmp_path / "results.json").read_text())
+    assert written["best_arch"] == first.best_architecture and written["provenance"]["package"] == "supernet-nas"
     again = AutoModel(CHOICES, data=(x, y), workdir=str(tmp_path), **TINY).search()  # resumes every stage
     assert again.best_architecture == first.best_architecture and again.best_accuracy == first.best_accuracy
     with pytest.raises(run_identity.RunIdentityError, match=r"holds a run of another config.*restart=True"):

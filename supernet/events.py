@@ -10,6 +10,7 @@ import itertools
 import numbers
 import os
 import time
+import weakref
 
 SKIPPED = ("step", "time")  # the x axis, and wall-clock time that TensorBoard records itself
 _WRITERS = itertools.count()  # distinct file names for several logs in one directory and second
@@ -31,6 +32,7 @@ class EventMirror:
         if self.writer is None:
             suffix = f".{os.getpid()}.{next(_WRITERS)}"
             self.writer = EventsWriter(os.path.join(self.workdir, "events"), filename_suffix=suffix)
+            weakref.finalize(self, self.writer.close)   # the file closes with its mirror (or at exit)
         prefix = str(fields.get("stage", fields.get("phase", "metrics")))
         values = [summary_pb2.Summary.Value(tag=f"{prefix}/{name}", simple_value=float(value))
                   for name, value in fields.items()

@@ -32,3 +32,16 @@ def test_metrics_go_to_tensorboard_event_files(tmp_path):
     assert ("supernet/loss", 50, 1.5) in scalars and ("supernet/loss", 100, 0.5) in scalars
     assert ("supernet/accuracy", 100, 0.75) in scalars
     assert not any(tag.endswith(("/note", "/time", "/step")) for tag, _, _ in scalars)
+
+
+def test_the_event_file_closes_with_its_log(tmp_path):
+    import gc
+    import warnings
+    log = records.MetricsLog(str(tmp_path))
+    log.write("supernet", 1, loss=1.0)
+    writer = log.events.writer
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)   # an unclosed file would warn when collected
+        del log
+        gc.collect()
+    assert writer._py_recordio_writer._writer.closed

@@ -130,6 +130,10 @@ def _trace(body, x=None):
     (lambda x: nas.Conv(features=nas.Value("w", (4.5, 8)), name="c")(x), r"features 4.5 is not a whole number"),
     (lambda x: nas.Repeat(lambda: nn.relu, depth=(-1, 2), name="r")(x), "depth -1 is not a whole number >= 0"),
     (lambda x: nas.Choice([nn.Dense, nn.relu], name="op")(x), "candidate Dense is a class; pass a module instance"),
+    (lambda x: nn.Dropout(0.1, deterministic=True)(nas.Conv(features=(2, 4), name="c")(x)),
+     r"nn.Dropout\(rate=0.1\) at Dropout_0: dropout is not supported in a searched module"),
+    (lambda x: {"logits": nas.Conv(features=(2, 4), name="c")(x)},
+     "M returns a dict, but a searched module must return one array of outputs"),
 ])
 def test_errors_are_one_line(body, message):
     with pytest.raises(ValueError, match=message) as err:

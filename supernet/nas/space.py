@@ -354,8 +354,9 @@ def trace(module: nn.Module, example_input, call_kwargs: dict) -> tuple[dict, di
     ctx = _Context("trace")
     x = jnp.asarray(example_input)[:1]
     try:
-        output, abstract = _traced_with(ctx, lambda: _Trace(module, tuple(sorted(call_kwargs.items())))
-                                        .init_with_output(jax.random.key(0), x))
+        with nn.intercept_methods(_refuse_dropout):
+            output, abstract = _traced_with(ctx, lambda: _Trace(module, tuple(sorted(call_kwargs.items())))
+                                            .init_with_output(jax.random.key(0), x))
     except flax.errors.NameInUseError as err:
         name = str(err).split('"')[1] if '"' in str(err) else "?"
         raise ValueError(f"duplicate module name {name!r} in {type(module).__name__}: give each nas primitive "
@@ -363,4 +364,19 @@ def trace(module: nn.Module, example_input, call_kwargs: dict) -> tuple[dict, di
     if not ctx.decisions:
         raise ValueError(f"{type(module).__name__} has no searched decision: use nas.Choice, nas.Repeat, "
                          f"nas.InputChoice, or a tuple of features/kernel sizes in nas.Conv / nas.Dense.")
-    return ctx.decisions, abstract, tuple(getattr(output, "shape", ())[1:])
+    if not isinstance(output, jax.ShapeDtypeStruct | jax.Array):
+        raise ValueError(f"{type(module).__name__} returns a {type(output).__name__}, but a searched module must "
+                         f"return one array of outputs [n, ...]; wrap it in a module that returns the outputs to "
+                         f"train on.")
+    return ctx.decisions, abstract, tuple(output.shape[1:])
+
+
+def _refuse_dropout(next_fun, args, kwargs, context):
+    """Interceptor while tracing: an `nn.Dropout` that drops would need a "dropout" PRNG stream,
+    which the supernet's training, calibration and retraining do not pass."""
+    m = context.module
+    if isinstance(m, nn.Dropout) and m.rate > 0:
+        raise ValueError(f"nn.Dropout(rate={m.rate}) at {'/'.join(m.scope.path[1:])}: dropout is not supported in a "
+                         f"searched module (the supernet and the retraining pass no 'dropout' PRNG); remove it, and "
+                         f"add it to the extracted network after the search if you want it.")
+    return next_fun(*args, **kwargs)

@@ -141,6 +141,17 @@ def test_errors_are_one_line(body, message):
     assert "\n" not in str(err.value)
 
 
+def test_a_missing_call_argument_names_how_to_pass_it():
+    class Scaled(nn.Module):
+        @nn.compact
+        def __call__(self, x, scale):
+            return scale * nas.Dense(features=(2, 4), name="d")(x)
+    with pytest.raises(ValueError, match=r"Scaled needs call arguments besides the input .*'scale'.*nas.space\(module, "
+                                         r"x\[:2\], name=value\)"):
+        nas.space(Scaled(), jnp.zeros((1, 4)))
+    assert nas.space(Scaled(), jnp.zeros((1, 4)), scale=2.0).decision_names == ("d.features",)
+
+
 def test_a_module_class_instead_of_an_instance_is_refused():
     class Net(nn.Module):
         @nn.compact

@@ -357,6 +357,11 @@ def trace(module: nn.Module, example_input, call_kwargs: dict) -> tuple[dict, di
         with nn.intercept_methods(_refuse_dropout):
             output, abstract = _traced_with(ctx, lambda: _Trace(module, tuple(sorted(call_kwargs.items())))
                                             .init_with_output(jax.random.key(0), x))
+    except TypeError as err:
+        if "__call__() missing" not in str(err):
+            raise
+        raise ValueError(f"{type(module).__name__} needs call arguments besides the input ({err}); pass them by name, "
+                         f"nas.space(module, x[:2], name=value) (AutoModel: space_options={{'name': value}}).") from None
     except flax.errors.NameInUseError as err:
         name = str(err).split('"')[1] if '"' in str(err) else "?"
         raise ValueError(f"duplicate module name {name!r} in {type(module).__name__}: give each nas primitive "

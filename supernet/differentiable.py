@@ -487,8 +487,10 @@ def _empty_history(space, recipe: Recipe, t: int) -> dict:
 
 def _snapshot(space, state: SearchState, history: dict) -> dict:
     """What a checkpoint holds: the search state and the history so far (a None share as -1: the
-    checkpoint refuses NaN)."""
+    checkpoint refuses NaN); before the first log the state alone, as orbax refuses zero-size arrays."""
     n, shape = len(history["step"]), space.option_mask().shape
+    if n == 0:
+        return {"state": state}
     return {"state": state, "history": {
         "step": np.asarray(history["step"], np.int32).reshape(n),
         "weights": np.asarray(history["weights"], np.float32).reshape(n, *shape),
@@ -499,6 +501,8 @@ def _snapshot(space, state: SearchState, history: dict) -> dict:
 
 def _restored(saved: dict, history: dict) -> SearchState:
     """Puts a checkpoint's history back into `history` and returns its search state."""
+    if "history" not in saved:  # saved before the first log: nothing logged yet
+        return saved["state"]
     h = jax.device_get(saved["history"])
     history["step"][:] = [int(v) for v in h["step"]]
     history["weights"][:] = list(np.asarray(h["weights"]))

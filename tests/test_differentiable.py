@@ -191,11 +191,13 @@ def test_search_end_to_end_on_nas_bench_201_with_files(tmp_path):
     assert result["step_seconds"] > 0 and result["search_seconds"] > 0
 
 
-def test_resumed_search_continues_exactly(toy, tmp_path):
+@pytest.mark.parametrize("log_every, logged", [(2, [2, 4, 6, 8]), (8, [8])], ids=["logged", "before_first_log"])
+def test_resumed_search_continues_exactly(toy, tmp_path, log_every, logged):
     """A GDAS search checkpointed in a workdir, its newest checkpoints lost as in a kill, reruns to
-    the uninterrupted result and history, with no metrics line twice."""
+    the uninterrupted result and history, with no metrics line twice. With log_every=8 the checkpoints
+    (every 2 steps) come before the first log, so the one resumed from holds an empty history."""
     space, ds = toy
-    recipe = D.Recipe(method="gdas", steps=8, batch_size=32, log_every=2, alpha_lr=0.05)
+    recipe = D.Recipe(method="gdas", steps=8, batch_size=32, log_every=log_every, alpha_lr=0.05)
     run = lambda workdir: D.run_differentiable_search(space, ds, recipe, key=jax.random.key(0),
                                                       runtime=Runtime(workdir=workdir, progress=False))
     straight = run(str(tmp_path / "a"))
@@ -208,9 +210,9 @@ def test_resumed_search_continues_exactly(toy, tmp_path):
         np.testing.assert_allclose(np.asarray(resumed[name]["weights"] if name == "history" else resumed[name]),
                                    np.asarray(straight[name]["weights"] if name == "history" else straight[name]),
                                    rtol=1e-5, atol=1e-6)
-    assert resumed["history"]["step"] == [2, 4, 6, 8]
+    assert resumed["history"]["step"] == logged
     keys = [(l["stage"], l["step"]) for l in records.MetricsLog(str(tmp_path / "a")).lines()]
-    assert len(keys) == len(set(keys)) == 8
+    assert len(keys) == len(set(keys)) == 2 * len(logged)  # the search's and the arch's lines
 
 
 def test_gdas_search_and_comparison_on_chain(toy, tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import fnmatch
 import json
 import os
 import shutil
@@ -127,9 +128,19 @@ def write_progress(workdir: str, status: str, **fields) -> str:
     return write_json(workdir, "progress.json", {"status": status, "time": time.time(), **fields})
 
 
-# What a run leaves in its workdir (besides pictures); `--restart` deletes these.
+# What a run leaves in its workdir; `--restart` deletes these.
 RUN_FILES = ("run.json", "progress.json", "results.json", "metrics.jsonl", "checkpoints")
 EVENT_FILES = "events.out.tfevents"  # the TensorBoard mirror's files start so
+# The jobs' own outputs there (fnmatch patterns); `--restart` deletes them too, or the new run would
+# resume from an old run's rows or show its pictures. AutoModel writes only RUN_FILES there.
+JOB_OUTPUTS = (
+    "ground_truth.csv", "ground_truth.part*of*.csv", "ground_truth.json",  # jobs/ground_truth.py
+    "architecture.png", "effects.png", "importance.png", "ranking.png", "winner",  # jobs/search.py
+    "arch_weights.png",  # jobs/differentiable.py (and architecture.png)
+    "fine_tuned.jsonl", "ranking_*.png",  # jobs/ranking.py
+    "best_so_far.png", "pareto.png",  # jobs/strategies_nb201.py
+    "benchmark.json",  # jobs/benchmark.py
+)
 
 
 def has_run_files(workdir: str) -> bool:
@@ -139,13 +150,21 @@ def has_run_files(workdir: str) -> bool:
 
 
 def remove_run(workdir: str) -> None:
-    """Deletes a previous run's files from `workdir` (checkpoints, records, TensorBoard events)."""
+    """Deletes a previous run's files from `workdir` (checkpoints, records, TensorBoard events, the
+    jobs' outputs); anything else, e.g. a user's notes, stays."""
     if not distributed.is_writer() or not os.path.isdir(workdir):
         return
     for name in os.listdir(workdir):
         path = os.path.join(workdir, name)
-        if name in RUN_FILES or name.startswith(EVENT_FILES) or name.endswith(".ckpt") or name == "checkpoints.corrupt":
+        if _is_run_output(name):
             shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+
+
+def _is_run_output(name: str) -> bool:
+    """Whether a workdir entry is a run's own, or the `.tmp` of one (`atomic_file`, killed mid-write)."""
+    name = name.removesuffix(".tmp")
+    return (name in RUN_FILES or name.startswith(EVENT_FILES) or name.endswith(".ckpt")
+            or name == "checkpoints.corrupt" or any(fnmatch.fnmatchcase(name, p) for p in JOB_OUTPUTS))
 
 
 def git_commit(directory: str | None = None) -> dict | None:

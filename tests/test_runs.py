@@ -152,6 +152,21 @@ def test_same_config_resumes_another_is_refused_restart_starts_afresh(tmp_path):
     assert records.read_json(workdir, "run.json")["fingerprint"] == run_identity.fingerprint(other)
 
 
+def test_restart_deletes_the_runs_outputs_and_keeps_the_users_files(tmp_path):
+    outputs = ["run.json", "progress.json", "metrics.jsonl", "events.out.tfevents.1.host", "results.json.tmp",
+               "ground_truth.csv", "ground_truth.part0of2.csv", "ground_truth.json", "fine_tuned.jsonl",
+               "pareto.png", "ranking_naswot.png", "benchmark.json"]
+    users = ["notes.txt", "my_plot.png", "ground_truth_2023.csv"]
+    for name in outputs + users:
+        (tmp_path / name).write_text("x")
+    for folder in ("checkpoints/supernet", "winner", "my_data"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "variables.npz").write_text("x")
+    records.remove_run(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == sorted(users + ["my_data"])
+    assert os.listdir(tmp_path / "my_data") == ["variables.npz"]
+
+
 def test_a_darts_run_is_refused_in_a_quickstart_workdir(tmp_path):
     run_identity.claim(str(tmp_path), quickstart.get_config("runlocal").to_dict(), "search")
     with pytest.raises(run_identity.RunIdentityError, match="search job; .*job: 'search' there, 'differentiable' here"):

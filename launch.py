@@ -6,12 +6,15 @@ the config into the library's explicit arguments (the library never reads a conf
 Before any work: the whole config is checked (`supernet.config_check`: a misspelt override such as
 `--config.supernet.stpes=10` is one line naming `supernet.steps`), and the workdir's run identity
 (`supernet.run_identity`): the same config resumes, another is refused unless `--restart`.
-While the job runs, `progress.json` says "running" (or "failed", with the error); `results.json`
-is written once, atomically, when it is complete. A rerun of a complete run prints its results.
+While the job runs, `progress.json` says "running" (then "failed" with the error, "interrupted"
+after Ctrl-C, or "complete"); `results.json` is written once, atomically, when it is complete. A
+rerun of a complete run says where its results are and exits.
 """
 
 from __future__ import annotations
 
+import difflib
+import glob
 import os
 import sys
 import time
@@ -67,6 +70,12 @@ def main(argv):
     except (checkpoint.NonFiniteError, checkpoint.CheckpointMismatchError) as err:
         records.write_progress(workdir, "failed", job=config.job, error=str(err))
         sys.exit(f"error: {err}")
+    except KeyboardInterrupt:
+        records.write_progress(workdir, "interrupted", job=config.job)
+        sys.exit(f"interrupted; rerun the same command to resume from the last checkpoint in {workdir}.")
+    except Exception as err:   # unexpected: say so in progress.json, and keep the traceback
+        records.write_progress(workdir, "failed", job=config.job, error=f"{type(err).__name__}: {err}")
+        raise
     results = records.results_document(
         results, job=config.job, config=config.to_dict(), fingerprint=run["fingerprint"],
         timings={"wall_time_s": time.perf_counter() - tic}, backend=backend.describe(),
@@ -84,7 +93,10 @@ def check_paths(argv: list[str]) -> str | None:
         if name in ("--config", "-config"):
             path = value.split(":")[0]
             if not os.path.isfile(path):
-                return f"error: config file {path!r} does not exist; pass --config experiments/<name>.py[:variant]."
+                near = difflib.get_close_matches(path, glob.glob(os.path.join(os.path.dirname(path) or ".", "*.py")), 1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                return (f"error: config file {path!r} does not exist{hint}; pass --config "
+                        f"experiments/<name>.py[:variant].")
         if name in ("--workdir", "-workdir") and os.path.exists(value) and not os.path.isdir(value):
             return f"error: --workdir {value!r} is a file, not a directory; pass a directory path."
     return None

@@ -405,7 +405,7 @@ def run_differentiable_search(space, dataset, recipe: Recipe, *, key: jax.Array,
     stage = recipe.method
     history = {"step": [], "weights": [], "arch": [], "param_free_share": []}
     start, state = training.resume(runtime.checkpoints(stage), state, snapshot=lambda s: lambda t: _snapshot(space, s, _empty_history(space, recipe, t)),
-                                   restore=lambda _, saved: _restored(saved, history))
+                                   restore=lambda _, saved: _restored(space, saved, history))
     state = sharding.replicate(mesh, state)
     step = _make_step(space, model, recipe, weight_optimizer, alpha_optimizer, mesh, dataset, step_key, data_key,
                       start)
@@ -499,15 +499,17 @@ def _snapshot(space, state: SearchState, history: dict) -> dict:
                                        np.float32).reshape(n)}}
 
 
-def _restored(saved: dict, history: dict) -> SearchState:
-    """Puts a checkpoint's history back into `history` and returns its search state."""
+def _restored(space, saved: dict, history: dict) -> SearchState:
+    """Puts a checkpoint's history back into `history` and returns its search state. The shares are
+    recomputed from the architectures: the checkpoint's float32 copies would not equal the floats
+    an uninterrupted run reports."""
     if "history" not in saved:  # saved before the first log: nothing logged yet
         return saved["state"]
     h = jax.device_get(saved["history"])
     history["step"][:] = [int(v) for v in h["step"]]
     history["weights"][:] = list(np.asarray(h["weights"]))
     history["arch"][:] = list(np.asarray(h["arch"]))
-    history["param_free_share"][:] = [None if v < 0 else float(v) for v in h["param_free_share"]]
+    history["param_free_share"][:] = [parameter_free_share(space, arch) for arch in history["arch"]]
     return saved["state"]
 
 

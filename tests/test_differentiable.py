@@ -211,6 +211,7 @@ def test_resumed_search_continues_exactly(toy, tmp_path, log_every, logged):
                                    np.asarray(straight[name]["weights"] if name == "history" else straight[name]),
                                    rtol=1e-5, atol=1e-6)
     assert resumed["history"]["step"] == logged
+    assert resumed["history"]["param_free_share"] == straight["history"]["param_free_share"]   # the same floats
     keys = [(l["stage"], l["step"]) for l in records.MetricsLog(str(tmp_path / "a")).lines()]
     assert len(keys) == len(set(keys)) == 2 * len(logged)  # the search's and the arch's lines
 

@@ -16,7 +16,7 @@ Variants (comma-separated in `arg`):
   runlocal: 3 seeds, budgets 20 and 50, smaller surrogates - a smoke test.
   prior:    every strategy's initial and restart samples come best-scored by parameter count first
             (a zero-cost warm-up; no extra queries, but information a plain search does not have).
-  latency:  only architectures with Pixel 3 latency <= 10 ms (45% of the space) may be proposed;
+  latency:  only architectures with Pixel 3 latency <= 10 ms (46% of the space) may be proposed;
             results.json also holds the Pareto front of (cifar10-val, latency) per strategy.
 
 Writes DIR/results.json, DIR/metrics.jsonl and DIR/best_so_far.png (and DIR/pareto.png).

@@ -28,7 +28,7 @@ from strategies.buffer import best, top_k
 from strategies.interface import Strategy
 from strategies.constraints import Feasibility, Limit
 from strategies.explanation import explain
-from strategies.registry import Registry, check_options
+from strategies.registry import Registry, check_options, check_types
 
 # name -> module path; each module has `make_core(space, capacity, **options)` and `DEFAULT_CAPACITY`.
 STRATEGIES = Registry("strategy")
@@ -79,11 +79,13 @@ def get(name: str, space, *, max_flops=None, max_params=None, constraints=(), ca
         the zero-cost warm-up of Abdelfattah et al. (ICLR 2021). Tabulated over the whole space
         once, so the space may hold at most `enumerate_limit` architectures.
     Anything else is the algorithm's own option (see `algorithm_options(name)`); an unknown one
-    raises a TypeError listing the valid ones. A constraint that no architecture meets raises a
+    raises a TypeError listing the valid ones, and a value of another type than the option's
+    annotation a ValueError. A constraint that no architecture meets raises a
     ValueError here (tabulated spaces) or in `ask` after a bounded search (others).
     """
     module = _module(name)
     check_options(module.make_core, options, f"strategy {name!r}", positional=2)
+    check_types(module.make_core, options, f"strategy {name!r}")
     capacity = int(module.DEFAULT_CAPACITY if capacity is None else capacity)
     limits = _constraints.make_limits(space, max_flops, max_params, constraints, enumerate_limit)
     feasibility = Feasibility(space, limits, enumerate_limit=enumerate_limit)

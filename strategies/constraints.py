@@ -80,6 +80,10 @@ def make_limits(space, max_flops=None, max_params=None, constraints: Sequence = 
                 enumerate_limit: int = DEFAULT_ENUMERATE_LIMIT) -> list[Limit]:
     """The `Limit`s for a strategy's keyword options; `constraints` holds `Limit`s or
     (cost, limit) / (name, cost, limit) tuples."""
+    for what, limit in (("flops", max_flops), ("params", max_params)):
+        if limit is not None and not callable(getattr(space, what, None)):
+            raise ValueError(f"max_{what}: {space.name} has no {what}(arch) to count; drop max_{what}, or pass "
+                             f"constraints=[(cost, {limit})] with your own cost(archs int32[n, D]) -> [n].")
     limits = []
     if max_flops is not None:
         limits.append(flops_limit(space, max_flops, enumerate_limit))

@@ -52,6 +52,10 @@ class DistributionState(NamedTuple):
 def make_core(space, capacity: int, weights=None) -> interface.Core:
     """`weights`: the search's final softmax weights float[D, K] (None: uniform)."""
     allowed = space.option_mask() & ~excluded_options(space)
+    if weights is not None and np.shape(weights) != allowed.shape:
+        raise ValueError(f"differentiable: weights must be float[{', '.join(map(str, allowed.shape))}] (decisions x "
+                         f"options of {space.name}), got shape {np.shape(weights)}; pass the final softmax weights "
+                         f"of a search over this space.")
     w = np.where(allowed, 1.0, 0.0) if weights is None else np.where(allowed, np.asarray(weights, np.float64), 0.0)
     w = w / w.sum(axis=-1, keepdims=True)
     logits = jnp.asarray(np.where(w > 0, np.log(np.maximum(w, 1e-30)), -np.inf), jnp.float32)

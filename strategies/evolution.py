@@ -62,6 +62,7 @@ import jax.numpy as jnp
 
 from strategies import archs as archs_lib
 from strategies import buffer, hill_climb, interface
+from strategies.registry import closest
 
 DEFAULT_CAPACITY = 1000
 DEFAULT_NUM_INITIAL = 10
@@ -122,7 +123,8 @@ def make_core(space, capacity: int, population_size: int | None = 15, tournament
     if num_initial < 1:
         raise ValueError(f"evolution: num_initial must be at least 1, got {num_initial}.")
     if mutation_order not in hill_climb.CLIMB_ORDERS:
-        raise ValueError(f"evolution: mutation_order must be one of {hill_climb.CLIMB_ORDERS}, got {mutation_order!r}.")
+        raise ValueError(f"evolution: mutation_order must be one of {hill_climb.CLIMB_ORDERS}, got {mutation_order!r}"
+                         f"{closest(mutation_order, hill_climb.CLIMB_ORDERS)}.")
     if restart_patience is not None and restart_patience < 1:
         raise ValueError(f"evolution: restart_patience must be at least 1 (or None), got {restart_patience}.")
     patience = None if population_size is None else restart_patience

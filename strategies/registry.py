@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import numbers
 from typing import Any, Callable
 
 
 def closest(name: str, valid) -> str:
-    """' (did you mean 'x'?)' for the nearest valid name, or ''."""
-    match = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1)
+    """' (did you mean 'x'?)' for the nearest valid name (or the only one `name` begins), or ''."""
+    valid = [str(v) for v in valid]
+    begun = [v for v in valid if name and v.startswith(str(name))]
+    match = difflib.get_close_matches(str(name), valid, n=1) or (begun if len(begun) == 1 else [])
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
@@ -74,3 +77,20 @@ def check_options(fn: Callable, options: dict, what: str, positional: int = 0) -
     if unknown:
         raise TypeError(f"{what} has no option {unknown[0]!r}{closest(unknown[0], valid)}; "
                         f"valid options: {', '.join(valid) or '(none)'}.")
+
+
+# The annotations `check_types` reads, and the values each accepts (an int is a valid float).
+ANNOTATED_TYPES = {"int": numbers.Integral, "float": numbers.Real, "bool": bool, "str": str, "None": type(None)}
+
+
+def check_types(fn: Callable, options: dict, what: str) -> None:
+    """ValueError naming an option whose value is not of the type `fn` annotates it with (e.g.
+    `int | None`); options with other annotations, or none, are not checked."""
+    params = inspect.signature(fn).parameters
+    for key, value in options.items():
+        annotation = params[key].annotation if key in params else None
+        text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+        names = [n.strip() for n in text.split("|")]
+        if all(n in ANNOTATED_TYPES for n in names) and not any(isinstance(value, ANNOTATED_TYPES[n]) for n in names):
+            raise ValueError(f"{what}: {key} takes {' or '.join(names)} (default {params[key].default!r}), got "
+                             f"{value!r} ({type(value).__name__}).")

@@ -4,8 +4,9 @@
 one names the closest valid key); the `options` dicts take new keys, which `check` then matches
 against the options their dataset, space or strategy accepts (so `--config.dataset.options.data_dir`
 works for cifar10). `check` also covers the registries (dataset, space, job), ranges (steps,
-budget, population, batch sizes >= 1), paths (options ending in `_dir` or `_path` must exist) and
-batch sizes that must divide by the devices; a job adds its own rules with `check(config)`.
+budget, population, batch sizes >= 1), paths (options ending in `_dir` or `_path` must exist, and
+be set when the dataset reads local files), the `backend` choices and batch sizes that must divide
+by the devices; a job adds its own rules with `check(config)`.
 Only jobs and launch.py call this module (it reads a config).
 """
 
@@ -20,6 +21,8 @@ from strategies.registry import check_options, closest
 
 OPTION_DICTS = "options"  # config dicts whose keys are a registry entry's options, not fixed fields
 AT_LEAST_ONE = ("steps", "budget", "population", "batch_size", "val_batch_size", "eval_batch_size")
+# What a dataset's local path option must name, by dataset (`supernet.data`; nothing is downloaded).
+LOCAL_DATA = {"cifar10": "DIR, the `cifar-10-batches-py` directory unpacked from cifar-10-python.tar.gz"}
 
 
 class ConfigError(ValueError):
@@ -78,7 +81,10 @@ def _check_common(config) -> None:
     if "dataset" in config:
         check_options(data.DATASETS.get(config.dataset.name), dict(config.dataset.options),
                       f"dataset {config.dataset.name!r}", positional=1)
+        check_local_data(config.dataset.name, data.options(config.dataset.name), config.dataset.options)
         check_paths(config.dataset.options, "dataset.options")
+    if "backend" in config:
+        check_backend(config.backend)
     if "space" in config:
         check_options(spaces.SPACES.get(config.space.name), dict(config.space.options),
                       f"space {config.space.name!r}")
@@ -97,12 +103,44 @@ def check_ranges(node, prefix: str = "") -> None:
             raise ConfigError(f"{name} must be >= 1, got {value}; set --config.{name}.")
 
 
+def is_path(option: str) -> bool:
+    """Whether an option names a path (it ends in `_dir` or `_path`)."""
+    return option.endswith("_dir") or option.endswith("_path")
+
+
 def check_paths(options, prefix: str) -> None:
     """Each `*_dir` / `*_path` option that is set names an existing path (ConfigError otherwise)."""
     for key, value in options.items():
-        if (key.endswith("_dir") or key.endswith("_path")) and value and not os.path.exists(value):
+        if is_path(key) and value and not os.path.exists(value):
             raise ConfigError(f"{prefix}.{key}={value!r} does not exist; set --config.{prefix}.{key} to an "
                               f"existing path.")
+
+
+def check_local_data(name: str, defaults: dict, options) -> None:
+    """A dataset that reads local files (a `*_dir` / `*_path` option without a default) is told where."""
+    for key, default in defaults.items():
+        if is_path(key) and default is None and not options.get(key):
+            raise ConfigError(f"dataset {name!r} reads a local copy of its data (nothing is downloaded), but "
+                              f"dataset.options.{key} is not set; pass --config.dataset.options.{key}="
+                              f"{LOCAL_DATA.get(name, 'PATH')}.")
+
+
+def check_backend(section) -> None:
+    """Each `backend` choice is "auto" or one the backend offers (`supernet.backend.CHOICES`)."""
+    from supernet import backend
+    for name, valid in backend.CHOICES.items():
+        check_choice(section.get(name, "auto"), ("auto", *valid), f"backend.{name}")
+
+
+def existing_file(path: str, key: str, fix: str) -> str:
+    """`path` as given, or else relative to the project root (as `ground_truth.resolve_table` reads
+    it); a ConfigError naming `key`, each place looked at once, and `fix` when neither exists."""
+    from supernet.ground_truth import PROJECT_ROOT
+    places = list(dict.fromkeys([os.path.abspath(path), os.path.join(PROJECT_ROOT, path)]))
+    for place in places:
+        if os.path.isfile(place):
+            return place
+    raise ConfigError(f"{key}={path!r} does not exist (looked at {', '.join(places)}); {fix}")
 
 
 def check_divisible(config, **batch_sizes: int) -> None:
@@ -119,7 +157,7 @@ def check_choice(value, valid, name: str) -> None:
     """`value` is one of `valid` (ConfigError with the closest valid one otherwise)."""
     if value not in valid:
         raise ConfigError(f"{name}={value!r} is not valid{closest(value, valid)}; valid: "
-                          f"{', '.join(map(str, valid))}.")
+                          f"{', '.join(str(v) or repr(v) for v in valid)}.")
 
 
 def check_keys(options, valid, prefix: str, owner: str) -> None:

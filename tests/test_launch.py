@@ -82,7 +82,8 @@ def test_a_regression_is_searched_from_a_config(tmp_path):
 
 
 @pytest.mark.parametrize("setting, message", [
-    (dict(loss="hinge"), "task: unknown loss 'hinge'; valid names: cross_entropy, mse, mae"),
+    (dict(loss="hinge"), "task.loss='hinge' is not valid; valid: cross_entropy, mse, mae, or 'package.module:"),
+    (dict(metric="acuracy"), r"task.metric='acuracy' is not valid \(did you mean 'accuracy'\?\)"),
     (dict(loss="cross_entropy", metric="mse"), "task: metric 'mse' compares values"),
     (dict(loss="mse", metric="supernet.task:nope"), "task.metric 'supernet.task:nope' cannot be imported"),
     (dict(loss="mse", metric="supernet.task:mae"), "whether higher is better cannot be inferred"),
@@ -102,6 +103,47 @@ def test_a_bad_task_is_named_before_any_work(setting, message):
     config = quickstart.get_config("regression")
     config.search.ensemble_method = "vote"
     with pytest.raises(config_check.ConfigError, match="a voting ensemble needs class labels"):
+        config_check.check(config, jobs.get(config.job))
+
+
+@pytest.mark.parametrize("experiment, settings, message", [
+    ("quickstart:runlocal", {"search.max_params": -1}, r"search.max_params must be >= 0 \(0: no limit\), got -1"),
+    ("quickstart:runlocal", {"supernet.batch_size": 100000},
+     r"supernet.batch_size=100000 is larger than the train split \(1150 examples of digits\); lower "
+     r"--config.supernet.batch_size to at most 1150"),
+    ("quickstart:runlocal", {"search.options.mutation_order": "randm"},
+     r"search.options: evolution: mutation_order must be one of .*, got 'randm' \(did you mean 'random'\?\)"),
+    ("quickstart:runlocal", {"search.options.population_size": -3}, "population_size must be in 1..capacity"),
+    ("quickstart:runlocal", {"ranking.table": "nope.csv"},
+     r"ranking.table='nope.csv' does not exist \(looked at [^,]*nope.csv\); set --config.ranking.table to"),
+    ("quickstart:regression", {"task.loss": "cross_entropy"}, "real-valued targets; set --config.task.loss=mse"),
+    ("quickstart:runlocal", {"dataset.name": "cifar10"},
+     "dataset.options.data_dir is not set; pass --config.dataset.options.data_dir=DIR, the `cifar-10-batches-py`"),
+    ("quickstart:runlocal", {"search.metric": "acc"}, r"search.metric='acc' is not valid \(did you mean 'accuracy'"),
+    ("quickstart:runlocal", {"backend.cell": "sparce"}, r"backend.cell='sparce' is not valid \(did you mean 'sparse'"),
+    ("strategies_nb201:runlocal", {"strategies": ("random", "evolutoin")},
+     r"strategies='evolutoin' is not valid \(did you mean 'evolution'\?\); valid: autoencoder"),
+    ("strategies_nb201:runlocal", {"prior": "parms"}, r"prior='parms' is not valid \(did you mean 'params'\?\); "
+                                                      r"valid: '', params, flops"),
+    ("strategies_nb201:runlocal", {"fitness_column": "cifar10-vall"},
+     r"fitness_column='cifar10-vall' is not valid \(did you mean 'cifar10-val'\?\)"),
+    ("ranking:runlocal", {"rankers": ("parms",)}, r"unknown ranker\(s\) \['parms'\] \(did you mean 'params'\?\)"),
+    ("ranking:runlocal", {"ground_truth.table": "nope.csv"},
+     r"ground_truth.table='nope.csv' does not exist \(looked at [^,]*\); make one"),
+])
+def test_a_bad_value_is_one_line_before_any_work(experiment, settings, message):
+    """Values launch.py would only trip on in the job are refused by its check, naming the key and the fix."""
+    import importlib
+    from supernet import config_check, jobs
+    name, _, variant = experiment.partition(":")
+    config = importlib.import_module(f"experiments.{name}").get_config(variant)
+    for key, value in settings.items():
+        *parents, leaf = key.split(".")
+        section = config
+        for parent in parents:
+            section = section[parent]
+        section[leaf] = value
+    with pytest.raises(config_check.ConfigError, match=message):
         config_check.check(config, jobs.get(config.job))
 
 

@@ -100,6 +100,24 @@ def test_unknown_option_lists_the_valid_ones(nb201):
         strategies.get("evolution", nb201, popsize=10)
 
 
+@pytest.mark.parametrize("name, options, message", [
+    ("evolution", dict(population_size=-3), r"population_size must be in 1..capacity \(1000\), got -3"),
+    ("evolution", dict(mutation_order="randm"),
+     r"mutation_order must be one of \('linear', 'random'\), got 'randm' \(did you mean 'random'\?\)"),
+    ("bayesian", dict(gp_size="big"), r"strategy 'bayesian': gp_size takes int \(default 300\), got 'big' \(str\)"),
+    ("differentiable", dict(weights=np.ones((3, 5))), r"weights must be float\[6, 5\] .* got shape \(3, 5\)"),
+])
+def test_a_bad_option_value_is_one_line_naming_the_option(nb201, name, options, message):
+    with pytest.raises(ValueError, match=message):
+        strategies.get(name, nb201, **options)
+
+
+def test_a_limit_on_a_count_the_space_lacks_names_the_fix():
+    with pytest.raises(ValueError, match=r"max_params: space has no params\(arch\) to count; drop max_params, or "
+                                         r"pass constraints="):
+        strategies.get("random", Decisions([("op", ["conv", "pool"])]), max_params=10)
+
+
 # -- the interface, for every strategy ------------------------------------------------------------
 
 @pytest.mark.parametrize("name", SEARCH)

@@ -19,7 +19,8 @@ import time
 import jax
 import numpy as np
 
-from supernet import evaluation, one_shot, proxies, ranking, training
+from strategies.registry import closest
+from supernet import config_check, evaluation, one_shot, proxies, ranking, training
 from supernet import ground_truth
 from supernet.ground_truth import resolve_table
 from supernet.jobs import setup, task_of
@@ -38,15 +39,18 @@ def check_rankers(rankers) -> None:
     """A ConfigError naming each ranker (or hybrid component) that is not in `RANKERS`."""
     unknown = [r for r in rankers if any(c not in RANKERS for c in components(r))]
     if unknown:
-        raise ValueError(f"unknown ranker(s) {unknown}; valid: {', '.join(RANKERS)}, or several of them joined "
-                         f"by '+' for the average of their ranks (e.g. 'few_shot+naswot').")
+        first = next(c for c in components(unknown[0]) if c not in RANKERS)
+        raise ValueError(f"unknown ranker(s) {unknown}{closest(first, RANKERS)}; valid: {', '.join(RANKERS)}, or "
+                         f"several of them joined by '+' for the average of their ranks (e.g. 'few_shot+naswot').")
 
 
 def check(config) -> None:
     """The rankers exist, the table exists and, unless `ground_truth.check_task` is off, was made
     on this run's task."""
     check_rankers(config.rankers)
-    table = resolve_table(config.ground_truth.table)
+    table = config_check.existing_file(config.ground_truth.table, "ground_truth.table",
+                                       "make one with `python launch.py --config experiments/ground_truth.py "
+                                       "--workdir DIR` and pass --config.ground_truth.table=DIR/ground_truth.csv.")
     if config.ground_truth.check_task:
         ground_truth.check_task(task_of(config), table, "ground_truth.check_task")
 

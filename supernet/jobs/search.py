@@ -9,7 +9,9 @@ import jax
 import numpy as np
 
 import strategies
-from supernet import config_check, export, few_shot, one_shot, plots, ranking, retrain, spaces, training
+from strategies.constraints import make_limits
+from strategies.registry import closest
+from supernet import config_check, data, export, few_shot, one_shot, plots, ranking, retrain, spaces, training
 from supernet import task as tasks
 from supernet.runtime import InvalidSetting, Runtime
 from supernet.ground_truth import check_task, resolve_table, sample_architectures
@@ -40,17 +42,20 @@ def task_from(config) -> tasks.Task:
     higher = str(config.task.get("higher_is_better", "")).lower()
     if higher not in ("", "true", "false"):
         raise config_check.ConfigError(f"task.higher_is_better must be 'true', 'false' or '' (inferred), got {higher!r}.")
+    loss = _function(config.task.get("loss"), "task.loss", tasks.LOSSES)
+    metric = _function(config.task.get("metric"), "task.metric", tuple(tasks.NAMED))
     try:
-        return tasks.resolve(_function(config.task.get("loss"), "task.loss"),
-                             _function(config.task.get("metric"), "task.metric"),
-                             None if not higher else higher == "true")
+        return tasks.resolve(loss, metric, None if not higher else higher == "true")
     except (ValueError, TypeError) as error:
         raise config_check.ConfigError(f"task: {error}") from None
 
 
-def _function(spec: str, what: str):
-    """None for "", a name as it is, or the function "package.module:function" names."""
+def _function(spec: str, what: str, names):
+    """None for "", one of `names` as it is, or the function "package.module:function" names."""
     if not spec or ":" not in spec:
+        if spec and spec not in names:
+            raise config_check.ConfigError(f"{what}={spec!r} is not valid{closest(spec, names)}; valid: "
+                                           f"{', '.join(names)}, or 'package.module:function' of yours.")
         return spec or None
     path, _, name = spec.partition(":")
     try:
@@ -65,7 +70,8 @@ def _function(spec: str, what: str):
 
 
 def check(config) -> None:
-    """This job's fields, before any work (launch.py calls it after the common checks)."""
+    """This job's fields, before any work (launch.py calls it after the common checks); then the
+    data is loaded (what only it can tell) and the strategy built on the space."""
     from supernet import ensemble
     task = task_from(config)
     config_check.check_choice(config.search.strategy, strategies.SEARCH_STRATEGIES, "search.strategy")
@@ -74,34 +80,83 @@ def check(config) -> None:
     config_check.check_choice(config.search.ensemble_method, ensemble.METHODS, "search.ensemble_method")
     config_check.check_choice(config.search.get("metric", "accuracy"), one_shot.METRICS, "search.metric")
     config_check.check_choice(config.supernet.sampling, training.SAMPLINGS, "supernet.sampling")
+    for key in ("max_params", "max_flops"):
+        if config.search[key] < 0:
+            raise config_check.ConfigError(f"search.{key} must be >= 0 (0: no limit), got {config.search[key]}; "
+                                           f"set --config.search.{key}.")
     recipes = {name: recipe(config, name) for name in RECIPES}
     config_check.check_divisible(config, **{"supernet.batch_size": recipes["supernet"].batch_size,
                                             "search.eval_batch_size": recipes["search"].eval_batch_size,
                                             "retrain.batch_size": recipes["retrain"].batch_size})
-    if config.few_shot.decisions:  # before the supernet trains, not after
-        few_shot.Partition(tuple(config.few_shot.decisions)).sizes(spaces.get(config.space.name,
-                                                                          **config.space.options.to_dict()))
     if "hybrid" in config:
         config_check.check_keys(config.hybrid.training_free, list(one_shot.TRAINING_FREE), "hybrid.training_free",
                                 "the hybrid fitness")
     if config.ranking.table and task != tasks.CLASSIFICATION:
         raise config_check.ConfigError(f"ranking.table: the tables hold accuracies, but task.loss is "
                                        f"{task.loss_name!r}; set --config.ranking.table='' (the retrained check).")
-    if config.ranking.table and config.ranking.check_task:
-        check_task(task_of(config), resolve_table(config.ranking.table), "ranking.check_task")
+    if config.ranking.table:
+        table = config_check.existing_file(config.ranking.table, "ranking.table", MAKE_A_TABLE)
+        if config.ranking.check_task:
+            check_task(task_of(config), table, "ranking.check_task")
     try:
         one_shot.check_task(task, bool(config.few_shot.decisions), config.get("hybrid", {}).get("training_free", ()),
                             config.search.ensemble_method if config.search.ensemble_size > 1 else None)
     except ValueError as error:
         raise config_check.ConfigError(str(error)) from None
+    dataset = data.get(config.dataset.name, seed=config.seed, **config.dataset.options.to_dict())
+    check_data(dataset, task, recipes)
+    space = spaces.get(config.space.name, num_classes=dataset.num_classes, input_shape=dataset.input_shape,
+                       **config.space.options.to_dict())
+    if config.few_shot.decisions:  # before the supernet trains, not after
+        few_shot.Partition(tuple(config.few_shot.decisions)).sizes(space)
+    check_strategy(config, space)
+
+
+MAKE_A_TABLE = ("set --config.ranking.table to a ground-truth table (`python launch.py --config "
+                "experiments/ground_truth.py --workdir DIR` makes DIR/ground_truth.csv), or to '' for the retrained "
+                "check.")
+
+
+def check_data(dataset, task: tasks.Task, recipes: dict) -> None:
+    """The targets fit the loss, and each batch size fits the examples it is drawn from."""
+    if task.labels and dataset.train.y.dtype.kind == "f":
+        raise config_check.ConfigError(f"task.loss={task.loss_name!r} needs class labels, but dataset "
+                                       f"{dataset.name!r} has real-valued targets; set --config.task.loss=mse "
+                                       f"(or mae).")
+    retrained = len(dataset.train) + (len(dataset.val) if recipes["retrain"].with_val else 0)  # RetrainRecipe.split
+    for key, examples, what in (("supernet.batch_size", len(dataset.train), "train split"),
+                                ("retrain.batch_size", retrained, "examples retraining uses")):
+        size = recipes[key.split(".")[0]].batch_size
+        if size > examples:
+            raise config_check.ConfigError(f"{key}={size} is larger than the {what} ({examples} examples of "
+                                           f"{dataset.name}); lower --config.{key} to at most {examples}.")
+
+
+def limits_of(config) -> dict:
+    """The search's `max_params` / `max_flops` that are set (0: no limit)."""
+    return {key: config.search[key] for key in ("max_params", "max_flops") if config.search[key]}
+
+
+def check_strategy(config, space) -> None:
+    """The strategy builds on the space with the config's options (their values, not only their
+    names), and some architecture meets the limits."""
+    try:
+        strategies.get(config.search.strategy, space, **config.search.options.to_dict())
+    except (ValueError, TypeError) as error:
+        raise config_check.ConfigError(f"search.options: {error}") from None
+    limits = limits_of(config)
+    try:
+        strategies.Feasibility(space, make_limits(space, **limits))
+    except ValueError as error:
+        raise config_check.ConfigError(f"search.{' and search.'.join(limits)}: {str(error).rstrip('.')}; raise "
+                                       f"the limit, or set it to 0 (none).") from None
 
 
 def run(config, workdir: str) -> dict:
     """The `search` job: the one-shot pipeline (`one_shot.run_one_shot_nas`) on the config's space
     and data; writes results.json, the pictures and the retrained winner (`winner/`, `supernet.export`)."""
     dataset, space, runtime = setup(config, workdir)
-    limits = {k: v for k, v in (("max_params", config.search.max_params), ("max_flops", config.search.max_flops)) if v}
-    strategy = strategies.get(config.search.strategy, space, **limits, **config.search.options.to_dict())
+    strategy = strategies.get(config.search.strategy, space, **limits_of(config), **config.search.options.to_dict())
     task = task_from(config)
     results = one_shot.run_one_shot_nas(
         space, dataset, strategy, runtime=runtime, key=jax.random.key(config.seed),

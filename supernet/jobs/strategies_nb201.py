@@ -39,7 +39,7 @@ import strategies as registry
 from strategies import explanation, pareto
 from strategies.constraints import Limit, analytic_cost
 from strategies.benchmarks import tabular
-from supernet import distributed, plots, records, spaces
+from supernet import config_check, distributed, plots, records, spaces
 
 
 PRIORS = ("", "params", "flops")
@@ -315,6 +315,32 @@ def _table_path(path: str) -> str:
         return path
     project = os.path.dirname(os.path.dirname(os.path.abspath(registry.__file__)))
     return os.path.join(project, path)
+
+
+def check(config) -> None:
+    """The strategies (each built with its options), the prior, the tables and their columns, before
+    any work."""
+    space = spaces.get(config.space.name, **config.space.options.to_dict())
+    for name in config.strategies:
+        config_check.check_choice(name, registry.names(), "strategies")
+        try:
+            registry.get(name, space, **config.strategy_options.to_dict().get(name, {}))
+        except (ValueError, TypeError) as error:
+            raise config_check.ConfigError(f"strategy_options.{name}: {error}") from None
+    config_check.check_choice(config.get("prior", ""), PRIORS, "prior")
+    table = _checked_table(config, "table", space)
+    for key in ("fitness_column", "report_column"):
+        config_check.check_choice(config[key], table.columns, key)
+    if config.latency_table:
+        config_check.check_choice(config.latency_column, _checked_table(config, "latency_table", space).columns,
+                                  "latency_column")
+
+
+def _checked_table(config, key: str, space) -> tabular.TabularObjective:
+    """The table `config[key]` names, read; a ConfigError when it does not exist."""
+    path = config_check.existing_file(config[key], key, f"set --config.{key} to a CSV with an 'arch' column of "
+                                                        f"{space.name} architectures (strategies/benchmarks/).")
+    return tabular.TabularObjective(path, space)
 
 
 def run(config, workdir: str) -> dict:

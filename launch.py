@@ -93,7 +93,9 @@ def check_paths(argv: list[str]) -> str | None:
         if name in ("--config", "-config"):
             path = value.split(":")[0]
             if not os.path.isfile(path):
-                near = difflib.get_close_matches(path, glob.glob(os.path.join(os.path.dirname(path) or ".", "*.py")), 1)
+                configs = [p for p in glob.glob(os.path.join(os.path.dirname(path) or ".", "*.py"))
+                           if not os.path.basename(p).startswith("_")]
+                near = difflib.get_close_matches(path, configs, 1, cutoff=0.8)
                 hint = f" (did you mean {near[0]!r}?)" if near else ""
                 return (f"error: config file {path!r} does not exist{hint}; pass --config "
                         f"experiments/<name>.py[:variant].")

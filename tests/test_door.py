@@ -150,6 +150,9 @@ def test_launch_names_a_missing_config_file_in_one_line(tmp_path):
     assert run.stderr.strip() == ("error: config file 'experiments/no_such_experiment.py' does not exist; "
                                   "pass --config experiments/<name>.py[:variant].")
     assert not (tmp_path / "w").exists()
+    misspelt = launch("--config", "experiments/quickstrat.py", "--workdir", str(tmp_path / "w"))
+    assert misspelt.stderr.strip() == ("error: config file 'experiments/quickstrat.py' does not exist (did you mean "
+                                       "'experiments/quickstart.py'?); pass --config experiments/<name>.py[:variant].")
 
 
 def test_launch_names_a_workdir_that_is_a_file_in_one_line(tmp_path):

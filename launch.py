@@ -46,7 +46,10 @@ def main(argv):
     if not _VERBOSE.value:
         logging.set_verbosity(logging.WARNING)  # orbax and XLA log INFO lines on every checkpoint
     from supernet import distributed
-    distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    try:
+        distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    except ValueError as err:
+        sys.exit(f"error: {err}")
     from supernet import backend, checkpoint, config_check, jobs, records, run_identity
     config, workdir = _CONFIG.value, _WORKDIR.value
     try:

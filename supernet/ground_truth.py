@@ -114,6 +114,11 @@ def check_task(mine: dict, table: str, skip_flag: str) -> None:
         made = _flat(json.load(f)["task"])
     mine = _flat(mine)
     differ = sorted(k for k in set(made) | set(mine) if k not in _TASK_NEUTRAL and made.get(k) != mine.get(k))
+    if made.get("space.name") != mine.get("space.name"):   # options of one space do not turn it into another
+        raise ValueError(f"ground-truth table {table} was made on space {made.get('space.name')!r}, but this run "
+                         f"searches {mine.get('space.name')!r}: run a config of that space (experiments/ranking.py:cnn "
+                         f"is cnn1d's) or name a table made on this space; --config.{skip_flag}=False skips this "
+                         f"check.")
     if differ:
         raise ValueError(
             f"ground-truth table {table} was made on another task than this run's: "

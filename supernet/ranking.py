@@ -173,11 +173,19 @@ def read_ground_truth(path: str, space, column: str = "test_accuracy_mean"):
     rows = read_rows(path)
     if not rows:
         raise ValueError(f"{path}: the table has no rows.")
-    if "arch" not in rows[0] or column not in rows[0]:
-        raise ValueError(f"{path}: expected columns 'arch' and {column!r}; the header has {list(rows[0])}.")
+    check_header(path, column)
     archs = np.stack([space.from_string(r["arch"]) for r in rows]).astype(np.int32)
     values = np.asarray([r[column] for r in rows], np.float64)
     return archs, values, rows
+
+
+def check_header(path: str, column: str = "test_accuracy_mean") -> None:
+    """ValueError unless the CSV at `path` has the columns `arch` and `column` (a ground_truth job's table)."""
+    with open(path, newline="") as f:
+        header = next(csv.reader(f), [])
+    if "arch" not in header or column not in header:
+        raise ValueError(f"{path}: expected columns 'arch' and {column!r}; the header has {header} (not a table of "
+                         f"the ground_truth job?).")
 
 
 def table_seeds(rows) -> list[int]:
@@ -273,7 +281,7 @@ def draw_scatter(predicted, truth, out: dict, file: str, *, ylabel: str,
 
 
 def main(argv=None) -> None:
-    """`python -m supernet.ranking RESULTS.json TABLE.csv [...]`: re-scores the rankers saved in
+    """`python -m supernet.ranking RESULTS.json [...] --table TABLE.csv`: re-scores the rankers saved in
     `ranking` job results against a (larger) ground-truth table, one line per ranker."""
     import argparse
     import json

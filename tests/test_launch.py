@@ -130,6 +130,12 @@ def test_a_bad_task_is_named_before_any_work(setting, message):
     ("ranking:runlocal", {"rankers": ("parms",)}, r"unknown ranker\(s\) \['parms'\] \(did you mean 'params'\?\)"),
     ("ranking:runlocal", {"ground_truth.table": "nope.csv"},
      r"ground_truth.table='nope.csv' does not exist \(looked at [^,]*\); make one"),
+    ("quickstart:runlocal", {"ranking.table": "strategies/benchmarks/nas_bench_201_12epoch.csv"},
+     r"ranking.table: .*expected columns 'arch' and 'test_accuracy_mean'; the header has \['index'"),
+    ("ranking", {"ground_truth.table": "strategies/benchmarks/ground_truth_cnn_mnist1d.csv"},
+     r"was made on space 'cnn1d', but this run searches 'nas_bench_201': run a config of that space"),
+    ("ground_truth:runlocal", {"ground_truth.shard_index": 2, "ground_truth.num_shards": 2},
+     r"ground_truth.shard_index 2 must lie in 0..1 \(ground_truth.num_shards=2\)"),
 ])
 def test_a_bad_value_is_one_line_before_any_work(experiment, settings, message):
     """Values launch.py would only trip on in the job are refused by its check, naming the key and the fix."""

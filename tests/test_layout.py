@@ -81,7 +81,7 @@ def test_registries_suggest_the_closest_name(lookup):
 
 def test_a_space_missing_part_of_the_contract_fails_at_definition():
     from supernet.spaces import Space
-    with pytest.raises(TypeError, match=r"lacks standalone, .*parameter_free: a Space must standalone\(\.\.\.\)"):
+    with pytest.raises(TypeError, match=r"lacks standalone, .*parameter_free: in a Space, standalone\(\.\.\.\) must"):
         class HalfSpace(Space):  # noqa: F841 - defining it is the test
             def supernet(self, mixed=False, **options):
                 return None

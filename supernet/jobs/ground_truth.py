@@ -17,6 +17,16 @@ from supernet.ground_truth import (append_row, columns, merge_parts, part_file, 
 from supernet.jobs import task_of
 
 
+def check(config) -> None:
+    """The shard is one of the shards, before any work."""
+    g = config.ground_truth
+    if g.num_shards < 1:
+        raise ValueError(f"ground_truth.num_shards must be >= 1, got {g.num_shards}; set --config.ground_truth.num_shards.")
+    if not 0 <= g.shard_index < g.num_shards:
+        raise ValueError(f"ground_truth.shard_index {g.shard_index} must lie in 0..{g.num_shards - 1} "
+                         f"(ground_truth.num_shards={g.num_shards}); set --config.ground_truth.shard_index.")
+
+
 def run(config, workdir: str) -> dict:
     """The `ground_truth` job (see the module docstring); returns its status and the merged table's
     path."""
@@ -24,9 +34,6 @@ def run(config, workdir: str) -> dict:
     space = spaces.get(config.space.name, num_classes=dataset.num_classes, input_shape=dataset.input_shape,
                        **config.space.options.to_dict())
     g = config.ground_truth
-    if not 0 <= g.shard_index < g.num_shards:
-        raise ValueError(f"ground_truth.shard_index {g.shard_index} must lie in 0..{g.num_shards - 1} "
-                         f"(ground_truth.num_shards={g.num_shards}).")
     archs = [space.to_string(a) for a in sample_architectures(space, g.num_archs, config.seed)]
     records.write_json(workdir, "ground_truth.json", {
         "task": task_of(config), "recipe": g.train.to_dict(), "seeds": list(g.seeds), "num_archs": g.num_archs})

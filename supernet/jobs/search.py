@@ -96,6 +96,10 @@ def check(config) -> None:
                                        f"{task.loss_name!r}; set --config.ranking.table='' (the retrained check).")
     if config.ranking.table:
         table = config_check.existing_file(config.ranking.table, "ranking.table", MAKE_A_TABLE)
+        try:
+            ranking.check_header(table, config.ranking.column)
+        except ValueError as error:
+            raise config_check.ConfigError(f"ranking.table: {error}") from None
         if config.ranking.check_task:
             check_task(task_of(config), table, "ranking.check_task")
     try:

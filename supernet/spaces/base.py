@@ -43,8 +43,8 @@ class Space(Decisions):
             return
         missing = [name for name in cls.REQUIRED if getattr(cls, name) is getattr(Space, name)]
         if missing:
-            raise TypeError(f"search space {cls.__name__} lacks {', '.join(missing)}: a Space must "
-                            + "; ".join(f"{name}(...) {cls.REQUIRED[name]}" for name in missing)
+            raise TypeError(f"search space {cls.__name__} lacks {', '.join(missing)}: in a Space, "
+                            + "; ".join(f"{name}(...) must {cls.REQUIRED[name]}" for name in missing)
                             + " (see supernet.spaces.base.Space).")
 
     def supernet(self, mixed: bool = False, **options):

@@ -20,7 +20,6 @@ See `strategies.interface` for the strategy interface and how a core becomes a s
 
 from __future__ import annotations
 
-import importlib
 import inspect
 
 from strategies import constraints as _constraints
@@ -51,7 +50,7 @@ def names() -> tuple[str, ...]:
 
 
 def _module(name: str):
-    return importlib.import_module(STRATEGIES.get(name))
+    return STRATEGIES.module(name, ("make_core", "DEFAULT_CAPACITY"))
 
 
 def algorithm_options(name: str) -> dict:

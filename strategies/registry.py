@@ -10,6 +10,7 @@ It lives on the ground floor (`strategies` imports nothing from `supernet`) so b
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 import numbers
 from typing import Any, Callable
@@ -52,6 +53,21 @@ class Registry:
             raise ValueError(f"unknown {self.kind} {name!r}{closest(name, self._entries)}; "
                              f"valid: {', '.join(self.names())}.")
         return self._entries[name]
+
+    def module(self, name: str, required: tuple = ()):
+        """The module registered by its import path as `name`; one-line ValueErrors when the path
+        does not import or the module lacks one of `required`."""
+        path = self.get(name)
+        try:
+            module = importlib.import_module(path)
+        except ModuleNotFoundError as err:
+            raise ValueError(f"{self.kind} {name!r} is registered as module {path!r}, which cannot be imported "
+                             f"({err}); fix the path given to register().") from None
+        missing = [attribute for attribute in required if not hasattr(module, attribute)]
+        if missing:
+            raise ValueError(f"{self.kind} {name!r}: module {path!r} lacks {', '.join(missing)} (see "
+                             f"docs/contributing.md for what it must hold).")
+        return module
 
     def defaults(self, name: str) -> dict:
         """The named entry's keyword options and their defaults (for a class, its __init__'s)."""

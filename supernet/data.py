@@ -111,7 +111,11 @@ def get(name: str, seed: int = 0, **options) -> Dataset:
     TypeError listing the dataset's valid options.
     """
     seed = _check_seed(seed, "seed")
-    return DATASETS.build(name, seed, **options)
+    dataset = DATASETS.build(name, seed, **options)
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"dataset {name!r}: its builder returned a {type(dataset).__name__}, not a supernet.data.Dataset; "
+                        f"a builder takes (seed, **options) and returns one (docs/contributing.md).")
+    return dataset
 
 
 # --------------------------------------------------------------------------- helpers

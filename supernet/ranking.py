@@ -25,9 +25,18 @@ def _stats():
     return scipy.stats
 
 
+def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
+    """Two aligned 1-D float arrays, or a ValueError naming their shapes."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"the two sides must be aligned 1-D arrays (one value per architecture), got shapes "
+                         f"{a.shape} and {b.shape}.")
+    return a, b
+
+
 def kendall_tau(a, b) -> float:
     """Kendall's tau-b (scipy.stats.kendalltau; tie-corrected). NaN when either side is constant."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    a, b = _pair(a, b)
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")  # no order to compare; scipy would warn and return NaN too
     return float(_stats().kendalltau(a, b).statistic)
@@ -35,7 +44,7 @@ def kendall_tau(a, b) -> float:
 
 def spearman_rho(a, b) -> float:
     """Spearman's rho (scipy.stats.spearmanr; ties get average ranks). NaN when either side is constant."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    a, b = _pair(a, b)
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
     return float(_stats().spearmanr(a, b).statistic)
@@ -81,7 +90,9 @@ def _top_k_weights(values: np.ndarray, k: int) -> np.ndarray:
 def precision_at(predicted, truth, fraction: float) -> float:
     """Fraction of the predictor's top `fraction` that is also in the true top `fraction`, with
     k = max(1, round(n * fraction)); ties on either side count in expectation over random tie-breaks."""
-    predicted, truth = np.asarray(predicted, np.float64), np.asarray(truth, np.float64)
+    predicted, truth = _pair(predicted, truth)
+    if not 0 < fraction <= 1:
+        raise ValueError(f"precision_at: fraction must lie in (0, 1], got {fraction}.")
     k = max(1, int(round(len(truth) * fraction)))
     return float((_top_k_weights(predicted, k) * _top_k_weights(truth, k)).sum() / k)
 
@@ -229,6 +240,9 @@ def rescore(archs, scores: dict, rows, column: str = "test_accuracy_mean") -> di
     rows whose architecture was scored."""
     where = {a: i for i, a in enumerate(archs)}
     kept = [r for r in rows if r["arch"] in where]
+    if not kept:
+        raise ValueError(f"none of the {len(archs)} scored architectures is in the table's {len(rows)} rows; was the "
+                         f"table made on the space and task the scores come from?")
     at = [where[r["arch"]] for r in kept]
     truth = [r[column] for r in kept]
     return {name: report(np.asarray(values)[at], truth, names=[r["arch"] for r in kept])
@@ -295,8 +309,9 @@ def main(argv=None) -> None:
         with open(path) as f:
             saved = json.load(f)
         scores = {name: r["scores"] for name, r in saved["rankers"].items()}
+        width = max(map(len, scores))
         for name, r in rescore(saved["archs"], scores, rows, args.column).items():
-            print(f"{path}  {name:>13}: n {r['n']}  tau {r['kendall_tau']:+.3f}  rho {r['spearman_rho']:+.3f}  "
+            print(f"{path}  {name:>{width}}: n {r['n']}  tau {r['kendall_tau']:+.3f}  rho {r['spearman_rho']:+.3f}  "
                   f"P@5% {r['precision_top5pct']:.2f}  P@10% {r['precision_top10pct']:.2f}  "
                   f"top-1 true rank {r['top1_true_rank']:g}  regret {r['top1_regret']:.4f}")
 

@@ -265,3 +265,10 @@ def test_a_shadowed_mnist1d_package_is_named_with_the_fix(tmp_path, monkeypatch)
         monkeypatch.delitem(sys.modules, name)
     with pytest.raises(ModuleNotFoundError, match=r"shadowed.*python -m experiments\."):
         data._mnist1d_raw.__wrapped__(100, 0.8)
+
+
+def test_a_dataset_builder_that_returns_no_dataset_is_named(monkeypatch):
+    monkeypatch.setitem(data.DATASETS._entries, "returns_none", lambda seed, n=10: None)   # gone after the test
+    with pytest.raises(TypeError, match=r"dataset 'returns_none': its builder returned a NoneType, not a "
+                                        r"supernet.data.Dataset"):
+        data.get("returns_none")

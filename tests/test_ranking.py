@@ -271,3 +271,15 @@ def test_launch_refuses_a_table_from_another_task(tmp_path):
                           env={**os.environ, "JAX_PLATFORMS": "cpu"})
     assert proc.returncode != 0 and "--config.dataset.options.noise=1.0" in proc.stderr
     assert not (tmp_path / "run.json").exists()  # refused before the run was claimed
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: ranking.kendall_tau([1, 2, 3], [1, 2]), r"aligned 1-D arrays .* shapes \(3,\) and \(2,\)"),
+    (lambda: ranking.spearman_rho([[1, 2]], [[1, 2]]), "aligned 1-D arrays"),
+    (lambda: ranking.precision_at([1, 2, 3], [3, 2, 1], 0), r"fraction must lie in \(0, 1\], got 0"),
+    (lambda: ranking.rescore(["a", "b"], {"params": [1, 2]}, [{"arch": "c", "test_accuracy_mean": 0.5}]),
+     "none of the 2 scored architectures is in the table's 1 rows"),
+])
+def test_misuse_of_the_ranking_helpers_is_one_line(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

@@ -705,3 +705,15 @@ def test_local_is_the_sequence_controllers_climb_and_not_reinforces_default(nb20
 def test_local_refuses_an_unknown_climb_order():
     with pytest.raises(ValueError, match="climb_order"):
         strategies.get("local", TOY, climb_order="policy")
+
+
+def test_a_registered_module_that_cannot_serve_names_the_problem():
+    from strategies.registry import Registry
+    registry = Registry("strategy")
+    registry.register("typo", "strategies.no_such_module")
+    registry.register("bare", "strategies.buffer")
+    with pytest.raises(ValueError, match=r"strategy 'typo' is registered as module 'strategies.no_such_module', "
+                                         r"which cannot be imported"):
+        registry.module("typo")
+    with pytest.raises(ValueError, match=r"strategy 'bare': module 'strategies.buffer' lacks make_core"):
+        registry.module("bare", ("make_core",))

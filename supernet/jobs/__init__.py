@@ -6,7 +6,6 @@ A new job is one module plus one `JOBS.register` line.
 
 from __future__ import annotations
 
-import importlib
 
 from strategies.registry import Registry
 
@@ -21,7 +20,7 @@ JOBS.register("ranking", "supernet.jobs.ranking")
 
 def get(name: str):
     """The job's module (it has `run(config, workdir)`)."""
-    return importlib.import_module(JOBS.get(name))
+    return JOBS.module(name, ("run",))
 
 
 # What a user of launch.py changes when a stage's loss turns NaN/inf, by the stage's name

@@ -485,7 +485,8 @@ def _brief(values: np.ndarray) -> str:
 def check_inputs(name: str, splits: dict) -> None:
     """Errors for inputs that would train silently wrong: non-finite values, and values so far
     from the training data's typical scale (ABSURD_SCALE robust deviations) that standardising
-    cannot help; a warning for images that look channels-first. `splits`: {split name: x}."""
+    cannot help; warnings for images that look channels-first or hold integers (read as token ids,
+    unscaled). `splits`: {split name: x}."""
     for split, x in splits.items():
         bad = ~np.isfinite(x)
         if bad.any():
@@ -503,6 +504,9 @@ def check_inputs(name: str, splits: dict) -> None:
             raise ValueError(f"{name}: the {split} inputs hold {value:.3g} (row {row}), over {ABSURD_SCALE:.0e} times "
                              f"the training data's typical spread ({typical:.3g}); fix or clip it (e.g. np.clip) "
                              "before searching.")
+    if np.issubdtype(train.dtype, np.integer) and train.ndim >= 4:
+        warnings.warn(f"{name}: integer inputs of shape {train.shape[1:]} are read as token ids and not scaled; if "
+                      f"they are images, pass x.astype(np.float32) (then standardised).", stacklevel=3)
     if train.ndim == 4 and train.shape[1] in (1, 3, 4) and train.shape[-1] > 4:
         warnings.warn(f"{name}: inputs of shape {train.shape[1:]} look channels-first; the library reads the last "
                       f"axis as channels ({train.shape[-1]} here). If they are, pass np.moveaxis(x, 1, -1).",

@@ -64,6 +64,14 @@ def test_channels_first_images_warn_naming_the_transpose(digits, no_training):
             search((np.moveaxis(x, -1, 1), y))
 
 
+def test_integer_images_warn_that_they_are_read_unscaled(digits, no_training):
+    x, y = digits
+    with pytest.warns(UserWarning, match=r"integer inputs of shape \(8, 8, 1\) are read as token ids and not "
+                                         r"scaled; if they are images, pass x.astype\(np.float32\)"):
+        with pytest.raises(AssertionError, match="training started"):  # a warning, not an error
+            search((x.astype(np.uint8), y))
+
+
 @pytest.mark.parametrize("labels,message", [
     ("gap", r"consecutive integers 0..K-1, got 10 distinct labels from 0 to 50 .*np.unique\(y, return_inverse=True\)"),
     ("strings", r"labels must be integer class indices, got <U\d+ values .*np.unique"),

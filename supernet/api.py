@@ -36,7 +36,7 @@ def resolve_data(data, seed: int = 0, labels: bool = True) -> data_lib.Dataset:
     arrays' targets are class labels 0..K-1 (checked); False: any finite targets (values, token ids)."""
     if isinstance(data, str):
         dataset = data_lib.get(data, seed=seed)
-        if labels and not np.issubdtype(dataset.train.y.dtype, np.integer):
+        if labels and not dataset.has_class_labels:
             raise ValueError(f"dataset {data!r} has {dataset.train.y.dtype} targets, not class labels; to regress "
                              f"them pass loss=\"mse\" (AutoModel).")
         return dataset

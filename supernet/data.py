@@ -74,6 +74,11 @@ class Dataset:
     mean: np.ndarray  # per-channel train mean (before standardisation), float32 [C]
     std: np.ndarray  # per-channel train std (before standardisation), float32 [C]
 
+    @property
+    def has_class_labels(self) -> bool:
+        """Whether the targets are integers (class labels); real values are for regression."""
+        return bool(np.issubdtype(self.train.y.dtype, np.integer))
+
     def split(self, name: str) -> Split:
         """The split called `name` (train, val or test)."""
         if name not in SPLITS:

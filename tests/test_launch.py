@@ -106,6 +106,14 @@ def test_a_bad_task_is_named_before_any_work(setting, message):
         config_check.check(config, jobs.get(config.job))
 
 
+def test_a_module_whose_outputs_are_not_one_per_class_is_named():
+    from supernet.spaces.module import from_module
+    assert from_module("experiments.own_cnn:Net", 10, (8, 8, 1)).input_shape == (8, 8, 1)
+    with pytest.raises(ValueError, match=r"space.options.module 'experiments.own_cnn:Net' gives 10 outputs, but the "
+                                         r"data has 5 classes; make its last layer nn.Dense\(5\)"):
+        from_module("experiments.own_cnn:Net", 5, (8, 8, 1))
+
+
 @pytest.mark.parametrize("experiment, settings, message", [
     ("quickstart:runlocal", {"search.max_params": -1}, r"search.max_params must be >= 0 \(0: no limit\), got -1"),
     ("quickstart:runlocal", {"supernet.batch_size": 100000},

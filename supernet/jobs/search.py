@@ -123,7 +123,7 @@ MAKE_A_TABLE = ("set --config.ranking.table to a ground-truth table (`python lau
 
 def check_data(dataset, task: tasks.Task, recipes: dict) -> None:
     """The targets fit the loss, and each batch size fits the examples it is drawn from."""
-    if task.labels and dataset.train.y.dtype.kind == "f":
+    if task.labels and not dataset.has_class_labels:
         raise config_check.ConfigError(f"task.loss={task.loss_name!r} needs class labels, but dataset "
                                        f"{dataset.name!r} has real-valued targets; set --config.task.loss=mse "
                                        f"(or mae).")

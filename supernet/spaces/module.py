@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib
 
 import flax.linen as nn
-import jax
 import numpy as np
 
 
@@ -46,12 +45,9 @@ def from_module(module: str, num_classes: int, input_shape) -> "supernet.nas.Nas
     from supernet import nas  # imports modules that import this package
     linen = load_module(module)
     space = nas.space(linen, np.zeros((2, *input_shape), np.float32))
-    model = space.supernet()
-    x = np.zeros((1, *input_shape), np.float32)
-    arch = space.largest()
-    outputs = jax.eval_shape(lambda: model.apply(model.init(jax.random.key(0), x, arch), x, arch))
-    if outputs.shape[-1] != num_classes:
-        raise ValueError(f"space.options.module {module!r} gives {outputs.shape[-1]} outputs, but the data has "
+    outputs = space.output_shape[-1] if space.output_shape else 1   # per example, as traced
+    if outputs != num_classes:
+        raise ValueError(f"space.options.module {module!r} gives {outputs} outputs, but the data has "
                          f"{num_classes} classes; make its last layer nn.Dense({num_classes}).")
-    space.input_shape, space.num_classes = tuple(input_shape), num_classes   # what the data checks read
+    space.num_classes = num_classes   # what the data checks read (input_shape: the traced one)
     return space

@@ -388,3 +388,16 @@ def test_the_differentiable_job_refuses_an_unknown_search_key_naming_the_closest
     config.search.alpha_lrr = 0.1
     with pytest.raises(config_check.ConfigError, match="search.alpha_lrr: .*did you mean 'alpha_lr'"):
         job.check(config)
+
+
+def test_a_restored_history_reports_the_shares_an_uninterrupted_run_does():
+    """The checkpoint keeps float32 shares; 2 of 6 parameter-free edges is 1/3, which float32 rounds."""
+    space = spaces.get("nas_bench_201")
+    arch = space.from_string("|none~0|+|skip_connect~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_1x1~1|nor_conv_3x3~2|")
+    share = D.parameter_free_share(space, arch)
+    assert share == 1 / 3 and float(np.float32(share)) != share
+    saved = {"state": "state", "history": {"step": np.asarray([2]), "weights": np.zeros((1, 6, 5), np.float32),
+                                           "arch": arch[None], "param_free_share": np.asarray([share], np.float32)}}
+    history = {"step": [], "weights": [], "arch": [], "param_free_share": []}
+    assert D._restored(space, saved, history) == "state"
+    assert history["param_free_share"] == [share]

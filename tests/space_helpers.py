@@ -37,4 +37,4 @@ def random_params(model, *args, seed=0):
 
 def abstract_variables(net, input_shape):
     x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
-    return jax.eval_shape(lambda: net.init(jax.random.PRNGKey(0), x, train=False))
+    return jax.eval_shape(lambda x: net.init(jax.random.PRNGKey(0), x, train=False), x)

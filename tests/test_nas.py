@@ -291,6 +291,57 @@ def test_extracted_variables_load_into_a_hand_written_plain_flax_network(setup):
                                network.apply(extracted, x, train=False), atol=1e-5)
 
 
+def _modules_called(network, variables, x) -> set:
+    """The classes (module.Class) of the modules `network.apply` calls."""
+    called = set()
+
+    def spy(next_fun, args, kwargs, context):
+        called.add(f"{type(context.module).__module__}.{type(context.module).__name__}")
+        return next_fun(*args, **kwargs)
+
+    with nn.intercept_methods(spy):
+        network.apply(variables, x, train=False)
+    return called
+
+
+def test_the_extracted_network_is_your_module_with_plain_flax_layers(setup):
+    """Every nas primitive becomes the plain Flax layer it stands for, bound where the supernet
+    holds its weights: the modules called are Flax's and yours (and the wrapper that fixes the
+    choices), and a fresh init has the extracted variables' tree."""
+    space, model, variables, x = setup
+    for arch in np.asarray(space.sample(jax.random.key(5), 6)):
+        network = space.standalone(arch)
+        extracted = space.extract_variables(calibrate_variables(model, variables, jnp.asarray(arch), x), arch)
+        called = _modules_called(network, extracted, x)
+        assert {c for c in called if c.startswith("supernet.")} == {"supernet.nas.space.NasStandalone"}, called
+        assert "flax.linen.linear.Conv" in called and "experiments.own_cnn.Net" in called
+        fresh = network.init(jax.random.key(0), x)
+        assert jax.tree.map(jnp.shape, fresh) == jax.tree.map(jnp.shape, extracted)
+
+
+class _SetupStyle(nn.Module):   # a primitive assigned in setup(): Flax attaches it later
+    def setup(self):
+        self.conv = nas.Conv(features=(4, 8), kernel_size=(3, 5))
+        self.head = nn.Dense(3)
+
+    def __call__(self, x, train=False):
+        return self.head(self.conv(x).mean((1, 2)))
+
+
+def test_a_primitive_built_in_setup_is_extracted_exactly():
+    """Flax names a setup() attribute only when it is assigned, so the extracted network keeps
+    that primitive, running its chosen option; its outputs still equal the supernet's."""
+    x = jax.random.normal(jax.random.key(0), (4, 8, 8, 2))
+    space = nas.space(_SetupStyle(), x[:2])
+    assert space.decision_names == ("conv.features", "conv.kernel_size")
+    model = space.supernet()
+    variables = model.init(jax.random.key(1), x, space.largest())
+    for arch in np.asarray(space.sample(jax.random.key(2), 4)):
+        v = calibrate_variables(model, variables, jnp.asarray(arch), x)
+        np.testing.assert_allclose(space.standalone(arch).apply(space.extract_variables(v, arch), x),
+                                   model.apply(v, x, arch), atol=1e-5)
+
+
 def test_layers_and_drawing_follow_the_module_structure(setup, tmp_path):
     """result.draw() of a module of yours draws its layers as extracted: the chosen candidate under
     its Choice, only the chosen blocks, each conv with its chosen kernel and width."""
@@ -397,6 +448,9 @@ def test_depthwise_policy_is_taken_when_the_space_is_built():
     variables = jax.jit(shifted.standalone(arch).init, static_argnames="train")(jax.random.key(1), x, train=False)
     np.testing.assert_allclose(grouped.standalone(arch).apply(variables, x), shifted.standalone(arch).apply(variables, x),
                                atol=1e-5)
+    # extracted, a grouped policy gives Flax's grouped nn.Conv; the CPU's slices keep the primitive
+    assert "supernet.nas.primitives.DepthwiseConv" not in _modules_called(grouped.standalone(arch), variables, x)
+    assert "supernet.nas.primitives.DepthwiseConv" in _modules_called(shifted.standalone(arch), variables, x)
 
 
 class _SharedWidth(nn.Module):

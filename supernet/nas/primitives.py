@@ -5,7 +5,9 @@ A primitive reads how to behave from the active `_Context`, set by the wrappers 
 - "trace": record each decision (name, options, enclosing `Repeat` blocks and `Choice` candidates)
   and run the largest option;
 - "supernet": read the decision's weight row float[K] and mix masks (one shape for every architecture);
-- "fixed": build the chosen option as a layer of static size (the extracted network);
+- "plain": constructing a primitive returns the plain Flax layer (or function) it stands for, at
+  the chosen size and bound to the primitive's own scope (the extracted network: `_Primitive`);
+- "fixed": the primitive itself runs the chosen option at static size (the drawn layer list);
 - "probe": sizes as in "fixed", but every candidate and block runs (as in "trace"), and each layer
   records its cost terms with the branches it sits in, so counts can be taken for any architecture.
 Outside those wrappers a primitive raises: its decisions would be unknown.
@@ -13,14 +15,17 @@ Outside those wrappers a primitive raises: its decisions would be unknown.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
+import operator
 import re
 import threading
 import warnings
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
+import flax.linen.module as flax_module
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -49,7 +54,13 @@ class _Context:
     @property
     def sized(self) -> bool:
         """Whether layers take the chosen sizes (not the largest)."""
-        return self.mode in ("fixed", "probe")
+        return self.mode in ("plain", "fixed", "probe")
+
+    @property
+    def fixed(self) -> bool:
+        """Whether only the chosen option runs (a primitive left in place in the plain mode: one
+        built in setup(), which Flax attaches later, behaves as in "fixed")."""
+        return self.mode in ("plain", "fixed")
 
     def count(self, module: nn.Module, kind: str, flops: int):
         """probe: adds a layer's cost term (its FLOPs per example) with the branches it runs in."""
@@ -269,9 +280,51 @@ def _whole(module: nn.Module, kind: str, value) -> int:
     return int(value)
 
 
-class _Searchable(nn.Module):
+class _Primitive(nn.Module):
+    """What every primitive shares: in the "plain" mode (`space.standalone`), constructing one lets
+    Flax name it and give it its scope, exactly as in the supernet, and returns the plain Flax
+    layer or function it stands for (`_plain`), bound to that scope, so the extracted network holds
+    no `nas` module and its variables sit where the supernet's do."""
+
+    def __new__(cls, *args, **kwargs):
+        module = super().__new__(cls)
+        ctx = current_context()
+        if ctx is None or ctx.mode != "plain" or not cls._replaced(ctx) or not _attaches_now(kwargs):
+            return module
+        module.__init__(*args, **kwargs)   # Flax names it and pushes its scope
+        return module._plain(ctx)
+
+    @classmethod
+    def _replaced(cls, ctx: _Context) -> bool:
+        """Whether the plain mode replaces this primitive (else it runs its chosen option itself)."""
+        return True
+
+    @nn.nowrap
+    def _plain(self, ctx: _Context):
+        raise NotImplementedError
+
+
+def _attaches_now(kwargs: dict) -> bool:
+    """Whether a module constructed now is bound at once (inside a compact method), as the plain
+    mode needs; one built in setup() is attached later and is left as the primitive."""
+    parent = kwargs.get("parent", flax_module._context.module_stack[-1])
+    return isinstance(parent, nn.Module) and parent.scope is not None and not parent._state.in_setup
+
+
+def _unattached(make: Callable):
+    """`make()` with no module around it, so Flax neither names nor attaches what it builds."""
+    stack = flax_module._context.module_stack
+    stack.append(None)
+    try:
+        return make()
+    finally:
+        stack.pop()
+
+
+class _Searchable(_Primitive):
     """Shared logic of `Conv` and `Dense`: a searched output width (and kernel for Conv)."""
 
+    @nn.nowrap
     def _width(self, ctx: _Context):
         """(static width to build, float mask[width] or None)."""
         width, sizes, weights = _size(self, "features", self.features, ctx)
@@ -294,6 +347,10 @@ class Prefix(_Searchable):
             raise ValueError(f"nas.Prefix {self.name}: input of shape {x.shape} has fewer than {width} channels.")
         x = x[..., :width]
         return x if channel_mask is None else ctx.masked(x, channel_mask)
+
+    @nn.nowrap
+    def _plain(self, ctx: _Context):
+        return operator.itemgetter((Ellipsis, slice(0, self._width(ctx)[0])))
 
 
 def _per_axis(value, rank: int, what: str, name) -> tuple:
@@ -353,8 +410,20 @@ class Conv(_Searchable):
         ctx.count(self, "macs", 2 * _taps(x, k, strides) * x.shape[-1] * width)
         return y if channel_mask is None else ctx.masked(y, channel_mask)
 
+    @nn.nowrap
+    def _plain(self, ctx: _Context):
+        width, _ = self._width(ctx)
+        k = _size(self, "kernel_size", self.kernel_size, ctx)[0]
 
-class DepthwiseConv(nn.Module):
+        def conv(x):   # the rank follows the input
+            rank = x.ndim - 2
+            return nn.Conv(width, (k,) * rank, _per_axis(self.strides, rank, "strides", self.name),
+                           [((k - 1) // 2, (k - 1) // 2)] * rank, use_bias=self.use_bias, name=self.name,
+                           parent=self.scope)(x)
+        return conv
+
+
+class DepthwiseConv(_Primitive):
     """A depthwise convolution (one k^rank filter per input channel, channels last, (k-1)/2 zeros on
     each side) whose kernel size may be searched; MobileNet's middle layer.
 
@@ -380,6 +449,23 @@ class DepthwiseConv(nn.Module):
         y = _biased(self, ctx, depthwise_conv(x, kernel.astype(x.dtype), int(self.strides), grouped=ctx.grouped))
         ctx.count(self, "macs", 2 * _taps(x, k, (int(self.strides),) * rank) * channels)
         return y
+
+    @classmethod
+    def _replaced(cls, ctx: _Context) -> bool:
+        """Only under the grouped policy: Flax's depthwise layer is a grouped `nn.Conv`, which
+        XLA:CPU runs ~50x slower forward than the sums of shifted inputs (`depthwise_conv`)."""
+        return ctx.grouped
+
+    @nn.nowrap
+    def _plain(self, ctx: _Context):
+        k = _size(self, "kernel_size", self.kernel_size, ctx)[0]
+
+        def depthwise(x):   # the channels follow the input
+            rank, channels = x.ndim - 2, x.shape[-1]
+            return nn.Conv(channels, (k,) * rank, int(self.strides), [((k - 1) // 2, (k - 1) // 2)] * rank,
+                           feature_group_count=channels, use_bias=self.use_bias, name=self.name,
+                           parent=self.scope)(x)
+        return depthwise
 
 
 def _kernel(module: nn.Module, ctx: _Context, rank: int, io: tuple) -> tuple:
@@ -441,6 +527,10 @@ class Dense(_Searchable):
         ctx.count(self, "macs", 2 * int(np.prod(x.shape[1:-1])) * x.shape[-1] * width)
         return y if channel_mask is None else ctx.masked(y, channel_mask)
 
+    @nn.nowrap
+    def _plain(self, ctx: _Context):
+        return nn.Dense(self._width(ctx)[0], use_bias=self.use_bias, name=self.name, parent=self.scope)
+
 
 def _describe(module) -> str:
     """A candidate's option label: `Type(name)` for a module you named, else what it computes
@@ -472,7 +562,7 @@ def _unique(labels: list) -> list:
     return out
 
 
-class Choice(nn.Module):
+class Choice(_Primitive):
     """One of several candidate modules (a decision `<path>`), taken like `nn.Sequential`'s layers.
 
     Call arguments are forwarded to the chosen candidate. The supernet runs every candidate and
@@ -494,7 +584,7 @@ class Choice(nn.Module):
         if _single(self, "candidates", labels, ctx):
             return self.candidates[0](*args, **kwargs)
         name = _register(self, "", labels, ctx, candidate_paths=None)
-        if ctx.mode == "fixed":
+        if ctx.fixed:
             return self.candidates[ctx.choices[name]](*args, **kwargs)
 
         def run(j, candidate):   # inside candidate j: its decisions and costs count only when chosen
@@ -520,6 +610,12 @@ class Choice(nn.Module):
         row = _row(ctx, name, len(outputs))
         return sum(w * o for w, o in zip(row, outputs))
 
+    @nn.nowrap
+    def _plain(self, ctx: _Context):
+        if len(self.candidates) == 1:
+            return self.candidates[0]
+        return self.candidates[ctx.choices[_decision_name(self, "")]]
+
     def _given_labels(self) -> list:
         labels = [str(label) for label in self.labels]
         if len(labels) != len(self.candidates) or len(set(labels)) != len(labels):
@@ -532,7 +628,7 @@ class Choice(nn.Module):
         return labels
 
 
-class Repeat(nn.Module):
+class Repeat(_Primitive):
     """`block_fn()` repeated up to max(depth) times; the number of blocks is a decision `<path>.depth`
     (or the `Value` given as `depth`).
 
@@ -552,7 +648,7 @@ class Repeat(nn.Module):
             raise ValueError(f"nas.Repeat {self.name}: depth must be an int, a tuple or a nas.Value, not a derived size.")
         chosen, depths, weights = _size(self, "depth", self.depth, ctx)
         name = None if depths is None else self.depth.name if isinstance(self.depth, Value) else _decision_name(self, "depth")
-        count = chosen if name is None or ctx.mode == "fixed" else max(depths)
+        count = chosen if name is None or ctx.fixed else max(depths)
         for i in range(count):
             block = _make_block(self.block_fn, i).clone(parent=self, name=f"block{i + 1}")
             if name is None or i < min(depths):   # always runs, so it may change the shape
@@ -574,6 +670,20 @@ class Repeat(nn.Module):
             x = y
         return x
 
+    @nn.nowrap
+    def _plain(self, ctx: _Context):
+        """The chosen number of blocks, each bound to the scope `block<i>` it has in the supernet."""
+        count = _size(self, "depth", self.depth, ctx)[0]
+        blocks = [_unattached(lambda: _make_block(self.block_fn, i)).clone(parent=self.scope.push(f"block{i + 1}"),
+                                                                           name=f"block{i + 1}")
+                  for i in range(count)]
+
+        def run(x, *args, **kwargs):
+            for block in blocks:
+                x = block(x, *args, **kwargs)
+            return x
+        return run
+
 
 def _make_block(block_fn: Callable, index: int) -> nn.Module:
     """`block_fn(index)` when it takes a positional argument, else `block_fn()`."""
@@ -587,7 +697,7 @@ def _make_block(block_fn: Callable, index: int) -> nn.Module:
     return block_fn()
 
 
-class InputChoice(nn.Module):
+class InputChoice(_Primitive):
     """Which `n_chosen` of several tensors flow on (a decision `<path>`), reduced by "sum", "mean"
     or "concat" (along the last axis). Options are the combinations of inputs, in
     `itertools.combinations` order. Takes a list of same-shape arrays; returns one array."""
@@ -604,7 +714,7 @@ class InputChoice(nn.Module):
                              f"choose between 1 and {len(inputs)}.")
         self._check_shapes(inputs)
         combos = list(itertools.combinations(range(len(inputs)), self.n_chosen))
-        reduce = self._reduce
+        reduce = functools.partial(_reduced, reduction=self.reduction)
         if _single(self, f"n_chosen={self.n_chosen} of {len(inputs)} inputs", combos, ctx):
             return reduce(list(inputs))
         name = _register(self, "", ["+".join(map(str, c)) for c in combos], ctx)
@@ -623,8 +733,18 @@ class InputChoice(nn.Module):
             raise ValueError(f"nas.InputChoice {self.name}: inputs of shapes {shapes}, but reduction="
                              f"{self.reduction!r} needs {need}; make the inputs match.")
 
-    def _reduce(self, xs):
-        if self.reduction == "concat":
-            return jnp.concatenate(xs, axis=-1)
-        total = sum(xs)
-        return total / len(xs) if self.reduction == "mean" else total
+    @nn.nowrap
+    def _plain(self, ctx: _Context):
+        def select(inputs):
+            combos = list(itertools.combinations(range(len(inputs)), self.n_chosen))
+            chosen = combos[ctx.choices[_decision_name(self, "")]] if len(combos) > 1 else combos[0]
+            return _reduced([inputs[i] for i in chosen], self.reduction)
+        return select
+
+
+def _reduced(xs: list, reduction: str):
+    """The inputs summed, averaged or concatenated along the last axis."""
+    if reduction == "concat":
+        return jnp.concatenate(xs, axis=-1)
+    total = sum(xs)
+    return total / len(xs) if reduction == "mean" else total

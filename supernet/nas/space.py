@@ -85,17 +85,22 @@ class NasSupernet(nn.Module):
 
 
 class NasStandalone(nn.Module):
-    """The user's module with every decision fixed. Call with (x, train=bool). Its layers build
-    plain static-size variables (`params/net/...`, `batch_stats/net/...`); the `nas` primitives
-    still run the chosen option (a fixed-size conv or dense), so the module itself is this library's."""
+    """The user's module with every decision fixed. Call with (x, train=bool). Each `nas`
+    primitive is replaced where it is constructed by the plain Flax layer of the chosen size
+    (`nn.Conv`, `nn.Dense`; a grouped `nn.Conv` for a depthwise conv) or the function (a chosen
+    candidate, the chosen blocks, the chosen inputs) it stands for, so the network's modules are
+    Flax's and yours. This wrapper only says which choices hold; variables: `params/net/...`,
+    `batch_stats/net/...`. `mode="fixed"` keeps the primitives, each running its chosen option
+    (how `NasSpace.layers` lists them)."""
     net: nn.Module
     choices: tuple
     call_kwargs: tuple = ()
     grouped: bool = False   # as in NasSupernet
+    mode: str = "plain"
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        with active_context(_Context("fixed", choices=dict(self.choices), grouped=self.grouped)):
+        with active_context(_Context(self.mode, choices=dict(self.choices), grouped=self.grouped)):
             return _call(self.net, x, train, dict(self.call_kwargs))
 
 
@@ -158,9 +163,10 @@ class NasSpace(Space):
                     a[d] = 0
         return tuple((n, int(c)) for n, c in zip(self.decision_names, a))
 
-    def standalone(self, arch) -> NasStandalone:
-        """The user's module with every primitive fixed to the architecture's choice (static sizes)."""
-        return NasStandalone(self.module, self._choices(arch), self.call_kwargs, self.grouped)
+    def standalone(self, arch, mode: str = "plain") -> NasStandalone:
+        """The user's module with every primitive replaced by the plain Flax layer of the
+        architecture's choice (static sizes; see `NasStandalone`)."""
+        return NasStandalone(self.module, self._choices(arch), self.call_kwargs, self.grouped, mode)
 
     def layers(self, arch) -> list[tuple[int, str, str]]:
         """The extracted network's module calls in call order: (nesting depth, 1 for your module's
@@ -182,7 +188,7 @@ class NasSpace(Space):
             return out
 
         with nn.intercept_methods(record):
-            _, variables = jax.eval_shape(lambda: self.standalone(arch).init_with_output(jax.random.key(0),
+            _, variables = jax.eval_shape(lambda: self.standalone(arch, "fixed").init_with_output(jax.random.key(0),
                                                                                             self.example))
         top = calls[0][0]  # your module itself
         return [(depth - top, name, _layer_text(kind, shape, path, variables, labels))

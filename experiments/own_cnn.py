@@ -61,6 +61,7 @@ def main(size: str = "full", progress: bool = True) -> dict:
                "supernet_val_accuracy": result.supernet_val_accuracy, "params": result.params,
                "params_counted_in_the_retrained_variables": int(counted), "flops": result.flops,
                "evaluated": len(result.history["val_accuracy"]), "decisions": result.space.decision_names,
+               "network": result.results["best_network"],
                "wall_time_s": time.perf_counter() - tic, "sizes": SIZES[size],
                "provenance": result.results["provenance"]}
     print(repr(result))

@@ -489,6 +489,7 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
         "inherited_weights_test_metric": inherited_test,
         "params": space.params(best),
         "flops": space.flops(best),
+        **({"best_network": space.layer_lines(best)} if hasattr(space, "layer_lines") else {}),
         "evaluated": len(found["val_metric"]),
         "top10": [{"arch": space.to_string(found["archs"][i]), "val_metric": float(found["val_metric"][i]),
                    **({"val_accuracy": float(found["val_metric"][i])} if accuracy_named else {}),

@@ -194,6 +194,11 @@ class NasSpace(Space):
         return [(depth - top, name, _layer_text(kind, shape, path, variables, labels))
                 for depth, name, kind, shape, path in calls[1:]]
 
+    def layer_lines(self, arch) -> list[str]:
+        """`layers(arch)` as text, one line per module call, indented by nesting (results.json's
+        `best_network`: the winner as it runs, without the decisions of skipped blocks)."""
+        return ["  " * (depth - 1) + f"{name}: {text}" for depth, name, text in self.layers(arch)]
+
     def labels(self, arch) -> list[str]:
         """Each decision's chosen option, as `to_string` writes it."""
         return [options[a] for options, a in zip(self.options, self.validate(arch))]

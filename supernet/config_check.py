@@ -133,14 +133,13 @@ def check_backend(section) -> None:
 
 
 def existing_file(path: str, key: str, fix: str) -> str:
-    """`path` as given, or else relative to the project root (as `ground_truth.resolve_table` reads
-    it); a ConfigError naming `key`, each place looked at once, and `fix` when neither exists."""
-    from supernet.ground_truth import PROJECT_ROOT
-    places = list(dict.fromkeys([os.path.abspath(path), os.path.join(PROJECT_ROOT, path)]))
-    for place in places:
-        if os.path.isfile(place):
-            return place
-    raise ConfigError(f"{key}={path!r} does not exist (looked at {', '.join(places)}); {fix}")
+    """The table file `path` names, found as the jobs find it (`ground_truth.resolve_table`); a
+    ConfigError naming `key`, the places looked at, and `fix` when there is none."""
+    from supernet.ground_truth import resolve_table, table_places
+    try:
+        return resolve_table(path)
+    except FileNotFoundError:
+        raise ConfigError(f"{key}={path!r} does not exist (looked at {', '.join(table_places(path))}); {fix}") from None
 
 
 def check_divisible(config, **batch_sizes: int) -> None:

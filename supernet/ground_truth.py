@@ -175,12 +175,15 @@ def merge_parts(workdir: str, archs: list[str], shards: int) -> str | None:
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def table_places(path: str) -> list[str]:
+    """Where a table `path` is looked for, in order and each place once: as given (relative to the
+    current directory), then relative to the project root (the directory holding `supernet`)."""
+    return list(dict.fromkeys([os.path.abspath(path), os.path.join(PROJECT_ROOT, path)]))
+
+
 def resolve_table(path: str) -> str:
-    """`path` as given if it exists (relative to the current directory), else relative to the
-    project root (the directory holding the `supernet` package)."""
-    candidates = [os.path.abspath(path)]
-    if not os.path.isabs(path):
-        candidates.append(os.path.join(PROJECT_ROOT, path))
+    """The first of `table_places(path)` that is a file."""
+    candidates = table_places(path)
     for candidate in candidates:
         if os.path.isfile(candidate):
             return candidate

@@ -184,7 +184,7 @@ def read_ground_truth(path: str, space, column: str = "test_accuracy_mean"):
     rows = read_rows(path)
     if not rows:
         raise ValueError(f"{path}: the table has no rows.")
-    check_header(path, column)
+    _require_columns(path, list(rows[0]), column)
     archs = np.stack([space.from_string(r["arch"]) for r in rows]).astype(np.int32)
     values = np.asarray([r[column] for r in rows], np.float64)
     return archs, values, rows
@@ -193,7 +193,10 @@ def read_ground_truth(path: str, space, column: str = "test_accuracy_mean"):
 def check_header(path: str, column: str = "test_accuracy_mean") -> None:
     """ValueError unless the CSV at `path` has the columns `arch` and `column` (a ground_truth job's table)."""
     with open(path, newline="") as f:
-        header = next(csv.reader(f), [])
+        _require_columns(path, next(csv.reader(f), []), column)
+
+
+def _require_columns(path: str, header: list, column: str) -> None:
     if "arch" not in header or column not in header:
         raise ValueError(f"{path}: expected columns 'arch' and {column!r}; the header has {header} (not a table of "
                          f"the ground_truth job?).")

@@ -89,9 +89,10 @@ class NasStandalone(nn.Module):
     primitive is replaced where it is constructed by the plain Flax layer of the chosen size
     (`nn.Conv`, `nn.Dense`; a grouped `nn.Conv` for a depthwise conv under the grouped policy, which
     the CPU's slices policy keeps as the primitive) or the function (a chosen candidate, the chosen
-    blocks, the chosen inputs) it stands for, so the network's modules are Flax's and yours. This wrapper only says which choices hold; variables: `params/net/...`,
-    `batch_stats/net/...`. `mode="fixed"` keeps the primitives, each running its chosen option
-    (how `NasSpace.layers` lists them)."""
+    blocks, the chosen inputs) it stands for, so the network's modules are Flax's and yours. This
+    wrapper only says which choices hold; variables: `params/net/...`, `batch_stats/net/...`.
+    `mode="fixed"` keeps the primitives, each running its chosen option (how `NasSpace.layers`
+    lists them)."""
     net: nn.Module
     choices: tuple
     call_kwargs: tuple = ()

@@ -135,10 +135,11 @@ class SearchState:
 
 def make_loss(model) -> Callable:
     """`loss(params, weights, x, y) -> (mean cross-entropy, accuracy)`; the supernet is linear in
-    `weights` per decision, so soft (DARTS), hard (GDAS) and shifted (DARTS-) weights all work."""
+    `weights` per decision, so soft (DARTS), hard (GDAS) and shifted (DARTS-) weights all work.
+    Dropout is off: the architecture gradient compares options on the network evaluation runs."""
 
     def loss(params, weights, x, y):
-        logits = model.apply({"params": params}, x, weights, train=True)
+        logits = training.apply_train(model, {"params": params}, x, weights)
         return cross_entropy(logits, y), (logits.argmax(-1) == y).mean()
 
     return loss

@@ -27,7 +27,7 @@ from supernet import task as tasks
 from supernet.layers import STATS_COLLECTION
 from supernet.runtime import Runtime
 from supernet.spaces.base import Space
-from supernet.training import TrainState, make_train_step, one_hot, step_batches
+from supernet.training import DROPOUT_STREAM, TrainState, apply_train, make_train_step, one_hot, step_batches
 
 
 def calibrate_variables(model, variables, arch_or_weights, x: jax.Array, **apply_kwargs):
@@ -36,7 +36,7 @@ def calibrate_variables(model, variables, arch_or_weights, x: jax.Array, **apply
 
     `model` is a supernet or any Linen model that contains one (e.g. `space.body()` inside your
     own network), called as `model.apply(variables, x, arch_or_weights, train=True, **apply_kwargs)`
-    (`apply_kwargs` may add e.g. `rngs=` for dropout, or override `train`). In train mode
+    (`apply_kwargs` may override `train`). Dropout is off (`training.apply_train`). In train mode
     the supernet's batch norms write the batch's statistics when `supernet_stats` is mutable. The
     model's other state collections (your `nn.BatchNorm`'s `batch_stats`, which it updates in
     train mode) are made mutable so the call can run, but their updates are thrown away: your
@@ -47,7 +47,7 @@ def calibrate_variables(model, variables, arch_or_weights, x: jax.Array, **apply
     """
     state = [c for c in variables if c != "params"]
     mutable = list(dict.fromkeys(state + [STATS_COLLECTION]))
-    _, mutated = model.apply(variables, x, arch_or_weights, mutable=mutable, **{"train": True, **apply_kwargs})
+    _, mutated = apply_train(model, variables, x, arch_or_weights, mutable=mutable, **apply_kwargs)
     if STATS_COLLECTION not in mutated:
         raise ValueError(f"calibration wrote no '{STATS_COLLECTION}': does the model contain a supernet, "
                          f"and does it pass train=True (and the architecture) on to it?")
@@ -194,7 +194,7 @@ def evaluate_fine_tuned(space: Space, model, params, archs, train, calib_x: np.n
                         record: str | None = None) -> dict:
     """`evaluate_population` after each architecture has trained its inherited weights alone for
     `steps` steps (a fresh `optimizer` state each, the same `batch_size` batches of `train` for all,
-    shuffled by `seed`): the weights lose some of the compromise they strike between all the paths
+    shuffled by `seed`, which also draws any dropout masks): the weights lose some of the compromise they strike between all the paths
     that share them, at the cost of `steps` training steps per architecture. One compiled step
     serves every architecture (the architecture is data); `params` are not changed. Runs on
     `runtime`'s mesh, with a progress bar over the architectures when it asks for one.
@@ -208,6 +208,7 @@ def evaluate_fine_tuned(space: Space, model, params, archs, train, calib_x: np.n
     mesh = runtime.mesh
     done = {tuple(line["arch"]): line for line in records.read_lines(record)} if record else {}
     step = make_train_step(space, model, optimizer)
+    dropout_key = jax.random.fold_in(jax.random.key(seed), DROPOUT_STREAM)
     batches = [sharding.shard_batch(mesh, bx, by) for bx, by in itertools.islice(
         step_batches(train, batch_size, seed, 0), steps)]
     scored = []
@@ -218,8 +219,8 @@ def evaluate_fine_tuned(space: Space, model, params, archs, train, calib_x: np.n
             state = sharding.replicate(mesh, TrainState(step=jnp.zeros((), jnp.int32), params=own,
                                                         opt_state=optimizer.init(own)))
             path = jnp.asarray(arch)[None]  # the step's int32[paths=1, D]
-            for bx, by in batches:
-                state, _ = step(state, bx, by, path)
+            for t, (bx, by) in enumerate(batches):
+                state, _ = step(state, bx, by, path, jax.random.fold_in(dropout_key, t))
             scores = evaluate_population(space, model, state.params, arch[None], calib_x, x, y, mesh=mesh,
                                          batch_size=eval_batch_size)
             done[key] = {"arch": list(key), "accuracy": float(scores["accuracy"][0]), "loss": float(scores["loss"][0])}

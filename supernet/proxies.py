@@ -45,7 +45,7 @@ import numpy as np
 import optax
 
 from supernet.evaluation import _over_archs, calibrate, default_vmap_archs, predict
-from supernet.training import one_hot
+from supernet.training import apply_train, one_hot
 
 PROXIES = ("synflow", "naswot", "snip")
 
@@ -112,7 +112,7 @@ def _feature_maps(model, params, weights, x) -> list:
     cells), or, where its only child is a module of yours (`supernet.nas`), of that module's
     children; every method's outputs count."""
     for depth in (1, 2):
-        _, state = model.apply({"params": params}, x, weights, train=True, mutable=["intermediates"],
+        _, state = apply_train(model, {"params": params}, x, weights, mutable=["intermediates"],
                                capture_intermediates=lambda module, method: len(module.path) == depth)
         outputs = [o for o in jax.tree.leaves(state["intermediates"]) if getattr(o, "ndim", 0) >= 3]
         if outputs:   # known at trace time: shapes are static
@@ -130,7 +130,7 @@ def _naswot(model, params, weights, x, y):
 
 def _snip(model, params, weights, x, y):
     def loss(p):
-        logits = model.apply({"params": p}, x, weights, train=True)
+        logits = apply_train(model, {"params": p}, x, weights)
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
     grads = jax.grad(loss)(params)
     return _kernel_sum(lambda w, g: jnp.abs(w * g), params, grads)

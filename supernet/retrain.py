@@ -13,7 +13,7 @@ from supernet import backend, data, sharding
 from supernet import task as tasks
 from supernet.networks import BN_MOMENTUM
 from supernet.runtime import Runtime
-from supernet.training import resume, run_loop, step_batches
+from supernet.training import DROPOUT_STREAM, apply_train, resume, run_loop, step_batches
 
 
 def init_variables(module, key: jax.Array, input_shape, dtype=jnp.float32) -> dict:
@@ -23,14 +23,16 @@ def init_variables(module, key: jax.Array, input_shape, dtype=jnp.float32) -> di
 
 
 def make_standalone_step(module, optimizer: optax.GradientTransformation, task: tasks.Task = tasks.CLASSIFICATION):
-    """`step((params, batch_stats, opt_state), x, y) -> (new triple, loss)`, jitted; `task.loss`."""
+    """`step((params, batch_stats, opt_state), x, y, dropout_rng=None) -> (new triple, loss)`,
+    jitted; `task.loss`. `dropout_rng`: the key of the module's `nn.Dropout` masks this step;
+    without it dropout is off."""
 
-    def step(carry, x, y):
+    def step(carry, x, y, dropout_rng=None):
         params, batch_stats, opt_state = carry
 
         def loss_fn(p):
-            logits, updated = module.apply({"params": p, "batch_stats": batch_stats}, x, train=True,
-                                           mutable=["batch_stats"])
+            logits, updated = apply_train(module, {"params": p, "batch_stats": batch_stats}, x,
+                                          mutable=["batch_stats"], dropout_rng=dropout_rng)
             return task.loss(logits, y), updated["batch_stats"]
 
         (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
@@ -50,7 +52,7 @@ def train_standalone(module, train: data.Split, *, steps: int, batch_size: int,
     compilation for several seeds). With a workdir, logs under `stage` (default `desc`),
     checkpoints into `workdir/checkpoints/<stage>` and resumes from there (a finished stage
     restores its last step and trains no more). `task`: the loss trained (`supernet.task`;
-    default cross-entropy)."""
+    default cross-entropy). Dropout masks of step t come from `fold_in(fold_in(key, DROPOUT_STREAM), t)`."""
     mesh = runtime.mesh
     sharding.check_batch_size(batch_size, mesh)
     data.check_split(train, batch_size=batch_size, num_classes=getattr(module, "num_classes", None) if task.labels
@@ -65,8 +67,10 @@ def train_standalone(module, train: data.Split, *, steps: int, batch_size: int,
     step = step or make_standalone_step(module, optimizer, task)
     batches = step_batches(train, batch_size, int(jax.random.randint(data_key, (), 0, 2**31 - 1)), start)
 
+    dropout_key = jax.random.fold_in(key, DROPOUT_STREAM)
+
     def train_step(carry, t):
-        carry, loss = step(carry, *sharding.shard_batch(mesh, *next(batches)))
+        carry, loss = step(carry, *sharding.shard_batch(mesh, *next(batches)), jax.random.fold_in(dropout_key, t))
         return carry, {"loss": loss}
 
     carry, _ = run_loop(train_step, carry, steps=steps, runtime=runtime, start=start, desc=desc, stage=stage,
@@ -82,7 +86,7 @@ def _batch_stats_of(module):
     takes one step of `(1 - momentum) * batch statistics`."""
     def stats(variables, x):
         zeros = jax.tree.map(jnp.zeros_like, variables["batch_stats"])
-        _, updated = module.apply({**variables, "batch_stats": zeros}, x, train=True, mutable=["batch_stats"])
+        _, updated = apply_train(module, {**variables, "batch_stats": zeros}, x, mutable=["batch_stats"])
         return jax.tree.map(lambda v: v / (1.0 - BN_MOMENTUM), updated["batch_stats"])
     return jax.jit(stats)
 

@@ -41,13 +41,39 @@ def one_hot(space: Space, archs: jax.Array) -> jax.Array:
 
 cross_entropy = tasks.cross_entropy
 
+# A stream of its own for dropout masks (`fold_in(key, DROPOUT_STREAM)`), so the keys that draw the
+# initial weights, the paths and the batches are the same with or without dropout.
+DROPOUT_STREAM = 0x64726F70
+
+
+def _dropout_off(next_fun, args, kwargs, context):
+    """Method interceptor: every `nn.Dropout` passes its input through, as in evaluation."""
+    if isinstance(context.module, flax.linen.Dropout) and context.method_name == "__call__":
+        return args[0] if args else kwargs["inputs"]
+    return next_fun(*args, **kwargs)
+
+
+def apply_train(model, variables, *args, dropout_rng: jax.Array | None = None, **kwargs):
+    """`model.apply(variables, *args, train=True, **kwargs)`. A `nn.Dropout` in the model draws its
+    masks from `dropout_rng`; without one it is off, as calibration, proxies and initialisation want
+    (train-mode batch statistics of the network that evaluation runs)."""
+    kwargs = {"train": True, **kwargs}
+    if dropout_rng is not None:
+        return model.apply(variables, *args, rngs={"dropout": dropout_rng}, **kwargs)
+    with flax.linen.intercept_methods(_dropout_off):
+        return model.apply(variables, *args, **kwargs)
+
 
 def init_params(space: Space, model, key: jax.Array, input_shape, dtype=jnp.float32) -> Any:
     """Supernet parameters, initialised with the largest architecture so every weight exists.
     `dtype`: the inputs' (integer for token ids)."""
     x = jnp.zeros((2, *input_shape), dtype)
     weights = one_hot(space, jnp.asarray(space.largest()))
-    return backend.init_variables(lambda k: model.init(k, x, weights, train=True)["params"], key)
+
+    def init(k):
+        with flax.linen.intercept_methods(_dropout_off):
+            return model.init(k, x, weights, train=True)["params"]
+    return backend.init_variables(init, key)
 
 
 def create_state(space: Space, model, optimizer: optax.GradientTransformation, key: jax.Array,
@@ -72,8 +98,10 @@ def make_optimizer(learning_rate: float = 0.05, momentum: float = 0.9, weight_de
 
 def make_train_step(space: Space, model, optimizer: optax.GradientTransformation,
                     task: tasks.Task = tasks.CLASSIFICATION):
-    """`step(state, x, y, archs int32[paths, D]) -> (state, metrics)`, jitted: `task.loss`
-    averaged over the paths; the metrics hold the loss, and the accuracy when the task has labels.
+    """`step(state, x, y, archs int32[paths, D], dropout_rng=None) -> (state, metrics)`, jitted:
+    `task.loss` averaged over the paths; the metrics hold the loss, and the accuracy when the task
+    has labels. `dropout_rng`: the key of a model's `nn.Dropout` masks this step (each path folds
+    in its index); without it dropout is off.
 
     Data parallelism comes from the inputs: pass the state replicated (`sharding.replicate`) and
     the batch split over the mesh (`sharding.shard_batch`); jit partitions the step to match and
@@ -83,12 +111,14 @@ def make_train_step(space: Space, model, optimizer: optax.GradientTransformation
     their gradients and the optimiser state stay float32)."""
     dtype = backend.current().dtype
 
-    def step(state: TrainState, x, y, archs):
+    def step(state: TrainState, x, y, archs, dropout_rng=None):
         def loss_fn(params):
             losses, accuracies = [], []
             for p in range(archs.shape[0]):  # static: 1 path, or 3 for the sandwich rule
                 cast = functools.partial(backend.compute_cast, dtype=dtype)
-                logits = model.apply({"params": cast(params)}, cast(x), cast(one_hot(space, archs[p])), train=True)
+                rng = None if dropout_rng is None else jax.random.fold_in(dropout_rng, p)
+                logits = apply_train(model, {"params": cast(params)}, cast(x), cast(one_hot(space, archs[p])),
+                                     dropout_rng=rng)
                 logits = logits.astype(jnp.float32)
                 losses.append(task.loss(logits, y))
                 if task.labels:  # cheap, and what the progress bar shows for classification
@@ -274,14 +304,16 @@ def train_supernet(space: Space, model, train: data.Split, *, steps: int, batch_
     `path_sampler(key) -> int32[paths, D]`: which architectures train (default:
     `make_path_sampler(space, sampling)`). `task`: the loss trained (`supernet.task`).
 
-    Randomness: the init key and, for step t, `fold_in(key, t)` for the path and the batch order
-    comes from (seed of `key`, epoch), so a resumed run continues exactly where it stopped.
+    Randomness: the init key and, for step t, `fold_in(path_key, t)` for the path and
+    `fold_in(fold_in(key, DROPOUT_STREAM), t)` for dropout masks; the batch order comes from (seed
+    of `key`, epoch), so a resumed run continues exactly where it stopped.
     """
     mesh = runtime.mesh
     sharding.check_batch_size(batch_size, mesh)
     data.check_split(train, batch_size=batch_size, input_shape=getattr(space, "input_shape", None),
                      num_classes=getattr(space, "num_classes", None) if task.labels else None)
     init_key, path_key = jax.random.split(key)
+    dropout_key = jax.random.fold_in(key, DROPOUT_STREAM)
     if params is None:
         state = create_state(space, model, optimizer, init_key, train.x.shape[1:], train.x.dtype)
     else:
@@ -297,7 +329,7 @@ def train_supernet(space: Space, model, train: data.Split, *, steps: int, batch_
 
     def step(state, t):
         x, y = next(batches)
-        return train_step(state, x, y, sampler(jax.random.fold_in(path_key, t)))
+        return train_step(state, x, y, sampler(jax.random.fold_in(path_key, t)), jax.random.fold_in(dropout_key, t))
 
     state, _ = run_loop(step, state, steps=steps, runtime=runtime, start=start, desc=desc or stage, stage=stage,
                         log_every=log_every, checkpoint_every=checkpoint_every)

@@ -130,8 +130,8 @@ def _trace(body, x=None):
     (lambda x: nas.Conv(features=nas.Value("w", (4.5, 8)), name="c")(x), r"features 4.5 is not a whole number"),
     (lambda x: nas.Repeat(lambda: nn.relu, depth=(-1, 2), name="r")(x), "depth -1 is not a whole number >= 0"),
     (lambda x: nas.Choice([nn.Dense, nn.relu], name="op")(x), "candidate Dense is a class; pass a module instance"),
-    (lambda x: nn.Dropout(0.1, deterministic=True)(nas.Conv(features=(2, 4), name="c")(x)),
-     r"nn.Dropout\(rate=0.1\) at Dropout_0: dropout is not supported in a searched module"),
+    (lambda x: nn.Dropout(0.1, deterministic=False)(nas.Conv(features=(2, 4), name="c")(x)),
+     r"nn.Dropout\(rate=0.1\) at Dropout_0 drops with train=False: .* pass deterministic=not train"),
     (lambda x: {"logits": nas.Conv(features=(2, 4), name="c")(x)},
      "M returns a dict, but a searched module must return one array of outputs"),
 ])
@@ -526,3 +526,41 @@ def test_value_errors_are_one_line(body, message):
     with pytest.raises(ValueError, match=message) as err:
         _trace(body)
     assert "\n" not in str(err.value)
+
+
+class _WithDropout(nn.Module):
+    @nn.compact
+    def __call__(self, x, train=False):
+        h = nn.relu(nas.Dense(features=(8, 16), name="fc")(x.reshape(len(x), -1)))
+        return nn.Dense(10)(nn.Dropout(0.5, deterministic=not train)(h))
+
+
+def test_dropout_draws_its_masks_from_the_step_key_and_is_off_in_evaluation():
+    import optax
+    from supernet import data, retrain, training
+    from supernet.runtime import Runtime
+    from supernet.sharding import make_mesh
+    x = jax.random.normal(jax.random.key(0), (8, 4, 4, 1))
+    y = jnp.arange(8) % 10
+    space = nas.space(_WithDropout(), x[:2])
+    model, arch = space.supernet(), jnp.asarray(space.largest())
+    params = training.init_params(space, model, jax.random.key(1), x.shape[1:])
+    weights = training.one_hot(space, arch)
+    train_out = lambda rng: training.apply_train(model, {"params": params}, x, weights, dropout_rng=rng)
+    evaluated = model.apply({"params": params}, x, weights, train=False)
+    np.testing.assert_array_equal(train_out(jax.random.key(2)), train_out(jax.random.key(2)))
+    assert not np.allclose(train_out(jax.random.key(2)), train_out(jax.random.key(3)))
+    np.testing.assert_allclose(train_out(None), evaluated, atol=1e-6)   # no key: dropout off
+
+    runtime, split = Runtime(make_mesh(), progress=False), data.Split(np.asarray(x), np.asarray(y))
+    trained = [training.train_supernet(space, model, split, steps=2, batch_size=4, optimizer=optax.sgd(0.1),
+                                       key=jax.random.key(k), runtime=runtime).params for k in (0, 0)]
+    jax.tree.map(np.testing.assert_array_equal, *trained)   # the masks come from the run's key
+
+    network = space.standalone(np.asarray(arch))
+    extracted = space.extract_variables(calibrate_variables(model, {"params": params}, arch, x), np.asarray(arch))
+    np.testing.assert_allclose(network.apply(extracted, x, train=False), evaluated, atol=1e-5)
+    step = retrain.make_standalone_step(network, optax.sgd(0.1))
+    carry = lambda: (jax.tree.map(jnp.array, extracted["params"]), {}, optax.sgd(0.1).init(extracted["params"]))
+    losses = [float(step(carry(), x, y, rng)[1]) for rng in (jax.random.key(2), jax.random.key(2), None)]
+    assert losses[0] == losses[1] != losses[2]

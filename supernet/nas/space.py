@@ -389,11 +389,13 @@ def trace(module: nn.Module, example_input, call_kwargs: dict) -> tuple[dict, di
 
 
 def _refuse_dropout(next_fun, args, kwargs, context):
-    """Interceptor while tracing: an `nn.Dropout` that drops would need a "dropout" PRNG stream,
-    which the supernet's training, calibration and retraining do not pass."""
+    """Interceptor while tracing (in evaluation mode, train=False): an `nn.Dropout` that still drops
+    would make evaluation random and need a "dropout" PRNG stream that evaluation does not pass."""
     m = context.module
-    if isinstance(m, nn.Dropout) and m.rate > 0:
-        raise ValueError(f"nn.Dropout(rate={m.rate}) at {'/'.join(m.scope.path[1:])}: dropout is not supported in a "
-                         f"searched module (the supernet and the retraining pass no 'dropout' PRNG); remove it, and "
-                         f"add it to the extracted network after the search if you want it.")
+    if isinstance(m, nn.Dropout) and context.method_name == "__call__" and m.rate > 0:
+        deterministic = kwargs.get("deterministic", args[1] if len(args) > 1 else None)
+        if not (m.deterministic if deterministic is None else deterministic):
+            raise ValueError(f"nn.Dropout(rate={m.rate}) at {'/'.join(m.scope.path[1:])} drops with train=False: "
+                             f"evaluation and the extracted network must be deterministic; pass "
+                             f"deterministic=not train.")
     return next_fun(*args, **kwargs)

@@ -194,8 +194,9 @@ def evaluate_fine_tuned(space: Space, model, params, archs, train, calib_x: np.n
                         record: str | None = None) -> dict:
     """`evaluate_population` after each architecture has trained its inherited weights alone for
     `steps` steps (a fresh `optimizer` state each, the same `batch_size` batches of `train` for all,
-    shuffled by `seed`, which also draws any dropout masks): the weights lose some of the compromise they strike between all the paths
-    that share them, at the cost of `steps` training steps per architecture. One compiled step
+    shuffled by `seed`, which also draws any dropout masks): the weights lose some of the
+    compromise they strike between all the paths that share them, at the cost of `steps` training
+    steps per architecture. One compiled step
     serves every architecture (the architecture is data); `params` are not changed. Runs on
     `runtime`'s mesh, with a progress bar over the architectures when it asks for one.
 

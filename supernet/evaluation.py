@@ -196,9 +196,9 @@ def evaluate_fine_tuned(space: Space, model, params, archs, train, calib_x: np.n
     `steps` steps (a fresh `optimizer` state each, the same `batch_size` batches of `train` for all,
     shuffled by `seed`, which also draws any dropout masks): the weights lose some of the
     compromise they strike between all the paths that share them, at the cost of `steps` training
-    steps per architecture. One compiled step
-    serves every architecture (the architecture is data); `params` are not changed. Runs on
-    `runtime`'s mesh, with a progress bar over the architectures when it asks for one.
+    steps per architecture. One compiled step serves every architecture (the architecture is
+    data); `params` are not changed. Runs on `runtime`'s mesh, with a progress bar over the
+    architectures when it asks for one.
 
     `record`: a JSON-lines file that gets each architecture's scores as soon as they are known;
     architectures already in it are not fine-tuned again, so a killed pass resumes where it stopped

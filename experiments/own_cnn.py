@@ -4,8 +4,8 @@ The CNN is an ordinary Linen module with `nas` choice points in it. `AutoModel` 
 search space, trains the weight-sharing supernet, searches it, and retrains the winner from scratch;
 the winner's variables are plain Flax trees (`nn.Conv`, `nn.Dense`, `nn.BatchNorm` shapes).
 
-    python experiments/own_cnn.py            # bundled 8x8 digits; writes experiments/measured/own_cnn/results.json
-    python experiments/own_cnn.py --tiny     # seconds: the code paths only, writes nothing
+    python -m experiments.own_cnn           # bundled 8x8 digits; writes experiments/measured/own_cnn/results.json
+    python -m experiments.own_cnn --tiny    # seconds: the code paths only, writes nothing
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ dense width), searched by `AutoModel(loss="mse", higher_is_better=False)`. The w
 scratch, is compared on the test split with a fixed hand-designed CNN of similar size trained with
 the same retrain recipe, and with predicting the training mean.
 
-    python experiments/own_regression.py          # writes experiments/measured/own_regression/results.json
-    python experiments/own_regression.py --tiny   # seconds: the code paths only, writes nothing
+    python -m experiments.own_regression          # writes experiments/measured/own_regression/results.json
+    python -m experiments.own_regression --tiny   # seconds: the code paths only, writes nothing
 """
 
 from __future__ import annotations

@@ -174,8 +174,10 @@ def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning
       num_incumbents, ascent_steps, step_size, noisy_starts, noise_scale: the latent moves: from
         the codes of the best `num_incumbents` and `noisy_starts` jittered copies of each,
         `ascent_steps` steps of length `step_size`.
-      proposal_order: "path" (the default): the best incumbent's candidates first, and along each
-        path the nearest first; "predicted": all candidates by the predicted fitness.
+      proposal_order: "edits" (the default): each incumbent's one-decision edits ranked by how
+        much the decoding of its moved code prefers the new option, the best incumbent's first;
+        "path": the argmax decodes along the paths, the best incumbent's nearest first;
+        "predicted": those decodes ranked by the predicted fitness.
       moves: "gradient" (the default): along the predictor's gradient (NAO); "random": in a random
         direction per path (the ablation: the latent space without the predictor's guidance).
       restarts: episodes: the incumbents are the best since the last restart, and once the best

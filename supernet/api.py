@@ -436,7 +436,7 @@ class AutoModel:
                    **({"val_accuracy": found["val_accuracy"]} if "val_accuracy" in found else {})}
         results["explain"] = strategies.explanation.summary(
             space, history["archs"], self.task.fitness(history["val_metric"]), seed=0,
-            fitness_name=f"supernet validation {self.task.metric_name}" + ("" if self.task.higher_is_better else ", negated"))
+            fitness_name=self.task.fitness_name())
         if self.workdir:
             records.write_json(self.workdir, "results.json", results)
         return SearchResult(

@@ -74,6 +74,10 @@ class Task:
         """Higher-is-better form of metric values (what a search maximises)."""
         return values if self.higher_is_better else -values
 
+    def fitness_name(self, measured: str = "supernet validation") -> str:
+        """What `fitness` of the `measured` metric is called, e.g. "supernet validation mse, negated"."""
+        return f"{measured} {self.metric_name}" + ("" if self.higher_is_better else ", negated")
+
     def describe(self) -> dict:
         """The task's loss, metric and direction by name (for results.json)."""
         return {"loss": self.loss_name, "metric": self.metric_name, "higher_is_better": self.higher_is_better}

@@ -10,7 +10,7 @@ from strategies.benchmarks import tabular
 from strategies import explanation
 from strategies.explanation import Explanation, agreement_with_table, summary
 from strategies.space import Decisions
-from supernet import plots, spaces
+from supernet import plots, spaces, task
 from supernet.jobs.search import explain_history
 
 
@@ -117,6 +117,9 @@ def test_the_json_section_round_trips_and_the_pictures_are_drawn(tmp_path):
     assert written["explain"]["ranking"] == ["a", "b"] and written["explain"]["fitness"] == "supernet validation accuracy"
     assert all((tmp_path / written[key]).read_bytes()[:8].startswith(b"\x89PNG") for key in ("effects_png", "importance_png"))
     assert explain_history(space, {"archs": archs[:1], "val_metric": fitness[:1]}, str(tmp_path)) == {"explain": None}
+    errors = explain_history(space, {"archs": archs, "val_metric": -fitness}, str(tmp_path), task.resolve(loss="mse"))
+    assert errors["explain"]["fitness"] == "supernet validation mse, negated"   # explained as AutoModel does
+    assert errors["explain"]["effects"] == written["explain"]["effects"]
     # Decision b never varies: its effects are 0 up to rounding, which the raw resamples can miss.
     few = strategies.explain(space, np.stack([archs[:10, 0], np.zeros(10, int)], 1), fitness[:10])
     assert few.counts[1].tolist() == [10, 0, 0]

@@ -172,7 +172,7 @@ def run(config, workdir: str) -> dict:
     results["architecture_png"] = plots.architecture(space, results["best_arch_int"],
                                                      os.path.join(workdir, "architecture.png"))
     results.update(export_winner(models["retrained"][0], dataset.train.x[:2], os.path.join(workdir, "winner")))
-    results.update(explain_history(space, models["history"], workdir, f"supernet validation {task.metric_name}"))
+    results.update(explain_history(space, models["history"], workdir, task))
     metric = task.metric_name
     print(f"best architecture: {results['best_arch']}\n"
           f"  supernet val {metric} {results['supernet_val_metric']:.4f}, "
@@ -198,11 +198,13 @@ def export_winner(network_and_variables, example_x, directory: str) -> dict:
         return {"winner_dir": None, "winner_export_error": f"{type(err).__name__}: {err}"}
 
 
-def explain_history(space, history: dict, workdir: str, fitness_name: str = "supernet validation accuracy") -> dict:
-    """The search history explained (`strategies.explanation`): {"explain": the JSON-able section
-    (None when fewer than 2 results), "effects_png", "importance_png": its pictures' names in `workdir`}."""
-    section = strategies.explanation.summary(space, history["archs"], history["val_metric"], seed=0,
-                                             fitness_name=fitness_name)
+def explain_history(space, history: dict, workdir: str, task: tasks.Task = tasks.CLASSIFICATION) -> dict:
+    """The search history explained (`strategies.explanation`) on the search's fitness (the
+    validation metric, negated when lower is better, as `AutoModel` explains it): {"explain": the
+    JSON-able section (None when fewer than 2 results), "effects_png", "importance_png": its
+    pictures' names in `workdir`}."""
+    section = strategies.explanation.summary(space, history["archs"], task.fitness(history["val_metric"]), seed=0,
+                                             fitness_name=task.fitness_name())
     if section is None:
         return {"explain": None}
     report = strategies.explanation.Explanation.from_dict(section)

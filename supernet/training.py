@@ -47,9 +47,15 @@ DROPOUT_STREAM = 0x64726F70
 
 
 def _dropout_off(next_fun, args, kwargs, context):
-    """Method interceptor: every `nn.Dropout` passes its input through, as in evaluation."""
-    if isinstance(context.module, flax.linen.Dropout) and context.method_name == "__call__":
-        return args[0] if args else kwargs["inputs"]
+    """Method interceptor: every `nn.Dropout` passes its input through, and attention drops no
+    weights (its `deterministic` is a call argument: `nas.space` refuses it in the constructor),
+    as in evaluation."""
+    module = context.module
+    if context.method_name == "__call__":
+        if isinstance(module, flax.linen.Dropout):
+            return args[0] if args else kwargs["inputs"]
+        if isinstance(module, flax.linen.MultiHeadDotProductAttention) and module.dropout_rate > 0:
+            return next_fun(*args, **{**kwargs, "deterministic": True})
     return next_fun(*args, **kwargs)
 
 

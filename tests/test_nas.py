@@ -132,6 +132,10 @@ def _trace(body, x=None):
     (lambda x: nas.Choice([nn.Dense, nn.relu], name="op")(x), "candidate Dense is a class; pass a module instance"),
     (lambda x: nn.Dropout(0.1, deterministic=False)(nas.Conv(features=(2, 4), name="c")(x)),
      r"nn.Dropout\(rate=0.1\) at Dropout_0 drops with train=False: .* pass deterministic=not train"),
+    (lambda x: nn.MultiHeadDotProductAttention(num_heads=1, dropout_rate=0.1, deterministic=True)(
+        nas.Dense(features=(2, 4), name="d")(x)),
+     r"MultiHeadDotProductAttention\(dropout_rate=0.1\) at MultiHeadDotProductAttention_0 takes deterministic in "
+     r"its constructor: pass it in the call"),
     (lambda x: {"logits": nas.Conv(features=(2, 4), name="c")(x)},
      "M returns a dict, but a searched module must return one array of outputs"),
 ])
@@ -531,8 +535,9 @@ def test_value_errors_are_one_line(body, message):
 class _WithDropout(nn.Module):
     @nn.compact
     def __call__(self, x, train=False):
-        h = nn.relu(nas.Dense(features=(8, 16), name="fc")(x.reshape(len(x), -1)))
-        return nn.Dense(10)(nn.Dropout(0.5, deterministic=not train)(h))
+        h = nn.relu(nas.Dense(features=(8, 16), name="fc")(x.reshape(len(x), 4, -1)))
+        h = nn.MultiHeadDotProductAttention(num_heads=2, dropout_rate=0.5)(h, deterministic=not train)
+        return nn.Dense(10)(nn.Dropout(0.5, deterministic=not train)(h.mean(1)))
 
 
 def test_dropout_draws_its_masks_from_the_step_key_and_is_off_in_evaluation():

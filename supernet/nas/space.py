@@ -389,13 +389,25 @@ def trace(module: nn.Module, example_input, call_kwargs: dict) -> tuple[dict, di
 
 
 def _refuse_dropout(next_fun, args, kwargs, context):
-    """Interceptor while tracing (in evaluation mode, train=False): an `nn.Dropout` that still drops
-    would make evaluation random and need a "dropout" PRNG stream that evaluation does not pass."""
-    m = context.module
-    if isinstance(m, nn.Dropout) and context.method_name == "__call__" and m.rate > 0:
+    """Interceptor while tracing (in evaluation mode, train=False): a dropout that still drops
+    would make evaluation random and need a "dropout" PRNG stream that evaluation does not pass;
+    attention's dropout must take `deterministic` in the call, where calibration sets it
+    (`training.apply_train`)."""
+    m, where = context.module, "/".join(context.module.scope.path[1:])
+    if context.method_name != "__call__":
+        return next_fun(*args, **kwargs)
+    if isinstance(m, nn.Dropout) and m.rate > 0:
+        layer = f"nn.Dropout(rate={m.rate})"
         deterministic = kwargs.get("deterministic", args[1] if len(args) > 1 else None)
-        if not (m.deterministic if deterministic is None else deterministic):
-            raise ValueError(f"nn.Dropout(rate={m.rate}) at {'/'.join(m.scope.path[1:])} drops with train=False: "
-                             f"evaluation and the extracted network must be deterministic; pass "
-                             f"deterministic=not train.")
+    elif isinstance(m, nn.MultiHeadDotProductAttention) and m.dropout_rate > 0:
+        layer = f"{type(m).__name__}(dropout_rate={m.dropout_rate})"
+        deterministic = kwargs.get("deterministic")
+        if m.deterministic is not None:
+            raise ValueError(f"{layer} at {where} takes deterministic in its constructor: pass it in the call, "
+                             f"attention(x, deterministic=not train), so calibration can switch its dropout off.")
+    else:
+        return next_fun(*args, **kwargs)
+    if not (m.deterministic if deterministic is None else deterministic):
+        raise ValueError(f"{layer} at {where} drops with train=False: evaluation and the extracted network must "
+                         f"be deterministic; pass deterministic=not train.")
     return next_fun(*args, **kwargs)

@@ -132,6 +132,8 @@ def _trace(body, x=None):
     (lambda x: nas.Choice([nn.Dense, nn.relu], name="op")(x), "candidate Dense is a class; pass a module instance"),
     (lambda x: nn.Dropout(0.1, deterministic=False)(nas.Conv(features=(2, 4), name="c")(x)),
      r"nn.Dropout\(rate=0.1\) at Dropout_0 drops with train=False: .* pass deterministic=not train"),
+    (lambda x: nn.Dropout(0.1, rng_collection="noise")(nas.Conv(features=(2, 4), name="c")(x), deterministic=True),
+     r"nn.Dropout\(rate=0.1\) at Dropout_0 draws from the PRNG stream 'noise': training passes only 'dropout'"),
     (lambda x: nn.MultiHeadDotProductAttention(num_heads=1, dropout_rate=0.1, deterministic=True)(
         nas.Dense(features=(2, 4), name="d")(x)),
      r"MultiHeadDotProductAttention\(dropout_rate=0.1\) at MultiHeadDotProductAttention_0 takes deterministic in "

@@ -398,6 +398,9 @@ def _refuse_dropout(next_fun, args, kwargs, context):
         return next_fun(*args, **kwargs)
     if isinstance(m, nn.Dropout) and m.rate > 0:
         layer = f"nn.Dropout(rate={m.rate})"
+        if m.rng_collection != "dropout":
+            raise ValueError(f"{layer} at {where} draws from the PRNG stream {m.rng_collection!r}: training passes "
+                             f"only 'dropout'; leave rng_collection at its default.")
         deterministic = kwargs.get("deterministic", args[1] if len(args) > 1 else None)
     elif isinstance(m, nn.MultiHeadDotProductAttention) and m.dropout_rate > 0:
         layer = f"{type(m).__name__}(dropout_rate={m.dropout_rate})"

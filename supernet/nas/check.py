@@ -156,7 +156,8 @@ def _check_one(space, variables, evaluate, x, arch, flops_rtol, atol) -> dict:
     # Depthwise convs as grouped convolutions, whose padding taps XLA leaves out as `flops` does
     # (the CPU's shifted-sum form computes them too); the same weights, so the same network.
     grouped = network.clone(grouped=True) if isinstance(network, NasStandalone) else network
-    xla, program = xla_flops(grouped, extracted, x[:1]), program_flops(grouped, extracted, x[:1])
+    traced = _traced(grouped, extracted, x[:1])   # one trace for both counts
+    xla, program = _xla_flops_of(traced), matmul_flops(traced.jaxpr.jaxpr)
     counted_flops = space.flops(arch)
     if all(abs(counted_flops - c) > flops_rtol * c for c in (xla, program) if c is not None):
         _fail(space, "flops", arch, f"it returns {counted_flops} but XLA counts {xla:.0f} and the program's "
@@ -185,25 +186,26 @@ def _same_shapes(space, arch, expected, extracted):
                                                     f"network needs {want.get(path)}.")
 
 
-def xla_flops(network, variables, x) -> float | None:
-    """XLA's `cost_analysis()` FLOPs of `network.apply(variables, x, train=False)` (per call on `x`).
-    Every layer's output is returned as an intermediate, so that XLA keeps layers whose results
-    the output does not use (an input choice that skips them) and counts them, as `flops` does.
-    None where the backend gives no cost analysis."""
+def _traced(network, variables, x):
+    """`network.apply(variables, x, train=False)` traced, every layer's output returned as an
+    intermediate, so that XLA keeps layers whose results the output does not use (an input choice
+    that skips them) and counts them, as `flops` does."""
     def apply(v, x):
         return network.apply(v, x, train=False, capture_intermediates=True, mutable=["intermediates"])
+    return jax.jit(apply).trace(variables, x)
 
-    lowered = jax.jit(apply).lower(variables, x)
-    cost = lowered.cost_analysis()   # of the lowered program: no compile needed
+
+def _xla_flops_of(traced) -> float | None:
+    cost = traced.lower().cost_analysis()   # of the lowered program: no compile needed
     cost = cost[0] if isinstance(cost, (list, tuple)) and cost else cost
     return None if not cost or "flops" not in cost else float(cost["flops"])
 
 
-def program_flops(network, variables, x) -> int:
-    """2 x multiply-adds of the convolutions and dots in `network.apply(variables, x, train=False)`'s
-    program over full windows (taps on padding included, element-wise work left out)."""
-    jaxpr = jax.make_jaxpr(lambda v, x: network.apply(v, x, train=False))(variables, x)
-    return matmul_flops(jaxpr.jaxpr)
+def xla_flops(network, variables, x) -> float | None:
+    """XLA's `cost_analysis()` FLOPs of `network.apply(variables, x, train=False)` (per call on `x`),
+    layers whose results the output does not use included. None where the backend gives no cost
+    analysis."""
+    return _xla_flops_of(_traced(network, variables, x))
 
 
 def matmul_flops(jaxpr) -> int:

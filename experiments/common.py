@@ -17,8 +17,8 @@ def backend_section():
     """Overrides of the backend policy (`supernet.backend`; "auto" keeps the backend's default),
     e.g. `--config.backend.cell=folded --config.backend.compute_dtype=bfloat16`."""
     import ml_collections
-    return ml_collections.ConfigDict({"cell": "auto", "vmap_archs": "auto", "depthwise": "auto", "init": "auto",
-                                      "compute_dtype": "auto"})
+    return ml_collections.ConfigDict({"cell": "auto", "nas_path": "auto", "vmap_archs": "auto", "depthwise": "auto",
+                                      "init": "auto", "compute_dtype": "auto"})
 
 
 def base(job: str, *, devices: bool = True):

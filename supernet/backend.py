@@ -7,6 +7,7 @@ Library code asks `current()` at trace or build time; nothing else looks at the 
 | choice | CPU | GPU / TPU | why |
 | --- | --- | --- | --- |
 | `cell`: NAS-Bench-201 single path | `sparse` | `folded` | XLA:CPU runs only the chosen ops of a `lax.switch` fast (1.18x standalone); accelerator conditionals were never measured faster than the folded edge |
+| `nas_path`: a path through a `supernet.nas` supernet | `sparse` | `masked` | XLA:CPU runs only the chosen candidates, blocks and kernel sizes (`lax.switch` / `lax.cond`, conv gradients in the forward layout) at 1.36x a random architecture's own step against 2.43x masked; never measured on an accelerator |
 | `vmap_archs`: architectures vmapped per `evaluate_population` call | 1 (a `lax.map` loop) | all | vmapping makes grouped convolutions, slow on XLA:CPU; on an H200 vmapping was 3-6x a loop |
 | `depthwise`: depthwise convolution | `slices` (sum of shifted products) | `grouped` (`feature_group_count`) | XLA:CPU's grouped conv was ~50x slower forward; accelerators have kernels for it |
 | `init`: parameter initialisation | `host` (numpy) | `host` | compiling Flax's initialisers took ~20 s on the CPU; host draws are identical on every process and backend, so results do not depend on where they ran |
@@ -23,17 +24,19 @@ import jax.numpy as jnp
 
 from supernet import initializers
 
-CHOICES = {"cell": ("sparse", "folded"), "depthwise": ("slices", "grouped"), "init": ("host", "device"),
+CHOICES = {"cell": ("sparse", "folded"), "nas_path": ("sparse", "masked"), "depthwise": ("slices", "grouped"), "init": ("host", "device"),
            "compute_dtype": ("float32", "bfloat16")}
 
 
 @dataclasses.dataclass(frozen=True)
 class Policy:
-    """The backend's choices: the NAS-Bench-201 cell ("sparse" or "folded"), how many architectures a
-    vmapped evaluation takes at once, the depthwise convolution ("slices" or "grouped"), where weights
-    are initialised, and the compute dtype."""
+    """The backend's choices: the NAS-Bench-201 cell ("sparse" or "folded"), a path through a `nas`
+    supernet ("sparse" or "masked"), how many architectures a vmapped evaluation takes at once, the
+    depthwise convolution ("slices" or "grouped"), where weights are initialised, and the compute
+    dtype."""
     platform: str
     cell: str
+    nas_path: str
     vmap_archs: int | None  # None: every architecture vmapped together
     depthwise: str
     init: str
@@ -54,7 +57,8 @@ def defaults(platform: str | None = None) -> Policy:
     """The backend's own choices (the table in the module docstring)."""
     platform = platform or jax.default_backend()
     cpu = platform == "cpu"
-    return Policy(platform=platform, cell="sparse" if cpu else "folded", vmap_archs=1 if cpu else None,
+    return Policy(platform=platform, cell="sparse" if cpu else "folded", nas_path="sparse" if cpu else "masked",
+                  vmap_archs=1 if cpu else None,
                   depthwise="slices" if cpu else "grouped", init="host", compute_dtype="float32")
 
 
@@ -67,8 +71,8 @@ def configure(**overrides) -> Policy:
     functions read it when they are traced."""
     unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(Policy)} - {"platform"})
     if unknown:
-        raise ValueError(f"unknown backend choice(s) {unknown}; valid: cell, vmap_archs, depthwise, init, "
-                         f"compute_dtype.")
+        raise ValueError(f"unknown backend choice(s) {unknown}; valid: cell, nas_path, vmap_archs, depthwise, "
+                         f"init, compute_dtype.")
     cleaned = {k: _parse(k, v) for k, v in overrides.items() if v is not None and v != "auto"}
     _overrides.clear()
     _overrides.update(cleaned)

@@ -571,3 +571,39 @@ def test_dropout_draws_its_masks_from_the_step_key_and_is_off_in_evaluation():
     carry = lambda: (jax.tree.map(jnp.array, extracted["params"]), {}, optax.sgd(0.1).init(extracted["params"]))
     losses = [float(step(carry(), x, y, rng)[1]) for rng in (jax.random.key(2), jax.random.key(2), None)]
     assert losses[0] == losses[1] != losses[2]
+
+
+def test_sparse_path_runs_the_chosen_branches_and_equals_the_masked_one(setup):
+    """A path (one-hot rows) under the CPU's `nas_path="sparse"` runs only the chosen candidates,
+    blocks and kernel sizes (`lax.switch`, `lax.cond`; convolutions in them take forward-layout
+    gradients): the same outputs and gradients as the masked supernet up to rounding, one compile;
+    the mixed (DARTS) supernet takes the masked path, and so does the "masked" policy."""
+    from supernet import backend
+    space, model, variables, x = setup
+    assert model.sparse   # the CPU default, taken when the space was built
+    masked = model.clone(sparse=False)
+    traces = []
+
+    @jax.jit
+    def both(weights):
+        traces.append(1)
+        loss = lambda m, p: m.apply({"params": p}, x, weights, train=True).sum()
+        return [(m.apply(variables, x, weights, train=True), jax.grad(lambda p: loss(m, p))(variables["params"]))
+                for m in (model, masked)]
+
+    for arch in np.asarray(space.sample(jax.random.key(4), 8)):   # one-hot rows, as the training step passes
+        (sparse_out, sparse_grad), (masked_out, masked_grad) = both(jax.nn.one_hot(arch, max(space.num_choices)))
+        np.testing.assert_allclose(sparse_out, masked_out, atol=1e-5)
+        for a, b in zip(jax.tree_util.tree_leaves(sparse_grad), jax.tree_util.tree_leaves(masked_grad)):
+            np.testing.assert_allclose(a, b, atol=1e-4)
+    assert len(traces) == 1
+    jaxpr = str(jax.make_jaxpr(lambda a: model.apply(variables, x, a, train=True))(jnp.asarray(space.largest())))
+    assert jaxpr.count("cond[") >= 5 and "custom_vjp_call" in jaxpr   # op, two blocks, three kernel sizes
+    assert "cond[" not in str(jax.make_jaxpr(lambda a: masked.apply(variables, x, a, train=True))(
+        jnp.asarray(space.largest())))
+    assert not space.supernet(mixed=True).sparse
+    backend.configure(nas_path="masked")
+    try:
+        assert not nas.space(Net(), x[:2]).supernet().sparse
+    finally:
+        backend.configure()

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from supernet.layers import depthwise_conv
+from supernet.layers import conv_in_branch, depthwise_conv
 
 _LOCAL = threading.local()
 
@@ -43,6 +43,8 @@ class _Context:
         self.grouped = grouped          # depthwise convs as XLA grouped convs (the backend policy)
         self.rows = rows or {}          # supernet: name -> float[K] weight row
         self.choices = choices or {}    # fixed: name -> chosen option index
+        self.indices: dict = {}         # supernet, sparse: name -> int32 chosen option (the row's largest)
+        self.branch_depth = 0           # supernet, sparse: how many conditionals the current layer runs in
         self.decisions: dict[str, dict] = {}   # trace: name -> record, in call order
         self.repeat_stack: list[tuple[str, int]] = []   # enclosing (repeat decision, block index)
         self.choice_stack: list[tuple[str, int]] = []   # enclosing (choice decision, candidate index)
@@ -154,6 +156,27 @@ def _record(name: str, kind: str, labels: tuple, values: tuple, ctx: _Context, *
                          f"{labels}: rename one of them (a repeated name ties decisions with the same options).")
     record["enclosing"] = tuple(e for e in record["enclosing"] if e in ctx.repeat_stack)
     record["within"] = tuple(e for e in record["within"] if e in ctx.choice_stack)
+
+
+def _sparse_index(ctx: _Context, module: nn.Module, name: str):
+    """The chosen option (int32 scalar) when this call may run only the chosen branch: the supernet
+    is sparse (a path, under the sparse backend policy) and nothing is written (a branch of
+    `lax.switch` cannot create or update variables the others do not); else None."""
+    if ctx.mode != "supernet" or name not in ctx.indices or module.is_initializing() or module.scope.mutable:
+        return None
+    return ctx.indices[name]
+
+
+def _in_branch(ctx: _Context, fn: Callable) -> Callable:
+    """`fn` marked as running inside a conditional (`ctx.branch_depth`), where convolutions take
+    their gradients in the forward layout (`layers.conv_in_branch`)."""
+    def run(*args):
+        ctx.branch_depth += 1
+        try:
+            return fn(*args)
+        finally:
+            ctx.branch_depth -= 1
+    return run
 
 
 def _row(ctx: _Context, name: str, n: int) -> jax.Array:
@@ -401,12 +424,18 @@ class Conv(_Searchable):
                              f"(N, L, C) or (N, H, W, C), or use nas.Dense.")
         width, channel_mask = self._width(ctx)
         strides = _per_axis(self.strides, rank, "strides", self.name)
-        k, kernel = _kernel(self, ctx, rank, (x.shape[-1], width))
-        # (k-1)/2 zeros on each side: SAME's output size, and a centre crop stays centred at any
-        # stride (XLA's SAME would shift an odd kernel by one when the stride leaves a remainder).
-        pad = [((k - 1) // 2, (k - 1) // 2)] * rank
-        y = _biased(self, ctx, jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), strides, pad,
-                                                            dimension_numbers=_dimension_numbers(rank)))
+        unit = all(s == 1 for s in strides)
+        k, kernel, sizes, weights = _kernel(self, ctx, rank, (x.shape[-1], width))
+        if unit and weights is not None and ctx.indices:   # sparse: only the chosen kernel size runs
+            y = _chosen_kernel_conv(x, kernel.astype(x.dtype), sizes, weights)
+        else:
+            kernel = _masked_kernel(kernel, k, sizes, weights).astype(x.dtype)
+            # (k-1)/2 zeros on each side: SAME's output size, and a centre crop stays centred at any
+            # stride (XLA's SAME would shift an odd kernel by one when the stride leaves a remainder).
+            pad = [((k - 1) // 2, (k - 1) // 2)] * rank
+            y = conv_in_branch(x, kernel) if unit and ctx.branch_depth else jax.lax.conv_general_dilated(
+                x, kernel, strides, pad, dimension_numbers=_dimension_numbers(rank))
+        y = _biased(self, ctx, y)
         ctx.count(self, "macs", 2 * _taps(x, k, strides) * x.shape[-1] * width)
         return y if channel_mask is None else ctx.masked(y, channel_mask)
 
@@ -445,7 +474,8 @@ class DepthwiseConv(_Primitive):
     def __call__(self, x):
         ctx = _context("DepthwiseConv")
         rank, channels = x.ndim - 2, x.shape[-1]
-        k, kernel = _kernel(self, ctx, rank, (1, channels))
+        k, kernel, sizes, weights = _kernel(self, ctx, rank, (1, channels))
+        kernel = _masked_kernel(kernel, k, sizes, weights)
         y = _biased(self, ctx, depthwise_conv(x, kernel.astype(x.dtype), int(self.strides), grouped=ctx.grouped))
         ctx.count(self, "macs", 2 * _taps(x, k, (int(self.strides),) * rank) * channels)
         return y
@@ -469,18 +499,34 @@ class DepthwiseConv(_Primitive):
 
 
 def _kernel(module: nn.Module, ctx: _Context, rank: int, io: tuple) -> tuple:
-    """(static kernel size k, the `kernel` parameter [k]*rank + io) of a conv whose `kernel_size`
-    is an int (fixed), a tuple of odd ints (a decision) or a `Value`; in the supernet the kernel is
-    masked to the chosen centre (mixed by the decision's row)."""
+    """(static kernel size k, the `kernel` parameter [k]*rank + io, the option sizes, their weights)
+    of a conv whose `kernel_size` is an int (fixed), a tuple of odd ints (a decision) or a `Value`
+    (sizes and weights as `_size` gives them)."""
     k, sizes, weights = _size(module, "kernel_size", module.kernel_size, ctx)
     if any(size % 2 == 0 for size in sizes or (k,)):
         raise ValueError(f"nas.{type(module).__name__} {module.name}: kernel sizes must be odd to share a centred "
                          f"kernel; got {tuple(sizes or (k,))}.")
-    kernel = module.param("kernel", nn.initializers.lecun_normal(), (k,) * rank + tuple(io))
+    return k, module.param("kernel", nn.initializers.lecun_normal(), (k,) * rank + tuple(io)), sizes, weights
+
+
+def _masked_kernel(kernel, k: int, sizes, weights):
+    """In the supernet, `kernel` masked to the chosen centre (mixed by the decision's row)."""
     if weights is None:
-        return k, kernel
+        return kernel
+    rank = kernel.ndim - 2
     masks = np.stack([_centre_crop_mask(k, s, rank) for s in sizes]).astype(np.float32)
-    return k, kernel * jnp.tensordot(weights, masks, 1)[..., None, None]
+    return kernel * jnp.tensordot(weights, masks, 1)[..., None, None]
+
+
+def _chosen_kernel_conv(x, kernel, sizes, weights):
+    """A stride-1 conv with only the chosen centre crop of `kernel` (`lax.switch` over the sizes
+    on a one-hot row), times its weight (1: GDAS's straight-through gradient)."""
+    index = jnp.argmax(weights)
+
+    def crop(s):
+        start = (kernel.shape[0] - s) // 2
+        return lambda x, kernel: conv_in_branch(x, kernel[(slice(start, start + s),) * (kernel.ndim - 2)])
+    return jax.lax.switch(index, [crop(s) for s in sizes], x, kernel) * weights[index]
 
 
 def _biased(module: nn.Module, ctx: _Context, y):
@@ -594,6 +640,11 @@ class Choice(_Primitive):
             finally:
                 ctx.choice_stack.pop()
 
+        index = _sparse_index(ctx, self, name)
+        if index is not None:   # only the chosen candidate runs (`lax.switch`); times its weight, 1, for GDAS's gradient
+            branches = [_in_branch(ctx, lambda module, j=j: run(j, module.candidates[j]))
+                        for j in range(len(self.candidates))]
+            return nn.switch(index, branches, self) * _row(ctx, name, len(self.candidates))[index]
         outputs = [run(j, candidate) for j, candidate in enumerate(self.candidates)]
         if ctx.mode == "probe":   # every candidate ran, to record its costs; the chosen one flows on
             return outputs[ctx.choices[name]]
@@ -649,14 +700,20 @@ class Repeat(_Primitive):
         chosen, depths, weights = _size(self, "depth", self.depth, ctx)
         name = None if depths is None else self.depth.name if isinstance(self.depth, Value) else _decision_name(self, "depth")
         count = chosen if name is None or ctx.fixed else max(depths)
+        index = None if name is None else _sparse_index(ctx, self, name)
         for i in range(count):
-            block = _make_block(self.block_fn, i).clone(parent=self, name=f"block{i + 1}")
             if name is None or i < min(depths):   # always runs, so it may change the shape
-                x = block(x, *args, **kwargs)
+                x = self._block(i)(x, *args, **kwargs)
                 continue
             ctx.repeat_stack.append((name, i))
             try:
-                y = block(x, *args, **kwargs)
+                if index is not None:   # the block runs only within the chosen depth (`lax.cond`)
+                    on = weights @ jnp.asarray([float(d > i) for d in depths])
+                    run = _in_branch(ctx, lambda module, x, i=i, on=on: on * module._block(i)(x, *args, **kwargs)
+                                     + (1 - on) * x)
+                    x = nn.cond(jnp.asarray(depths)[index] > i, run, lambda module, x: x, self, x)
+                    continue
+                y = self._block(i)(x, *args, **kwargs)
             finally:
                 ctx.repeat_stack.pop()
             if ctx.mode == "probe" and i >= chosen:   # run past the chosen depth only to record costs
@@ -669,6 +726,9 @@ class Repeat(_Primitive):
                 y = on * y + (1 - on) * x
             x = y
         return x
+
+    def _block(self, i: int) -> nn.Module:
+        return _make_block(self.block_fn, i).clone(parent=self, name=f"block{i + 1}")
 
     @nn.nowrap
     def _plain(self, ctx: _Context):

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from supernet import backend
-from supernet.layers import STATS_COLLECTION, as_weights, nan_if_invalid
+from supernet.layers import STATS_COLLECTION, conv_in_branch, as_weights, nan_if_invalid
 from supernet.nas.counts import Counts
 from supernet.nas.primitives import _Context, active_context, current_context
 from supernet.spaces.base import Space
@@ -58,6 +58,25 @@ def _masked_batch_norm(next_fun, args, kwargs, context):
     return y * live
 
 
+def _conv_in_branch(next_fun, args, kwargs, context):
+    """Replaces `nn.Conv.__call__` inside a sparse supernet's conditionals, where it can, by the
+    same convolution with forward-layout gradients (`layers.conv_in_branch`)."""
+    m, ctx = context.module, current_context()
+    if (type(m) is not nn.Conv or context.method_name != "__call__" or not ctx.branch_depth
+            or m.is_initializing() or len(args) != 1 or kwargs):
+        return next_fun(*args, **kwargs)
+    x, kernel = args[0], m.get_variable("params", "kernel")
+    rank = len(m.kernel_size)
+    same = m.padding == "SAME" or m.padding == [(k // 2, k // 2) for k in m.kernel_size]
+    plain = all(s == 1 for s in np.broadcast_to(m.strides or 1, (rank,))) and m.feature_group_count == 1 and \
+        m.input_dilation in (None, 1) and m.kernel_dilation in (None, 1) and m.mask is None
+    if not (same and plain and x.ndim == rank + 2 and all(k % 2 for k in m.kernel_size)):
+        return next_fun(*args, **kwargs)
+    x, kernel = x.astype(m.dtype or jnp.result_type(x, kernel)), kernel
+    y = conv_in_branch(x, kernel.astype(x.dtype))
+    return y + m.get_variable("params", "bias").astype(y.dtype) if m.use_bias else y
+
+
 def _call(net, x, train, call_kwargs):
     if "train" in inspect.signature(net.__call__).parameters:
         return net(x, train=train, **call_kwargs)
@@ -72,12 +91,15 @@ class NasSupernet(nn.Module):
     num_choices: tuple
     call_kwargs: tuple = ()
     grouped: bool = False   # depthwise convs as grouped convs (the backend policy when the space was built)
+    sparse: bool = False    # run only each row's largest option of a Choice and Repeat (`lax.switch`)
 
     @nn.compact
     def __call__(self, x, arch_or_weights, train: bool = False):
         w = as_weights(arch_or_weights, self.num_choices, self.names)
         ctx = _Context("supernet", rows={n: w[i] for i, n in enumerate(self.names)}, grouped=self.grouped)
-        with active_context(ctx), nn.intercept_methods(_masked_batch_norm):
+        if self.sparse:   # one-hot rows (a path; GDAS's straight-through samples): the chosen option
+            ctx.indices = dict(zip(self.names, jnp.argmax(w, axis=1)))
+        with active_context(ctx), nn.intercept_methods(_masked_batch_norm), nn.intercept_methods(_conv_in_branch):
             y = _call(self.net, x, train, dict(self.call_kwargs))
         if self.is_mutable_collection(STATS_COLLECTION):   # calibrated, even with no BatchNorm to calibrate
             self.put_variable(STATS_COLLECTION, "calibrated", jnp.ones((), jnp.float32))
@@ -137,7 +159,8 @@ class NasSpace(Space):
         super().__init__([(n, d["labels"]) for n, d in decisions.items()])
         self._abstract = abstract   # the traced variables' shapes (which candidates hold weights)
         self.output_shape = output_shape   # one example's output shape, as traced (None: not traced)
-        self.grouped = backend.current().depthwise == "grouped"   # the policy, taken once
+        self.grouped = backend.current().depthwise == "grouped"   # the policies, taken once
+        self.sparse = backend.current().nas_path == "sparse"
         self.module = module
         self.example = jnp.asarray(example_input)[:1]
         self.input_shape = tuple(self.example.shape[1:])   # one example's shape, as traced
@@ -150,7 +173,8 @@ class NasSpace(Space):
     def supernet(self, mixed: bool = False, head: bool = True, stem: bool = True) -> NasSupernet:
         """The weight-sharing module. `head`/`stem` are accepted and ignored: a user's module is
         searched as written (embed it in a bigger module to add a stem or head)."""
-        return NasSupernet(self.module, self.decision_names, self.num_choices, self.call_kwargs, self.grouped)
+        return NasSupernet(self.module, self.decision_names, self.num_choices, self.call_kwargs, self.grouped,
+                           self.sparse and not mixed)
 
     def _choices(self, arch) -> tuple:
         a = self.validate(arch).copy()

@@ -350,10 +350,17 @@ class _Searchable(_Primitive):
     @nn.nowrap
     def _width(self, ctx: _Context):
         """(static width to build, float mask[width] or None)."""
+        width, _, _, mask = self._widths(ctx)
+        return width, mask
+
+    @nn.nowrap
+    def _widths(self, ctx: _Context):
+        """(static width to build, the option widths, their weights, float mask[width]), the last
+        three None when the width is not searched."""
         width, sizes, weights = _size(self, "features", self.features, ctx)
         if weights is None:
-            return width, None
-        return width, weights @ np.stack([np.arange(width) < f for f in sizes]).astype(np.float32)
+            return width, sizes, None, None
+        return width, sizes, weights, weights @ np.stack([np.arange(width) < f for f in sizes]).astype(np.float32)
 
 
 class Prefix(_Searchable):
@@ -422,12 +429,13 @@ class Conv(_Searchable):
         if rank < 1:
             raise ValueError(f"nas.Conv {self.name}: input of shape {x.shape} has no spatial axis; pass "
                              f"(N, L, C) or (N, H, W, C), or use nas.Dense.")
-        width, channel_mask = self._width(ctx)
+        width, widths, width_weights, channel_mask = self._widths(ctx)
         strides = _per_axis(self.strides, rank, "strides", self.name)
         unit = all(s == 1 for s in strides)
         k, kernel, sizes, weights = _kernel(self, ctx, rank, (x.shape[-1], width))
-        if unit and weights is not None and ctx.indices:   # sparse: only the chosen kernel size runs
-            y = _chosen_kernel_conv(x, kernel.astype(x.dtype), sizes, weights)
+        if unit and ctx.indices and (weights is not None or width_weights is not None):
+            y = _chosen_conv(x, kernel.astype(x.dtype), (sizes, weights) if weights is not None else ((k,), None),
+                             (widths, width_weights) if width_weights is not None else ((width,), None))
         else:
             kernel = _masked_kernel(kernel, k, sizes, weights).astype(x.dtype)
             # (k-1)/2 zeros on each side: SAME's output size, and a centre crop stays centred at any
@@ -518,15 +526,23 @@ def _masked_kernel(kernel, k: int, sizes, weights):
     return kernel * jnp.tensordot(weights, masks, 1)[..., None, None]
 
 
-def _chosen_kernel_conv(x, kernel, sizes, weights):
-    """A stride-1 conv with only the chosen centre crop of `kernel` (`lax.switch` over the sizes
-    on a one-hot row), times its weight (1: GDAS's straight-through gradient)."""
-    index = jnp.argmax(weights)
+def _chosen_conv(x, kernel, kernel_sizes: tuple, widths: tuple):
+    """A sparse path's stride-1 conv: only the chosen centre crop of `kernel` and the chosen prefix of
+    its output channels run (`lax.switch` over every (size, width) pair on one-hot rows), the
+    output zero-padded to the full width and times the pair's weight (1: GDAS's straight-through
+    gradient). `kernel_sizes`, `widths`: (options, weights or None for a fixed one)."""
+    (sizes, size_weights), (features, feature_weights) = kernel_sizes, widths
+    ones = jnp.ones((1,), x.dtype)
+    weights = ((ones if size_weights is None else size_weights)[:, None]
+               * (ones if feature_weights is None else feature_weights)[None, :]).reshape(-1)
+    full, spatial = kernel.shape[-1], kernel.ndim - 2
 
-    def crop(s):
+    def branch(s, f):
         start = (kernel.shape[0] - s) // 2
-        return lambda x, kernel: conv_in_branch(x, kernel[(slice(start, start + s),) * (kernel.ndim - 2)])
-    return jax.lax.switch(index, [crop(s) for s in sizes], x, kernel) * weights[index]
+        window = (slice(start, start + s),) * spatial + (slice(None), slice(0, f))
+        return lambda x, kernel: jnp.pad(conv_in_branch(x, kernel[window]), [(0, 0)] * (x.ndim - 1) + [(0, full - f)])
+    index = jnp.argmax(weights)
+    return jax.lax.switch(index, [branch(s, f) for s in sizes for f in features], x, kernel) * weights[index]
 
 
 def _biased(module: nn.Module, ctx: _Context, y):

@@ -17,22 +17,24 @@ def default_policy():
 
 def test_cpu_defaults():
     policy = backend.defaults("cpu")
-    assert (policy.cell, policy.vmap_archs, policy.depthwise, policy.init, policy.compute_dtype) == \
-        ("sparse", 1, "slices", "host", "float32")
+    assert (policy.cell, policy.nas_path, policy.vmap_archs, policy.depthwise, policy.init, policy.compute_dtype) == \
+        ("sparse", "sparse", 1, "slices", "host", "float32")
     accelerator = backend.defaults("gpu")
-    assert (accelerator.cell, accelerator.vmap_archs, accelerator.depthwise) == ("folded", None, "grouped")
+    assert (accelerator.cell, accelerator.nas_path, accelerator.vmap_archs, accelerator.depthwise) == \
+        ("folded", "masked", None, "grouped")
     assert backend.describe()["overridden"] == []
 
 
 def test_overrides_reach_every_choice():
     space = spaces.get("nas_bench_201", input_shape=(8, 8, 1), channels=4, cells_per_stage=1, stages=1)
     assert space.supernet().sparse and evaluation.default_vmap_archs() == 1
-    backend.configure(cell="folded", vmap_archs="all", depthwise="grouped", init="device", compute_dtype="bfloat16")
+    backend.configure(cell="folded", nas_path="masked", vmap_archs="all", depthwise="grouped", init="device",
+                      compute_dtype="bfloat16")
     assert not space.supernet().sparse and evaluation.default_vmap_archs() is None
     assert backend.current().dtype == jnp.bfloat16
     described = backend.describe()
     assert described["cell"] == "folded" and described["vmap_archs"] is None
-    assert described["overridden"] == ["cell", "compute_dtype", "depthwise", "init", "vmap_archs"]
+    assert described["overridden"] == ["cell", "compute_dtype", "depthwise", "init", "nas_path", "vmap_archs"]
     backend.configure(vmap_archs="4")  # a config string
     assert evaluation.default_vmap_archs() == 4 and not backend.describe()["overridden"].count("cell")
 

@@ -607,3 +607,20 @@ def test_sparse_path_runs_the_chosen_branches_and_equals_the_masked_one(setup):
         assert not nas.space(Net(), x[:2]).supernet().sparse
     finally:
         backend.configure()
+
+
+def test_sparse_path_with_shared_and_derived_widths_equals_the_masked_one():
+    """Widths tied by a Value and derived from two (16 * 0.5 * 2 and 16 * 1 * 1 are one width): the
+    sparse convs switch over the distinct (kernel, width) pairs and match the masked supernet."""
+    x = jax.random.normal(jax.random.key(0), (8, 8, 8, 2))
+    space = nas.space(_SharedWidth(), x[:2])
+    model = space.supernet()
+    masked = model.clone(sparse=False)
+    params = jax.jit(lambda k: model.init(k, x, space.largest(), train=False))(jax.random.key(1))["params"]
+    for arch in np.asarray(space.sample(jax.random.key(2), 6)):
+        weights = jax.nn.one_hot(arch, max(space.num_choices))
+        outs = [jax.value_and_grad(lambda p: m.apply({"params": p}, x, weights, train=True).sum())(params)
+                for m in (model, masked)]
+        np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-5)
+        for a, b in zip(jax.tree_util.tree_leaves(outs[0][1]), jax.tree_util.tree_leaves(outs[1][1])):
+            np.testing.assert_allclose(a, b, atol=1e-4)

@@ -433,9 +433,12 @@ class Conv(_Searchable):
         strides = _per_axis(self.strides, rank, "strides", self.name)
         unit = all(s == 1 for s in strides)
         k, kernel, sizes, weights = _kernel(self, ctx, rank, (x.shape[-1], width))
-        if unit and ctx.indices and (weights is not None or width_weights is not None):
-            y = _chosen_conv(x, kernel.astype(x.dtype), (sizes, weights) if weights is not None else ((k,), None),
-                             (widths, width_weights) if width_weights is not None else ((width,), None))
+        searched = ctx.indices and (weights is not None or width_weights is not None)   # a sparse supernet's
+        pairs, pair_weights = _conv_pairs((sizes, weights) if weights is not None else ((k,), None),
+                                          (widths, width_weights) if width_weights is not None else ((width,), None)
+                                          ) if searched else ((), None)
+        if unit and 1 < len(pairs) <= MAX_CONV_BRANCHES:   # only the chosen pair runs
+            y = _chosen_conv(x, kernel.astype(x.dtype), pairs, pair_weights)
         else:
             kernel = _masked_kernel(kernel, k, sizes, weights).astype(x.dtype)
             # (k-1)/2 zeros on each side: SAME's output size, and a centre crop stays centred at any
@@ -526,15 +529,27 @@ def _masked_kernel(kernel, k: int, sizes, weights):
     return kernel * jnp.tensordot(weights, masks, 1)[..., None, None]
 
 
-def _chosen_conv(x, kernel, kernel_sizes: tuple, widths: tuple):
-    """A sparse path's stride-1 conv: only the chosen centre crop of `kernel` and the chosen prefix of
-    its output channels run (`lax.switch` over every (size, width) pair on one-hot rows), the
-    output zero-padded to the full width and times the pair's weight (1: GDAS's straight-through
-    gradient). `kernel_sizes`, `widths`: (options, weights or None for a fixed one)."""
+MAX_CONV_BRANCHES = 16   # distinct (kernel size, width) pairs a sparse nas.Conv switches over; more: masked
+
+
+def _conv_pairs(kernel_sizes: tuple, widths: tuple):
+    """(the distinct (kernel size, width) pairs of a conv, their weights float[pairs]) from
+    (options, weights or None for a fixed one) of each; a `Value`'s sizes may repeat."""
     (sizes, size_weights), (features, feature_weights) = kernel_sizes, widths
-    ones = jnp.ones((1,), x.dtype)
+    ones = jnp.ones((1,), jnp.float32)
     weights = ((ones if size_weights is None else size_weights)[:, None]
                * (ones if feature_weights is None else feature_weights)[None, :]).reshape(-1)
+    pairs = [(s, f) for s in sizes for f in features]
+    distinct = list(dict.fromkeys(pairs))
+    merge = np.asarray([[pair == d for d in distinct] for pair in pairs], np.float32)
+    return distinct, weights @ merge
+
+
+def _chosen_conv(x, kernel, pairs: list, weights):
+    """A sparse path's stride-1 conv: only the chosen centre crop of `kernel` and the chosen prefix
+    of its output channels run (`lax.switch` over the (size, width) `pairs` on one-hot rows), the
+    output zero-padded to the full width and times the pair's weight (1: GDAS's straight-through
+    gradient)."""
     full, spatial = kernel.shape[-1], kernel.ndim - 2
 
     def branch(s, f):
@@ -542,7 +557,7 @@ def _chosen_conv(x, kernel, kernel_sizes: tuple, widths: tuple):
         window = (slice(start, start + s),) * spatial + (slice(None), slice(0, f))
         return lambda x, kernel: jnp.pad(conv_in_branch(x, kernel[window]), [(0, 0)] * (x.ndim - 1) + [(0, full - f)])
     index = jnp.argmax(weights)
-    return jax.lax.switch(index, [branch(s, f) for s in sizes for f in features], x, kernel) * weights[index]
+    return jax.lax.switch(index, [branch(s, f) for s, f in pairs], x, kernel) * weights[index].astype(x.dtype)
 
 
 def _biased(module: nn.Module, ctx: _Context, y):

@@ -65,16 +65,15 @@ def _conv_in_branch(next_fun, args, kwargs, context):
     if (type(m) is not nn.Conv or context.method_name != "__call__" or not ctx.branch_depth
             or m.is_initializing() or len(args) != 1 or kwargs):
         return next_fun(*args, **kwargs)
-    x, kernel = args[0], m.get_variable("params", "kernel")
-    rank = len(m.kernel_size)
-    same = m.padding == "SAME" or m.padding == [(k // 2, k // 2) for k in m.kernel_size]
+    x, kernel, rank = args[0], m.get_variable("params", "kernel"), len(m.kernel_size)
+    same = m.padding == "SAME" or list(m.padding) == [(k // 2, k // 2) for k in m.kernel_size]
     plain = all(s == 1 for s in np.broadcast_to(m.strides or 1, (rank,))) and m.feature_group_count == 1 and \
         m.input_dilation in (None, 1) and m.kernel_dilation in (None, 1) and m.mask is None
     if not (same and plain and x.ndim == rank + 2 and all(k % 2 for k in m.kernel_size)):
         return next_fun(*args, **kwargs)
-    x, kernel = x.astype(m.dtype or jnp.result_type(x, kernel)), kernel
-    y = conv_in_branch(x, kernel.astype(x.dtype))
-    return y + m.get_variable("params", "bias").astype(y.dtype) if m.use_bias else y
+    dtype = m.dtype or jnp.result_type(x, kernel)
+    y = conv_in_branch(x.astype(dtype), kernel.astype(dtype))
+    return y + m.get_variable("params", "bias").astype(dtype) if m.use_bias else y
 
 
 def _call(net, x, train, call_kwargs):

@@ -624,3 +624,25 @@ def test_sparse_path_with_shared_and_derived_widths_equals_the_masked_one():
         np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-5)
         for a, b in zip(jax.tree_util.tree_leaves(outs[0][1]), jax.tree_util.tree_leaves(outs[1][1])):
             np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("convs, intercepted", [
+    ((nn.Conv(4, (3, 3)), nn.Conv(4, (1, 1), padding=[(0, 0), (0, 0)])), True),
+    ((nn.Conv(4, (3, 3), strides=2), nn.Conv(4, (1, 1), strides=2)), False),
+])
+def test_your_convs_inside_a_sparse_choice_take_forward_layout_gradients_where_they_can(convs, intercepted):
+    """`nn.Conv` of stride 1 with SAME padding runs as `layers.conv_in_branch` inside the sparse
+    path's conditionals (a custom_vjp); others run as written. Both equal the masked supernet."""
+    def body(x):
+        return nas.Choice([c.clone() for c in convs], name="op")(x)
+    x = jax.random.normal(jax.random.key(0), (2, 6, 6, 3))
+    space = _trace(body, x[:1])
+    model = space.supernet()
+    variables = model.init(jax.random.key(1), x, space.largest())
+    weights = jax.nn.one_hot(np.asarray([0]), 2)
+    jaxpr = str(jax.make_jaxpr(lambda w: model.apply(variables, x, w, train=True))(weights))
+    assert ("custom_vjp_call" in jaxpr) == intercepted and "cond[" in jaxpr
+    grads = [jax.grad(lambda v: m.apply(v, x, weights, train=True).sum())(variables)
+             for m in (model, model.clone(sparse=False))]
+    for a, b in zip(jax.tree_util.tree_leaves(grads[0]), jax.tree_util.tree_leaves(grads[1])):
+        np.testing.assert_allclose(a, b, atol=1e-4)

@@ -63,17 +63,28 @@ def _conv_in_branch(next_fun, args, kwargs, context):
     same convolution with forward-layout gradients (`layers.conv_in_branch`)."""
     m, ctx = context.module, current_context()
     if (type(m) is not nn.Conv or context.method_name != "__call__" or not ctx.branch_depth
-            or m.is_initializing() or len(args) != 1 or kwargs):
+            or m.is_initializing() or len(args) != 1 or kwargs or not _stride_one_same(m, args[0])):
         return next_fun(*args, **kwargs)
-    x, kernel, rank = args[0], m.get_variable("params", "kernel"), len(m.kernel_size)
-    same = m.padding == "SAME" or list(m.padding) == [(k // 2, k // 2) for k in m.kernel_size]
-    plain = all(s == 1 for s in np.broadcast_to(m.strides or 1, (rank,))) and m.feature_group_count == 1 and \
-        m.input_dilation in (None, 1) and m.kernel_dilation in (None, 1) and m.mask is None
-    if not (same and plain and x.ndim == rank + 2 and all(k % 2 for k in m.kernel_size)):
-        return next_fun(*args, **kwargs)
+    x, kernel = args[0], m.get_variable("params", "kernel")
     dtype = m.dtype or jnp.result_type(x, kernel)
     y = conv_in_branch(x.astype(dtype), kernel.astype(dtype))
     return y + m.get_variable("params", "bias").astype(dtype) if m.use_bias else y
+
+
+def _stride_one_same(m: nn.Conv, x) -> bool:
+    """Whether `m(x)` is `layers.conv`: one batch axis, odd kernel, stride 1, SAME (symmetric)
+    padding, no groups, dilation or mask."""
+    rank = x.ndim - 2
+    sizes = (m.kernel_size,) * rank if isinstance(m.kernel_size, int) else tuple(m.kernel_size)
+    if isinstance(m.padding, str):
+        same = m.padding.upper() == "SAME"
+    else:
+        pads = list(m.padding) if isinstance(m.padding, (list, tuple)) else []
+        same = len(pads) == rank and all(isinstance(p, (list, tuple)) and tuple(p) == (k // 2, k // 2)
+                                         for p, k in zip(pads, sizes))
+    return (same and len(sizes) == rank and all(k % 2 for k in sizes) and m.feature_group_count == 1
+            and all(s == 1 for s in np.broadcast_to(m.strides or 1, (rank,))) and m.mask is None
+            and m.input_dilation in (None, 1) and m.kernel_dilation in (None, 1))
 
 
 def _call(net, x, train, call_kwargs):

@@ -529,7 +529,7 @@ def _masked_kernel(kernel, k: int, sizes, weights):
     return kernel * jnp.tensordot(weights, masks, 1)[..., None, None]
 
 
-MAX_CONV_BRANCHES = 16   # distinct (kernel size, width) pairs a sparse nas.Conv switches over; more: masked
+MAX_CONV_BRANCHES = 16   # distinct (kernel size, width) options a sparse nas.Conv / nas.Dense switches over; more: masked
 
 
 def _conv_pairs(kernel_sizes: tuple, widths: tuple):
@@ -558,6 +558,17 @@ def _chosen_conv(x, kernel, pairs: list, weights):
         return lambda x, kernel: jnp.pad(conv_in_branch(x, kernel[window]), [(0, 0)] * (x.ndim - 1) + [(0, full - f)])
     index = jnp.argmax(weights)
     return jax.lax.switch(index, [branch(s, f) for s, f in pairs], x, kernel) * weights[index].astype(x.dtype)
+
+
+def _chosen_width(x, kernel, widths: list, weights):
+    """A sparse path's dense layer: only the chosen prefix of the output features runs (`lax.switch`
+    over `widths` on a one-hot row), zero-padded to the full width, times its weight (1)."""
+    full = kernel.shape[-1]
+
+    def branch(f):
+        return lambda x, kernel: jnp.pad(x @ kernel[:, :f], [(0, 0)] * (x.ndim - 1) + [(0, full - f)])
+    index = jnp.argmax(weights)
+    return jax.lax.switch(index, [branch(f) for f in widths], x, kernel) * weights[index].astype(x.dtype)
 
 
 def _biased(module: nn.Module, ctx: _Context, y):
@@ -598,9 +609,15 @@ class Dense(_Searchable):
     @nn.compact
     def __call__(self, x):
         ctx = _context("Dense")
-        width, channel_mask = self._width(ctx)
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (x.shape[-1], width))
-        y = _biased(self, ctx, x @ kernel.astype(x.dtype))
+        width, widths, weights, channel_mask = self._widths(ctx)
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (x.shape[-1], width)).astype(x.dtype)
+        pairs, pair_weights = _conv_pairs(((1,), None), (widths, weights)) if ctx.indices and weights is not None \
+            else ((), None)
+        if 1 < len(pairs) <= MAX_CONV_BRANCHES:   # a sparse supernet: only the chosen width runs
+            y = _chosen_width(x, kernel, [f for _, f in pairs], pair_weights)
+        else:
+            y = x @ kernel
+        y = _biased(self, ctx, y)
         ctx.count(self, "macs", 2 * int(np.prod(x.shape[1:-1])) * x.shape[-1] * width)
         return y if channel_mask is None else ctx.masked(y, channel_mask)
 

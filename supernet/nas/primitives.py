@@ -433,12 +433,9 @@ class Conv(_Searchable):
         strides = _per_axis(self.strides, rank, "strides", self.name)
         unit = all(s == 1 for s in strides)
         k, kernel, sizes, weights = _kernel(self, ctx, rank, (x.shape[-1], width))
-        searched = ctx.indices and (weights is not None or width_weights is not None)   # a sparse supernet's
-        pairs, pair_weights = _conv_pairs((sizes, weights) if weights is not None else ((k,), None),
-                                          (widths, width_weights) if width_weights is not None else ((width,), None)
-                                          ) if searched else ((), None)
-        if unit and 1 < len(pairs) <= MAX_CONV_BRANCHES:   # only the chosen pair runs
-            y = _chosen_conv(x, kernel.astype(x.dtype), pairs, pair_weights)
+        pairs, pair_weights = _sparse_sizes(ctx, (k, sizes, weights), (width, widths, width_weights))
+        if unit and 1 < len(pairs) <= MAX_SWITCH_BRANCHES:   # a sparse path: only the chosen pair runs
+            y = _switched(x, kernel.astype(x.dtype), pairs, pair_weights, conv_in_branch)
         else:
             kernel = _masked_kernel(kernel, k, sizes, weights).astype(x.dtype)
             # (k-1)/2 zeros on each side: SAME's output size, and a centre crop stays centred at any
@@ -529,46 +526,36 @@ def _masked_kernel(kernel, k: int, sizes, weights):
     return kernel * jnp.tensordot(weights, masks, 1)[..., None, None]
 
 
-MAX_CONV_BRANCHES = 16   # distinct (kernel size, width) options a sparse nas.Conv / nas.Dense switches over; more: masked
+MAX_SWITCH_BRANCHES = 16   # distinct sizes a sparse nas.Conv / nas.Dense switches over; more: masked
 
 
-def _conv_pairs(kernel_sizes: tuple, widths: tuple):
-    """(the distinct (kernel size, width) pairs of a conv, their weights float[pairs]) from
-    (options, weights or None for a fixed one) of each; a `Value`'s sizes may repeat."""
-    (sizes, size_weights), (features, feature_weights) = kernel_sizes, widths
-    ones = jnp.ones((1,), jnp.float32)
-    weights = ((ones if size_weights is None else size_weights)[:, None]
-               * (ones if feature_weights is None else feature_weights)[None, :]).reshape(-1)
-    pairs = [(s, f) for s in sizes for f in features]
+def _sparse_sizes(ctx: _Context, kernel: tuple, width: tuple):
+    """On a sparse supernet's path, (the distinct (kernel size, width) pairs of a layer, their
+    weights float[pairs]) from (size, option sizes, their weights) of each as `_size` gives them (a
+    `Value`'s sizes may repeat); else ((), None)."""
+    if not ctx.indices or (kernel[2] is None and width[2] is None):
+        return (), None
+    options = [(size,) if weights is None else sizes for size, sizes, weights in (kernel, width)]
+    rows = [jnp.ones((1,), jnp.float32) if weights is None else weights for _, _, weights in (kernel, width)]
+    pairs = [(s, f) for s in options[0] for f in options[1]]
     distinct = list(dict.fromkeys(pairs))
     merge = np.asarray([[pair == d for d in distinct] for pair in pairs], np.float32)
-    return distinct, weights @ merge
+    return distinct, (rows[0][:, None] * rows[1][None, :]).reshape(-1) @ merge
 
 
-def _chosen_conv(x, kernel, pairs: list, weights):
-    """A sparse path's stride-1 conv: only the chosen centre crop of `kernel` and the chosen prefix
-    of its output channels run (`lax.switch` over the (size, width) `pairs` on one-hot rows), the
-    output zero-padded to the full width and times the pair's weight (1: GDAS's straight-through
-    gradient)."""
+def _switched(x, kernel, pairs: list, weights, apply: Callable):
+    """A sparse path's layer: only the chosen (kernel size, width) pair runs (`lax.switch` over
+    `pairs` on one-hot rows), `apply(x, kernel)` on the centre crop of the kernel's spatial axes and
+    the prefix of its output channels, zero-padded to the full width and times the pair's weight
+    (1: GDAS's straight-through gradient)."""
     full, spatial = kernel.shape[-1], kernel.ndim - 2
 
     def branch(s, f):
-        start = (kernel.shape[0] - s) // 2
+        start = (kernel.shape[0] - s) // 2 if spatial else 0
         window = (slice(start, start + s),) * spatial + (slice(None), slice(0, f))
-        return lambda x, kernel: jnp.pad(conv_in_branch(x, kernel[window]), [(0, 0)] * (x.ndim - 1) + [(0, full - f)])
+        return lambda x, kernel: jnp.pad(apply(x, kernel[window]), [(0, 0)] * (x.ndim - 1) + [(0, full - f)])
     index = jnp.argmax(weights)
     return jax.lax.switch(index, [branch(s, f) for s, f in pairs], x, kernel) * weights[index].astype(x.dtype)
-
-
-def _chosen_width(x, kernel, widths: list, weights):
-    """A sparse path's dense layer: only the chosen prefix of the output features runs (`lax.switch`
-    over `widths` on a one-hot row), zero-padded to the full width, times its weight (1)."""
-    full = kernel.shape[-1]
-
-    def branch(f):
-        return lambda x, kernel: jnp.pad(x @ kernel[:, :f], [(0, 0)] * (x.ndim - 1) + [(0, full - f)])
-    index = jnp.argmax(weights)
-    return jax.lax.switch(index, [branch(f) for f in widths], x, kernel) * weights[index].astype(x.dtype)
 
 
 def _biased(module: nn.Module, ctx: _Context, y):
@@ -611,10 +598,9 @@ class Dense(_Searchable):
         ctx = _context("Dense")
         width, widths, weights, channel_mask = self._widths(ctx)
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (x.shape[-1], width)).astype(x.dtype)
-        pairs, pair_weights = _conv_pairs(((1,), None), (widths, weights)) if ctx.indices and weights is not None \
-            else ((), None)
-        if 1 < len(pairs) <= MAX_CONV_BRANCHES:   # a sparse supernet: only the chosen width runs
-            y = _chosen_width(x, kernel, [f for _, f in pairs], pair_weights)
+        pairs, pair_weights = _sparse_sizes(ctx, (1, None, None), (width, widths, weights))
+        if 1 < len(pairs) <= MAX_SWITCH_BRANCHES:   # a sparse path: only the chosen width runs
+            y = _switched(x, kernel, pairs, pair_weights, operator.matmul)
         else:
             y = x @ kernel
         y = _biased(self, ctx, y)

@@ -401,3 +401,19 @@ def test_a_restored_history_reports_the_shares_an_uninterrupted_run_does():
     history = {"step": [], "weights": [], "arch": [], "param_free_share": []}
     assert D._restored(space, saved, history) == "state"
     assert history["param_free_share"] == [share]
+
+
+def test_gdas_on_a_module_of_yours_runs_on_the_sparse_path():
+    """A `nas.space` module on the CPU policy: GDAS's sampled paths run sparse (only the sampled
+    candidates, blocks and sizes), and the architecture still learns."""
+    from experiments.own_cnn import Net
+    from supernet import nas
+    ds = data.get("synthetic", seed=0, input_shape=(8, 8, 1), num_classes=10, num_train=64, num_val=32, num_test=32)
+    space = nas.space(Net(), ds.train.x[:2])
+    assert space.supernet().sparse and not space.supernet(mixed=True).sparse
+    result = D.run_differentiable_search(space, ds, D.Recipe(method="gdas", steps=4, batch_size=16, log_every=2,
+                                                              alpha_lr=0.5, warmup_fraction=0.0),
+                                         key=jax.random.key(0), runtime=QUIET)
+    space.validate(np.asarray(result["arch"]))
+    start, end = (np.asarray(w) for w in result["history"]["weights"])
+    assert np.abs(end - start).max() > 0.01   # the alphas moved

@@ -101,7 +101,7 @@ class NasSupernet(nn.Module):
     num_choices: tuple
     call_kwargs: tuple = ()
     grouped: bool = False   # depthwise convs as grouped convs (the backend policy when the space was built)
-    sparse: bool = False    # run only each row's largest option of a Choice and Repeat (`lax.switch`)
+    sparse: bool = False    # a path runs only its options: candidates, blocks, conv and dense sizes (nas_path)
 
     @nn.compact
     def __call__(self, x, arch_or_weights, train: bool = False):

@@ -90,3 +90,26 @@ def test_flops_close_to_xla_cost_analysis():
     cost = jax.jit(lambda v, x: net.apply(v, x, train=False)).lower(variables, x).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     assert abs(cost["flops"] / space.flops(arch) - 1) < 0.10, (cost["flops"], space.flops(arch))
+
+
+def test_sparse_path_runs_the_chosen_operations_and_equals_the_masked_one():
+    """On the CPU's `nas_path="sparse"` a path runs only its operations (the chain's convs inside the
+    conditionals take forward-layout gradients, a custom_vjp): the same outputs and gradients as
+    the masked supernet; the mixed (DARTS) supernet is masked."""
+    import numpy as np
+    space = spaces.get("chain", choices={f"b{i}": ["conv", "maxpool", "residual", "identity"] for i in (1, 2)},
+                       channels=4, num_classes=10, input_shape=(8, 8, 1))
+    model = space.supernet()
+    assert model.sparse and not space.supernet(mixed=True).sparse
+    masked = model.clone(sparse=False)
+    x = jax.random.normal(jax.random.key(0), (4, 8, 8, 1))
+    params = model.init(jax.random.key(1), x, space.largest(), train=False)["params"]
+    for arch in np.asarray(space.sample(jax.random.key(2), 6)):
+        weights = jax.nn.one_hot(arch, max(space.num_choices))
+        outs = [jax.value_and_grad(lambda p: m.apply({"params": p}, x, weights, train=True).sum())(params)
+                for m in (model, masked)]
+        np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-5, atol=1e-5)
+        for a, b in zip(jax.tree_util.tree_leaves(outs[0][1]), jax.tree_util.tree_leaves(outs[1][1])):
+            np.testing.assert_allclose(a, b, atol=1e-4)
+    jaxpr = str(jax.make_jaxpr(lambda w: model.apply({"params": params}, x, w, train=True))(weights))
+    assert "cond[" in jaxpr and "custom_vjp_call" in jaxpr

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from supernet import backend
-from supernet.layers import STATS_COLLECTION, conv_in_branch, as_weights, nan_if_invalid
+from supernet.layers import STATS_COLLECTION, ConvKernel, as_weights, conv_in_branch, nan_if_invalid
 from supernet.nas.counts import Counts
 from supernet.nas.primitives import _Context, active_context, current_context
 from supernet.spaces.base import Space
@@ -59,11 +59,15 @@ def _masked_batch_norm(next_fun, args, kwargs, context):
 
 
 def _conv_in_branch(next_fun, args, kwargs, context):
-    """Replaces `nn.Conv.__call__` inside a sparse supernet's conditionals, where it can, by the
-    same convolution with forward-layout gradients (`layers.conv_in_branch`)."""
+    """Replaces `nn.Conv.__call__` (and the chain space's `layers.ConvKernel`) inside a sparse
+    supernet's conditionals, where it can, by the same convolution with forward-layout gradients
+    (`layers.conv_in_branch`)."""
     m, ctx = context.module, current_context()
-    if (type(m) is not nn.Conv or context.method_name != "__call__" or not ctx.branch_depth
-            or m.is_initializing() or len(args) != 1 or kwargs or not _stride_one_same(m, args[0])):
+    if context.method_name != "__call__" or not ctx.branch_depth or m.is_initializing() or len(args) != 1 or kwargs:
+        return next_fun(*args, **kwargs)
+    if type(m) is ConvKernel and m.stride == 1 and m.window % 2:
+        return conv_in_branch(args[0], m.get_variable("params", "kernel").astype(args[0].dtype))
+    if type(m) is not nn.Conv or not _stride_one_same(m, args[0]):
         return next_fun(*args, **kwargs)
     x, kernel = args[0], m.get_variable("params", "kernel")
     dtype = m.dtype or jnp.result_type(x, kernel)

@@ -266,13 +266,14 @@ class ChainSpace(Space):
 
     def supernet(self, mixed: bool = False, head: bool = True, stem: bool = True):
         """The weight-sharing chain (`supernet.nas.NasSupernet`, called as (x, arch or weights,
-        train)); every candidate is computed, which is already the mixed (DARTS) form, so `mixed`
-        changes nothing. `head=False` returns features, `stem=False` takes `channels`-channel
-        features (`ChainModule`); `body()` is `supernet(head=False)`."""
+        train)). `mixed=False` (a path: one-hot rows) runs only the chosen operations where the
+        backend's `nas_path` is sparse (the CPU's), else every candidate weighted by its row;
+        `mixed=True` (DARTS's soft rows) always sums them. `head=False` returns features,
+        `stem=False` takes `channels`-channel features (`ChainModule`); `body()` is
+        `supernet(head=False)`."""
         from supernet.nas.space import NasSupernet   # see __init__
-        del mixed
         return NasSupernet(self.module.clone(head=head, stem=stem), self.decision_names, self.num_choices,
-                           grouped=self.grouped)
+                           grouped=self.grouped, sparse=self.traced.sparse and not mixed)
 
     def standalone(self, arch):
         """The chain with every decision fixed (`supernet.nas.NasStandalone`, called as (x, train)):

@@ -220,8 +220,8 @@ def evaluate_fine_tuned(space: Space, model, params, archs, train, calib_x: np.n
             state = sharding.replicate(mesh, TrainState(step=jnp.zeros((), jnp.int32), params=own,
                                                         opt_state=optimizer.init(own)))
             path = jnp.asarray(arch)[None]  # the step's int32[paths=1, D]
-            for t, (bx, by) in enumerate(batches):
-                state, _ = step(state, bx, by, path, jax.random.fold_in(dropout_key, t))
+            for bx, by in batches:
+                state, _ = step(state, bx, by, path, dropout_key)
             scores = evaluate_population(space, model, state.params, arch[None], calib_x, x, y, mesh=mesh,
                                          batch_size=eval_batch_size)
             done[key] = {"arch": list(key), "accuracy": float(scores["accuracy"][0]), "loss": float(scores["loss"][0])}

@@ -104,10 +104,11 @@ def make_optimizer(learning_rate: float = 0.05, momentum: float = 0.9, weight_de
 
 def make_train_step(space: Space, model, optimizer: optax.GradientTransformation,
                     task: tasks.Task = tasks.CLASSIFICATION):
-    """`step(state, x, y, archs int32[paths, D], dropout_rng=None) -> (state, metrics)`, jitted:
+    """`step(state, x, y, archs int32[paths, D], dropout_key=None) -> (state, metrics)`, jitted:
     `task.loss` averaged over the paths; the metrics hold the loss, and the accuracy when the task
-    has labels. `dropout_rng`: the key of a model's `nn.Dropout` masks this step (each path folds
-    in its index); without it dropout is off.
+    has labels. `dropout_key`: the run's key for a model's `nn.Dropout` masks, the same every step;
+    the step folds in `state.step`, then each path its index (inside the jitted step, so a model
+    without dropout pays nothing for it); without it dropout is off.
 
     Data parallelism comes from the inputs: pass the state replicated (`sharding.replicate`) and
     the batch split over the mesh (`sharding.shard_batch`); jit partitions the step to match and
@@ -117,12 +118,13 @@ def make_train_step(space: Space, model, optimizer: optax.GradientTransformation
     their gradients and the optimiser state stay float32)."""
     dtype = backend.current().dtype
 
-    def step(state: TrainState, x, y, archs, dropout_rng=None):
+    def step(state: TrainState, x, y, archs, dropout_key=None):
         def loss_fn(params):
             losses, accuracies = [], []
             for p in range(archs.shape[0]):  # static: 1 path, or 3 for the sandwich rule
                 cast = functools.partial(backend.compute_cast, dtype=dtype)
-                rng = None if dropout_rng is None else jax.random.fold_in(dropout_rng, p)
+                rng = None if dropout_key is None else jax.random.fold_in(
+                    jax.random.fold_in(dropout_key, state.step), p)
                 logits = apply_train(model, {"params": cast(params)}, cast(x), cast(one_hot(space, archs[p])),
                                      dropout_rng=rng)
                 logits = logits.astype(jnp.float32)
@@ -311,8 +313,9 @@ def train_supernet(space: Space, model, train: data.Split, *, steps: int, batch_
     `make_path_sampler(space, sampling)`). `task`: the loss trained (`supernet.task`).
 
     Randomness: the init key and, for step t, `fold_in(path_key, t)` for the path and
-    `fold_in(fold_in(key, DROPOUT_STREAM), t)` for dropout masks; the batch order comes from (seed
-    of `key`, epoch), so a resumed run continues exactly where it stopped.
+    `fold_in(fold_in(key, DROPOUT_STREAM), t)` for dropout masks (folded inside the step); the
+    batch order comes from (seed of `key`, epoch), so a resumed run continues exactly where it
+    stopped.
     """
     mesh = runtime.mesh
     sharding.check_batch_size(batch_size, mesh)
@@ -335,7 +338,7 @@ def train_supernet(space: Space, model, train: data.Split, *, steps: int, batch_
 
     def step(state, t):
         x, y = next(batches)
-        return train_step(state, x, y, sampler(jax.random.fold_in(path_key, t)), jax.random.fold_in(dropout_key, t))
+        return train_step(state, x, y, sampler(jax.random.fold_in(path_key, t)), dropout_key)   # state.step is t
 
     state, _ = run_loop(step, state, steps=steps, runtime=runtime, start=start, desc=desc or stage, stage=stage,
                         log_every=log_every, checkpoint_every=checkpoint_every)

@@ -559,6 +559,11 @@ def test_dropout_draws_its_masks_from_the_step_key_and_is_off_in_evaluation():
     assert not np.allclose(train_out(jax.random.key(2)), train_out(jax.random.key(3)))
     np.testing.assert_allclose(train_out(None), evaluated, atol=1e-6)   # no key: dropout off
 
+    step = training.make_train_step(space, model, optax.sgd(0.0))   # the weights stay: losses compare
+    state = lambda: training.create_state(space, model, optax.sgd(0.0), jax.random.key(1), x.shape[1:])  # donated
+    loss = lambda key: float(step(state(), x, y, arch[None], key)[1]["loss"])
+    assert loss(jax.random.key(2)) == loss(jax.random.key(2)) != loss(None)   # masks from the run's key
+
     runtime, split = Runtime(make_mesh(), progress=False), data.Split(np.asarray(x), np.asarray(y))
     trained = [training.train_supernet(space, model, split, steps=2, batch_size=4, optimizer=optax.sgd(0.1),
                                        key=jax.random.key(k), runtime=runtime).params for k in (0, 0)]

@@ -739,10 +739,10 @@ class Repeat(_Primitive):
             if name is None or i < min(depths):   # always runs, so it may change the shape
                 x = self._block(i)(x, *args, **kwargs)
                 continue
+            on = None if weights is None else weights @ jnp.asarray([float(d > i) for d in depths])  # 1: within depth
             ctx.repeat_stack.append((name, i))
             try:
                 if index is not None:   # the block runs only within the chosen depth (`lax.cond`)
-                    on = weights @ jnp.asarray([float(d > i) for d in depths])
                     run = _in_branch(ctx, lambda module, x, i=i, on=on: on * module._block(i)(x, *args, **kwargs)
                                      + (1 - on) * x)
                     x = nn.cond(jnp.asarray(depths)[index] > i, run, lambda module, x: x, self, x)
@@ -755,8 +755,7 @@ class Repeat(_Primitive):
             if jnp.shape(y) != jnp.shape(x):
                 raise ValueError(f"nas.Repeat {name!r}: block{i + 1} changes the shape {jnp.shape(x)} -> "
                                  f"{jnp.shape(y)}, so it cannot be skipped; keep the shape inside a Repeat.")
-            if weights is not None:
-                on = weights @ jnp.asarray([float(d > i) for d in depths])
+            if on is not None:
                 y = on * y + (1 - on) * x
             x = y
         return x

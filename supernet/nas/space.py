@@ -431,9 +431,10 @@ def _refuse_dropout(next_fun, args, kwargs, context):
     would make evaluation random and need a "dropout" PRNG stream that evaluation does not pass;
     attention's dropout must take `deterministic` in the call, where calibration sets it
     (`training.apply_train`)."""
-    m, where = context.module, "/".join(context.module.scope.path[1:])
-    if context.method_name != "__call__":
+    m = context.module
+    if context.method_name != "__call__" or not isinstance(m, nn.Dropout | nn.MultiHeadDotProductAttention):
         return next_fun(*args, **kwargs)
+    where = "/".join(m.scope.path[1:])
     if isinstance(m, nn.Dropout) and m.rate > 0:
         layer = f"nn.Dropout(rate={m.rate})"
         if m.rng_collection != "dropout":

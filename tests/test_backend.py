@@ -57,8 +57,8 @@ def test_the_policy_is_taken_when_a_space_or_step_is_built_not_when_it_is_traced
     backend.configure(depthwise="grouped")
     after = spaces.get("chain", choices=choices, channels=4, input_shape=(8, 8, 1))
     backend.configure()
-    assert before.supernet().net.grouped is False and before.standalone(np.array([0])).net.grouped is False
-    assert after.supernet().net.grouped is True and after.standalone(np.array([0])).net.grouped is True
+    assert before.supernet().net.grouped is False and before.standalone(np.array([0])).grouped is False
+    assert after.supernet().net.grouped is True and after.standalone(np.array([0])).grouped is True
     x = jnp.ones((2, 8, 8, 1))
     variables = after.supernet().init(jax.random.key(0), x, np.array([0]), train=False)
     out = after.supernet().apply(variables, x, np.array([0]), train=True, mutable=["supernet_stats"])[0]

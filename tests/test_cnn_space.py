@@ -38,7 +38,7 @@ def test_params_are_counted_by_hand_and_the_network_runs_on_signals(space):
     x = jax.ShapeDtypeStruct((2, 40, 1), np.float32)
     variables = jax.eval_shape(net.init, jax.random.key(0), x)
     assert jax.eval_shape(net.apply, variables, x).shape == (2, 10)
-    assert variables["params"]["net"]["stage"]["block3"]["conv"]["kernel"].shape == (7, 16, 32)  # a 1-D kernel
+    assert variables["params"]["stage"]["block3"]["conv"]["kernel"].shape == (7, 16, 32)  # a 1-D kernel
 
 
 def test_a_sample_holds_each_network_once(space):

@@ -10,6 +10,7 @@ from experiments.own_cnn import Net  # the own-model example CNN: one copy for t
 from supernet import nas
 from supernet.evaluation import calibrate_variables
 from supernet.nas.check import xla_flops
+from supernet.nas.space import grouped_network
 
 
 @pytest.fixture(scope="module")
@@ -282,7 +283,7 @@ class _PlainNet(nn.Module):     # the architecture below, as a user would write 
 
 
 def test_extracted_variables_load_into_a_hand_written_plain_flax_network(setup):
-    """The guide's promise: the extracted variables, under `net`, serve the chosen network written
+    """The guide's promise: the extracted variables, as they are, serve the chosen network written
     with plain layers of the same names, with no supernet.nas module in it."""
     space, model, variables, x = setup
     arch = space.from_string("op=Conv(16 1x1),stage.depth=2,stage.block1.conv.features=8,"
@@ -292,8 +293,7 @@ def test_extracted_variables_load_into_a_hand_written_plain_flax_network(setup):
     calibrated = calibrate_variables(model, variables, jnp.asarray(arch), x)
     extracted = space.extract_variables(calibrated, arch)
     network = space.standalone(arch)
-    plain = {name: tree["net"] for name, tree in extracted.items()}
-    np.testing.assert_allclose(_PlainNet().apply(plain, x, train=False),
+    np.testing.assert_allclose(_PlainNet().apply(extracted, x, train=False),
                                network.apply(extracted, x, train=False), atol=1e-5)
 
 
@@ -312,40 +312,59 @@ def _modules_called(network, variables, x) -> set:
 
 def test_the_extracted_network_is_your_module_with_plain_flax_layers(setup):
     """Every nas primitive becomes the plain Flax layer it stands for, bound where the supernet
-    holds its weights: the modules called are Flax's and yours (and the wrapper that fixes the
-    choices), and a fresh init has the extracted variables' tree."""
+    holds its weights: the network is an instance of your class, the modules called are Flax's
+    and yours, and a fresh init has the extracted variables' tree, your module's own."""
     space, model, variables, x = setup
     for arch in np.asarray(space.sample(jax.random.key(5), 6)):
         network = space.standalone(arch)
         extracted = space.extract_variables(calibrate_variables(model, variables, jnp.asarray(arch), x), arch)
         called = _modules_called(network, extracted, x)
-        assert {c for c in called if c.startswith("supernet.")} == {"supernet.nas.space.NasStandalone"}, called
+        assert isinstance(network, Net) and type(network).__name__ == "Net" and network == space.standalone(arch)
+        assert not {c for c in called if c.startswith("supernet.")}, called
         assert "flax.linen.linear.Conv" in called and "experiments.own_cnn.Net" in called
         fresh = network.init(jax.random.key(0), x)
         assert jax.tree.map(jnp.shape, fresh) == jax.tree.map(jnp.shape, extracted)
+        assert "stage" in fresh["params"] and "net" not in fresh["params"]   # your module's own layout
 
 
-class _SetupStyle(nn.Module):   # a primitive assigned in setup(): Flax attaches it later
+class _SetupBlock(nn.Module):
+    def setup(self):
+        self.conv = nas.Conv(features=4, kernel_size=(1, 3))
+
+    def __call__(self, x):
+        return x + self.conv(x)
+
+
+class _SetupStyle(nn.Module):   # primitives assigned in setup(): Flax names them when assigned
     def setup(self):
         self.conv = nas.Conv(features=(4, 8), kernel_size=(3, 5))
+        self.fit = nas.Conv(features=4, kernel_size=1)
+        self.op = nas.Choice([nn.Conv(4, (3, 3)), nn.Conv(4, (1, 1)), nn.relu])
+        self.stage = nas.Repeat(_SetupBlock, depth=(1, 2))
+        self.skip = nas.InputChoice(n_chosen=1)
+        self.fc = nas.Dense(features=(6, 12))
         self.head = nn.Dense(3)
 
     def __call__(self, x, train=False):
-        return self.head(self.conv(x).mean((1, 2)))
+        h = self.op(self.fit(self.conv(x)))
+        h = self.skip([h, self.stage(h)])
+        return self.head(self.fc(h.mean((1, 2))))
 
 
-def test_a_primitive_built_in_setup_is_extracted_exactly():
-    """Flax names a setup() attribute only when it is assigned, so the extracted network keeps
-    that primitive, running its chosen option; its outputs still equal the supernet's."""
+def test_primitives_built_in_setup_are_extracted_exactly_as_plain_layers():
+    """Flax names a setup() attribute only when it is assigned; then the extracted network's
+    attribute becomes the plain layer, and its outputs equal the supernet's."""
     x = jax.random.normal(jax.random.key(0), (4, 8, 8, 2))
     space = nas.space(_SetupStyle(), x[:2])
-    assert space.decision_names == ("conv.features", "conv.kernel_size")
+    assert space.decision_names == ("conv.features", "conv.kernel_size", "op", "stage.depth", "stage.block1.conv.kernel_size",
+                                    "stage.block2.conv.kernel_size", "skip", "fc.features")
     model = space.supernet()
     variables = model.init(jax.random.key(1), x, space.largest())
-    for arch in np.asarray(space.sample(jax.random.key(2), 4)):
-        v = calibrate_variables(model, variables, jnp.asarray(arch), x)
-        np.testing.assert_allclose(space.standalone(arch).apply(space.extract_variables(v, arch), x),
-                                   model.apply(v, x, arch), atol=1e-5)
+    for arch in np.asarray(space.sample(jax.random.key(2), 6)):
+        calibrated = calibrate_variables(model, variables, jnp.asarray(arch), x)
+        extracted, network = space.extract_variables(calibrated, arch), space.standalone(arch)
+        np.testing.assert_allclose(network.apply(extracted, x), model.apply(calibrated, x, arch), atol=1e-5)
+        assert not {c for c in _modules_called(network, extracted, x) if c.startswith("supernet.")}
 
 
 def test_layers_and_drawing_follow_the_module_structure(setup, tmp_path):
@@ -431,12 +450,12 @@ def test_depthwise_kernel_is_searched_extracted_exactly_and_counted():
     xla = {}
     for k in (3, 7):   # only the depthwise layer differs: its count must match XLA's exactly
         arch = space.from_string(f"expand.features=16,depthwise.kernel_size={k}")
-        grouped = space.standalone(arch).clone(grouped=True)   # padding taps left out, as `flops` does
+        grouped = grouped_network(space.standalone(arch))   # padding taps left out, as `flops` does
         xla[k] = xla_flops(grouped, space.extract_variables(supernet_vars, arch), x[:1])
         xla[k] -= space.flops(arch)
     assert xla[3] == xla[7]
     arch = space.from_string("expand.features=8,depthwise.kernel_size=5")
-    params = space.extract_variables(supernet_vars, arch)["params"]["net"]
+    params = space.extract_variables(supernet_vars, arch)["params"]
     assert params["depthwise"]["kernel"].shape == (5, 5, 1, 8)   # the chosen kernel on the chosen width
 
 
@@ -449,7 +468,8 @@ def test_depthwise_policy_is_taken_when_the_space_is_built():
         grouped = nas.space(_InvertedResidual(), x[:2])
     finally:
         backend.configure()
-    assert not shifted.supernet().grouped and grouped.supernet().grouped and grouped.standalone(grouped.largest()).grouped
+    assert not shifted.supernet().grouped and grouped.supernet().grouped
+    assert type(grouped.standalone(grouped.largest())).nas_fixed.grouped
     arch = grouped.largest()
     variables = jax.jit(shifted.standalone(arch).init, static_argnames="train")(jax.random.key(1), x, train=False)
     np.testing.assert_allclose(grouped.standalone(arch).apply(variables, x), shifted.standalone(arch).apply(variables, x),
@@ -499,7 +519,7 @@ def test_values_share_one_decision_and_derived_widths_follow_two():
     report = nas.check(space, x, n_random=6)   # exact extraction and params, FLOPs vs XLA
     assert max(r["max_abs_diff"] for r in report.rows) < 1e-4
     variables = jax.eval_shape(lambda: space.standalone(space.from_string("width=0.5,depth=2,ratio1=2,ratio2=1"))
-                               .init(jax.random.key(0), x[:1]))["params"]["net"]
+                               .init(jax.random.key(0), x[:1]))["params"]
     assert variables["stem"]["kernel"].shape == (3, 3, 2, 4)
     assert variables["stage"]["block1"]["expand"]["kernel"].shape == (1, 1, 4, 16)   # 16 * 0.5 * 2
     assert variables["stage"]["block2"]["expand"]["kernel"].shape == (1, 1, 8, 8)    # 16 * 0.5 * 1

@@ -30,7 +30,7 @@ def test_winner_is_plain_flax_with_exactly_the_counted_parameters(tiny):
     counted = sum(leaf.size for leaf in leaves)
     assert counted == result.space.params(result.architecture) == summary["winner"]["params"]
     # Each block holds only the chosen options' weights, at their static sizes.
-    chosen, blocks = result.best_architecture_dict, result.variables["params"]["net"]["blocks"]
+    chosen, blocks = result.best_architecture_dict, result.variables["params"]["blocks"]
     assert sorted(blocks) == [f"block{i}" for i in range(1, int(chosen["blocks.depth"]) + 1)]
     for name, block in blocks.items():
         assert block["mlp"]["kernel"].shape == (8, int(chosen[f"blocks.{name}.mlp.features"]))

@@ -3,6 +3,6 @@ ordinary Linen module (`Value` and `derive` share one decision among several of 
 
 from supernet.nas.primitives import Choice, Conv, Dense, DepthwiseConv, InputChoice, Repeat, Value, derive
 from supernet.nas.check import CheckReport, check
-from supernet.nas.space import NasSpace, NasStandalone, NasSupernet, space
+from supernet.nas.space import NasSpace, NasSupernet, space, standalone_network
 
-__all__ = ["CheckReport", "check", "Choice", "Conv", "Dense", "DepthwiseConv", "InputChoice", "Repeat", "Value", "derive", "NasSpace", "NasStandalone", "NasSupernet", "space"]
+__all__ = ["CheckReport", "check", "Choice", "Conv", "Dense", "DepthwiseConv", "InputChoice", "Repeat", "Value", "derive", "NasSpace", "NasSupernet", "space", "standalone_network"]

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from supernet.layers import STATS_COLLECTION
-from supernet.nas.space import NasStandalone
+from supernet.nas.space import grouped_network
 
 
 @dataclasses.dataclass
@@ -155,8 +155,7 @@ def _check_one(space, variables, evaluate, x, arch, flops_rtol, atol) -> dict:
                                      f"parameters.")
     # Depthwise convs as grouped convolutions, whose padding taps XLA leaves out as `flops` does
     # (the CPU's shifted-sum form computes them too); the same weights, so the same network.
-    grouped = network.clone(grouped=True) if isinstance(network, NasStandalone) else network
-    traced = _traced(grouped, extracted, x[:1])   # one trace for both counts
+    traced = _traced(grouped_network(network), extracted, x[:1])   # one trace for both counts
     xla, program = _xla_flops_of(traced), matmul_flops(traced.jaxpr.jaxpr)
     counted_flops = space.flops(arch)
     if all(abs(counted_flops - c) > flops_rtol * c for c in (xla, program) if c is not None):

@@ -38,8 +38,10 @@ _LOCAL = threading.local()
 class _Context:
     """What the primitives of one call see: the mode plus the decisions' rows or choices."""
 
-    def __init__(self, mode: str, rows: dict | None = None, choices: dict | None = None, grouped: bool = False):
+    def __init__(self, mode: str, rows: dict | None = None, choices: dict | None = None, grouped: bool = False,
+                 root: int = 1):
         self.mode = mode
+        self.root = root                # leading scope names before the user's module's (its wrapper's child name)
         self.grouped = grouped          # depthwise convs as XLA grouped convs (the backend policy)
         self.rows = rows or {}          # supernet: name -> float[K] weight row
         self.choices = choices or {}    # fixed: name -> chosen option index
@@ -60,8 +62,8 @@ class _Context:
 
     @property
     def fixed(self) -> bool:
-        """Whether only the chosen option runs (a primitive left in place in the plain mode: one
-        built in setup(), which Flax attaches later, behaves as in "fixed")."""
+        """Whether only the chosen option runs (a primitive left in place in the plain mode, as
+        one in a list attribute of setup(), behaves as in "fixed")."""
         return self.mode in ("plain", "fixed")
 
     def count(self, module: nn.Module, kind: str, flops: int):
@@ -115,12 +117,12 @@ def _context(what: str) -> _Context:
     return ctx
 
 
-def _decision_name(module: nn.Module, kind: str) -> str:
-    """Module path (without the wrapper's own child name) plus the option kind."""
+def _decision_name(module: nn.Module, kind: str, ctx: _Context) -> str:
+    """Module path within the user's module (without a wrapper's child name) plus the option kind."""
     if re.fullmatch(rf"{type(module).__name__}_\d+", module.name or ""):
         raise ValueError(f"nas.{type(module).__name__} at {'/'.join(module.scope.path)} has no name: "
                          f"pass name=... so its decision has a stable name.")
-    return ".".join(module.scope.path[1:]) + (f".{kind}" if kind else "")
+    return ".".join(module.scope.path[ctx.root:]) + (f".{kind}" if kind else "")
 
 
 def _single(module: nn.Module, what: str, options: Sequence[Any], ctx: _Context) -> bool:
@@ -136,7 +138,7 @@ def _single(module: nn.Module, what: str, options: Sequence[Any], ctx: _Context)
 
 def _register(module: nn.Module, kind: str, options: Sequence[Any], ctx: _Context, **info) -> str:
     """Records the module's own decision `<path>.<kind>` while tracing; returns its name."""
-    name = _decision_name(module, kind)
+    name = _decision_name(module, kind, ctx)
     _record(name, kind, tuple(str(o) for o in options), tuple(options), ctx, **info)
     return name
 
@@ -266,7 +268,7 @@ def _size(module: nn.Module, kind: str, spec, ctx: _Context) -> tuple:
         if len(set(options)) != len(options):
             raise ValueError(f"nas.{type(module).__name__} {module.name}: {kind}={options} repeats an option; a tuple "
                              f"lists the options to search ({kind}=(3, 5)); for one fixed size pass an int.")
-        spec = derive(_identity, Value(_decision_name(module, kind), options, tuple(map(str, options))))
+        spec = derive(_identity, Value(_decision_name(module, kind, ctx), options, tuple(map(str, options))))
     searched = [v for v in spec.values if len(v.options) > 1]   # a one-option Value is a constant
     for v in searched:
         _record(v.name, kind, v.labels, v.options, ctx)
@@ -317,6 +319,15 @@ class _Primitive(nn.Module):
         module.__init__(*args, **kwargs)   # Flax names it and pushes its scope
         return module._plain(ctx)
 
+    def __post_init__(self):
+        """A primitive assigned to an attribute in setup() is named and bound only now: in the plain
+        mode the attribute is set to what it stands for instead (in a list or dict it stays)."""
+        super().__post_init__()
+        ctx, parent = current_context(), self.parent
+        if (ctx is not None and ctx.mode == "plain" and self.scope is not None and isinstance(parent, nn.Module)
+                and parent._state.in_setup and parent.__dict__.get(self.name) is self and self._replaced(ctx)):
+            object.__setattr__(parent, self.name, self._plain(ctx))
+
     @classmethod
     def _replaced(cls, ctx: _Context) -> bool:
         """Whether the plain mode replaces this primitive (else it runs its chosen option itself)."""
@@ -329,7 +340,7 @@ class _Primitive(nn.Module):
 
 def _attaches_now(kwargs: dict) -> bool:
     """Whether a module constructed now is bound at once (inside a compact method), as the plain
-    mode needs; one built in setup() is attached later and is left as the primitive."""
+    mode needs; one built in setup() is bound when assigned (`_Primitive.__post_init__`)."""
     parent = kwargs.get("parent", flax_module._context.module_stack[-1])
     return isinstance(parent, nn.Module) and parent.scope is not None and not parent._state.in_setup
 
@@ -699,7 +710,7 @@ class Choice(_Primitive):
     def _plain(self, ctx: _Context):
         if len(self.candidates) == 1:
             return self.candidates[0]
-        return self.candidates[ctx.choices[_decision_name(self, "")]]
+        return self.candidates[ctx.choices[_decision_name(self, "", ctx)]]
 
     def _given_labels(self) -> list:
         labels = [str(label) for label in self.labels]
@@ -732,7 +743,7 @@ class Repeat(_Primitive):
         if isinstance(self.depth, Derived):
             raise ValueError(f"nas.Repeat {self.name}: depth must be an int, a tuple or a nas.Value, not a derived size.")
         chosen, depths, weights = _size(self, "depth", self.depth, ctx)
-        name = None if depths is None else self.depth.name if isinstance(self.depth, Value) else _decision_name(self, "depth")
+        name = None if depths is None else self.depth.name if isinstance(self.depth, Value) else _decision_name(self, "depth", ctx)
         count = chosen if name is None or ctx.fixed else max(depths)
         index = None if name is None else _sparse_index(ctx, self, name)
         for i in range(count):
@@ -830,7 +841,7 @@ class InputChoice(_Primitive):
     def _plain(self, ctx: _Context):
         def select(inputs):
             combos = list(itertools.combinations(range(len(inputs)), self.n_chosen))
-            chosen = combos[ctx.choices[_decision_name(self, "")]] if len(combos) > 1 else combos[0]
+            chosen = combos[ctx.choices[_decision_name(self, "", ctx)]] if len(combos) > 1 else combos[0]
             return _reduced([inputs[i] for i in chosen], self.reduction)
         return select
 

@@ -11,8 +11,11 @@ widths is not normalised away.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import inspect
 import warnings
+from typing import NamedTuple
 
 import flax
 import flax.linen as nn
@@ -120,25 +123,62 @@ class NasSupernet(nn.Module):
         return nan_if_invalid(y, w)
 
 
-class NasStandalone(nn.Module):
-    """The user's module with every decision fixed. Call with (x, train=bool). Each `nas`
-    primitive is replaced where it is constructed by the plain Flax layer of the chosen size
-    (`nn.Conv`, `nn.Dense`; a grouped `nn.Conv` for a depthwise conv under the grouped policy, which
-    the CPU's slices policy keeps as the primitive) or the function (a chosen candidate, the chosen
-    blocks, the chosen inputs) it stands for, so the network's modules are Flax's and yours. This
-    wrapper only says which choices hold; variables: `params/net/...`, `batch_stats/net/...`.
-    `mode="fixed"` keeps the primitives, each running its chosen option (how `NasSpace.layers`
-    lists them)."""
-    net: nn.Module
-    choices: tuple
-    call_kwargs: tuple = ()
-    grouped: bool = False   # as in NasSupernet
-    mode: str = "plain"
+class Fixed(NamedTuple):
+    """What a network from `standalone_network` fixes (its class's `nas_fixed`)."""
+    base: type            # your module's class
+    choices: tuple        # (decision name, option index) pairs
+    call_kwargs: tuple
+    grouped: bool         # depthwise convs as grouped convs
+    mode: str             # "plain" or "fixed"
 
-    @nn.compact
+
+def standalone_network(module: nn.Module, choices: tuple, call_kwargs: tuple = (), grouped: bool = False,
+                       mode: str = "plain") -> nn.Module:
+    """The user's module with every decision fixed: an instance of a subclass of its class, with
+    the same fields, whose only change is that its call says which choices hold (`choices`:
+    (decision name, option index) pairs). Call with (x, train=bool). Each `nas` primitive is
+    replaced where it is constructed by the plain Flax layer of the chosen size (`nn.Conv`,
+    `nn.Dense`; a grouped `nn.Conv` for a depthwise conv under the grouped policy, which the CPU's
+    slices policy keeps as the primitive) or the function (a chosen candidate, the chosen blocks,
+    the chosen inputs) it stands for, so the network's modules are Flax's and yours and its
+    variables are your module's own (`params/...`, `batch_stats/...`). `mode="fixed"` keeps the
+    primitives, each running its chosen option (how `NasSpace.layers` lists them)."""
+    return _fixed_class(type(module), choices, call_kwargs, grouped, mode)(**_fields(module))
+
+
+def _fields(module: nn.Module) -> dict:
+    """A module's own field values (what its constructor takes, less Flax's parent and name)."""
+    return {f.name: getattr(module, f.name) for f in dataclasses.fields(module)
+            if f.init and f.name not in ("parent", "name")}
+
+
+@functools.lru_cache(maxsize=256)
+def _fixed_class(base: type, choices: tuple, call_kwargs: tuple, grouped: bool, mode: str) -> type:
+    """A subclass of `base` whose call runs `base`'s under the fixed choices. Cached, so one
+    architecture's networks are equal (and jitted functions keyed on them are reused)."""
+    takes_train = "train" in inspect.signature(base.__call__).parameters
+
+    @nn.nowrap   # not a module method of its own: your module's setup() and call run inside the context
     def __call__(self, x, train: bool = False):
-        with active_context(_Context(self.mode, choices=dict(self.choices), grouped=self.grouped)):
-            return _call(self.net, x, train, dict(self.call_kwargs))
+        with active_context(_Context(mode, choices=dict(choices), grouped=grouped, root=0)):
+            if takes_train:
+                return base.__call__(self, x, train=train, **dict(call_kwargs))
+            return base.__call__(self, x, **dict(call_kwargs))
+
+    # Named as your class, in its module (repr and tabulate show it); a qualname no module defines,
+    # so pickling refuses it rather than restoring the unfixed class.
+    namespace = {"__call__": __call__, "__module__": base.__module__, "__qualname__": f"{base.__qualname__}[fixed]",
+                 "__doc__": base.__doc__, "nas_fixed": Fixed(base, choices, call_kwargs, grouped, mode)}
+    return type(base.__name__, (base,), namespace)
+
+
+def grouped_network(network: nn.Module) -> nn.Module:
+    """A network from `standalone_network` with depthwise convs as grouped convs (the same
+    variables); any other network as it is."""
+    fixed = getattr(type(network), "nas_fixed", None)
+    if fixed is None:
+        return network
+    return _fixed_class(*fixed._replace(grouped=True))(**_fields(network))
 
 
 class _Trace(nn.Module):
@@ -202,10 +242,10 @@ class NasSpace(Space):
                     a[d] = 0
         return tuple((n, int(c)) for n, c in zip(self.decision_names, a))
 
-    def standalone(self, arch, mode: str = "plain") -> NasStandalone:
+    def standalone(self, arch, mode: str = "plain") -> nn.Module:
         """The user's module with every primitive replaced by the plain Flax layer of the
-        architecture's choice (static sizes; see `NasStandalone`)."""
-        return NasStandalone(self.module, self._choices(arch), self.call_kwargs, self.grouped, mode)
+        architecture's choice (static sizes; see `standalone_network`)."""
+        return standalone_network(self.module, self._choices(arch), self.call_kwargs, self.grouped, mode)
 
     def layers(self, arch) -> list[tuple[int, str, str]]:
         """The extracted network's module calls in call order: (nesting depth, 1 for your module's
@@ -215,11 +255,11 @@ class NasSpace(Space):
         calls, stack = [], []
 
         def record(next_fun, args, kwargs, context):
-            if context.method_name != "__call__" or not context.module.path:  # the wrapper itself
+            if context.method_name != "__call__" or not context.module.path:  # your module itself
                 return next_fun(*args, **kwargs)
             row = len(calls)
             calls.append([len(stack) + 1, context.module.name, type(context.module).__name__, None,
-                          ".".join(context.module.path[1:])])
+                          ".".join(context.module.path)])
             stack.append(row)
             out = next_fun(*args, **kwargs)
             stack.pop()
@@ -229,9 +269,8 @@ class NasSpace(Space):
         with nn.intercept_methods(record):
             _, variables = jax.eval_shape(lambda: self.standalone(arch, "fixed").init_with_output(jax.random.key(0),
                                                                                             self.example))
-        top = calls[0][0]  # your module itself
-        return [(depth - top, name, _layer_text(kind, shape, path, variables, labels))
-                for depth, name, kind, shape, path in calls[1:]]
+        return [(depth, name, _layer_text(kind, shape, path, variables, labels))
+                for depth, name, kind, shape, path in calls]
 
     def layer_lines(self, arch) -> list[str]:
         """`layers(arch)` as text, one line per module call, indented by nesting (results.json's
@@ -243,17 +282,19 @@ class NasSpace(Space):
         return [options[a] for options, a in zip(self.options, self.validate(arch))]
 
     def extract_variables(self, variables, arch) -> dict:
-        """Supernet variables -> the standalone network's: each leaf sliced to its static shape
-        (channel prefixes, kernel centre crops); `supernet_stats` become `batch_stats`."""
+        """Supernet variables (`params/net/...`) -> the standalone network's (`params/...`, your
+        module's own layout): each leaf sliced to its static shape (channel prefixes, kernel
+        centre crops); `supernet_stats` become `batch_stats`."""
         network = self.standalone(arch)
         target = jax.eval_shape(lambda: network.init(jax.random.key(0), self.example))
         convs = self.counts.conv_paths()
         out = {}
         for collection, tree in target.items():
-            source = variables["params" if collection == "params" else STATS_COLLECTION]
+            source = variables["params" if collection == "params" else STATS_COLLECTION]["net"]
             out[collection] = jax.tree_util.tree_map_with_path(
                 lambda path, leaf: _slice_like(_lookup(source, path), leaf.shape,
-                                               tuple(k.key for k in path[:-1]) in convs and path[-1].key == "kernel"),
+                                               ("net", *(k.key for k in path[:-1])) in convs
+                                               and path[-1].key == "kernel"),
                 tree)
         return out
 
@@ -342,7 +383,7 @@ def _layer_text(kind: str, shape, path: str, variables, labels: dict) -> str:
     """One layer in words: its class, kernel size and output width, and the chosen depth of a
     `Repeat`, inputs of an `InputChoice` or candidate of a `Choice` (`labels`: decision name ->
     chosen option)."""
-    node = variables.get("params", {}).get("net", {})
+    node = variables.get("params", {})
     for key in path.split(".") if path else ():
         node = node.get(key, {}) if isinstance(node, dict) else {}
     kernel = node.get("kernel") if isinstance(node, dict) else None

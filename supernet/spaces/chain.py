@@ -276,7 +276,7 @@ class ChainSpace(Space):
                            grouped=self.grouped, sparse=self.traced.sparse and not mixed)
 
     def standalone(self, arch):
-        """The chain with every decision fixed (`supernet.nas.NasStandalone`, called as (x, train)):
+        """The chain with every decision fixed (`supernet.nas.standalone_network`, called as (x, train)):
         the chosen operations only."""
         self._ops(arch)
         return self.traced.standalone(arch)

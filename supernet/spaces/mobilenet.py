@@ -264,7 +264,7 @@ class MobileNetSpace(Space):
                            grouped=self.grouped)
 
     def standalone(self, arch):
-        """The MobileNet of one architecture (`supernet.nas.NasStandalone`, called as (x, train)):
+        """The MobileNet of one architecture (`supernet.nas.standalone_network`, called as (x, train)):
         the active blocks with their real kernel sizes and widths."""
         self._plan(arch)
         return self.traced.standalone(arch)

@@ -474,9 +474,10 @@ def test_depthwise_policy_is_taken_when_the_space_is_built():
     variables = jax.jit(shifted.standalone(arch).init, static_argnames="train")(jax.random.key(1), x, train=False)
     np.testing.assert_allclose(grouped.standalone(arch).apply(variables, x), shifted.standalone(arch).apply(variables, x),
                                atol=1e-5)
-    # extracted, a grouped policy gives Flax's grouped nn.Conv; the CPU's slices keep the primitive
-    assert "supernet.nas.primitives.DepthwiseConv" not in _modules_called(grouped.standalone(arch), variables, x)
-    assert "supernet.nas.primitives.DepthwiseConv" in _modules_called(shifted.standalone(arch), variables, x)
+    # extracted, a grouped policy gives Flax's grouped nn.Conv; the CPU's slices the same variables
+    # summed over shifted inputs: no nas module either way
+    for network in (grouped.standalone(arch), shifted.standalone(arch)):
+        assert not {c for c in _modules_called(network, variables, x) if c.startswith("supernet.")}
 
 
 class _SharedWidth(nn.Module):

@@ -314,7 +314,7 @@ class _Primitive(nn.Module):
     def __new__(cls, *args, **kwargs):
         module = super().__new__(cls)
         ctx = current_context()
-        if ctx is None or ctx.mode != "plain" or not cls._replaced(ctx) or not _attaches_now(kwargs):
+        if ctx is None or ctx.mode != "plain" or not _attaches_now(kwargs):
             return module
         module.__init__(*args, **kwargs)   # Flax names it and pushes its scope
         return module._plain(ctx)
@@ -325,13 +325,8 @@ class _Primitive(nn.Module):
         super().__post_init__()
         ctx, parent = current_context(), self.parent
         if (ctx is not None and ctx.mode == "plain" and self.scope is not None and isinstance(parent, nn.Module)
-                and parent._state.in_setup and parent.__dict__.get(self.name) is self and self._replaced(ctx)):
+                and parent._state.in_setup and parent.__dict__.get(self.name) is self):
             object.__setattr__(parent, self.name, self._plain(ctx))
-
-    @classmethod
-    def _replaced(cls, ctx: _Context) -> bool:
-        """Whether the plain mode replaces this primitive (else it runs its chosen option itself)."""
-        return True
 
     @nn.nowrap
     def _plain(self, ctx: _Context):
@@ -499,21 +494,22 @@ class DepthwiseConv(_Primitive):
         ctx.count(self, "macs", 2 * _taps(x, k, (int(self.strides),) * rank) * channels)
         return y
 
-    @classmethod
-    def _replaced(cls, ctx: _Context) -> bool:
-        """Only under the grouped policy: Flax's depthwise layer is a grouped `nn.Conv`, which
-        XLA:CPU runs ~50x slower forward than the sums of shifted inputs (`depthwise_conv`)."""
-        return ctx.grouped
-
     @nn.nowrap
     def _plain(self, ctx: _Context):
-        k = _size(self, "kernel_size", self.kernel_size, ctx)[0]
+        """Flax's depthwise layer, a grouped `nn.Conv`, under the grouped policy; under the CPU's
+        slices policy, where XLA:CPU runs that ~50x slower forward, a function holding the same
+        variables in the same scope and computing the sums of shifted inputs (`depthwise_conv`)."""
+        k, scope, strides = _size(self, "kernel_size", self.kernel_size, ctx)[0], self.scope, int(self.strides)
 
         def depthwise(x):   # the channels follow the input
             rank, channels = x.ndim - 2, x.shape[-1]
-            return nn.Conv(channels, (k,) * rank, int(self.strides), [((k - 1) // 2, (k - 1) // 2)] * rank,
-                           feature_group_count=channels, use_bias=self.use_bias, name=self.name,
-                           parent=self.scope)(x)
+            if ctx.grouped:
+                return nn.Conv(channels, (k,) * rank, strides, [((k - 1) // 2, (k - 1) // 2)] * rank,
+                               feature_group_count=channels, use_bias=self.use_bias, name=self.name,
+                               parent=scope)(x)
+            kernel = scope.param("kernel", nn.initializers.lecun_normal(), (k,) * rank + (1, channels))
+            y = depthwise_conv(x, kernel.astype(x.dtype), strides, grouped=False)
+            return y + scope.param("bias", nn.initializers.zeros, (channels,)) if self.use_bias else y
         return depthwise
 
 

@@ -95,7 +95,8 @@ def _stride_one_same(m: nn.Conv, x) -> bool:
 
 
 def _call(net, x, train, call_kwargs):
-    if "train" in inspect.signature(net.__call__).parameters:
+    """`net(x, train=train, **call_kwargs)`, without `train` when `net` takes none."""
+    if "train" in inspect.signature(net).parameters:
         return net(x, train=train, **call_kwargs)
     return net(x, **call_kwargs)
 
@@ -156,14 +157,10 @@ def _fields(module: nn.Module) -> dict:
 def _fixed_class(base: type, choices: tuple, call_kwargs: tuple, grouped: bool, mode: str) -> type:
     """A subclass of `base` whose call runs `base`'s under the fixed choices. Cached, so one
     architecture's networks are equal (and jitted functions keyed on them are reused)."""
-    takes_train = "train" in inspect.signature(base.__call__).parameters
-
     @nn.nowrap   # not a module method of its own: your module's setup() and call run inside the context
     def __call__(self, x, train: bool = False):
         with active_context(_Context(mode, choices=dict(choices), grouped=grouped, root=0)):
-            if takes_train:
-                return base.__call__(self, x, train=train, **dict(call_kwargs))
-            return base.__call__(self, x, **dict(call_kwargs))
+            return _call(functools.partial(base.__call__, self), x, train, dict(call_kwargs))
 
     # Named as your class, in its module (repr and tabulate show it); a qualname no module defines,
     # so pickling refuses it rather than restoring the unfixed class.

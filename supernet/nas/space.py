@@ -139,9 +139,9 @@ def standalone_network(module: nn.Module, choices: tuple, call_kwargs: tuple = (
     the same fields, whose only change is that its call says which choices hold (`choices`:
     (decision name, option index) pairs). Call with (x, train=bool). Each `nas` primitive is
     replaced where it is constructed by the plain Flax layer of the chosen size (`nn.Conv`,
-    `nn.Dense`; a grouped `nn.Conv` for a depthwise conv under the grouped policy, which the CPU's
-    slices policy keeps as the primitive) or the function (a chosen candidate, the chosen blocks,
-    the chosen inputs) it stands for, so the network's modules are Flax's and yours and its
+    `nn.Dense`; for a depthwise conv a grouped `nn.Conv` under the grouped policy, a function over
+    the same variables under the CPU's slices policy) or the function (a chosen candidate, the
+    chosen blocks, the chosen inputs) it stands for, so the network's modules are Flax's and yours and its
     variables are your module's own (`params/...`, `batch_stats/...`). `mode="fixed"` keeps the
     primitives, each running its chosen option (how `NasSpace.layers` lists them)."""
     return _fixed_class(type(module), choices, call_kwargs, grouped, mode)(**_fields(module))

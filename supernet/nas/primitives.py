@@ -33,6 +33,8 @@ import numpy as np
 from supernet.layers import conv_in_branch, depthwise_conv
 
 _LOCAL = threading.local()
+# Flax's defaults for nn.Conv and nn.Dense, so a primitive's variables start as the plain layer's would.
+_KERNEL_INIT, _BIAS_INIT = nn.initializers.lecun_normal(), nn.initializers.zeros
 
 
 class _Context:
@@ -507,9 +509,9 @@ class DepthwiseConv(_Primitive):
                 return nn.Conv(channels, (k,) * rank, strides, [((k - 1) // 2, (k - 1) // 2)] * rank,
                                feature_group_count=channels, use_bias=self.use_bias, name=self.name,
                                parent=scope)(x)
-            kernel = scope.param("kernel", nn.initializers.lecun_normal(), (k,) * rank + (1, channels))
+            kernel = scope.param("kernel", _KERNEL_INIT, (k,) * rank + (1, channels))
             y = depthwise_conv(x, kernel.astype(x.dtype), strides, grouped=False)
-            return y + scope.param("bias", nn.initializers.zeros, (channels,)) if self.use_bias else y
+            return y + scope.param("bias", _BIAS_INIT, (channels,)) if self.use_bias else y
         return depthwise
 
 
@@ -521,7 +523,7 @@ def _kernel(module: nn.Module, ctx: _Context, rank: int, io: tuple) -> tuple:
     if any(size % 2 == 0 for size in sizes or (k,)):
         raise ValueError(f"nas.{type(module).__name__} {module.name}: kernel sizes must be odd to share a centred "
                          f"kernel; got {tuple(sizes or (k,))}.")
-    return k, module.param("kernel", nn.initializers.lecun_normal(), (k,) * rank + tuple(io)), sizes, weights
+    return k, module.param("kernel", _KERNEL_INIT, (k,) * rank + tuple(io)), sizes, weights
 
 
 def _masked_kernel(kernel, k: int, sizes, weights):
@@ -570,7 +572,7 @@ def _biased(module: nn.Module, ctx: _Context, y):
     if not module.use_bias:
         return y
     ctx.count(module, "bias", np.prod(y.shape[1:]))
-    return y + module.param("bias", nn.initializers.zeros, (y.shape[-1],))
+    return y + module.param("bias", _BIAS_INIT, (y.shape[-1],))
 
 
 def _taps(x, k: int, strides: tuple) -> int:
@@ -604,7 +606,7 @@ class Dense(_Searchable):
     def __call__(self, x):
         ctx = _context("Dense")
         width, widths, weights, channel_mask = self._widths(ctx)
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (x.shape[-1], width)).astype(x.dtype)
+        kernel = self.param("kernel", _KERNEL_INIT, (x.shape[-1], width)).astype(x.dtype)
         pairs, pair_weights = _sparse_sizes(ctx, (1, None, None), (width, widths, weights))
         if 1 < len(pairs) <= MAX_SWITCH_BRANCHES:   # a sparse path: only the chosen width runs
             y = _switched(x, kernel, pairs, pair_weights, operator.matmul)

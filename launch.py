@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import glob
 import os
+import signal
 import sys
 import time
 
@@ -50,7 +51,8 @@ def main(argv):
         distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     except ValueError as err:
         sys.exit(f"error: {err}")
-    from supernet import backend, checkpoint, config_check, jobs, records, run_identity
+    from supernet import backend, checkpoint, config_check, jobs, records, run_identity, runtime
+    signal.signal(signal.SIGINT, runtime.interrupt_handler)   # Ctrl-C stops the run even where JAX swallows it
     config, workdir = _CONFIG.value, _WORKDIR.value
     try:
         config_check.check_overrides(config_flags.get_override_values(flags.FLAGS["config"]),

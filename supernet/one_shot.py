@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from supernet import checkpoint, data, evaluation, few_shot, proxies, ranking, retrain, training
 from supernet import task as tasks
 from supernet.runtime import (Runtime, check_bool, check_choice, check_int, check_real,
-                              recipe_from_section)
+                              raise_pending_interrupt, recipe_from_section)
 from supernet.spaces.base import Space
 from supernet import ensemble as ensembling
 
@@ -235,6 +235,7 @@ def search(space: Space, model, weights, strategy, val: data.Split, calib_x: np.
         log.rewind(stage, round_index)
     bar = tqdm(total=budget, initial=len(fitness_seen), desc=stage, disable=not runtime.progress)
     while len(fitness_seen) < budget:
+        raise_pending_interrupt()
         n = min(population, budget - len(fitness_seen))
         archs, state = strategy.ask(jax.random.fold_in(ask_key, round_index), state, n)
         scores = scores_of(archs)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import numbers
+import threading
 from typing import Any, Iterable, Mapping
 
 from jax.sharding import Mesh
@@ -65,6 +66,27 @@ class Runtime:
         """What to change when `stage` diverges (see `hints`)."""
         fits = [prefix for prefix in self.hints if stage.startswith(prefix)]
         return self.hints[max(fits, key=len)] if fits else ""
+
+
+_INTERRUPTED = threading.Event()
+
+
+def interrupt_handler(signum, frame) -> None:
+    """launch.py's Ctrl-C (SIGINT) handler: raises KeyboardInterrupt as Python's own does, and also
+    records the interrupt for `raise_pending_interrupt`, because a KeyboardInterrupt raised while
+    JAX runs Python code of its own (a garbage-collection callback, a C++ dispatch path) can be
+    swallowed there (jax-ml/jax#18246): a run then trained on as if nothing had happened."""
+    del signum, frame
+    _INTERRUPTED.set()
+    raise KeyboardInterrupt
+
+
+def raise_pending_interrupt() -> None:
+    """Raise KeyboardInterrupt if `interrupt_handler` recorded one; the long loops call this once
+    per step. Without the handler installed (the library used from your own code) it never raises."""
+    if _INTERRUPTED.is_set():
+        _INTERRUPTED.clear()
+        raise KeyboardInterrupt
 
 
 class InvalidSetting(ValueError):

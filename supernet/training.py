@@ -22,7 +22,7 @@ from strategies.archs import enumerate_all
 from strategies.constraints import DEFAULT_ENUMERATE_LIMIT
 from supernet import backend, checkpoint, data, sharding
 from supernet import task as tasks
-from supernet.runtime import Runtime
+from supernet.runtime import Runtime, raise_pending_interrupt
 from supernet.spaces.base import Space
 
 
@@ -248,6 +248,7 @@ def run_loop(step: Callable, state, *, steps: int, runtime: Runtime, start: int 
     bar = tqdm(range(start, steps), desc=desc, disable=not runtime.progress, initial=start, total=steps)
     tic, seen, t = time.perf_counter(), [], start - 1
     for t in bar:
+        raise_pending_interrupt()
         state, metrics = step(state, t)
         seen.append(metrics)
         stop = False

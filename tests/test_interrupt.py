@@ -18,7 +18,7 @@ def test_an_interrupted_run_says_how_to_resume(tmp_path):
     proc = subprocess.Popen([sys.executable, os.path.join(REPO, "launch.py"), *args], cwd=REPO, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "JAX_PLATFORMS": "cpu"})
     progress, metrics = tmp_path / "progress.json", tmp_path / "metrics.jsonl"
-    # Generous bounds: on a loaded 2-core machine, 300 s to begin training and 120 s to exit were once too few.
+    # Generous bounds for a loaded 2-core machine: a run that ignores Ctrl-C fails the test, and is killed.
     deadline = time.time() + 900
     while not metrics.exists() and proc.poll() is None and time.time() < deadline:   # training has begun
         time.sleep(0.5)
@@ -27,7 +27,10 @@ def test_an_interrupted_run_says_how_to_resume(tmp_path):
         err = proc.communicate()[1]
         raise AssertionError(f"training never began (exit code {proc.returncode}): {err[-2000:]}")
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=600)
+    try:
+        _, err = proc.communicate(timeout=600)
+    finally:
+        proc.kill()   # a run that ignored Ctrl-C must not train on after the test
     assert proc.returncode != 0
     assert err.strip().splitlines()[-1] == (f"interrupted; rerun the same command to resume from the last "
                                             f"checkpoint in {tmp_path}.")

@@ -5,6 +5,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tests/space_helpers.py
 
+import atexit
+import shutil
 import tempfile
 
 import pytest
@@ -13,7 +15,12 @@ import pytest
 # tests launch (environment) and this process (set before jax is imported). Why: many tests run
 # launch.py on the same tiny configs, and the kill-anywhere test relaunches one config many
 # times; each would otherwise compile the same steps again (a rerun costs ~40% of the CPU time).
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="supernet-test-xla-cache-"))
+# The process that makes the cache (the pytest controller; xdist workers inherit the variable)
+# deletes it at exit, so test runs do not pile up caches in the temporary directory; a cache the
+# user named in JAX_COMPILATION_CACHE_DIR is theirs and kept.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="supernet-test-xla-cache-")
+    atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 

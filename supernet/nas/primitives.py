@@ -408,6 +408,13 @@ def _dimension_numbers(rank: int) -> jax.lax.ConvDimensionNumbers:
                                         (0, rank + 1) + spatial)
 
 
+def _centred_padding(k: int, rank: int) -> list:
+    """(k-1)/2 zeros on each side of every spatial axis: SAME's output size, and a centre crop of
+    the largest kernel stays centred at any stride (XLA's SAME would shift an odd kernel by one
+    when the stride leaves a remainder)."""
+    return [((k - 1) // 2, (k - 1) // 2)] * rank
+
+
 class Conv(_Searchable):
     """A convolution (channels last, SAME output size) whose width and kernel size may be searched.
 
@@ -446,11 +453,8 @@ class Conv(_Searchable):
             y = _switched(x, kernel.astype(x.dtype), pairs, pair_weights, conv_in_branch)
         else:
             kernel = _masked_kernel(kernel, k, sizes, weights).astype(x.dtype)
-            # (k-1)/2 zeros on each side: SAME's output size, and a centre crop stays centred at any
-            # stride (XLA's SAME would shift an odd kernel by one when the stride leaves a remainder).
-            pad = [((k - 1) // 2, (k - 1) // 2)] * rank
             y = conv_in_branch(x, kernel) if unit and ctx.branch_depth else jax.lax.conv_general_dilated(
-                x, kernel, strides, pad, dimension_numbers=_dimension_numbers(rank))
+                x, kernel, strides, _centred_padding(k, rank), dimension_numbers=_dimension_numbers(rank))
         y = _biased(self, ctx, y)
         ctx.count(self, "macs", 2 * _taps(x, k, strides) * x.shape[-1] * width)
         return y if channel_mask is None else ctx.masked(y, channel_mask)
@@ -463,7 +467,7 @@ class Conv(_Searchable):
         def conv(x):   # the rank follows the input
             rank = x.ndim - 2
             return nn.Conv(width, (k,) * rank, _per_axis(self.strides, rank, "strides", self.name),
-                           [((k - 1) // 2, (k - 1) // 2)] * rank, use_bias=self.use_bias, name=self.name,
+                           _centred_padding(k, rank), use_bias=self.use_bias, name=self.name,
                            parent=self.scope)(x)
         return conv
 
@@ -506,7 +510,7 @@ class DepthwiseConv(_Primitive):
         def depthwise(x):   # the channels follow the input
             rank, channels = x.ndim - 2, x.shape[-1]
             if ctx.grouped:
-                return nn.Conv(channels, (k,) * rank, strides, [((k - 1) // 2, (k - 1) // 2)] * rank,
+                return nn.Conv(channels, (k,) * rank, strides, _centred_padding(k, rank),
                                feature_group_count=channels, use_bias=self.use_bias, name=self.name,
                                parent=scope)(x)
             kernel = scope.param("kernel", _KERNEL_INIT, (k,) * rank + (1, channels))

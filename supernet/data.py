@@ -471,6 +471,9 @@ def check_labels(train_y: np.ndarray, others: dict, what: str) -> None:
     """Training labels must be the consecutive integers 0..K-1, and every label of another split
     (`{"val": y, "test": y}`) must occur in training."""
     present = np.unique(train_y)
+    if len(present) < 2:
+        raise ValueError(f"{what}: the training labels hold one class ({present[0]}); a classifier needs at least "
+                         "two. Pass data with examples of every class, or targets to regress with loss=\"mse\".")
     if present[0] != 0 or present[-1] != len(present) - 1:
         raise ValueError(f"{what}: training labels must be the consecutive integers 0..K-1, got {len(present)} "
                          f"distinct labels from {present[0]} to {present[-1]} ({_brief(present)}); remap them with "
@@ -527,7 +530,10 @@ def from_arrays(x, y, *, seed: int = 0, val_fraction: float = 0.2, test_fraction
     then validation from the rest)."""
     x = _inputs(x)
     y = _as_labels(y, name) if labels else _as_targets(y, name)
-    if x.ndim < 2 or len(x) != len(y):
+    if x.ndim < 2:
+        raise ValueError(f"{name}: x of shape {x.shape} has no feature axis; x must be [n, ...] with one row per "
+                         "example (one feature each: pass x[:, None]).")
+    if len(x) != len(y):
         raise ValueError(f"{name}: x must be [n, ...] with one row per label; got x {x.shape} and {len(y)} labels.")
     test_fraction = _check_fraction(test_fraction, "test_fraction", allow_zero=False)
     check_inputs(name, {"train": x})

@@ -76,13 +76,20 @@ def test_integer_images_warn_that_they_are_read_unscaled(digits, no_training):
     ("gap", r"consecutive integers 0..K-1, got 10 distinct labels from 0 to 50 .*np.unique\(y, return_inverse=True\)"),
     ("strings", r"labels must be integer class indices, got <U\d+ values .*np.unique"),
     ("fractions", r"non-integer values such as \[0.5\]"),
+    ("one class", r"the training labels hold one class \(0\); a classifier needs at least two.*loss=\"mse\""),
 ])
 def test_bad_labels_are_refused(digits, no_training, labels, message):
     x, y = digits
     y = {"gap": np.where(y == 9, 50, y), "strings": y.astype(str),
-         "fractions": np.where(np.arange(len(y)) == 0, 0.5, y)}[labels]
+         "fractions": np.where(np.arange(len(y)) == 0, 0.5, y), "one class": np.zeros_like(y)}[labels]
     with pytest.raises(ValueError, match=message):
         search((x, y))
+
+
+def test_inputs_without_a_feature_axis_are_refused_naming_the_reshape(digits, no_training):
+    x, y = digits
+    with pytest.raises(ValueError, match=r"x of shape \(\d+,\) has no feature axis.*pass x\[:, None\]"):
+        search((x[:, 0, 0, 0], y))
 
 
 def test_a_validation_label_unseen_in_training_is_refused(digits, no_training):

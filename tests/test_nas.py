@@ -672,3 +672,48 @@ def test_your_convs_inside_a_sparse_choice_take_forward_layout_gradients_where_t
              for m in (model, model.clone(sparse=False))]
     for a, b in zip(jax.tree_util.tree_leaves(grads[0]), jax.tree_util.tree_leaves(grads[1])):
         np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+class _Encoder(nn.Module):   # two attention blocks, each with its own searched head count, causal
+    @nn.compact
+    def __call__(self, x):
+        x = nn.Dense(8, name="embed")(x)
+        mask = nn.make_causal_mask(x[..., 0])
+        for i in range(2):
+            attention = nas.MultiHeadAttention(num_heads=(1, 2, 4), head_dim=4, name=f"attn{i}")
+            x = x + attention(nn.LayerNorm(name=f"ln{i}")(x), mask=mask)
+        return nn.Dense(3, name="head")(x.mean(1))
+
+
+class _PlainEncoder(nn.Module):   # _Encoder at attn0.num_heads=2, attn1.num_heads=1, written by hand
+    @nn.compact
+    def __call__(self, x):
+        x = nn.Dense(8, name="embed")(x)
+        mask = nn.make_causal_mask(x[..., 0])
+        for i, heads in enumerate((2, 1)):
+            attention = nn.MultiHeadDotProductAttention(num_heads=heads, qkv_features=4 * heads, name=f"attn{i}")
+            x = x + attention(nn.LayerNorm(name=f"ln{i}")(x), mask=mask)
+        return nn.Dense(3, name="head")(x.mean(1))
+
+
+def test_attention_heads_share_weights_extract_to_flax_attention_and_count():
+    x = jax.random.normal(jax.random.key(0), (8, 6, 5))
+    space = nas.space(_Encoder(), x[:2])
+    assert space.decision_names == ("attn0.num_heads", "attn1.num_heads") and space.num_choices == (3, 3)
+    report = nas.check(space, x, n_random=2)   # extraction to 1e-4, params exact, FLOPs vs XLA
+    assert len(report.rows) == 4 and max(r["max_abs_diff"] for r in report.rows) < 1e-4
+    assert space.counts.fit(), "each term is a product of one factor per decision"
+    model = space.supernet()
+    variables = model.init(jax.random.key(1), x, space.largest())
+    assert variables["params"]["net"]["attn0"]["query"]["kernel"].shape == (8, 4, 4)   # the largest count's heads
+    arch = space.from_string("attn0.num_heads=2,attn1.num_heads=1")
+    extracted = space.extract_variables(variables, arch)
+    assert extracted["params"]["attn0"]["query"]["kernel"].shape == (8, 2, 4)   # the first two heads
+    by_hand = _PlainEncoder().apply(extracted, x)   # the winner's variables load into plain Flax attention
+    np.testing.assert_allclose(by_hand, model.apply(variables, x, arch), atol=1e-5)
+    assert space.params(arch) == sum(v.size for v in jax.tree_util.tree_leaves(extracted))
+    # Soft weights (DARTS) on the last attention mix its head counts' outputs (what follows it is
+    # linear: the residual, the mean, the head).
+    weights = jnp.asarray([[0.0, 1.0, 0.0], [0.5, 0.2, 0.3]])
+    mixed = sum(weights[1, j] * model.apply(variables, x, jnp.asarray([1, j])) for j in range(3))
+    np.testing.assert_allclose(model.apply(variables, x, weights), mixed, atol=1e-5)

@@ -16,8 +16,9 @@ FLOPs rule: 2 x multiply-adds of `nas.Conv`, `nas.DepthwiseConv`, `nas.Dense`, `
 `nn.DenseGeneral` (kernel taps that fall on padding excluded, as XLA does), plus one per output
 element for a bias and `NORM_FLOPS` per element for `nn.BatchNorm`, `nn.LayerNorm` and
 `nn.GroupNorm` (the BN of the supernet becomes a plain `nn.BatchNorm` when extracted), and of an
-`nn.MultiHeadDotProductAttention` besides its dense projections: 2 x multiply-adds of its two score
-einsums, `SCORE_FLOPS` per attention score (softmax) and one per query element (the scaling).
+`nn.MultiHeadDotProductAttention` or a `nas.MultiHeadAttention` besides its dense projections
+(`primitives.attention_flops`): 2 x multiply-adds of its two score einsums, `SCORE_FLOPS` per
+attention score (softmax) and one per query element (the scaling).
 Other work of the user's code (activations, pooling, residual adds) is not counted.
 """
 
@@ -29,12 +30,11 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from supernet.nas.primitives import Conv, DepthwiseConv, _Context, active_context, conv_taps
+from supernet.nas.primitives import Conv, DepthwiseConv, _Context, active_context, attention_flops, conv_taps
 
 PROBED = 32      # distinct architectures counted by probing before the formulas are fitted
 # FLOPs per element of a normalisation at evaluation, as XLA's cost analysis counts them.
 NORM_FLOPS = {nn.BatchNorm: 3, nn.LayerNorm: 7, nn.GroupNorm: 6}
-SCORE_FLOPS = 4  # per attention score: the softmax's max, subtraction, exponential and division
 
 
 def _record(ctx: _Context, next_fun, args, kwargs, context):
@@ -61,13 +61,11 @@ def _record(ctx: _Context, next_fun, args, kwargs, context):
 
 
 def _attention_flops(m, args, kwargs) -> int:
-    """FLOPs per example of an attention's scores, softmax and weighted sum (its dense layers are
-    counted on their own)."""
+    """`attention_flops` of a plain `nn.MultiHeadDotProductAttention` call."""
     q = args[0]
     k = args[1] if len(args) > 1 and args[1] is not None else kwargs.get("inputs_k", kwargs.get("inputs_kv")) or q
-    queries, keys = int(np.prod(q.shape[1:-1])), int(np.prod(k.shape[1:-1]))
-    features = m.qkv_features or q.shape[-1]
-    return 4 * queries * keys * features + SCORE_FLOPS * m.num_heads * queries * keys + queries * features
+    return attention_flops(int(np.prod(q.shape[1:-1])), int(np.prod(k.shape[1:-1])), m.num_heads,
+                           m.qkv_features or q.shape[-1])
 
 
 def _macs(m, x, y, kernel) -> int:

@@ -1,5 +1,5 @@
-"""Search primitives for an ordinary Linen module: `Choice`, `Conv`, `DepthwiseConv`, `Dense`, `Repeat`,
-`InputChoice`.
+"""Search primitives for an ordinary Linen module: `Choice`, `Conv`, `DepthwiseConv`, `Dense`,
+`MultiHeadAttention`, `Repeat`, `InputChoice`.
 
 A primitive reads how to behave from the active `_Context`, set by the wrappers in `space.py`:
 - "trace": record each decision (name, options, enclosing `Repeat` blocks and `Choice` candidates)
@@ -623,6 +623,59 @@ class Dense(_Searchable):
     @nn.nowrap
     def _plain(self, ctx: _Context):
         return nn.Dense(self._width(ctx)[0], use_bias=self.use_bias, name=self.name, parent=self.scope)
+
+
+SCORE_FLOPS = 4  # per attention score: the softmax's max, subtraction, exponential and division
+
+
+def attention_flops(queries: int, keys: int, heads: int, features: int) -> int:
+    """FLOPs per example of an attention's two score einsums (2 x multiply-adds), softmax and
+    query scaling, over `features` = heads x head_dim; its dense projections count on their own."""
+    return 4 * queries * keys * features + SCORE_FLOPS * heads * queries * keys + queries * features
+
+
+class MultiHeadAttention(_Primitive):
+    """Self-attention whose number of heads may be searched, the heads sharing their weights (as in
+    AutoFormer): the query, key, value and output projections hold the largest count's heads of
+    `head_dim` features each, and an option of h heads uses the first h. Extracted, it is Flax's
+    `nn.MultiHeadDotProductAttention(num_heads=h, qkv_features=h * head_dim)` with the same
+    variables (`query`, `key`, `value`, `out`).
+
+    Attributes:
+      num_heads: int (fixed), tuple of ints (a decision named `<path>.num_heads`) or a `Value`.
+      head_dim: features per head (fixed, so the attention's scale is the same for every option).
+      out_features: the output width; None: the input's (which should then not be a searched width).
+      use_bias: as in `nn.MultiHeadDotProductAttention`.
+    Call: `(x, mask=None)`, x float[batch..., length, features]; `mask` as Flax's, broadcast over
+    the heads (e.g. `nn.make_attention_mask`). Every head runs in the supernet (masked, on the CPU
+    too). Returns float[batch..., length, out_features].
+    """
+    num_heads: Any
+    head_dim: int
+    out_features: int | None = None
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x, mask=None):
+        ctx = _context("MultiHeadAttention")
+        heads, sizes, weights = _size(self, "num_heads", self.num_heads, ctx)
+        head_dim = _whole(self, "head_dim", self.head_dim)
+        project = functools.partial(nn.DenseGeneral, features=(heads, head_dim), axis=-1, use_bias=self.use_bias)
+        query, key, value = (project(name=name)(x) for name in ("query", "key", "value"))
+        y = nn.dot_product_attention(query, key, value, mask=mask)   # [..., length, heads, head_dim]
+        if weights is not None:   # the supernet: heads past the chosen count contribute nothing
+            y = y * (weights @ np.stack([np.arange(heads) < h for h in sizes]).astype(np.float32))[:, None]
+        out = nn.DenseGeneral(self.out_features or x.shape[-1], axis=(-2, -1), use_bias=self.use_bias, name="out")
+        length = int(np.prod(x.shape[1:-1]))
+        ctx.count(self, "scores", attention_flops(length, length, heads, heads * head_dim))
+        return out(y)
+
+    @nn.nowrap
+    def _plain(self, ctx: _Context):
+        heads = _size(self, "num_heads", self.num_heads, ctx)[0]
+        return nn.MultiHeadDotProductAttention(num_heads=heads, qkv_features=heads * int(self.head_dim),
+                                               out_features=self.out_features, use_bias=self.use_bias,
+                                               name=self.name, parent=self.scope)
 
 
 def _describe(module) -> str:

@@ -28,16 +28,6 @@ from supernet.runtime import Runtime
 
 RECORD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "measured", "own_transformer", "results.json")
 
-class Attention(nn.Module):
-    """Self-attention with a searched number of heads (each option has its own weights)."""
-    heads: tuple = (1, 2, 4)
-
-    @nn.compact
-    def __call__(self, x):
-        options = [nn.MultiHeadDotProductAttention(num_heads=h, name=f"heads{h}") for h in self.heads]
-        return nas.Choice(options, name="heads")(x)
-
-
 class ConvMixer(nn.Module):
     """Token mixing without attention: a depthwise 1-D conv along the sequence, then a channel mix."""
     kernel_size: int = 5
@@ -50,14 +40,17 @@ class ConvMixer(nn.Module):
 
 
 class Block(nn.Module):
-    """A pre-LayerNorm encoder block: a searched token mixer, then an MLP of searched width, each
-    on a residual."""
+    """A pre-LayerNorm encoder block: a searched token mixer (self-attention with a searched number
+    of heads of `head_dim` features, sharing their weights, or the conv mixer), then an MLP of
+    searched width, each on a residual."""
     heads: tuple = (1, 2, 4)
+    head_dim: int = 8
     mlp_widths: tuple = (16, 32, 64)
 
     @nn.compact
     def __call__(self, x):
-        mixer = nas.Choice([Attention(self.heads, name="attention"), ConvMixer(name="conv")], name="mixer")
+        attention = nas.MultiHeadAttention(num_heads=self.heads, head_dim=self.head_dim, name="attention")
+        mixer = nas.Choice([attention, ConvMixer(name="conv")], name="mixer")
         x = x + mixer(nn.LayerNorm(name="norm1")(x))
         h = nn.gelu(nas.Dense(features=self.mlp_widths, name="mlp")(nn.LayerNorm(name="norm2")(x)))
         return x + nn.Dense(x.shape[-1], name="mlp_out")(h)   # sees the chosen MLP width
@@ -75,13 +68,14 @@ class Encoder(nn.Module):
     width: int = 16
     depths: tuple = (1, 2, 3)
     heads: tuple = (1, 2, 4)
+    head_dim: int = 8
     mlp_widths: tuple = (16, 32, 64)
     num_classes: int = 10
 
     @nn.compact
     def __call__(self, x):
         x = nn.Dense(self.width, name="embed")(x) + sinusoidal_positions(x.shape[1], self.width)
-        block = functools.partial(Block, heads=self.heads, mlp_widths=self.mlp_widths)
+        block = functools.partial(Block, heads=self.heads, head_dim=self.head_dim, mlp_widths=self.mlp_widths)
         x = nas.Repeat(block, depth=self.depths, name="blocks")(x)
         return nn.Dense(self.num_classes, name="head")(nn.LayerNorm(name="norm")(x).mean(axis=1))
 
@@ -90,13 +84,13 @@ def baselines(model: Encoder) -> dict:
     """The fixed hand-designed baselines, each {last part of a decision's name: option label}:
     "mid", 2 blocks of 2-head attention with the middle MLP width; "large", the most blocks of
     2-head attention with the widest MLP (more parameters than most of the space)."""
-    attention = {"mixer": "Attention(attention)", "heads": "MultiHeadDotProductAttention(heads2)"}
+    attention = {"mixer": "MultiHeadAttention(attention)", "num_heads": "2"}
     return {"mid": {**attention, "depth": "2", "features": str(model.mlp_widths[1])},
             "large": {**attention, "depth": str(max(model.depths)), "features": str(max(model.mlp_widths))}}
 
 
 # Tiny: a small model on 1,000 generated examples instead of the official 5,000 (the code paths only).
-SIZES = {"tiny": dict(model=dict(width=8, depths=(1, 2), heads=(1, 2), mlp_widths=(16, 32)),
+SIZES = {"tiny": dict(model=dict(width=8, depths=(1, 2), heads=(1, 2), head_dim=4, mlp_widths=(16, 32)),
                       data={"num_samples": 1000}, supernet={"steps": 4}, search={"budget": 4, "population": 2},
                       retrain={"steps": 4}, seeds=1),
          "full": dict(model={}, data={}, supernet={"steps": 2400}, search={"budget": 60, "population": 10},

@@ -15,7 +15,7 @@ def tiny():
 
 def test_search_ran_over_depth_mixer_heads_and_mlp_width(tiny):
     summary, result = tiny
-    per_block = ("mixer", "attention.heads", "mlp.features")
+    per_block = ("mixer", "attention.num_heads", "mlp.features")
     assert summary["decisions"] == ("blocks.depth",) + tuple(
         f"blocks.block{i}.{kind}" for i in (1, 2) for kind in per_block)
     assert summary["evaluated"] == 4 == len(result.history["val_accuracy"])
@@ -37,9 +37,9 @@ def test_winner_is_plain_flax_with_exactly_the_counted_parameters(tiny):
         if chosen[f"blocks.{name}.mixer"] == "ConvMixer(conv)":
             assert "attention" not in block and block["conv"]["depthwise"]["kernel"].shape == (5, 1, 8)
         else:
-            heads = int(chosen[f"blocks.{name}.attention.heads"].split("heads")[-1].rstrip(")"))
-            assert "conv" not in block and list(block["attention"]) == [f"heads{heads}"]
-            assert block["attention"][f"heads{heads}"]["query"]["kernel"].shape == (8, heads, 8 // heads)
+            heads = int(chosen[f"blocks.{name}.attention.num_heads"])   # the first heads of the shared weights
+            assert "conv" not in block and sorted(block["attention"]) == ["key", "out", "query", "value"]
+            assert block["attention"]["query"]["kernel"].shape == (8, heads, 4)   # head_dim 4
 
 
 def test_winner_and_baselines_have_test_accuracies(tiny):
@@ -51,5 +51,5 @@ def test_winner_and_baselines_have_test_accuracies(tiny):
         assert len(baseline["test_accuracy_per_retrain_seed"]) == 1
         assert 0.0 <= baseline["mean_test_accuracy"] <= 1.0 and baseline["params"] > 0
         assert baseline["architecture"]["blocks.depth"] == "2"   # the tiny model's largest depth is 2
-        assert {baseline["architecture"][f"blocks.block{i}.{kind}"] for i in (1, 2) for kind in ("mixer", "attention.heads")} \
-            == {"Attention(attention)", "MultiHeadDotProductAttention(heads2)"}
+        assert {baseline["architecture"][f"blocks.block{i}.{kind}"] for i in (1, 2)
+                for kind in ("mixer", "attention.num_heads")} == {"MultiHeadAttention(attention)", "2"}

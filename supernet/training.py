@@ -218,6 +218,14 @@ def step_batches(split: data.Split, batch_size: int, seed: int, start_step: int)
         epoch, offset = epoch + 1, 0
 
 
+BAR_DESC_CHARS = 60   # a longer progress-bar label (an architecture's string) would wrap every update
+
+
+def shortened(desc: str) -> str:
+    """`desc` cut to BAR_DESC_CHARS characters, ending in "..." when cut."""
+    return desc if len(desc) <= BAR_DESC_CHARS else desc[:BAR_DESC_CHARS - 3] + "..."
+
+
 def run_loop(step: Callable, state, *, steps: int, runtime: Runtime, start: int = 0, desc: str,
              stage: str | None = None, log_fields=None, log_every: int = 50, on_log: Callable | None = None,
              after_step: Callable | None = None, checkpoint_every: int = 0, snapshot: Callable | None = None):
@@ -245,7 +253,7 @@ def run_loop(step: Callable, state, *, steps: int, runtime: Runtime, start: int 
     if log:
         log.rewind(stage, start)
     every = checkpoint.interval(steps, checkpoint_every)
-    bar = tqdm(range(start, steps), desc=desc, disable=not runtime.progress, initial=start, total=steps)
+    bar = tqdm(range(start, steps), desc=shortened(desc), disable=not runtime.progress, initial=start, total=steps)
     tic, seen, t = time.perf_counter(), [], start - 1
     for t in bar:
         raise_pending_interrupt()

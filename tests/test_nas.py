@@ -139,6 +139,9 @@ def _trace(body, x=None):
         nas.Dense(features=(2, 4), name="d")(x)),
      r"MultiHeadDotProductAttention\(dropout_rate=0.1\) at MultiHeadDotProductAttention_0 takes deterministic in "
      r"its constructor: pass it in the call"),
+    (lambda x: nas.MultiHeadAttention(num_heads=(0, 2), head_dim=2, name="a")(x), "num_heads 0 is not a whole number"),
+    (lambda x: nas.MultiHeadAttention(num_heads=(1, 2), head_dim=2, out_features=(2, 4), name="a")(x),
+     r"nas.MultiHeadAttention a: out_features=\(2, 4\); pass one int"),
     (lambda x: {"logits": nas.Conv(features=(2, 4), name="c")(x)},
      "M returns a dict, but a searched module must return one array of outputs"),
 ])

@@ -660,6 +660,9 @@ class MultiHeadAttention(_Primitive):
         ctx = _context("MultiHeadAttention")
         heads, sizes, weights = _size(self, "num_heads", self.num_heads, ctx)
         head_dim = _whole(self, "head_dim", self.head_dim)
+        if self.out_features is not None and not isinstance(self.out_features, (int, np.integer)):
+            raise ValueError(f"nas.MultiHeadAttention {self.name}: out_features={self.out_features!r}; pass one int "
+                             "(or None for the input's width): only the number of heads is searched.")
         project = functools.partial(nn.DenseGeneral, features=(heads, head_dim), axis=-1, use_bias=self.use_bias)
         query, key, value = (project(name=name)(x) for name in ("query", "key", "value"))
         y = nn.dot_product_attention(query, key, value, mask=mask)   # [..., length, heads, head_dim]

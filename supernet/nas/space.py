@@ -377,18 +377,20 @@ def _traced_with(ctx, fn):
 
 
 def _layer_text(kind: str, shape, path: str, variables, labels: dict) -> str:
-    """One layer in words: its class, kernel size and output width, and the chosen depth of a
-    `Repeat`, inputs of an `InputChoice` or candidate of a `Choice` (`labels`: decision name ->
-    chosen option)."""
+    """One layer in words: its class, a conv's kernel size and the output width, and the chosen
+    depth of a `Repeat`, heads of a `MultiHeadAttention`, inputs of an `InputChoice` or candidate of
+    a `Choice` (`labels`: decision name -> chosen option)."""
     node = variables.get("params", {})
     for key in path.split(".") if path else ():
         node = node.get(key, {}) if isinstance(node, dict) else {}
     kernel = node.get("kernel") if isinstance(node, dict) else None
     text = [kind]
-    if kernel is not None and len(kernel.shape) > 2:
+    if kernel is not None and len(kernel.shape) > 2 and "Conv" in kind:   # a conv's window
         text.append("x".join(map(str, kernel.shape[:-2])))
     if f"{path}.depth" in labels:
         text.append(f"depth {labels[f'{path}.depth']}")
+    if f"{path}.num_heads" in labels:
+        text.append(f"heads {labels[f'{path}.num_heads']}")
     if kind == "InputChoice" and path in labels:
         text.append(f"inputs {labels[path]}")
     if kind == "Choice" and path in labels:   # its chosen candidate, also when that is a function

@@ -352,6 +352,12 @@ def _unattached(make: Callable):
         stack.pop()
 
 
+def _prefix_mask(largest: int, sizes, weights) -> jax.Array:
+    """float[largest]: each option's prefix of `sizes[i]` ones, mixed by the options' `weights`
+    (a searched width's channels, an attention's heads)."""
+    return weights @ np.stack([np.arange(largest) < size for size in sizes]).astype(np.float32)
+
+
 class _Searchable(_Primitive):
     """Shared logic of `Conv` and `Dense`: a searched output width (and kernel for Conv)."""
 
@@ -368,7 +374,7 @@ class _Searchable(_Primitive):
         width, sizes, weights = _size(self, "features", self.features, ctx)
         if weights is None:
             return width, sizes, None, None
-        return width, sizes, weights, weights @ np.stack([np.arange(width) < f for f in sizes]).astype(np.float32)
+        return width, sizes, weights, _prefix_mask(width, sizes, weights)
 
 
 class Prefix(_Searchable):
@@ -667,7 +673,7 @@ class MultiHeadAttention(_Primitive):
         query, key, value = (project(name=name)(x) for name in ("query", "key", "value"))
         y = nn.dot_product_attention(query, key, value, mask=mask)   # [..., length, heads, head_dim]
         if weights is not None:   # the supernet: heads past the chosen count contribute nothing
-            y = y * (weights @ np.stack([np.arange(heads) < h for h in sizes]).astype(np.float32))[:, None]
+            y = y * _prefix_mask(heads, sizes, weights)[:, None]
         out = nn.DenseGeneral(self.out_features or x.shape[-1], axis=(-2, -1), use_bias=self.use_bias, name="out")
         length = int(np.prod(x.shape[1:-1]))
         ctx.count(self, "scores", attention_flops(length, length, heads, heads * head_dim))

@@ -716,6 +716,7 @@ def test_attention_heads_share_weights_extract_to_flax_attention_and_count():
     np.testing.assert_allclose(by_hand, model.apply(variables, x, arch), atol=1e-5)
     assert space.params(arch) == sum(v.size for v in jax.tree_util.tree_leaves(extracted))
     assert "attn0: MultiHeadAttention heads 2 -> 8" in space.layer_lines(arch)
+    assert "  query: DenseGeneral -> 4" in space.layer_lines(arch)   # a projection's [8, 2, 4] kernel has no window
     # Soft weights (DARTS) on the last attention mix its head counts' outputs (what follows it is
     # linear: the residual, the mean, the head).
     weights = jnp.asarray([[0.0, 1.0, 0.0], [0.5, 0.2, 0.3]])

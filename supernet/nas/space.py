@@ -266,7 +266,9 @@ class NasSpace(Space):
         with nn.intercept_methods(record):
             _, variables = jax.eval_shape(lambda: self.standalone(arch, "fixed").init_with_output(jax.random.key(0),
                                                                                             self.example))
-        return [(depth, name, _layer_text(kind, shape, path, variables, labels))
+        convs = self.counts.conv_paths()
+        return [(depth, name, _layer_text(kind, shape, path, variables, labels,
+                                          ("net", *path.split(".")) in convs))
                 for depth, name, kind, shape, path in calls]
 
     def layer_lines(self, arch) -> list[str]:
@@ -376,16 +378,17 @@ def _traced_with(ctx, fn):
         return jax.eval_shape(fn)
 
 
-def _layer_text(kind: str, shape, path: str, variables, labels: dict) -> str:
-    """One layer in words: its class, a conv's kernel size and the output width, and the chosen
-    depth of a `Repeat`, heads of a `MultiHeadAttention`, inputs of an `InputChoice` or candidate of
-    a `Choice` (`labels`: decision name -> chosen option)."""
+def _layer_text(kind: str, shape, path: str, variables, labels: dict, conv: bool) -> str:
+    """One layer in words: its class, a conv's kernel size (`conv`: the layer is a conv, as the
+    counts' probe found) and the output width, and the chosen depth of a `Repeat`, heads of a
+    `MultiHeadAttention`, inputs of an `InputChoice` or candidate of a `Choice` (`labels`: decision
+    name -> chosen option)."""
     node = variables.get("params", {})
     for key in path.split(".") if path else ():
         node = node.get(key, {}) if isinstance(node, dict) else {}
     kernel = node.get("kernel") if isinstance(node, dict) else None
     text = [kind]
-    if kernel is not None and len(kernel.shape) > 2 and "Conv" in kind:   # a conv's window
+    if kernel is not None and conv:   # a conv's window
         text.append("x".join(map(str, kernel.shape[:-2])))
     if f"{path}.depth" in labels:
         text.append(f"depth {labels[f'{path}.depth']}")

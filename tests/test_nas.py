@@ -140,8 +140,8 @@ def _trace(body, x=None):
      r"MultiHeadDotProductAttention\(dropout_rate=0.1\) at MultiHeadDotProductAttention_0 takes deterministic in "
      r"its constructor: pass it in the call"),
     (lambda x: nas.MultiHeadAttention(num_heads=(0, 2), head_dim=2, name="a")(x), "num_heads 0 is not a whole number"),
-    (lambda x: nas.MultiHeadAttention(num_heads=(1, 2), head_dim=2, out_features=(2, 4), name="a")(x),
-     r"nas.MultiHeadAttention a: out_features=\(2, 4\); pass one int"),
+    (lambda x: nas.LayerNorm(features=(4, 8), name="n")(x),
+     r"nas.LayerNorm n: input of shape \(1, 4, 4, 2\) has 2 channels, its features give 8; pass the width"),
     (lambda x: {"logits": nas.Conv(features=(2, 4), name="c")(x)},
      "M returns a dict, but a searched module must return one array of outputs"),
 ])
@@ -697,6 +697,56 @@ class _PlainEncoder(nn.Module):   # _Encoder at attn0.num_heads=2, attn1.num_hea
             attention = nn.MultiHeadDotProductAttention(num_heads=heads, qkv_features=4 * heads, name=f"attn{i}")
             x = x + attention(nn.LayerNorm(name=f"ln{i}")(x), mask=mask)
         return nn.Dense(3, name="head")(x.mean(1))
+
+
+class _WideEncoder(nn.Module):   # a searched embedding width through layer norms, attention and MLP
+    @nn.compact
+    def __call__(self, x):
+        width = nas.Value("width", (8, 12))
+        x = nas.Dense(width, name="embed")(x)
+        attention = nas.MultiHeadAttention(num_heads=(1, 2), head_dim=4, out_features=width, name="attn")
+        x = x + attention(nas.LayerNorm(width, name="ln0")(x))
+        x = x + nas.Dense(width, name="mlp")(nn.gelu(nas.LayerNorm(width, name="ln1")(x)))
+        return nn.Dense(3, name="head")(nas.LayerNorm(width, name="ln2")(x).mean(1))
+
+
+class _PlainWideEncoder(nn.Module):   # _WideEncoder at width=8, attn.num_heads=2, written by hand
+    @nn.compact
+    def __call__(self, x):
+        x = nn.Dense(8, name="embed")(x)
+        attention = nn.MultiHeadDotProductAttention(num_heads=2, qkv_features=8, out_features=8, name="attn")
+        x = x + attention(nn.LayerNorm(name="ln0")(x))
+        x = x + nn.Dense(8, name="mlp")(nn.gelu(nn.LayerNorm(name="ln1")(x)))
+        return nn.Dense(3, name="head")(nn.LayerNorm(name="ln2")(x).mean(1))
+
+
+def test_a_searched_embedding_width_runs_through_layer_norms_and_attention():
+    """nas.LayerNorm normalises over the chosen width only, and an attention writes a searched
+    width to the residual stream: extraction is exact and the winner loads into plain Flax."""
+    x = jax.random.normal(jax.random.key(0), (8, 6, 5))
+    space = nas.space(_WideEncoder(), x[:2])
+    assert space.decision_names == ("width", "attn.num_heads")
+    report = nas.check(space, x, n_random=2)   # extraction, params exact, FLOPs vs XLA
+    assert max(r["max_abs_diff"] for r in report.rows) < 1e-4
+    model = space.supernet()
+    variables = model.init(jax.random.key(1), x, space.largest())
+    variables = jax.tree_util.tree_map(lambda v: v + 0.1 * jax.random.normal(jax.random.key(2), v.shape), variables)
+    arch = space.from_string("width=8,attn.num_heads=2")
+    extracted = space.extract_variables(variables, arch)
+    assert extracted["params"]["ln0"]["scale"].shape == (8,) and extracted["params"]["attn"]["out"]["kernel"].shape == (2, 4, 8)
+    np.testing.assert_allclose(_PlainWideEncoder().apply(extracted, x), model.apply(variables, x, arch), atol=1e-5)
+    assert space.params(arch) == sum(v.size for v in jax.tree_util.tree_leaves(extracted))
+    assert "ln0: LayerNorm -> 8" in space.layer_lines(arch)
+
+
+def test_a_plain_layer_norm_of_a_searched_width_is_refused_naming_the_primitive():
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.LayerNorm(name="ln")(nas.Dense(features=(4, 8), name="d")(x))
+    x = jnp.ones((2, 3))
+    with pytest.raises(ValueError, match=r"nn.LayerNorm at ln normalises a searched width.*use nas.LayerNorm"):
+        nas.space(Net(), x).supernet().init(jax.random.key(0), x, jnp.zeros(1, jnp.int32))
 
 
 def test_attention_heads_share_weights_extract_to_flax_attention_and_count():

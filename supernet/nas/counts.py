@@ -14,8 +14,8 @@ of two searched widths chosen by an input choice), the check fails and every cou
 
 FLOPs rule: 2 x multiply-adds of `nas.Conv`, `nas.DepthwiseConv`, `nas.Dense`, `nn.Conv`, `nn.Dense` and
 `nn.DenseGeneral` (kernel taps that fall on padding excluded, as XLA does), plus one per output
-element for a bias and `NORM_FLOPS` per element for `nn.BatchNorm`, `nn.LayerNorm` and
-`nn.GroupNorm` (the BN of the supernet becomes a plain `nn.BatchNorm` when extracted), and of an
+element for a bias and `NORM_FLOPS` per element for `nn.BatchNorm`, `nn.LayerNorm` (and
+`nas.LayerNorm`) and `nn.GroupNorm` (the BN of the supernet becomes a plain `nn.BatchNorm` when extracted), and of an
 `nn.MultiHeadDotProductAttention` or a `nas.MultiHeadAttention` besides its dense projections
 (`primitives.attention_flops`): 2 x multiply-adds of its two score einsums, `SCORE_FLOPS` per
 attention score (softmax) and one per query element (the scaling).
@@ -30,11 +30,12 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from supernet.nas.primitives import Conv, DepthwiseConv, _Context, active_context, attention_flops, conv_taps
+from supernet.nas.primitives import (LAYER_NORM_FLOPS, SIZE_KINDS, Conv, DepthwiseConv, _Context, active_context,
+                                     attention_flops, conv_taps)
 
 PROBED = 32      # distinct architectures counted by probing before the formulas are fitted
 # FLOPs per element of a normalisation at evaluation, as XLA's cost analysis counts them.
-NORM_FLOPS = {nn.BatchNorm: 3, nn.LayerNorm: 7, nn.GroupNorm: 6}
+NORM_FLOPS = {nn.BatchNorm: 3, nn.LayerNorm: LAYER_NORM_FLOPS, nn.GroupNorm: 6}
 
 
 def _record(ctx: _Context, next_fun, args, kwargs, context):
@@ -198,7 +199,7 @@ class Counts:
         picks = []
         for name in self.names:
             values = self.records[name]["values"]
-            numeric = self.records[name]["kind"] in ("features", "kernel_size", "depth")
+            numeric = self.records[name]["kind"] in SIZE_KINDS
             picks.append((name, values.index(max(values)) if numeric else 0))
         return self._canonical(tuple(picks))
 

@@ -1,5 +1,5 @@
 """Search primitives for an ordinary Linen module: `Choice`, `Conv`, `DepthwiseConv`, `Dense`,
-`MultiHeadAttention`, `Repeat`, `InputChoice`.
+`LayerNorm`, `MultiHeadAttention`, `Repeat`, `InputChoice`.
 
 A primitive reads how to behave from the active `_Context`, set by the wrappers in `space.py`:
 - "trace": record each decision (name, options, enclosing `Repeat` blocks and `Choice` candidates)
@@ -294,7 +294,9 @@ def _identity(x):
     return x
 
 
-SMALLEST = {"features": 1, "kernel_size": 1, "depth": 0}   # the least size of each kind
+SMALLEST = {"features": 1, "kernel_size": 1, "depth": 0}   # the least size of each kind (others: 1)
+# Decisions of these kinds choose among sizes, so the largest option is the largest size.
+SIZE_KINDS = ("features", "kernel_size", "depth", "num_heads", "out_features")
 
 
 def _whole(module: nn.Module, kind: str, value) -> int:
@@ -650,7 +652,9 @@ class MultiHeadAttention(_Primitive):
     Attributes:
       num_heads: int (fixed), tuple of ints (a decision named `<path>.num_heads`) or a `Value`.
       head_dim: features per head (fixed, so the attention's scale is the same for every option).
-      out_features: the output width; None: the input's (which should then not be a searched width).
+      out_features: the output width: an int, a tuple or a `Value` as `Dense`'s `features` (a
+        searched width of a residual stream: the same `Value` as the layers that write it); None:
+        the input's.
       use_bias: as in `nn.MultiHeadDotProductAttention`.
     Call: `(x, mask=None)`, x float[batch..., length, features]; `mask` as Flax's, broadcast over
     the heads (e.g. `nn.make_attention_mask`). Every head runs in the supernet (masked, on the CPU
@@ -666,25 +670,73 @@ class MultiHeadAttention(_Primitive):
         ctx = _context("MultiHeadAttention")
         heads, sizes, weights = _size(self, "num_heads", self.num_heads, ctx)
         head_dim = _whole(self, "head_dim", self.head_dim)
-        if self.out_features is not None and not isinstance(self.out_features, (int, np.integer)):
-            raise ValueError(f"nas.MultiHeadAttention {self.name}: out_features={self.out_features!r}; pass one int "
-                             "(or None for the input's width): only the number of heads is searched.")
+        width, widths, width_weights = _size(self, "out_features", self._out_features(x), ctx)
         project = functools.partial(nn.DenseGeneral, features=(heads, head_dim), axis=-1, use_bias=self.use_bias)
         query, key, value = (project(name=name)(x) for name in ("query", "key", "value"))
         y = nn.dot_product_attention(query, key, value, mask=mask)   # [..., length, heads, head_dim]
         if weights is not None:   # the supernet: heads past the chosen count contribute nothing
             y = y * _prefix_mask(heads, sizes, weights)[:, None]
-        out = nn.DenseGeneral(self.out_features or x.shape[-1], axis=(-2, -1), use_bias=self.use_bias, name="out")
+        y = nn.DenseGeneral(width, axis=(-2, -1), use_bias=self.use_bias, name="out")(y)
         length = int(np.prod(x.shape[1:-1]))
         ctx.count(self, "scores", attention_flops(length, length, heads, heads * head_dim))
-        return out(y)
+        return y if width_weights is None else ctx.masked(y, _prefix_mask(width, widths, width_weights))
+
+    @nn.nowrap
+    def _out_features(self, x):
+        """The output width as given, or the input's (None)."""
+        return x.shape[-1] if self.out_features is None else self.out_features
 
     @nn.nowrap
     def _plain(self, ctx: _Context):
         heads = _size(self, "num_heads", self.num_heads, ctx)[0]
+        out = None if self.out_features is None else _size(self, "out_features", self.out_features, ctx)[0]
         return nn.MultiHeadDotProductAttention(num_heads=heads, qkv_features=heads * int(self.head_dim),
-                                               out_features=self.out_features, use_bias=self.use_bias,
+                                               out_features=out, use_bias=self.use_bias,
                                                name=self.name, parent=self.scope)
+
+
+LAYER_NORM_FLOPS = 7   # per element, as XLA's cost analysis counts a layer normalisation at evaluation
+
+
+class LayerNorm(_Searchable):
+    """Layer normalisation of a searched width: `features` is the width of its input, given as the
+    layer that wrote the input was (the same `Value`, or the tuple of a decision of its own). In
+    the supernet it normalises over the chosen width's channels only and keeps the rest zero;
+    extracted, it is `nn.LayerNorm` over the chosen width, with the same variables. (A plain
+    `nn.LayerNorm` after a searched width would normalise over the zeros past it too.)
+
+    Attributes:
+      features: int, tuple of ints or `Value`: the input's width.
+      epsilon, use_bias, use_scale: as in `nn.LayerNorm`.
+    """
+    features: Any
+    epsilon: float = 1e-6
+    use_bias: bool = True
+    use_scale: bool = True
+
+    @nn.compact
+    def __call__(self, x):
+        ctx = _context("LayerNorm")
+        width, channel_mask = self._width(ctx)
+        if x.shape[-1] != width:
+            raise ValueError(f"nas.LayerNorm {self.name}: input of shape {x.shape} has {x.shape[-1]} channels, "
+                             f"its features give {width}; pass the width of the layer before it.")
+        keep = jnp.ones((width,), x.dtype) if channel_mask is None else channel_mask
+        count = keep.sum()
+        mean = (x * keep).sum(-1, keepdims=True) / count
+        var = jnp.maximum((x * x * keep).sum(-1, keepdims=True) / count - mean * mean, 0.0)
+        y = (x - mean) * jax.lax.rsqrt(var + self.epsilon)
+        if self.use_scale:
+            y = y * self.param("scale", nn.initializers.ones, (width,))
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (width,))
+        ctx.count(self, "norm", LAYER_NORM_FLOPS * int(np.prod(x.shape[1:])))
+        return y if channel_mask is None else ctx.masked(y, channel_mask)
+
+    @nn.nowrap
+    def _plain(self, ctx: _Context):
+        return nn.LayerNorm(epsilon=self.epsilon, use_bias=self.use_bias, use_scale=self.use_scale,
+                            name=self.name, parent=self.scope)
 
 
 def _describe(module) -> str:

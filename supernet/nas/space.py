@@ -26,7 +26,7 @@ import numpy as np
 from supernet import backend
 from supernet.layers import STATS_COLLECTION, ConvKernel, as_weights, conv_in_branch, nan_if_invalid
 from supernet.nas.counts import Counts
-from supernet.nas.primitives import _Context, active_context, current_context
+from supernet.nas.primitives import SIZE_KINDS, _Context, active_context, current_context
 from supernet.spaces.base import Space
 
 
@@ -59,6 +59,17 @@ def _masked_batch_norm(next_fun, args, kwargs, context):
         return y * mask
     live = (var > 0) | (mean != 0)   # a channel past the chosen width is exactly zero
     return y * live
+
+
+def _refuse_layer_norm_of_searched_width(next_fun, args, kwargs, context):
+    """A plain `nn.LayerNorm` right after a searched width would take the zeros past the chosen
+    width into its statistics, so the supernet would not compute the extracted network."""
+    m = context.module
+    if type(m) is nn.LayerNorm and context.method_name == "__call__" and args and \
+            current_context().mask_of(args[0]) is not None:
+        raise ValueError(f"nn.LayerNorm at {'/'.join(m.scope.path[1:])} normalises a searched width, counting the "
+                         f"zeros past the chosen width: use nas.LayerNorm(features=<that width>) there.")
+    return next_fun(*args, **kwargs)
 
 
 def _conv_in_branch(next_fun, args, kwargs, context):
@@ -117,7 +128,8 @@ class NasSupernet(nn.Module):
         ctx = _Context("supernet", rows={n: w[i] for i, n in enumerate(self.names)}, grouped=self.grouped)
         if self.sparse:   # one-hot rows (a path; GDAS's straight-through samples): the chosen option
             ctx.indices = dict(zip(self.names, jnp.argmax(w, axis=1)))
-        with active_context(ctx), nn.intercept_methods(_masked_batch_norm), nn.intercept_methods(_conv_in_branch):
+        with active_context(ctx), nn.intercept_methods(_masked_batch_norm), nn.intercept_methods(_conv_in_branch), \
+                nn.intercept_methods(_refuse_layer_norm_of_searched_width):
             y = _call(self.net, x, train, dict(self.call_kwargs))
         if self.is_mutable_collection(STATS_COLLECTION):   # calibrated, even with no BatchNorm to calibrate
             self.put_variable(STATS_COLLECTION, "calibrated", jnp.ones((), jnp.float32))
@@ -318,7 +330,7 @@ class NasSpace(Space):
 
     def _extreme(self, name: str, pick) -> int:
         record = self.records[name]
-        if record["kind"] in ("features", "kernel_size", "depth"):
+        if record["kind"] in SIZE_KINDS:
             values = list(record["values"])
             return values.index(pick(values))
         if record.get("candidate_paths") is not None:  # a Choice: by its candidates' weights

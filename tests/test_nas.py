@@ -140,6 +140,7 @@ def _trace(body, x=None):
      r"MultiHeadDotProductAttention\(dropout_rate=0.1\) at MultiHeadDotProductAttention_0 takes deterministic in "
      r"its constructor: pass it in the call"),
     (lambda x: nas.MultiHeadAttention(num_heads=(0, 2), head_dim=2, name="a")(x), "num_heads 0 is not a whole number"),
+    (lambda x: nas.Embed(0, features=(2, 4), name="e")(jnp.arange(3)), "num_embeddings 0 is not a whole number >= 1"),
     (lambda x: nas.LayerNorm(features=(4, 8), name="n")(x),
      r"nas.LayerNorm n: input of shape \(1, 4, 4, 2\) has 2 channels, its features give 8; pass the width"),
     (lambda x: {"logits": nas.Conv(features=(2, 4), name="c")(x)},
@@ -699,11 +700,11 @@ class _PlainEncoder(nn.Module):   # _Encoder at attn0.num_heads=2, attn1.num_hea
         return nn.Dense(3, name="head")(x.mean(1))
 
 
-class _WideEncoder(nn.Module):   # a searched embedding width through layer norms, attention and MLP
+class _WideEncoder(nn.Module):   # a searched embedding width (and positions) through layer norms, attention, MLP
     @nn.compact
     def __call__(self, x):
         width = nas.Value("width", (8, 12))
-        x = nas.Dense(width, name="embed")(x)
+        x = nas.Dense(width, name="embed")(x) + nas.Embed(6, width, name="pos")(jnp.arange(x.shape[1]))
         attention = nas.MultiHeadAttention(num_heads=(1, 2), head_dim=4, out_features=width, name="attn")
         x = x + attention(nas.LayerNorm(width, name="ln0")(x))
         x = x + nas.Dense(width, name="mlp")(nn.gelu(nas.LayerNorm(width, name="ln1")(x)))
@@ -713,7 +714,7 @@ class _WideEncoder(nn.Module):   # a searched embedding width through layer norm
 class _PlainWideEncoder(nn.Module):   # _WideEncoder at width=8, attn.num_heads=2, written by hand
     @nn.compact
     def __call__(self, x):
-        x = nn.Dense(8, name="embed")(x)
+        x = nn.Dense(8, name="embed")(x) + nn.Embed(6, 8, name="pos")(jnp.arange(x.shape[1]))
         attention = nn.MultiHeadDotProductAttention(num_heads=2, qkv_features=8, out_features=8, name="attn")
         x = x + attention(nn.LayerNorm(name="ln0")(x))
         x = x + nn.Dense(8, name="mlp")(nn.gelu(nn.LayerNorm(name="ln1")(x)))
@@ -721,8 +722,9 @@ class _PlainWideEncoder(nn.Module):   # _WideEncoder at width=8, attn.num_heads=
 
 
 def test_a_searched_embedding_width_runs_through_layer_norms_and_attention():
-    """nas.LayerNorm normalises over the chosen width only, and an attention writes a searched
-    width to the residual stream: extraction is exact and the winner loads into plain Flax."""
+    """nas.LayerNorm normalises over the chosen width only, and an attention and a positional
+    nas.Embed write a searched width to the residual stream: extraction is exact and the winner
+    loads into plain Flax."""
     x = jax.random.normal(jax.random.key(0), (8, 6, 5))
     space = nas.space(_WideEncoder(), x[:2])
     assert space.decision_names == ("width", "attn.num_heads")
@@ -734,6 +736,7 @@ def test_a_searched_embedding_width_runs_through_layer_norms_and_attention():
     arch = space.from_string("width=8,attn.num_heads=2")
     extracted = space.extract_variables(variables, arch)
     assert extracted["params"]["ln0"]["scale"].shape == (8,) and extracted["params"]["attn"]["out"]["kernel"].shape == (2, 4, 8)
+    assert extracted["params"]["pos"]["embedding"].shape == (6, 8)
     np.testing.assert_allclose(_PlainWideEncoder().apply(extracted, x), model.apply(variables, x, arch), atol=1e-5)
     assert space.params(arch) == sum(v.size for v in jax.tree_util.tree_leaves(extracted))
     assert "ln0: LayerNorm -> 8" in space.layer_lines(arch)

@@ -1,5 +1,5 @@
 """Search primitives for an ordinary Linen module: `Choice`, `Conv`, `DepthwiseConv`, `Dense`,
-`LayerNorm`, `MultiHeadAttention`, `Repeat`, `InputChoice`.
+`Embed`, `LayerNorm`, `MultiHeadAttention`, `Repeat`, `InputChoice`.
 
 A primitive reads how to behave from the active `_Context`, set by the wrappers in `space.py`:
 - "trace": record each decision (name, options, enclosing `Repeat` blocks and `Choice` candidates)
@@ -693,6 +693,34 @@ class MultiHeadAttention(_Primitive):
         return nn.MultiHeadDotProductAttention(num_heads=heads, qkv_features=heads * int(self.head_dim),
                                                out_features=out, use_bias=self.use_bias,
                                                name=self.name, parent=self.scope)
+
+
+class Embed(_Searchable):
+    """An embedding table whose width may be searched (e.g. a learned positional embedding added to
+    a searched embedding width: the same `Value`). Extracted, it is `nn.Embed(num_embeddings,
+    chosen width)` with the same `embedding` variable (its prefix of columns).
+
+    Attributes:
+      num_embeddings: the number of rows (fixed).
+      features: int, tuple of ints or `Value`: the width, as `Dense`'s.
+    Call: `(indices)`, int[...]; returns float[..., max(features)] in the supernet (zeros past the
+    chosen width), [..., chosen] extracted.
+    """
+    num_embeddings: int
+    features: Any
+
+    @nn.compact
+    def __call__(self, indices):
+        ctx = _context("Embed")
+        width, channel_mask = self._width(ctx)
+        rows = _whole(self, "num_embeddings", self.num_embeddings)
+        table = self.param("embedding", nn.linear.default_embed_init, (rows, width))
+        y = jnp.take(table, indices, axis=0)
+        return y if channel_mask is None else ctx.masked(y, channel_mask)
+
+    @nn.nowrap
+    def _plain(self, ctx: _Context):
+        return nn.Embed(self.num_embeddings, self._width(ctx)[0], name=self.name, parent=self.scope)
 
 
 LAYER_NORM_FLOPS = 7   # per element, as XLA's cost analysis counts a layer normalisation at evaluation

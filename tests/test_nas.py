@@ -752,6 +752,22 @@ def test_a_plain_layer_norm_of_a_searched_width_is_refused_naming_the_primitive(
         nas.space(Net(), x).supernet().init(jax.random.key(0), x, jnp.zeros(1, jnp.int32))
 
 
+class _Stem(nn.Conv):   # a conv whose class name does not say so
+    pass
+
+
+def test_layer_lists_show_a_window_for_convs_by_what_they_are_not_their_names():
+    space = _trace(lambda x: nn.Dense(3, name="fc")(_Stem(4, (3, 3), name="stem")(nas.Conv((2, 4), 3, name="c")(x))))
+    lines = space.layer_lines(space.largest())
+    assert "stem: _Stem 3x3 -> 4" in lines and "fc: Dense -> 3" in lines
+
+
+def test_largest_and_smallest_take_head_counts_and_output_widths_by_size_not_position():
+    space = _trace(lambda x: nas.MultiHeadAttention(num_heads=(4, 1, 2), head_dim=2, out_features=(6, 2, 4),
+                                                    name="a")(x[:, 0]))
+    assert space.labels(space.largest()) == ["4", "6"] and space.labels(space.smallest()) == ["1", "2"]
+
+
 def test_attention_heads_share_weights_extract_to_flax_attention_and_count():
     x = jax.random.normal(jax.random.key(0), (8, 6, 5))
     space = nas.space(_Encoder(), x[:2])

@@ -361,7 +361,8 @@ def _prefix_mask(largest: int, sizes, weights) -> jax.Array:
 
 
 class _Searchable(_Primitive):
-    """Shared logic of `Conv` and `Dense`: a searched output width (and kernel for Conv)."""
+    """Shared logic of the primitives with a searched width (`features`): `Conv`, `Dense`, `Embed`,
+    `LayerNorm`, `Prefix`."""
 
     @nn.nowrap
     def _width(self, ctx: _Context):
@@ -670,7 +671,8 @@ class MultiHeadAttention(_Primitive):
         ctx = _context("MultiHeadAttention")
         heads, sizes, weights = _size(self, "num_heads", self.num_heads, ctx)
         head_dim = _whole(self, "head_dim", self.head_dim)
-        width, widths, width_weights = _size(self, "out_features", self._out_features(x), ctx)
+        out_features = x.shape[-1] if self.out_features is None else self.out_features
+        width, widths, width_weights = _size(self, "out_features", out_features, ctx)
         project = functools.partial(nn.DenseGeneral, features=(heads, head_dim), axis=-1, use_bias=self.use_bias)
         query, key, value = (project(name=name)(x) for name in ("query", "key", "value"))
         y = nn.dot_product_attention(query, key, value, mask=mask)   # [..., length, heads, head_dim]
@@ -680,11 +682,6 @@ class MultiHeadAttention(_Primitive):
         length = int(np.prod(x.shape[1:-1]))
         ctx.count(self, "scores", attention_flops(length, length, heads, heads * head_dim))
         return y if width_weights is None else ctx.masked(y, _prefix_mask(width, widths, width_weights))
-
-    @nn.nowrap
-    def _out_features(self, x):
-        """The output width as given, or the input's (None)."""
-        return x.shape[-1] if self.out_features is None else self.out_features
 
     @nn.nowrap
     def _plain(self, ctx: _Context):

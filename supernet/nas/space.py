@@ -30,11 +30,24 @@ from supernet.nas.primitives import SIZE_KINDS, _Context, active_context, curren
 from supernet.spaces.base import Space
 
 
-def _masked_batch_norm(next_fun, args, kwargs, context):
-    """Replaces `nn.BatchNorm.__call__` inside the supernet (same parameter names)."""
+def _normalisation_of_searched_widths(next_fun, args, kwargs, context):
+    """Inside the supernet: `nn.BatchNorm.__call__` normalises each searched width over its
+    chosen channels (`_masked_batch_norm`), and a plain `nn.LayerNorm` right after a searched width
+    is refused (it would take the zeros past the chosen width into its statistics, so the supernet
+    would not compute the extracted network)."""
     m = context.module
-    if not isinstance(m, nn.BatchNorm) or context.method_name != "__call__":
+    if context.method_name != "__call__":
         return next_fun(*args, **kwargs)
+    if isinstance(m, nn.BatchNorm):
+        return _masked_batch_norm(m, args, kwargs)
+    if type(m) is nn.LayerNorm and args and current_context().mask_of(args[0]) is not None:
+        raise ValueError(f"nn.LayerNorm at {'/'.join(m.scope.path[1:])} normalises a searched width, counting the "
+                         f"zeros past the chosen width: use nas.LayerNorm(features=<that width>) there.")
+    return next_fun(*args, **kwargs)
+
+
+def _masked_batch_norm(m: nn.BatchNorm, args, kwargs):
+    """`m(*args, **kwargs)` in the supernet (same parameter names)."""
     x = args[0]
     given = kwargs.get("use_running_average", args[1] if len(args) > 1 else None)
     use_stored = nn.merge_param("use_running_average", m.use_running_average, given)
@@ -59,17 +72,6 @@ def _masked_batch_norm(next_fun, args, kwargs, context):
         return y * mask
     live = (var > 0) | (mean != 0)   # a channel past the chosen width is exactly zero
     return y * live
-
-
-def _refuse_layer_norm_of_searched_width(next_fun, args, kwargs, context):
-    """A plain `nn.LayerNorm` right after a searched width would take the zeros past the chosen
-    width into its statistics, so the supernet would not compute the extracted network."""
-    m = context.module
-    if type(m) is nn.LayerNorm and context.method_name == "__call__" and args and \
-            current_context().mask_of(args[0]) is not None:
-        raise ValueError(f"nn.LayerNorm at {'/'.join(m.scope.path[1:])} normalises a searched width, counting the "
-                         f"zeros past the chosen width: use nas.LayerNorm(features=<that width>) there.")
-    return next_fun(*args, **kwargs)
 
 
 def _conv_in_branch(next_fun, args, kwargs, context):
@@ -128,8 +130,8 @@ class NasSupernet(nn.Module):
         ctx = _Context("supernet", rows={n: w[i] for i, n in enumerate(self.names)}, grouped=self.grouped)
         if self.sparse:   # one-hot rows (a path; GDAS's straight-through samples): the chosen option
             ctx.indices = dict(zip(self.names, jnp.argmax(w, axis=1)))
-        with active_context(ctx), nn.intercept_methods(_masked_batch_norm), nn.intercept_methods(_conv_in_branch), \
-                nn.intercept_methods(_refuse_layer_norm_of_searched_width):
+        with active_context(ctx), nn.intercept_methods(_normalisation_of_searched_widths), \
+                nn.intercept_methods(_conv_in_branch):
             y = _call(self.net, x, train, dict(self.call_kwargs))
         if self.is_mutable_collection(STATS_COLLECTION):   # calibrated, even with no BatchNorm to calibrate
             self.put_variable(STATS_COLLECTION, "calibrated", jnp.ones((), jnp.float32))

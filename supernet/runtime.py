@@ -29,7 +29,7 @@ class Runtime:
     """Where a long-running call runs, where it writes, and how it reports.
 
     Args:
-      mesh: the devices to shard batches over (None: every local device, `sharding.make_mesh()`).
+      mesh: the devices to shard batches over (None: every device, across processes, `sharding.make_mesh()`).
       workdir: where `metrics.jsonl` and `checkpoints/<stage>` go, and what a rerun resumes from;
         None writes and resumes nothing.
       progress: show progress bars.

@@ -22,10 +22,11 @@ for 1-D, 2-D or 3-D inputs. The operations (the `OPERATIONS` registry; "C" is `c
 There is no `zero` operation: in a chain it would cut the signal and leave a constant network.
 
 The network is an ordinary Linen module (`ChainModule`) with one `nas.Choice` per decision, so
-the supernet, the extraction and the layout of its variables are `supernet.nas`'s: the supernet
-computes *every* candidate and returns `sum_k w_k * op_k(x)` (candidates with zero weight are
-still computed), and a step costs the sum of all candidates' costs, unlike NAS-Bench-201's folded
-edge, which costs one convolution whatever it picks. With one-hot weights the output is exactly
+the supernet, the extraction and the layout of its variables are `supernet.nas`'s: a path under
+the sparse `nas_path` (the CPU's) runs only the chosen candidate; the masked supernet (the
+accelerators' default, and the mixed one of DARTS) computes *every* candidate and returns
+`sum_k w_k * op_k(x)`, a step costing the sum of all candidates' costs, unlike NAS-Bench-201's
+folded edge, which costs one convolution whatever it picks. With one-hot weights the output is exactly
 the chosen path; with soft weights it is the DARTS mixture. The candidates' batch norms are plain
 `nn.BatchNorm`s, calibrated per architecture in the supernet (`supernet.nas.space`).
 """

@@ -7,7 +7,7 @@ Library code asks `current()` at trace or build time; nothing else looks at the 
 | choice | CPU | GPU / TPU | why |
 | --- | --- | --- | --- |
 | `cell`: NAS-Bench-201 single path | `sparse` | `folded` | XLA:CPU runs only the chosen ops of a `lax.switch` fast (1.18x standalone); accelerator conditionals were never measured faster than the folded edge |
-| `nas_path`: a path through a `supernet.nas` supernet | `sparse` | `masked` | XLA:CPU runs only the chosen candidates, blocks, kernel sizes, widths and head counts (`lax.switch` / `lax.cond`, conv gradients in the forward layout) at 1.24-1.26x a random architecture's own step against 2.39-2.50x masked (the example CNN); never measured on an accelerator |
+| `nas_path`: a path through a `supernet.nas` supernet | `sparse` | `masked` | XLA:CPU runs only the chosen candidates, blocks, kernel sizes and widths (`lax.switch` / `lax.cond`, conv gradients in the forward layout) at 1.24-1.26x a random architecture's own step against 2.39-2.50x masked (the example CNN); never measured on an accelerator |
 | `vmap_archs`: architectures vmapped per `evaluate_population` call | 1 (a `lax.map` loop) | all | vmapping makes grouped convolutions, slow on XLA:CPU; on an H200 vmapping was 3-6x a loop |
 | `depthwise`: depthwise convolution | `slices` (sum of shifted products) | `grouped` (`feature_group_count`) | XLA:CPU's grouped conv was ~50x slower forward; accelerators have kernels for it |
 | `init`: parameter initialisation | `host` (numpy) | `host` | compiling Flax's initialisers took ~20 s on the CPU; host draws are identical on every process and backend, so results do not depend on where they ran |

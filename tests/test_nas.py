@@ -689,26 +689,6 @@ class _Encoder(nn.Module):   # two attention blocks, each with its own searched 
         return nn.Dense(3, name="head")(x.mean(1))
 
 
-def test_sparse_path_runs_only_the_chosen_heads_and_equals_the_masked_one():
-    """On a path under the CPU's sparse policy each attention switches over its head counts, the
-    chosen one's projections and scores only: outputs and gradients as the masked supernet's."""
-    x = jax.random.normal(jax.random.key(0), (4, 6, 5))
-    space = nas.space(_Encoder(), x[:2])
-    model, masked = space.supernet(), space.supernet().clone(sparse=False)
-    assert model.sparse
-    params = model.init(jax.random.key(1), x, space.largest())["params"]
-    params = jax.tree_util.tree_map(lambda v: v + 0.1 * jax.random.normal(jax.random.key(2), v.shape), params)
-    for arch in ([0, 2], [1, 0], [2, 1]):
-        weights = jax.nn.one_hot(np.asarray(arch), 3)
-        outs = [jax.value_and_grad(lambda p: m.apply({"params": p}, x, weights).sum())(params) for m in (model, masked)]
-        np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-5)
-        for a, b in zip(jax.tree_util.tree_leaves(outs[0][1]), jax.tree_util.tree_leaves(outs[1][1])):
-            np.testing.assert_allclose(a, b, atol=1e-5)
-    jaxprs = [str(jax.make_jaxpr(lambda w: m.apply({"params": params}, x, w))(jax.nn.one_hot(np.asarray([0, 2]), 3)))
-              for m in (model, masked)]
-    assert jaxprs[0].count("cond[") == 2 and "cond[" not in jaxprs[1]   # one switch per attention
-
-
 class _PlainEncoder(nn.Module):   # _Encoder at attn0.num_heads=2, attn1.num_heads=1, written by hand
     @nn.compact
     def __call__(self, x):

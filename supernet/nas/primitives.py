@@ -658,9 +658,8 @@ class MultiHeadAttention(_Primitive):
         the input's.
       use_bias: as in `nn.MultiHeadDotProductAttention`.
     Call: `(x, mask=None)`, x float[batch..., length, features]; `mask` as Flax's, broadcast over
-    the heads (e.g. `nn.make_attention_mask`). The supernet runs every head, masked past the chosen
-    count; a path under the sparse backend policy (the CPU's) runs only the chosen count's heads.
-    Returns float[batch..., length, out_features].
+    the heads (e.g. `nn.make_attention_mask`). Every head runs in the supernet (masked, on the CPU
+    too). Returns float[batch..., length, out_features].
     """
     num_heads: Any
     head_dim: int
@@ -674,16 +673,12 @@ class MultiHeadAttention(_Primitive):
         head_dim = _whole(self, "head_dim", self.head_dim)
         out_features = x.shape[-1] if self.out_features is None else self.out_features
         width, widths, width_weights = _size(self, "out_features", out_features, ctx)
-        counts, count_weights = _sparse_sizes(ctx, (1, None, None), (heads, sizes, weights))
-        if 1 < len(counts) <= MAX_SWITCH_BRANCHES and not self.is_initializing():   # a sparse path
-            y = _chosen_heads(self.variables["params"], x, mask, [h for _, h in counts], count_weights)
-        else:
-            project = functools.partial(nn.DenseGeneral, features=(heads, head_dim), axis=-1, use_bias=self.use_bias)
-            query, key, value = (project(name=name)(x) for name in ("query", "key", "value"))
-            y = nn.dot_product_attention(query, key, value, mask=mask)   # [..., length, heads, head_dim]
-            if weights is not None:   # the supernet: heads past the chosen count contribute nothing
-                y = y * _prefix_mask(heads, sizes, weights)[:, None]
-            y = nn.DenseGeneral(width, axis=(-2, -1), use_bias=self.use_bias, name="out")(y)
+        project = functools.partial(nn.DenseGeneral, features=(heads, head_dim), axis=-1, use_bias=self.use_bias)
+        query, key, value = (project(name=name)(x) for name in ("query", "key", "value"))
+        y = nn.dot_product_attention(query, key, value, mask=mask)   # [..., length, heads, head_dim]
+        if weights is not None:   # the supernet: heads past the chosen count contribute nothing
+            y = y * _prefix_mask(heads, sizes, weights)[:, None]
+        y = nn.DenseGeneral(width, axis=(-2, -1), use_bias=self.use_bias, name="out")(y)
         length = int(np.prod(x.shape[1:-1]))
         ctx.count(self, "scores", attention_flops(length, length, heads, heads * head_dim))
         return y if width_weights is None else ctx.masked(y, _prefix_mask(width, widths, width_weights))
@@ -695,25 +690,6 @@ class MultiHeadAttention(_Primitive):
         return nn.MultiHeadDotProductAttention(num_heads=heads, qkv_features=heads * int(self.head_dim),
                                                out_features=out, use_bias=self.use_bias,
                                                name=self.name, parent=self.scope)
-
-
-def _chosen_heads(params: dict, x, mask, counts: list, weights):
-    """A sparse path's attention: only the chosen head count's projections and scores run
-    (`lax.switch` over the distinct `counts` on one-hot rows), each on the first h heads of the
-    shared `query`, `key`, `value` and `out` variables, times the count's weight (1: GDAS's
-    straight-through gradient)."""
-    def project(name, h):
-        y = jnp.einsum("...f,fhd->...hd", x, params[name]["kernel"][:, :h])
-        return y + params[name]["bias"][:h] if "bias" in params[name] else y
-
-    def branch(h):
-        def run():
-            y = nn.dot_product_attention(*(project(n, h) for n in ("query", "key", "value")), mask=mask)
-            y = jnp.einsum("...hd,hdo->...o", y, params["out"]["kernel"][:h])
-            return y + params["out"]["bias"] if "bias" in params["out"] else y
-        return run
-    index = jnp.argmax(weights)
-    return jax.lax.switch(index, [branch(h) for h in counts]) * weights[index].astype(x.dtype)
 
 
 class Embed(_Searchable):

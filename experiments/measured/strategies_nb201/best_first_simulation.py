@@ -34,20 +34,33 @@ def fresh_neighbours(parents, seen):
     return np.asarray(cells), np.asarray(places)
 
 
+class History:
+    """The queried cells in order and the functions seen (a cell counts as evaluated when one
+    computing the same function was)."""
+
+    def __init__(self):
+        self.seen, self.queried = set(), []
+
+    def query(self, cell):
+        self.seen.add(FUNCTION[cell])
+        self.queried.append(int(cell))
+
+    def fill(self, rng, count, budget):
+        """Queries `count` fresh uniform cells (a climb's start), within the budget."""
+        start = len(self.queried)
+        while len(self.queried) < budget and len(self.queried) - start < count:
+            cell = int(rng.integers(len(CELLS)))
+            if FUNCTION[cell] not in self.seen:
+                self.query(cell)
+
+
 def search(seed, top=1, weight=0.0, budget=100, num_initial=10, patience=24):
     rng = np.random.default_rng(seed)
-    seen, queried = set(), []
-
-    def query(cell):
-        seen.add(FUNCTION[cell])
-        queried.append(int(cell))
-
+    history = History()
+    seen, queried, query = history.seen, history.queried, history.query
     while len(queried) < budget:
         start = len(queried)
-        while len(queried) < budget and len(queried) - start < num_initial:
-            cell = int(rng.integers(len(CELLS)))
-            if FUNCTION[cell] not in seen:
-                query(cell)
+        history.fill(rng, num_initial, budget)
         while len(queried) < budget:
             ranked = sorted(queried[start:], key=lambda c: -VAL[c])
             best = ranked[0]

@@ -18,6 +18,7 @@ import numpy as np
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 import best_first_simulation as bf  # noqa: E402
+from best_first_simulation import History  # noqa: E402
 import ridge_guided_simulation as rg  # noqa: E402
 
 sim = rg.sim
@@ -26,18 +27,11 @@ CELLS, VAL, TEST, FUNCTION = sim.CELLS, sim.VAL, sim.TEST, sim.FUNCTION
 
 def search(seed, blend=0.0, budget=100, num_initial=10, patience=24):
     rng = np.random.default_rng(seed)
-    seen, queried = set(), []
-
-    def query(cell):
-        seen.add(FUNCTION[cell])
-        queried.append(int(cell))
-
+    history = History()
+    seen, queried, query = history.seen, history.queried, history.query
     while len(queried) < budget:
         start = len(queried)
-        while len(queried) < budget and len(queried) - start < num_initial:
-            cell = int(rng.integers(len(CELLS)))
-            if FUNCTION[cell] not in seen:
-                query(cell)
+        history.fill(rng, num_initial, budget)
         while len(queried) < budget:
             model = rg.ridge(queried, 100.0, "counts")
             climb = np.asarray(queried[start:])

@@ -34,42 +34,47 @@ def fresh_neighbours(parents, seen):
     return np.asarray(cells), np.asarray(places)
 
 
-class History:
-    """The queried cells in order and the functions seen (a cell counts as evaluated when one
-    computing the same function was)."""
+def climbs(seed, next_cell, budget=100, num_initial=10):
+    """Restarted climbs: each starts with `num_initial` fresh uniform cells, then queries
+    `next_cell(queried, seen, start)` (`start`: where this climb's results begin in `queried`;
+    `seen`: the functions evaluated, as a cell counts as evaluated when one computing the same
+    function was) until it returns None. Returns the test accuracy of the best-by-validation cell
+    after `budget` queries."""
+    rng = np.random.default_rng(seed)
+    seen, queried = set(), []
 
-    def __init__(self):
-        self.seen, self.queried = set(), []
+    def query(cell):
+        seen.add(FUNCTION[cell])
+        queried.append(int(cell))
 
-    def query(self, cell):
-        self.seen.add(FUNCTION[cell])
-        self.queried.append(int(cell))
-
-    def fill(self, rng, count, budget):
-        """Queries `count` fresh uniform cells (a climb's start), within the budget."""
-        start = len(self.queried)
-        while len(self.queried) < budget and len(self.queried) - start < count:
+    while len(queried) < budget:
+        start = len(queried)
+        while len(queried) < budget and len(queried) - start < num_initial:
             cell = int(rng.integers(len(CELLS)))
-            if FUNCTION[cell] not in self.seen:
-                self.query(cell)
+            if FUNCTION[cell] not in seen:
+                query(cell)
+        while len(queried) < budget:
+            cell = next_cell(queried, seen, start)
+            if cell is None:
+                break
+            query(cell)
+    return TEST[max(queried, key=lambda c: VAL[c])]
+
+
+def stale(queried, cell, patience):
+    """Whether `patience` results came in after `cell` (without improving on it, for the best)."""
+    return len(queried) - 1 - queried.index(cell) >= patience
 
 
 def search(seed, top=1, weight=0.0, budget=100, num_initial=10, patience=24):
-    rng = np.random.default_rng(seed)
-    history = History()
-    seen, queried, query = history.seen, history.queried, history.query
-    while len(queried) < budget:
-        start = len(queried)
-        history.fill(rng, num_initial, budget)
-        while len(queried) < budget:
-            ranked = sorted(queried[start:], key=lambda c: -VAL[c])
-            best = ranked[0]
-            if len(queried) - 1 - queried.index(best) >= patience or not len(fresh_neighbours([best], seen)[0]):
-                break
-            cells, places = fresh_neighbours(ranked[:top], seen)
-            predicted = rg.ridge(queried, 100.0, "counts")(cells) - weight * places
-            query(cells[int(np.argmax(predicted))])
-    return TEST[max(queried, key=lambda c: VAL[c])]
+    def next_cell(queried, seen, start):
+        ranked = sorted(queried[start:], key=lambda c: -VAL[c])
+        if stale(queried, ranked[0], patience) or not len(fresh_neighbours(ranked[:1], seen)[0]):
+            return None
+        cells, places = fresh_neighbours(ranked[:top], seen)
+        predicted = rg.ridge(queried, 100.0, "counts")(cells) - weight * places
+        return cells[int(np.argmax(predicted))]
+    return climbs(seed, next_cell, budget, num_initial)
 
 
 if __name__ == "__main__":

@@ -18,30 +18,22 @@ import numpy as np
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 import best_first_simulation as bf  # noqa: E402
-from best_first_simulation import History  # noqa: E402
 import ridge_guided_simulation as rg  # noqa: E402
 
-sim = rg.sim
-CELLS, VAL, TEST, FUNCTION = sim.CELLS, sim.VAL, sim.TEST, sim.FUNCTION
+VAL = rg.sim.VAL
 
 
 def search(seed, blend=0.0, budget=100, num_initial=10, patience=24):
-    rng = np.random.default_rng(seed)
-    history = History()
-    seen, queried, query = history.seen, history.queried, history.query
-    while len(queried) < budget:
-        start = len(queried)
-        history.fill(rng, num_initial, budget)
-        while len(queried) < budget:
-            model = rg.ridge(queried, 100.0, "counts")
-            climb = np.asarray(queried[start:])
-            score = (1 - blend) * VAL[climb] + blend * model(climb) if blend else VAL[climb]
-            centre = int(climb[int(np.argmax(score))])
-            cells = bf.fresh_neighbours([centre], seen)[0]
-            if len(queried) - 1 - queried.index(centre) >= patience or not len(cells):
-                break
-            query(cells[int(np.argmax(model(cells)))])
-    return TEST[max(queried, key=lambda c: VAL[c])]
+    def next_cell(queried, seen, start):
+        model = rg.ridge(queried, 100.0, "counts")
+        climb = np.asarray(queried[start:])
+        score = (1 - blend) * VAL[climb] + blend * model(climb) if blend else VAL[climb]
+        centre = int(climb[int(np.argmax(score))])
+        cells = bf.fresh_neighbours([centre], seen)[0]
+        if bf.stale(queried, centre, patience) or not len(cells):
+            return None
+        return cells[int(np.argmax(model(cells)))]
+    return bf.climbs(seed, next_cell, budget, num_initial)
 
 
 if __name__ == "__main__":

@@ -34,14 +34,15 @@ def fresh_neighbours(parents, seen):
     return np.asarray(cells), np.asarray(places)
 
 
-def climbs(seed, next_cell, budget=100, num_initial=10):
-    """Restarted climbs: each starts with `num_initial` fresh uniform cells, then queries
+def climbs(seed, next_cell, budget=100, num_initial=10, accept=None, queried=None):
+    """Restarted climbs: each starts with `num_initial` fresh uniform cells (those `accept(cell,
+    queried)` allows, when given, for up to 1,000 draws a cell), then queries
     `next_cell(queried, seen, start)` (`start`: where this climb's results begin in `queried`;
     `seen`: the functions evaluated, as a cell counts as evaluated when one computing the same
     function was) until it returns None. Returns the test accuracy of the best-by-validation cell
-    after `budget` queries."""
+    after `budget` queries; `queried`, a list when given, receives the queries."""
     rng = np.random.default_rng(seed)
-    seen, queried = set(), []
+    seen, queried = set(), [] if queried is None else queried
 
     def query(cell):
         seen.add(FUNCTION[cell])
@@ -49,10 +50,12 @@ def climbs(seed, next_cell, budget=100, num_initial=10):
 
     while len(queried) < budget:
         start = len(queried)
+        draws = 0
         while len(queried) < budget and len(queried) - start < num_initial:
-            cell = int(rng.integers(len(CELLS)))
-            if FUNCTION[cell] not in seen:
+            cell, draws = int(rng.integers(len(CELLS))), draws + 1
+            if FUNCTION[cell] not in seen and (accept is None or draws > 1000 or accept(cell, queried)):
                 query(cell)
+                draws = 0
         while len(queried) < budget:
             cell = next_cell(queried, seen, start)
             if cell is None:

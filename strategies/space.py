@@ -63,6 +63,20 @@ class Decisions:
         Jittable."""
         return archs
 
+    def inactive_decisions(self, arch) -> list[str]:
+        """The names of the decisions `arch`'s network does not use: those where every other
+        option leaves `canonical` (the function computed) unchanged, e.g. the blocks past a chosen
+        depth or NAS-Bench-201 edges whose output reaches nothing. Their labels in `to_string` are
+        placeholders."""
+        a = self.validate(arch)
+        if a.ndim != 1:
+            raise ValueError(f"{self.name}: inactive_decisions takes one architecture, got shape {a.shape}.")
+        variants = np.repeat(a[None], sum(self.num_choices), axis=0)
+        owner = np.repeat(np.arange(self.num_decisions), self.num_choices)
+        variants[np.arange(len(variants)), owner] = np.concatenate([np.arange(k) for k in self.num_choices])
+        same = np.all(np.asarray(self.canonical(variants)) == np.asarray(self.canonical(a[None])), axis=1)
+        return [name for d, name in enumerate(self.decision_names) if same[owner == d].all()]
+
     # -- checking and naming -------------------------------------------------------------------
     def validate(self, arch) -> np.ndarray:
         """Returns `arch` as int32 ([D] or [n, D]); raises ValueError naming the bad decision."""

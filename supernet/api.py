@@ -107,6 +107,8 @@ class SearchResult:
     (with another metric: `best_architecture, test_metric`).
 
     best_architecture: the space's string; best_architecture_dict: {decision: option}.
+    inactive_decisions: the decisions the winner's network does not use (e.g. blocks past its
+        depth); their options in the two above are placeholders.
     metric: the task's metric ("accuracy" by default, "mse", or a function's name).
     test_metric: that metric on the test split of the winner retrained from scratch (the honest
         number); supernet_val_metric: the winner's supernet estimate of it on validation.
@@ -139,6 +141,7 @@ class SearchResult:
     test_metric: float = float("nan")
     supernet_val_metric: float = float("nan")
     task: Any = dataclasses.field(repr=False, default=tasks.CLASSIFICATION)
+    inactive_decisions: list = dataclasses.field(default_factory=list)
 
     def __iter__(self):
         return iter((self.best_architecture, self.test_metric))
@@ -446,7 +449,8 @@ class AutoModel:
             flops=results["flops"], network=network, variables=variables, history=history,
             pareto=self._pareto(space, found), ensemble=results.get("ensemble"), results=results, space=space,
             dataset=dataset, members=models["retrained"], metric=self.task.metric_name,
-            test_metric=results["test_metric"], supernet_val_metric=results["supernet_val_metric"], task=self.task)
+            test_metric=results["test_metric"], supernet_val_metric=results["supernet_val_metric"], task=self.task,
+            inactive_decisions=results["inactive_decisions"])
 
     def _fit_to_space(self, space, search_recipe):
         """(strategy, its options, search recipe) for a space with fewer distinct feasible

@@ -478,6 +478,7 @@ def run_one_shot_nas(space: Space, dataset: data.Dataset, strategy, *, supernet:
     return {
         "best_arch": space.to_string(best),
         "best_arch_int": best,
+        "inactive_decisions": space.inactive_decisions(best),
         **task.describe(),
         "test_metric": test_metric,
         "test_metric_meaning": f"test {task.metric_name} of the winner retrained from scratch as a standalone network",

@@ -73,6 +73,9 @@ def test_skipped_blocks_are_canonical_and_extremes(setup):
     space = setup[0]
     a = np.asarray([0, 0, 1, 1, 1, 1, 1, 1, 0, 1])   # depth 1: blocks 2 and 3 are inactive
     assert np.asarray(space.canonical(a)).tolist() == [0, 0, 1, 1, 0, 0, 0, 0, 0, 1]
+    assert space.inactive_decisions(a) == ["stage.block2.conv.features", "stage.block2.conv.kernel_size",
+                                           "stage.block3.conv.features", "stage.block3.conv.kernel_size"]
+    assert space.inactive_decisions(space.largest()) == []
     assert space.params(space.largest()) > space.params(space.smallest())
     assert space.parameter_free(np.asarray([2, 0, 0, 0, 0, 0, 0, 0, 0, 0]))[0]
     assert not space.parameter_free(space.largest())[0]
@@ -430,6 +433,8 @@ def test_a_decision_inside_an_unchosen_candidate_is_canonical():
     everything = np.asarray([[b, f] for b in range(2) for f in range(2)])
     assert len(np.unique(np.asarray(space.canonical(everything)), axis=0)) == 3   # plain, wide 8, wide 16
     assert space.params(np.asarray([1, 0])) == space.params(np.asarray([1, 1]))
+    assert space.inactive_decisions(np.asarray([1, 1])) == ["wide.inner.features"]   # plain chosen
+    assert space.inactive_decisions(np.asarray([0, 1])) == []
     nas.check(space)   # raises if a count or the extraction is wrong
 
 

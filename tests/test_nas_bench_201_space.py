@@ -104,6 +104,16 @@ def test_canonical_merges_cells_that_compute_the_same_function():
     assert _same_function(space, [NONE] * 6, [CONV3, NONE, NONE, NONE, NONE, POOL])
 
 
+def test_inactive_decisions_are_the_edges_the_cells_function_ignores():
+    space = spaces.get("nas_bench_201")
+    # Node 1 feeds nothing (edges 1->2 and 1->3 are none): the edge into it is inactive.
+    assert space.inactive_decisions(np.asarray([CONV3, CONV1, NONE, CONV3, NONE, SKIP])) == ["edge0_0to1"]
+    # Nothing reaches the output: only the edges into it can change the function.
+    assert space.inactive_decisions(np.asarray([CONV3, CONV1, CONV3, NONE, NONE, NONE])) == [
+        "edge0_0to1", "edge1_0to2", "edge2_1to2"]
+    assert space.inactive_decisions(np.asarray([CONV3] * 6)) == []
+
+
 def test_canonical_keeps_different_functions_apart():
     space = spaces.get("nas_bench_201")
     assert not _same_function(space, [NONE, NONE, NONE, CONV1, NONE, NONE], [NONE, NONE, NONE, CONV3, NONE, NONE])

@@ -40,6 +40,13 @@ def test_winner_is_plain_flax_with_exactly_the_counted_parameters(tiny):
             heads = int(chosen[f"blocks.{name}.attention.num_heads"])   # the first heads of the shared weights
             assert "conv" not in block and sorted(block["attention"]) == ["key", "out", "query", "value"]
             assert block["attention"]["query"]["kernel"].shape == (8, heads, 4)   # head_dim 4
+    # The decisions the winner does not use: blocks past its depth, the heads of a conv mixer.
+    def unused(name):
+        block = name.split(".")[1]
+        conv_heads = name.endswith("num_heads") and chosen[f"blocks.{block}.mixer"] == "ConvMixer(conv)"
+        return name.startswith("blocks.block") and (block not in blocks or conv_heads)
+    assert result.inactive_decisions == [n for n in result.space.decision_names if unused(n)]
+    assert result.results["inactive_decisions"] == result.inactive_decisions
 
 
 def test_winner_and_baselines_have_test_accuracies(tiny):

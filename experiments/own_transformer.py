@@ -1,11 +1,11 @@
-"""Search your own Flax Transformer encoder: depth, heads, MLP width and attention versus a conv mixer.
+"""Search your own Flax Transformer encoder: embedding width, depth, heads, MLP width and attention versus a conv mixer.
 
 MNIST-1D read as a sequence of 40 tokens of one value each. The encoder is an ordinary Linen
 module with `supernet.nas` choice points in it; `AutoModel` traces it into a search space, trains
 the weight-sharing supernet, searches it and retrains the winner from scratch. Two fixed
-hand-designed members of the same module, all attention (2 blocks with 2 heads and MLP width 32;
-3 blocks with 2 heads and MLP width 64), are retrained from scratch with the same recipe, steps
-and seeds as the winner: the baselines it must beat.
+hand-designed members of the same module, all attention (2 blocks with 2 heads, embedding width
+16 and MLP width 32; 3 blocks with 2 heads, embedding width 24 and MLP width 64), are retrained
+from scratch with the same recipe, steps and seeds as the winner: the baselines it must beat.
 
     python -m experiments.own_transformer          # writes experiments/measured/own_transformer/results.json
     python -m experiments.own_transformer --tiny   # seconds: the code paths only, writes nothing
@@ -16,9 +16,11 @@ from __future__ import annotations
 import functools
 import os
 import time
+from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from experiments import common
@@ -29,43 +31,41 @@ from supernet.runtime import Runtime
 RECORD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "measured", "own_transformer", "results.json")
 
 class ConvMixer(nn.Module):
-    """Token mixing without attention: a depthwise 1-D conv along the sequence, then a channel mix."""
+    """Token mixing without attention: a depthwise 1-D conv along the sequence, then a channel mix
+    back to the stream's `width`."""
+    width: Any
     kernel_size: int = 5
 
     @nn.compact
     def __call__(self, x):
-        width = x.shape[-1]
-        x = nn.Conv(width, (self.kernel_size,), feature_group_count=width, name="depthwise")(x)
-        return nn.Dense(width, name="pointwise")(x)
+        x = nas.DepthwiseConv(kernel_size=self.kernel_size, use_bias=True, name="depthwise")(x)
+        return nas.Dense(self.width, name="pointwise")(x)
 
 
 class Block(nn.Module):
-    """A pre-LayerNorm encoder block: a searched token mixer (self-attention with a searched number
-    of heads of `head_dim` features, sharing their weights, or the conv mixer), then an MLP of
-    searched width, each on a residual."""
+    """A pre-LayerNorm encoder block on a residual stream of `width` (a searched `nas.Value`): a
+    searched token mixer (self-attention with a searched number of heads of `head_dim` features,
+    sharing their weights, or the conv mixer), then an MLP of searched width, each on a residual."""
+    width: Any
     heads: tuple = (1, 2, 4)
     head_dim: int = 8
     mlp_widths: tuple = (16, 32, 64)
 
     @nn.compact
     def __call__(self, x):
-        attention = nas.MultiHeadAttention(num_heads=self.heads, head_dim=self.head_dim, name="attention")
-        mixer = nas.Choice([attention, ConvMixer(name="conv")], name="mixer")
-        x = x + mixer(nn.LayerNorm(name="norm1")(x))
-        h = nn.gelu(nas.Dense(features=self.mlp_widths, name="mlp")(nn.LayerNorm(name="norm2")(x)))
-        return x + nn.Dense(x.shape[-1], name="mlp_out")(h)   # sees the chosen MLP width
-
-
-def sinusoidal_positions(tokens: int, width: int) -> np.ndarray:
-    """float[tokens, width]: the fixed sine/cosine position code of "Attention is all you need"."""
-    angle = np.arange(tokens)[:, None] / 10000 ** (np.arange(0, width, 2) / width)
-    return np.concatenate([np.sin(angle), np.cos(angle)], axis=1).astype(np.float32)
+        attention = nas.MultiHeadAttention(num_heads=self.heads, head_dim=self.head_dim, out_features=self.width,
+                                           name="attention")
+        mixer = nas.Choice([attention, ConvMixer(self.width, name="conv")], name="mixer")
+        x = x + mixer(nas.LayerNorm(self.width, name="norm1")(x))
+        h = nn.gelu(nas.Dense(features=self.mlp_widths, name="mlp")(nas.LayerNorm(self.width, name="norm2")(x)))
+        return x + nas.Dense(self.width, name="mlp_out")(h)
 
 
 class Encoder(nn.Module):
-    """float[N, tokens, 1] -> logits[N, classes]: a dense token embedding of `width` plus a
-    sinusoidal position code, 1 to max(`depths`) searched blocks, a classifier on the mean over tokens."""
-    width: int = 16
+    """float[N, tokens, 1] -> logits[N, classes]: a dense token embedding of a searched width plus
+    learned positions of the same width (the residual stream's width, one decision for the whole
+    network), 1 to max(`depths`) searched blocks, a classifier on the mean over tokens."""
+    widths: tuple = (8, 16, 24)
     depths: tuple = (1, 2, 3)
     heads: tuple = (1, 2, 4)
     head_dim: int = 8
@@ -74,23 +74,28 @@ class Encoder(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        x = nn.Dense(self.width, name="embed")(x) + sinusoidal_positions(x.shape[1], self.width)
-        block = functools.partial(Block, heads=self.heads, head_dim=self.head_dim, mlp_widths=self.mlp_widths)
+        width = nas.Value("width", self.widths)
+        positions = nas.Embed(x.shape[1], width, name="positions")(jnp.arange(x.shape[1]))
+        x = nas.Dense(width, name="embed")(x) + positions
+        block = functools.partial(Block, width=width, heads=self.heads, head_dim=self.head_dim,
+                                  mlp_widths=self.mlp_widths)
         x = nas.Repeat(block, depth=self.depths, name="blocks")(x)
-        return nn.Dense(self.num_classes, name="head")(nn.LayerNorm(name="norm")(x).mean(axis=1))
+        return nn.Dense(self.num_classes, name="head")(nas.LayerNorm(width, name="norm")(x).mean(axis=1))
 
 
 def baselines(model: Encoder) -> dict:
     """The fixed hand-designed baselines, each {last part of a decision's name: option label}:
-    "mid", 2 blocks of 2-head attention with the middle MLP width; "large", the most blocks of
-    2-head attention with the widest MLP (more parameters than most of the space)."""
+    "mid", 2 blocks of 2-head attention with the middle embedding and MLP widths; "large", the
+    most blocks of 2-head attention with the widest embedding and MLP (more parameters than most
+    of the space)."""
     attention = {"mixer": "MultiHeadAttention(attention)", "num_heads": "2"}
-    return {"mid": {**attention, "depth": "2", "features": str(model.mlp_widths[1])},
-            "large": {**attention, "depth": str(max(model.depths)), "features": str(max(model.mlp_widths))}}
+    return {"mid": {**attention, "depth": "2", "width": str(model.widths[1]), "features": str(model.mlp_widths[1])},
+            "large": {**attention, "depth": str(max(model.depths)), "width": str(max(model.widths)),
+                      "features": str(max(model.mlp_widths))}}
 
 
 # Tiny: a small model on 1,000 generated examples instead of the official 5,000 (the code paths only).
-SIZES = {"tiny": dict(model=dict(width=8, depths=(1, 2), heads=(1, 2), head_dim=4, mlp_widths=(16, 32)),
+SIZES = {"tiny": dict(model=dict(widths=(4, 8), depths=(1, 2), heads=(1, 2), head_dim=4, mlp_widths=(16, 32)),
                       data={"num_samples": 1000}, supernet={"steps": 4}, search={"budget": 4, "population": 2},
                       retrain={"steps": 4}, seeds=1),
          "full": dict(model={}, data={}, supernet={"steps": 2400}, search={"budget": 60, "population": 10},

@@ -13,10 +13,10 @@ def tiny():
     return own_transformer.main("tiny", progress=False)
 
 
-def test_search_ran_over_depth_mixer_heads_and_mlp_width(tiny):
+def test_search_ran_over_width_depth_mixer_heads_and_mlp_width(tiny):
     summary, result = tiny
     per_block = ("mixer", "attention.num_heads", "mlp.features")
-    assert summary["decisions"] == ("blocks.depth",) + tuple(
+    assert summary["decisions"] == ("width", "blocks.depth") + tuple(
         f"blocks.block{i}.{kind}" for i in (1, 2) for kind in per_block)
     assert summary["evaluated"] == 4 == len(result.history["val_accuracy"])
     assert np.isfinite(result.history["val_accuracy"]).all()
@@ -31,20 +31,26 @@ def test_winner_is_plain_flax_with_exactly_the_counted_parameters(tiny):
     assert counted == result.space.params(result.architecture) == summary["winner"]["params"]
     # Each block holds only the chosen options' weights, at their static sizes.
     chosen, blocks = result.best_architecture_dict, result.variables["params"]["blocks"]
+    width = int(chosen["width"])   # the residual stream's, from the embedding on
+    assert result.variables["params"]["embed"]["kernel"].shape == (1, width)
+    assert result.variables["params"]["positions"]["embedding"].shape == (40, width)
     assert sorted(blocks) == [f"block{i}" for i in range(1, int(chosen["blocks.depth"]) + 1)]
     for name, block in blocks.items():
-        assert block["mlp"]["kernel"].shape == (8, int(chosen[f"blocks.{name}.mlp.features"]))
+        assert block["mlp"]["kernel"].shape == (width, int(chosen[f"blocks.{name}.mlp.features"]))
+        assert block["mlp_out"]["kernel"].shape[-1] == width
         if chosen[f"blocks.{name}.mixer"] == "ConvMixer(conv)":
-            assert "attention" not in block and block["conv"]["depthwise"]["kernel"].shape == (5, 1, 8)
+            assert "attention" not in block and block["conv"]["depthwise"]["kernel"].shape == (5, 1, width)
         else:
             heads = int(chosen[f"blocks.{name}.attention.num_heads"])   # the first heads of the shared weights
             assert "conv" not in block and sorted(block["attention"]) == ["key", "out", "query", "value"]
-            assert block["attention"]["query"]["kernel"].shape == (8, heads, 4)   # head_dim 4
+            assert block["attention"]["query"]["kernel"].shape == (width, heads, 4)   # head_dim 4
+            assert block["attention"]["out"]["kernel"].shape == (heads, 4, width)
     # The decisions the winner does not use: blocks past its depth, the heads of a conv mixer.
     def unused(name):
+        if not name.startswith("blocks.block"):
+            return False
         block = name.split(".")[1]
-        conv_heads = name.endswith("num_heads") and chosen[f"blocks.{block}.mixer"] == "ConvMixer(conv)"
-        return name.startswith("blocks.block") and (block not in blocks or conv_heads)
+        return block not in blocks or name.endswith("num_heads") and chosen[f"blocks.{block}.mixer"] == "ConvMixer(conv)"
     assert result.inactive_decisions == [n for n in result.space.decision_names if unused(n)]
     assert result.results["inactive_decisions"] == result.inactive_decisions
 
@@ -58,5 +64,6 @@ def test_winner_and_baselines_have_test_accuracies(tiny):
         assert len(baseline["test_accuracy_per_retrain_seed"]) == 1
         assert 0.0 <= baseline["mean_test_accuracy"] <= 1.0 and baseline["params"] > 0
         assert baseline["architecture"]["blocks.depth"] == "2"   # the tiny model's largest depth is 2
+        assert baseline["architecture"]["width"] == "8"   # its middle and largest width
         assert {baseline["architecture"][f"blocks.block{i}.{kind}"] for i in (1, 2)
                 for kind in ("mixer", "attention.num_heads")} == {"MultiHeadAttention(attention)", "2"}

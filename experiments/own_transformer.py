@@ -138,7 +138,8 @@ def main(size: str = "full", progress: bool = True) -> tuple[dict, SearchResult]
                                                          range(1, seeds), progress)
     counted = sum(leaf.size for leaf in jax.tree_util.tree_leaves(result.variables["params"]))
     summary = {
-        "winner": {"architecture": result.best_architecture_dict, "test_accuracy": result.best_accuracy,
+        "winner": {"architecture": result.best_architecture_dict, "inactive_decisions": result.inactive_decisions,
+                   "test_accuracy": result.best_accuracy,
                    "test_accuracy_per_retrain_seed": winner_runs,
                    "mean_test_accuracy": float(np.mean(winner_runs)), "params": result.params,
                    "params_counted_in_the_retrained_variables": int(counted),

@@ -52,7 +52,7 @@ def test_winner_is_plain_flax_with_exactly_the_counted_parameters(tiny):
         block = name.split(".")[1]
         return block not in blocks or name.endswith("num_heads") and chosen[f"blocks.{block}.mixer"] == "ConvMixer(conv)"
     assert result.inactive_decisions == [n for n in result.space.decision_names if unused(n)]
-    assert result.results["inactive_decisions"] == result.inactive_decisions
+    assert result.results["inactive_decisions"] == result.inactive_decisions == summary["winner"]["inactive_decisions"]
 
 
 def test_winner_and_baselines_have_test_accuracies(tiny):

@@ -20,6 +20,8 @@ import time
 
 import pytest
 
+from supernet import spaces
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMING = ("seconds", "_s", "time", "timings", "provenance")  # provenance: when and from which commit
 
@@ -120,6 +122,8 @@ def test_killed_anywhere_the_rerun_ends_as_an_uninterrupted_run(tmp_path, name, 
     expected, expected_keys = results_and_steps(straight)
     got, keys = results_and_steps(killed)
     assert got == expected
+    nb201 = spaces.get("nas_bench_201")   # both jobs search NAS-Bench-201 cells
+    assert got["inactive_decisions"] == nb201.inactive_decisions(nb201.from_string(got["best_arch"]))
     assert len(keys) == len(set(keys)) and sorted(keys) == sorted(expected_keys)
     with open(os.path.join(killed, "progress.json")) as f:
         assert json.load(f)["status"] == "complete"

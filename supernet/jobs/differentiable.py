@@ -111,6 +111,7 @@ def run(config, workdir: str) -> dict:
                        title=f"{recipe.method.upper()} on {result['dataset']} ({space.name})")
     result["architecture_png"] = plots.architecture(space, result["arch"], os.path.join(workdir, "architecture.png"))
     result["best_arch"] = result["arch_string"]
+    result["inactive_decisions"] = space.inactive_decisions(result["arch"])
     result["timings"] = {"search_s": result["search_seconds"]}
     if config.compare.num_random:
         result["comparison"] = compare_with_random(space, dataset, np.asarray(result["arch"]),

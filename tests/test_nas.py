@@ -73,6 +73,9 @@ def test_skipped_blocks_are_canonical_and_extremes(setup):
     space = setup[0]
     a = np.asarray([0, 0, 1, 1, 1, 1, 1, 1, 0, 1])   # depth 1: blocks 2 and 3 are inactive
     assert np.asarray(space.canonical(a)).tolist() == [0, 0, 1, 1, 0, 0, 0, 0, 0, 1]
+    many = np.asarray(space.sample(jax.random.key(0), 64))   # numpy in: computed on the host, as jitted
+    assert isinstance(space.canonical(many), np.ndarray)
+    assert np.array_equal(space.canonical(many), np.asarray(jax.jit(space.canonical)(many)))
     assert space.inactive_decisions(a) == ["stage.block2.conv.features", "stage.block2.conv.kernel_size",
                                            "stage.block3.conv.features", "stage.block3.conv.kernel_size"]
     assert space.inactive_decisions(space.largest()) == []

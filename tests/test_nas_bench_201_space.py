@@ -112,6 +112,8 @@ def test_inactive_decisions_are_the_edges_the_cells_function_ignores():
     assert space.inactive_decisions(np.asarray([CONV3, CONV1, CONV3, NONE, NONE, NONE])) == [
         "edge0_0to1", "edge1_0to2", "edge2_1to2"]
     assert space.inactive_decisions(np.asarray([CONV3] * 6)) == []
+    every = np.asarray(np.unravel_index(np.arange(space.size), space.num_choices)).T
+    assert np.array_equal(space.canonical(every), np.asarray(jax.jit(space.canonical)(every)))   # host = jitted
 
 
 def test_canonical_keeps_different_functions_apart():

@@ -358,17 +358,18 @@ class NasSpace(Space):
 
     def canonical(self, archs) -> jax.Array:
         """`archs` with decisions inside a skipped `Repeat` block or an unchosen `Choice` candidate
-        set to 0. Jittable."""
-        a = jnp.asarray(archs, jnp.int32)
+        set to 0. Jittable; a numpy array in gives one out, computed on the host (no op compiled)."""
+        xp = np if isinstance(archs, np.ndarray) else jnp
+        a = xp.asarray(archs, xp.int32)
         index = {n: i for i, n in enumerate(self.decision_names)}
+        columns = [a[..., d] for d in range(a.shape[-1])]
         for d, name in enumerate(self.decision_names):   # in call order: outer decisions first
             for repeat, block in self.records[name]["enclosing"]:
-                depths = jnp.asarray(self.records[repeat]["values"], jnp.int32)
-                inactive = depths[a[..., index[repeat]]] <= block
-                a = a.at[..., d].set(jnp.where(inactive, 0, a[..., d]))
+                depths = xp.asarray(self.records[repeat]["values"], xp.int32)
+                columns[d] = xp.where(depths[columns[index[repeat]]] <= block, 0, columns[d])
             for choice, candidate in self.records[name]["within"]:
-                a = a.at[..., d].set(jnp.where(a[..., index[choice]] != candidate, 0, a[..., d]))
-        return a
+                columns[d] = xp.where(columns[index[choice]] != candidate, 0, columns[d])
+        return xp.stack(columns, axis=-1)
 
 
 def _lookup(tree, path):

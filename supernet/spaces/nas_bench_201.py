@@ -287,9 +287,11 @@ class NasBench201Space(Space):
 
     def canonical(self, archs: jax.Array) -> jax.Array:
         """Each cell's representative among the cells that compute the same function
-        (`_cell_expression`): strategies evaluate one cell per function. Jittable."""
-        numbers = jnp.asarray(archs, jnp.int32) @ jnp.asarray(radix_strides(NUM_CHOICES), jnp.int32)
-        return jnp.asarray(_representatives())[numbers]
+        (`_cell_expression`): strategies evaluate one cell per function. Jittable; a numpy array
+        in gives one out, computed on the host (no op compiled)."""
+        xp = np if isinstance(archs, np.ndarray) else jnp
+        numbers = xp.asarray(archs, xp.int32) @ xp.asarray(radix_strides(NUM_CHOICES), xp.int32)
+        return xp.asarray(_representatives())[numbers]
 
     def parameter_free(self, arch) -> np.ndarray:
         """Per decision: True where the chosen op has no weights (for DARTS's collapse guard)."""

@@ -79,9 +79,11 @@ def missed(first, count):
 
 if __name__ == "__main__":
     first, count = int(sys.argv[1]), int(sys.argv[2])
-    if sys.argv[3:] == ["missed"]:
+    settings = sys.argv[3:]
+    if settings == ["missed"]:
         missed(first, count)
-    for setting in sys.argv[3:] if sys.argv[3:] != ["missed"] else []:
+        settings = []
+    for setting in settings:
         options = {} if setting == "kept" else {k: int(v) for k, v in (setting.split("="),)}
         result = np.array([search(s, **options) for s in range(first, first + count)])
         print(f"{setting}: {result.mean():.3f} (+- {result.std() / np.sqrt(count):.3f})", flush=True)

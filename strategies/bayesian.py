@@ -147,17 +147,18 @@ def _choose_hyperparameters(differing, y, mask):
     return grid[jnp.argmax(log_likelihood)]
 
 
-def fit(history: buffer.History, num_choices, gp_size: int, likelihood_size: int = 128,
+def fit(history: buffer.History, space, gp_size: int, likelihood_size: int = 128,
         mean=None) -> GaussianProcess:
     """Fits the GP to (at most) the best `gp_size` results. The hyperparameter grid is scored on the
     best `likelihood_size` of them only: one Cholesky per grid point of a small matrix, then a
     single one of the full size. `mean`: (slot weights, offset) of a linear prior mean
     (`surrogate.fit_linear_surrogate`), whose residuals the GP models; None: a constant mean."""
+    num_choices = space.num_choices
     mean_weights, mean_offset = ((jnp.zeros((int(sum(num_choices)),), jnp.float32), jnp.zeros(()))
                                  if mean is None else mean)
     slots, mask, fitness = _training_set(history, gp_size)  # best first
     archs = history.archs[slots]
-    residual = fitness - surrogate.linear_prediction(archs, mean_weights, mean_offset, num_choices)
+    residual = fitness - surrogate.linear_prediction(archs, mean_weights, mean_offset, space)
     y, y_mean, y_std = _standardise(residual, mask)
     differing = _differing(archs, archs, num_choices)
     m = min(likelihood_size, gp_size)
@@ -170,21 +171,21 @@ def fit(history: buffer.History, num_choices, gp_size: int, likelihood_size: int
                            mean_offset=mean_offset)
 
 
-def predict(gp: GaussianProcess, archs, num_choices):
+def predict(gp: GaussianProcess, archs, space):
     """Posterior mean and standard deviation of the latent fitness, in fitness units."""
-    k = gp.signal * _correlation(archs, gp.archs, gp.lengthscale, num_choices) * gp.mask[None, :]
+    k = gp.signal * _correlation(archs, gp.archs, gp.lengthscale, space.num_choices) * gp.mask[None, :]
     mean = k @ gp.alpha
     v = jax.scipy.linalg.solve_triangular(gp.chol, k.T, lower=True)
     variance = jnp.maximum(gp.signal - jnp.sum(v * v, axis=0), 1e-12)
-    prior = surrogate.linear_prediction(archs, gp.mean_weights, gp.mean_offset, num_choices)
+    prior = surrogate.linear_prediction(archs, gp.mean_weights, gp.mean_offset, space)
     return prior + gp.y_mean + gp.y_std * mean, gp.y_std * jnp.sqrt(variance)
 
 
-def joint_covariance(gp: GaussianProcess, archs, num_choices):
+def joint_covariance(gp: GaussianProcess, archs, space):
     """Posterior covariance of the latent fitness at `archs`, in fitness units: float32[n, n]."""
-    k = gp.signal * _correlation(archs, gp.archs, gp.lengthscale, num_choices) * gp.mask[None, :]
+    k = gp.signal * _correlation(archs, gp.archs, gp.lengthscale, space.num_choices) * gp.mask[None, :]
     v = jax.scipy.linalg.solve_triangular(gp.chol, k.T, lower=True)
-    prior = gp.signal * _correlation(archs, archs, gp.lengthscale, num_choices)
+    prior = gp.signal * _correlation(archs, archs, gp.lengthscale, space.num_choices)
     return gp.y_std ** 2 * (prior - v.T @ v)
 
 
@@ -290,7 +291,7 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
 
     def fit_to(history):
         mean = surrogate.fit_linear_surrogate(history, space) if linear_mean else None
-        return fit(history, num_choices, gp_size, mean=mean)
+        return fit(history, space, gp_size, mean=mean)
 
     def init(key):
         del key
@@ -330,12 +331,12 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
         if acquisition == "random":
             priority = jax.random.uniform(k_rank, (pool.shape[0],))
         else:
-            mean, std = predict(gp, pool, num_choices)
+            mean, std = predict(gp, pool, space)
             best = gp.best
             priority = score(mean, std, best)
             if n > 1:
                 seen = buffer.evaluated(pool, state.history, space)
-                picks = kriging_believer(score, mean, joint_covariance(gp, pool, num_choices), best, n, seen)
+                picks = kriging_believer(score, mean, joint_covariance(gp, pool, space), best, n, seen)
                 # The believer's picks first, in order; the rest behind them (in (-1, 0], same order
                 # as the plain acquisition) for when `ask` must drop a pick as infeasible.
                 rest = -1.0 / (1.0 + priority - jnp.min(priority))

@@ -59,5 +59,5 @@ def climb_order_function(climb_order: str, history: History, space, own: Callabl
     (`fit_linear_surrogate`), None (random) or the strategy's own score `own`."""
     if climb_order == "linear":
         slot_weights, offset = fit_linear_surrogate(history, space)
-        return lambda children: linear_prediction(children, slot_weights, offset, space.num_choices)
+        return lambda children: linear_prediction(children, slot_weights, offset, space)
     return None if climb_order == "random" else own

@@ -1,5 +1,6 @@
-"""The linear surrogate: a ridge regression of fitness on the one-hot architecture code and on
-how often each option label occurs, solved with a small plain-jnp Cholesky."""
+"""The linear surrogate: a ridge regression of fitness on the one-hot code of the architecture's
+canonical form (`space.canonical`) and on how often each option label occurs in it, solved with a
+small plain-jnp Cholesky."""
 
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ def fit_linear_surrogate(history: History, space, shared_l2: float = SURROGATE_S
     valid = valid_mask(history).astype(jnp.float32)
     fitness = filled_fitness(history)
     offset = jnp.sum(valid * fitness) / jnp.maximum(jnp.sum(valid), 1.0)
-    codes = one_hot(history.archs, space.num_choices)
+    codes = one_hot(space.canonical(history.archs), space.num_choices)
     x = jnp.concatenate([codes @ counts, codes], axis=-1) * valid[:, None]
     penalty = jnp.concatenate([jnp.full((counts.shape[1],), shared_l2), jnp.full((counts.shape[0],), per_decision_l2)])
     weights = spd_solve(x.T @ x + jnp.diag(penalty), x.T @ (valid * (fitness - offset)))
@@ -71,6 +72,6 @@ def fit_linear_surrogate(history: History, space, shared_l2: float = SURROGATE_S
     return counts @ weights[:counts.shape[1]] + weights[counts.shape[1]:], offset
 
 
-def linear_prediction(archs: jax.Array, slot_weights: jax.Array, offset, num_choices) -> jax.Array:
-    """The linear surrogate's fitness for each architecture: float32[n]."""
-    return one_hot(archs, num_choices) @ slot_weights + offset
+def linear_prediction(archs: jax.Array, slot_weights: jax.Array, offset, space) -> jax.Array:
+    """The linear surrogate's fitness for each architecture (of its canonical form): float32[n]."""
+    return one_hot(space.canonical(archs), space.num_choices) @ slot_weights + offset

@@ -77,7 +77,7 @@ def test_bayesian_pool_reaches_beyond_the_incumbents_neighbourhood_and_is_ranked
     assert np.any(distance == 2) and np.any(distance >= 4)  # the trust region and the global part
     # The ablation keeps the pool but ranks it blindly: its favourites are worse by the model's mean.
     pool_blind, at_random = bayesian_propose("random")(jax.random.key(2), state, 1)
-    mean = lambda p: np.asarray(bayesian.predict(state.gp, p, SPACE.num_choices)[0])
+    mean = lambda p: np.asarray(bayesian.predict(state.gp, p, SPACE)[0])
     top = lambda p: np.argsort(-np.asarray(p))[:10]
     assert np.mean(mean(pool)[top(priority)]) > np.mean(mean(pool_blind)[top(at_random)])
 

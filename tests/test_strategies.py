@@ -12,7 +12,7 @@ import pytest
 import strategies
 from strategies import archs as archs_lib
 from strategies import autoencoder, buffer, pareto, reinforce, surrogate
-from supernet import ensemble
+from supernet import ensemble, spaces
 from supernet.jobs import strategies_nb201 as comparison
 from strategies.constraints import Limit
 from strategies.space import Decisions
@@ -444,8 +444,23 @@ def test_linear_surrogate_generalises_an_operation_effect_across_decisions():
     history = buffer.append(buffer.empty_history(4, 16), jnp.asarray(told), jnp.asarray(by_operation_counts(told)))
     slot_weights, offset = surrogate.fit_linear_surrogate(history, SHARED)
     every = archs_lib.enumerate_all(SHARED.num_choices)
-    predicted = surrogate.linear_prediction(jnp.asarray(every), slot_weights, offset, SHARED.num_choices)
+    predicted = surrogate.linear_prediction(jnp.asarray(every), slot_weights, offset, SHARED)
     np.testing.assert_allclose(predicted, by_operation_counts(every), atol=0.1)
+
+
+def test_linear_surrogate_reads_the_canonical_form():
+    # NAS-Bench-201 cells that compute the same function (an edge feeding nothing, isomorphic
+    # cells) get one prediction, and a fit on them equals the fit on their representatives.
+    space = spaces.get("nas_bench_201")
+    cells = np.asarray(space.sample(jax.random.key(0), 40))
+    representatives = np.asarray(space.canonical(cells))
+    assert (cells != representatives).any(axis=1).sum() > 20
+    fitness = jnp.asarray(np.random.default_rng(0).normal(size=40), jnp.float32)
+    fits = [surrogate.fit_linear_surrogate(buffer.append(buffer.empty_history(6, 64), jnp.asarray(a), fitness), space)
+            for a in (cells, representatives)]
+    np.testing.assert_allclose(fits[0][0], fits[1][0], atol=1e-5)
+    predictions = [surrogate.linear_prediction(jnp.asarray(a), *fits[0], space) for a in (cells, representatives)]
+    np.testing.assert_allclose(predictions[0], predictions[1], atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["reinforce", "autoencoder"])
@@ -488,8 +503,8 @@ def test_bayesian_linear_mean_predicts_unseen_cells_better():
     every = jnp.asarray(archs_lib.enumerate_all(SHARED.num_choices))
     errors = []
     for mean in (surrogate.fit_linear_surrogate(history, SHARED), None):
-        gp = bayesian.fit(history, SHARED.num_choices, 16, mean=mean)
-        predicted, _ = bayesian.predict(gp, every, SHARED.num_choices)
+        gp = bayesian.fit(history, SHARED, 16, mean=mean)
+        predicted, _ = bayesian.predict(gp, every, SHARED)
         errors.append(np.mean(np.abs(np.asarray(predicted) - by_operation_counts(every))))
     assert errors[0] < 0.2 < errors[1], errors
 
@@ -551,8 +566,8 @@ def test_bayesian_batch_is_distinct_and_its_joint_covariance_matches_the_margina
     assert len(np.unique(batch, axis=0)) == 4
     # The believer's covariance agrees with the marginal posterior it conditions.
     gp = state.gp
-    covariance = bayesian.joint_covariance(gp, jnp.asarray(batch), TOY.num_choices)
-    _, std = bayesian.predict(gp, jnp.asarray(batch), TOY.num_choices)
+    covariance = bayesian.joint_covariance(gp, jnp.asarray(batch), TOY)
+    _, std = bayesian.predict(gp, jnp.asarray(batch), TOY)
     np.testing.assert_allclose(np.sqrt(np.diag(covariance)), std, rtol=1e-3, atol=1e-4)
 
 
@@ -616,10 +631,10 @@ def test_reinforce_elite_term_pulls_the_policy_to_the_best_found():
 def test_bayesian_surrogate_interpolates_and_is_uncertain_away_from_data():
     from strategies import bayesian
     queried, state = run(toy_strategy("bayesian"), toy_objective, jax.random.key(0), 30)
-    mean, std = bayesian.predict(state.gp, jnp.asarray(queried), TOY.num_choices)
+    mean, std = bayesian.predict(state.gp, jnp.asarray(queried), TOY)
     np.testing.assert_allclose(mean, toy_objective(queried), atol=0.5)
     unseen = np.array([a for a in np.ndindex(*TOY.num_choices) if not (np.all(queried == a, 1)).any()], np.int32)
-    _, std_unseen = bayesian.predict(state.gp, jnp.asarray(unseen), TOY.num_choices)
+    _, std_unseen = bayesian.predict(state.gp, jnp.asarray(unseen), TOY)
     assert np.mean(std_unseen) > 2 * np.mean(std)
 
 

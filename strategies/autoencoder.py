@@ -208,8 +208,9 @@ def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning
                                 opt_state=optimizer.init(params), rng=_raw_key(k_rng),
                                 y_mean=jnp.zeros(()), y_std=jnp.ones(()), restart_at=jnp.zeros((), jnp.int32))
 
+    # The model reads and writes canonical forms (`space.canonical`): one code per function.
     def encode(params, archs):
-        return model.apply(params, archs, method=ArchAutoencoder.encode)
+        return model.apply(params, space.canonical(archs), method=ArchAutoencoder.encode)
 
     def decode(params, z):
         return model.apply(params, z, method=ArchAutoencoder.decode)
@@ -239,8 +240,8 @@ def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning
         log_p = jnp.concatenate([jax.nn.log_softmax(l) for l in model.apply(
             params, ends, method=ArchAutoencoder.decode_logits)], axis=-1)  # [incumbents, slots]
         children = archs_lib.neighbours(incumbents, space.num_choices).reshape(num_incumbents, -1, space.num_decisions)
-        new = archs_lib.one_hot(children, space.num_choices)
-        old = archs_lib.one_hot(incumbents, space.num_choices)[:, None]
+        new = archs_lib.one_hot(space.canonical(children), space.num_choices)
+        old = archs_lib.one_hot(space.canonical(incumbents), space.num_choices)[:, None]
         preference = jnp.sum((new - old) * log_p[:, None], axis=-1)  # log p(new option) - log p(current)
         rank = jnp.arange(num_incumbents, dtype=jnp.float32)[:, None]
         priority = (num_incumbents - rank + jax.nn.sigmoid(preference)) / (num_incumbents + 1.0)
@@ -282,7 +283,7 @@ def make_core(space, capacity: int, latent: int = 16, hidden: int = 64, learning
         return jnp.concatenate([children, candidates]), jnp.concatenate([climb, priority])
 
     def loss_fn(params, labeled, y, unlabeled):
-        archs = jnp.concatenate([labeled, unlabeled])
+        archs = space.canonical(jnp.concatenate([labeled, unlabeled]))
         z, logits, prediction = model.apply(params, archs)
         reconstruction = jnp.mean(_reconstruction_loss(logits, archs))
         prediction_error = jnp.mean((prediction[:labeled.shape[0]] - y) ** 2)

@@ -3,7 +3,9 @@
 Surrogate: an exact GP with a categorical (overlap) kernel
     k(a, b) = s * exp(-hamming(a, b) / (D * lengthscale)),
 a product over decisions of "1 if equal, exp(-1/(D*lengthscale)) if not" factors, hence positive
-definite for any option counts. Its prior mean (`linear_mean=True`, the default) is
+definite for any option counts, read on each architecture's canonical form (`space.canonical`), so
+cells that compute one function are one point and a decision the network does not use does not
+count as a difference. Its prior mean (`linear_mean=True`, the default) is
 `surrogate.fit_linear_surrogate`, a ridge regression on how often each option label occurs (weights
 shared by the decisions that offer it, e.g. NAS-Bench-201's operations on all six edges), and the
 GP models the standardised residuals: a GP with explicit basis functions (Rasmussen & Williams,
@@ -157,7 +159,7 @@ def fit(history: buffer.History, space, gp_size: int, likelihood_size: int = 128
     mean_weights, mean_offset = ((jnp.zeros((int(sum(num_choices)),), jnp.float32), jnp.zeros(()))
                                  if mean is None else mean)
     slots, mask, fitness = _training_set(history, gp_size)  # best first
-    archs = history.archs[slots]
+    archs = space.canonical(history.archs[slots])
     residual = fitness - surrogate.linear_prediction(archs, mean_weights, mean_offset, space)
     y, y_mean, y_std = _standardise(residual, mask)
     differing = _differing(archs, archs, num_choices)
@@ -173,6 +175,7 @@ def fit(history: buffer.History, space, gp_size: int, likelihood_size: int = 128
 
 def predict(gp: GaussianProcess, archs, space):
     """Posterior mean and standard deviation of the latent fitness, in fitness units."""
+    archs = space.canonical(archs)
     k = gp.signal * _correlation(archs, gp.archs, gp.lengthscale, space.num_choices) * gp.mask[None, :]
     mean = k @ gp.alpha
     v = jax.scipy.linalg.solve_triangular(gp.chol, k.T, lower=True)
@@ -183,6 +186,7 @@ def predict(gp: GaussianProcess, archs, space):
 
 def joint_covariance(gp: GaussianProcess, archs, space):
     """Posterior covariance of the latent fitness at `archs`, in fitness units: float32[n, n]."""
+    archs = space.canonical(archs)
     k = gp.signal * _correlation(archs, gp.archs, gp.lengthscale, space.num_choices) * gp.mask[None, :]
     v = jax.scipy.linalg.solve_triangular(gp.chol, k.T, lower=True)
     prior = gp.signal * _correlation(archs, archs, gp.lengthscale, space.num_choices)

@@ -11,7 +11,7 @@ import pytest
 
 import strategies
 from strategies import archs as archs_lib
-from strategies import autoencoder, buffer, pareto, reinforce, surrogate
+from strategies import autoencoder, bayesian, buffer, pareto, reinforce, surrogate
 from supernet import ensemble, spaces
 from supernet.jobs import strategies_nb201 as comparison
 from strategies.constraints import Limit
@@ -448,6 +448,27 @@ def test_linear_surrogate_generalises_an_operation_effect_across_decisions():
     np.testing.assert_allclose(predicted, by_operation_counts(every), atol=0.1)
 
 
+def test_bayesian_gp_and_autoencoder_read_the_canonical_form():
+    # Told NAS-Bench-201 cells or their representatives (the same functions): the GP predicts the
+    # same everywhere, and the autoencoder's model learns the same parameters.
+    space = spaces.get("nas_bench_201")
+    cells = np.asarray(space.sample(jax.random.key(1), 30))
+    representatives = np.asarray(space.canonical(cells))
+    fitness = np.random.default_rng(1).normal(size=30).astype(np.float32)
+    every = jnp.asarray(space.sample(jax.random.key(2), 50))
+    predictions, params = [], []
+    for told in (cells, representatives):
+        history = buffer.append(buffer.empty_history(6, 64), jnp.asarray(told), jnp.asarray(fitness))
+        gp = bayesian.fit(history, space, 32, mean=surrogate.fit_linear_surrogate(history, space))
+        predictions.append(np.stack(bayesian.predict(gp, every, space)))
+        strategy = strategies.get("autoencoder", space, train_steps=5)
+        params.append(strategy.tell(strategy.init(jax.random.key(0)), told, fitness).params)
+    np.testing.assert_allclose(predictions[0], predictions[1], atol=1e-4)
+    np.testing.assert_allclose(bayesian.predict(gp, every, space)[0],
+                               bayesian.predict(gp, space.canonical(every), space)[0], atol=1e-4)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), *params)
+
+
 def test_linear_surrogate_reads_the_canonical_form():
     # NAS-Bench-201 cells that compute the same function (an edge feeding nothing, isomorphic
     # cells) get one prediction, and a fit on them equals the fit on their representatives.
@@ -497,7 +518,6 @@ def test_reinforce_starts_climbs_from_uniform_samples_unless_told_to_use_the_pol
 
 
 def test_bayesian_linear_mean_predicts_unseen_cells_better():
-    from strategies import bayesian
     told = np.asarray([[0, 1, 2, 2], [2, 0, 1, 2], [1, 2, 0, 2], [2, 2, 2, 1], [1, 1, 1, 2], [0, 0, 2, 1]], np.int32)
     history = buffer.append(buffer.empty_history(4, 16), jnp.asarray(told), jnp.asarray(by_operation_counts(told)))
     every = jnp.asarray(archs_lib.enumerate_all(SHARED.num_choices))
@@ -543,7 +563,6 @@ def test_local_search_counts_a_neighbour_as_evaluated_when_an_equivalent_one_was
 
 
 def test_kriging_believer_does_not_pick_the_same_point_twice():
-    from strategies import bayesian
     # Candidates 0 and 1 are the same point (perfectly correlated), the best by expected
     # improvement; candidate 2 is a little worse and independent.
     mean = jnp.asarray([1.0, 1.0, 0.8])
@@ -559,7 +578,6 @@ def test_kriging_believer_does_not_pick_the_same_point_twice():
 
 
 def test_bayesian_batch_is_distinct_and_its_joint_covariance_matches_the_marginals():
-    from strategies import bayesian
     queried, state = run(toy_strategy("bayesian"), toy_objective, jax.random.key(0), 20)
     batch, _ = toy_strategy("bayesian").ask(jax.random.key(1), state, 4)
     batch = np.asarray(batch)
@@ -598,7 +616,6 @@ def test_bayesian_restarts_after_stagnation():
 
 def bayesian_core(**options):
     """The bayesian algorithm's own core with the test settings, to inspect its priorities."""
-    from strategies import bayesian
     options = {k: v for k, v in {**FAST["bayesian"], **options}.items() if k != "capacity"}
     return bayesian.make_core(TOY, FAST["bayesian"]["capacity"], **options)
 
@@ -629,7 +646,6 @@ def test_reinforce_elite_term_pulls_the_policy_to_the_best_found():
 
 
 def test_bayesian_surrogate_interpolates_and_is_uncertain_away_from_data():
-    from strategies import bayesian
     queried, state = run(toy_strategy("bayesian"), toy_objective, jax.random.key(0), 30)
     mean, std = bayesian.predict(state.gp, jnp.asarray(queried), TOY)
     np.testing.assert_allclose(mean, toy_objective(queried), atol=0.5)

@@ -33,7 +33,9 @@ there.
 
 What the model contributes: the order of the proposals, from the predictor's gradient read
 through the decoder; its predictor and encoder see how often each option label occurs
-(`reinforce.slot_labels`; on NAS-Bench-201, each operation). `moves="random"` moves each code in a
+(`reinforce.slot_labels`; on NAS-Bench-201, each operation), and the whole network reads and
+writes canonical forms (`space.canonical`), so architectures that compute one function share one
+code and a decision the network does not use does not move it. `moves="random"` moves each code in a
 random direction instead: the ablation in `experiments/measured/sampler_ablations_rl_ae/`, where
 it did as well, so on NAS-Bench-201 the predictor's guidance buys nothing measurable over the
 episodes of one-decision edits themselves.

@@ -7,7 +7,9 @@ best-by-validation cell after 100 / 300 queries, on tuning seeds from 100 on.
 
 Options of `search`: `order` evaluates the best cell's fresh neighbours in the surrogate's order
 instead of at random; `features` "onehot" (additive over the edges) or "path" (also a code per
-input-to-output path's operations, NAS-Bench-201's path encoding); `l2` the ridge penalty;
+input-to-output path's operations, NAS-Bench-201's path encoding), "counts" (below) or
+"canonical" ("counts" of each cell's `space.canonical` form, `canonical_features_simulation.py`);
+`l2` the ridge penalty;
 `jump` queries the surrogate's best unseen cell right after the first initial sample; `margin`
 ends a climb when no fresh neighbour is predicted above the best's fitness + margin.
 
@@ -36,11 +38,18 @@ def one_hot_codes(codes, width):
     return out
 
 
+def counts_and_one_hot(cells):
+    """How often each operation occurs in each cell, then the cell's one-hot code."""
+    counts = np.stack([(cells == o).sum(1) for o in range(OPTIONS)], 1).astype(float)
+    return np.concatenate([counts] + [one_hot_codes(cells[:, d], OPTIONS) for d in range(cells.shape[1])], 1)
+
+
 ONEHOT = np.concatenate([one_hot_codes(CELLS[:, d], OPTIONS) for d in range(CELLS.shape[1])], 1)
 PATH = np.concatenate([ONEHOT] + [one_hot_codes(CELLS[:, list(p)] @ OPTIONS ** np.arange(len(p))[::-1],
                                                 OPTIONS ** len(p)) for p in PATHS], 1)
-COUNTS = np.stack([(CELLS == o).sum(1) for o in range(OPTIONS)], 1).astype(float)
-FEATURES = {"onehot": ONEHOT, "path": PATH, "counts": np.concatenate([COUNTS, ONEHOT], 1)}
+# "canonical": the "counts" features of each cell's representative (`space.canonical`).
+FEATURES = {"onehot": ONEHOT, "path": PATH, "counts": counts_and_one_hot(CELLS),
+            "canonical": counts_and_one_hot(np.asarray(sim.SPACE.canonical(CELLS)))}
 SHARED_L2 = 0.01
 
 
@@ -48,7 +57,7 @@ def ridge(queried, l2, features):
     """Weights and mean of a ridge regression of validation accuracy on the features."""
     x, y = FEATURES[features][queried], VAL[queried]
     penalty = np.full(x.shape[1], l2)
-    if features == "counts":
+    if features in ("counts", "canonical"):
         penalty[:OPTIONS] = SHARED_L2
     weights = np.linalg.solve(x.T @ x + np.diag(penalty), x.T @ (y - y.mean()))
     return lambda cells: FEATURES[features][cells] @ weights + y.mean()

@@ -252,7 +252,8 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
               trust_region: bool = True, trust_region_samples: int = 64, init_radius: int = 2,
               success_tolerance: int = 2, failure_tolerance: int = 10, num_incumbents: int = 5,
               mutations_per_incumbent: int = 8, num_random: int = 64, gp_size: int = 300,
-              restart_patience: int | None = None, linear_mean: bool = True) -> interface.Core:
+              restart_patience: int | None = None, linear_mean: bool = True,
+              restart_initial: int | None = None) -> interface.Core:
     """The Bayesian optimisation core for `interface.build`.
 
     Args:
@@ -273,6 +274,7 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
       restart_patience: None (restart as `trust_region` says), or restart after that many results
         in a row without improvement (0: never).
       linear_mean: the GP's prior mean is the linear surrogate (else a constant).
+      restart_initial: uniform samples that begin each run after a restart (None: `num_initial`).
     Returns:
       an `interface.Core`.
     """
@@ -288,14 +290,19 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
     if min(success_tolerance, failure_tolerance) < 1:
         raise ValueError(f"bayesian: success_tolerance and failure_tolerance must be at least 1, got "
                          f"{success_tolerance} and {failure_tolerance}.")
-    if min(trust_region_samples, mutations_per_incumbent, num_random) < 0 or num_initial < 1:
+    restart_initial = num_initial if restart_initial is None else restart_initial
+    if min(trust_region_samples, mutations_per_incumbent, num_random) < 0 or min(num_initial, restart_initial) < 1:
         raise ValueError("bayesian: trust_region_samples, mutations_per_incumbent and num_random must be >= 0, "
-                         f"num_initial >= 1; got {trust_region_samples}, {mutations_per_incumbent}, "
-                         f"{num_random}, {num_initial}.")
+                         f"num_initial and restart_initial >= 1; got {trust_region_samples}, "
+                         f"{mutations_per_incumbent}, {num_random}, {num_initial}, {restart_initial}.")
 
     def fit_to(history):
         mean = surrogate.fit_linear_surrogate(history, space) if linear_mean else None
         return fit(history, space, gp_size, mean=mean)
+
+    def design_size(restart_at):
+        """How many uniform samples begin the run that started at result number `restart_at`."""
+        return jnp.where(restart_at == 0, num_initial, restart_initial)
 
     def init(key):
         del key
@@ -346,7 +353,7 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
                 rest = -1.0 / (1.0 + priority - jnp.min(priority))
                 priority = rest.at[picks].set(n - jnp.arange(n, dtype=jnp.float32))
         # During an initial design nothing is wanted: ask's uniform fill supplies the proposals.
-        initial = state.history.count - state.restart_at < num_initial
+        initial = state.history.count - state.restart_at < design_size(state.restart_at)
         return pool, jnp.where(initial, -jnp.inf, priority)
 
     def learn(state, archs, fitness):
@@ -356,7 +363,7 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
         before = buffer.since(history, state.restart_at)
         before_best = jnp.max(jnp.where(buffer.result_index(history) < told, before.fitness, -jnp.inf))
         improved = jnp.max(fitness) > before_best
-        designing = told - state.restart_at < num_initial  # the radius adapts only once guided
+        designing = told - state.restart_at < design_size(state.restart_at)  # the radius adapts once guided
         radius, successes, failures, collapsed = trust_region_update(
             state.radius, state.successes, state.failures, improved, max_radius=num_decisions,
             init_radius=init_radius, success_tolerance=success_tolerance, failure_tolerance=failure_tolerance)

@@ -97,6 +97,28 @@ def test_bayesian_restarts_when_its_trust_region_collapses():
     assert np.all(np.asarray(priority) == -np.inf)  # a new initial design: uniform samples first
 
 
+def test_bayesian_restart_design_has_its_own_size():
+    options = {k: v for k, v in SMALL_BO.items() if k != "capacity"}
+    archs = np.asarray([[0, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0], [2, 0, 0, 0, 0, 0], [2, 1, 0, 0, 0, 0]], np.int32)
+    guided_after = {}
+    for restart_initial in (None, 1):
+        strategy = strategies.get("bayesian", SPACE, restart_initial=restart_initial, **SMALL_BO)
+        core = bayesian.make_core(SPACE, SMALL_BO["capacity"], restart_initial=restart_initial, **options)
+        propose = jax.jit(core.propose, static_argnums=2)
+        state = told(strategy, archs[:2], [1.0, 2.0])  # the initial design (num_initial 2) ...
+        state = strategy.tell(state, archs[2:3], np.asarray([0.0]))  # ... two failures collapse the radius
+        state = strategy.tell(state, archs[3:4], np.asarray([0.0]))
+        assert int(state.restart_at) == 4
+        guided = []
+        for i in range(2):  # the new run's uniform samples, then the model's proposals
+            guided.append(bool(np.isfinite(np.asarray(propose(jax.random.key(i), state, 1)[1])).any()))
+            state = strategy.tell(state, np.asarray([[0, 2 + i, 1, 0, 0, 0]], np.int32), np.asarray([0.5]))
+        guided_after[restart_initial] = guided
+    assert guided_after == {None: [False, False], 1: [False, True]}
+    with pytest.raises(ValueError, match="restart_initial >= 1"):
+        bayesian.make_core(SPACE, 32, gp_size=16, restart_initial=0)
+
+
 def test_evolution_is_a_population_whose_best_ages_out():
     strategy = strategies.get("evolution", SPACE, capacity=64, population_size=10)
     star = np.asarray([[2, 3, 2, 1, 2, 0]], np.int32)

@@ -1,6 +1,6 @@
 """How one strategy's setting was compared on tuning seeds (2026-12-03): the jitted strategy,
 vmapped over seeds, against the NAS-Bench-201 table; prints the mean `cifar10-test` accuracy of
-the best-by-validation cell at 100 (and 300) queries.
+the best-by-validation cell at 100 (and 300) queries, and how many seeds queried the reference cell.
 
     PYTHONPATH=. python experiments/measured/strategies_nb201/tune_strategy.py NAME 'OPTIONS' FIRST_SEED SEEDS BUDGET
     # e.g. reinforce "{'climb_starts': 'policy'}" 100 200 100
@@ -34,6 +34,9 @@ with strategies_nb201.single_threaded_blas():  # as the comparison job runs them
 flat = queried.reshape(-1, space.num_decisions)
 val, test = (table.metric(flat, column).reshape(queried.shape[:2]) for column in ("cifar10-val", "cifar10-test"))
 curve = strategies_nb201.best_so_far(val, test)
+# The reference cell is the table's best by validation: how many seeds queried it by each budget.
+found = np.maximum.accumulate(val >= table.values("cifar10-val").astype(val.dtype).max(), axis=1)
 for b in (100, 300):
     if b <= budget:
-        print(f"{name} {options} at {b} queries: {curve[:, b - 1].mean():.3f} +- {curve[:, b - 1].std() / np.sqrt(count):.3f}")
+        print(f"{name} {options} at {b} queries: {curve[:, b - 1].mean():.3f} +- {curve[:, b - 1].std() / np.sqrt(count):.3f}, "
+              f"{found[:, b - 1].sum()} of {count} seeds queried the reference cell")

@@ -26,12 +26,12 @@ mean + `ucb_beta` * std) is maximised over a candidate pool with two parts, scor
   neighbourhood plus `trust_region_samples` cells at a uniform Hamming distance of 1..radius. The
   radius starts at `init_radius`, grows by one decision after `success_tolerance` results in a row
   that improved on the centre and shrinks by one after `failure_tolerance` results without; when
-  it collapses below 1 the search restarts (a new uniform design of `num_initial`, the radius
-  reset);
+  it collapses below 1 the search restarts (a new uniform design of `restart_initial` cells, the
+  radius reset);
 - global: one- and two-decision mutations of the `num_incumbents` best results so far (mutation-
   based acquisition optimisation, as in BANANAS, White et al. AAAI 2021), plus `num_random` uniform
   cells.
-The first `num_initial` proposals, and those after a restart, are uniform random. The GP keeps every
+The first `num_initial` proposals, and the first `restart_initial` after a restart, are uniform random. The GP keeps every
 result across restarts (what was learned elsewhere still ranks the new region's candidates), and
 the search returns its best overall.
 
@@ -41,8 +41,9 @@ the candidates in random order, and `trust_region=False` gives the earlier pool,
 neighbourhoods of the best results since a restart (restarts when that local search is over).
 The record experiments/measured/evolution_bayesian/ has both figures beside the default's.
 
-The defaults were chosen on the NAS-Bench-201 table by validation accuracy, on seeds from 100 on
-(`tune.py` in that record). `restart_patience`, an integer, restarts after that many results in a
+The defaults were chosen on the NAS-Bench-201 table, on seeds from 100 on (`tune.py` in that
+record; the restarts' `failure_tolerance=5` and `restart_initial=5`, short runs begun by a small
+design, in experiments/measured/strategies_nb201/). `restart_patience`, an integer, restarts after that many results in a
 row without improvement instead of on the trust region's collapse (0 never restarts).
 
 Batches (`ask` with n > 1) use the kriging believer (Ginsbourger et al. 2010): the batch is chosen
@@ -250,10 +251,10 @@ def trust_region_update(radius, successes, failures, improved, *, max_radius, in
 
 def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2.0, num_initial: int = 10,
               trust_region: bool = True, trust_region_samples: int = 64, init_radius: int = 2,
-              success_tolerance: int = 2, failure_tolerance: int = 10, num_incumbents: int = 5,
+              success_tolerance: int = 2, failure_tolerance: int = 5, num_incumbents: int = 5,
               mutations_per_incumbent: int = 8, num_random: int = 64, gp_size: int = 300,
               restart_patience: int | None = None, linear_mean: bool = True,
-              restart_initial: int | None = None) -> interface.Core:
+              restart_initial: int = 5) -> interface.Core:
     """The Bayesian optimisation core for `interface.build`.
 
     Args:
@@ -274,7 +275,8 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
       restart_patience: None (restart as `trust_region` says), or restart after that many results
         in a row without improvement (0: never).
       linear_mean: the GP's prior mean is the linear surrogate (else a constant).
-      restart_initial: uniform samples that begin each run after a restart (None: `num_initial`).
+      restart_initial: uniform samples that begin each run after a restart (the first run begins
+        with `num_initial`).
     Returns:
       an `interface.Core`.
     """
@@ -290,7 +292,6 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
     if min(success_tolerance, failure_tolerance) < 1:
         raise ValueError(f"bayesian: success_tolerance and failure_tolerance must be at least 1, got "
                          f"{success_tolerance} and {failure_tolerance}.")
-    restart_initial = num_initial if restart_initial is None else restart_initial
     if min(trust_region_samples, mutations_per_incumbent, num_random) < 0 or min(num_initial, restart_initial) < 1:
         raise ValueError("bayesian: trust_region_samples, mutations_per_incumbent and num_random must be >= 0, "
                          f"num_initial and restart_initial >= 1; got {trust_region_samples}, "

@@ -101,7 +101,7 @@ def test_bayesian_restart_design_has_its_own_size():
     options = {k: v for k, v in SMALL_BO.items() if k != "capacity"}
     archs = np.asarray([[0, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0], [2, 0, 0, 0, 0, 0], [2, 1, 0, 0, 0, 0]], np.int32)
     guided_after = {}
-    for restart_initial in (None, 1):
+    for restart_initial in (2, 1):
         strategy = strategies.get("bayesian", SPACE, restart_initial=restart_initial, **SMALL_BO)
         core = bayesian.make_core(SPACE, SMALL_BO["capacity"], restart_initial=restart_initial, **options)
         propose = jax.jit(core.propose, static_argnums=2)
@@ -114,7 +114,7 @@ def test_bayesian_restart_design_has_its_own_size():
             guided.append(bool(np.isfinite(np.asarray(propose(jax.random.key(i), state, 1)[1])).any()))
             state = strategy.tell(state, np.asarray([[0, 2 + i, 1, 0, 0, 0]], np.int32), np.asarray([0.5]))
         guided_after[restart_initial] = guided
-    assert guided_after == {None: [False, False], 1: [False, True]}
+    assert guided_after == {2: [False, False], 1: [False, True]}
     with pytest.raises(ValueError, match="restart_initial >= 1"):
         bayesian.make_core(SPACE, 32, gp_size=16, restart_initial=0)
 

@@ -26,7 +26,9 @@ the search moves on from the best of its recent children (distance two and more 
 best) instead of staying in one neighbourhood as a local search does, until the restart.
 `tournament_size=1` (a random parent) and `population_size=None` (no aging: the local-search limit
 below) switch this off, and `crossover_rate` recombines the decisions of two tournament winners
-(which needs `tournament_size` below the population size).
+(which needs `tournament_size` below the population size). The record
+experiments/measured/evolution_bayesian/ has the figures with the population's selection, its
+aging and the surrogate's order each switched off.
 
 Restarts (`restart=True`): after `restart_patience` results in a row without improving on the best
 since the last restart (25 by default), the population starts again from `num_initial` uniform

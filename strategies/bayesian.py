@@ -31,9 +31,9 @@ mean + `ucb_beta` * std) is maximised over a candidate pool with two parts, scor
 - global: one- and two-decision mutations of the `num_incumbents` best results so far (mutation-
   based acquisition optimisation, as in BANANAS, White et al. AAAI 2021), plus `num_random` uniform
   cells.
-The first `num_initial` proposals, and the first `restart_initial` after a restart, are uniform random. The GP keeps every
-result across restarts (what was learned elsewhere still ranks the new region's candidates), and
-the search returns its best overall.
+The first `num_initial` proposals, and the first `restart_initial` after a restart, are uniform
+random. The GP keeps every result across restarts (what was learned elsewhere still ranks the new
+region's candidates), and the search returns its best overall.
 
 What the model contributes: the GP's acquisition chooses, among a few hundred candidates near and
 far, the one query to make; `acquisition="random"` keeps the pool and the trust region but takes
@@ -43,8 +43,9 @@ The record experiments/measured/evolution_bayesian/ has both figures beside the 
 
 The defaults were chosen on the NAS-Bench-201 table, on seeds from 100 on (`tune.py` in that
 record; the restarts' `failure_tolerance=5` and `restart_initial=5`, short runs begun by a small
-design, in experiments/measured/strategies_nb201/). `restart_patience`, an integer, restarts after that many results in a
-row without improvement instead of on the trust region's collapse (0 never restarts).
+design, in experiments/measured/strategies_nb201/). `restart_patience`, an integer, restarts
+after that many results in a row without improvement instead of on the trust region's collapse
+(0 never restarts).
 
 Batches (`ask` with n > 1) use the kriging believer (Ginsbourger et al. 2010): the batch is chosen
 greedily, and after each pick the GP is conditioned on its own posterior mean there. The mean is

@@ -302,9 +302,10 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
         mean = surrogate.fit_linear_surrogate(history, space) if linear_mean else None
         return fit(history, space, gp_size, mean=mean)
 
-    def design_size(restart_at):
-        """How many uniform samples begin the run that started at result number `restart_at`."""
-        return jnp.where(restart_at == 0, num_initial, restart_initial)
+    def in_design(results, restart_at):
+        """Whether, with `results` told, the run begun at result `restart_at` is still in its uniform
+        design (`num_initial` cells for the first run, `restart_initial` after a restart)."""
+        return results - restart_at < jnp.where(restart_at == 0, num_initial, restart_initial)
 
     def init(key):
         del key
@@ -355,7 +356,7 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
                 rest = -1.0 / (1.0 + priority - jnp.min(priority))
                 priority = rest.at[picks].set(n - jnp.arange(n, dtype=jnp.float32))
         # During an initial design nothing is wanted: ask's uniform fill supplies the proposals.
-        initial = state.history.count - state.restart_at < design_size(state.restart_at)
+        initial = in_design(state.history.count, state.restart_at)
         return pool, jnp.where(initial, -jnp.inf, priority)
 
     def learn(state, archs, fitness):
@@ -365,7 +366,7 @@ def make_core(space, capacity: int, acquisition: str = "ei", ucb_beta: float = 2
         before = buffer.since(history, state.restart_at)
         before_best = jnp.max(jnp.where(buffer.result_index(history) < told, before.fitness, -jnp.inf))
         improved = jnp.max(fitness) > before_best
-        designing = told - state.restart_at < design_size(state.restart_at)  # the radius adapts once guided
+        designing = in_design(told, state.restart_at)  # the radius adapts only once guided
         radius, successes, failures, collapsed = trust_region_update(
             state.radius, state.successes, state.failures, improved, max_radius=num_decisions,
             init_radius=init_radius, success_tolerance=success_tolerance, failure_tolerance=failure_tolerance)

@@ -51,9 +51,9 @@ def small_bayesian():
 
 
 @functools.lru_cache(maxsize=None)
-def bayesian_propose(acquisition="ei"):
+def bayesian_propose(acquisition="ei", **extra):
     """The core's jitted `propose` (the pool and its priorities), with the test options."""
-    options = {k: v for k, v in SMALL_BO.items() if k != "capacity"}
+    options = {k: v for k, v in {**SMALL_BO, **extra}.items() if k != "capacity"}
     core = bayesian.make_core(SPACE, SMALL_BO["capacity"], acquisition=acquisition, **options)
     return jax.jit(core.propose, static_argnums=2)
 
@@ -98,13 +98,11 @@ def test_bayesian_restarts_when_its_trust_region_collapses():
 
 
 def test_bayesian_restart_design_has_its_own_size():
-    options = {k: v for k, v in SMALL_BO.items() if k != "capacity"}
     archs = np.asarray([[0, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0], [2, 0, 0, 0, 0, 0], [2, 1, 0, 0, 0, 0]], np.int32)
     guided_after = {}
     for restart_initial in (2, 1):
         strategy = strategies.get("bayesian", SPACE, restart_initial=restart_initial, **SMALL_BO)
-        core = bayesian.make_core(SPACE, SMALL_BO["capacity"], restart_initial=restart_initial, **options)
-        propose = jax.jit(core.propose, static_argnums=2)
+        propose = bayesian_propose(restart_initial=restart_initial)
         state = told(strategy, archs[:2], [1.0, 2.0])  # the initial design (num_initial 2) ...
         state = strategy.tell(state, archs[2:3], np.asarray([0.0]))  # ... two failures collapse the radius
         state = strategy.tell(state, archs[3:4], np.asarray([0.0]))
